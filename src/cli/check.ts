@@ -1,0 +1,24 @@
+import type { Dirs } from '../engine/types.js';
+import { checkNode } from '../node/check.js';
+import type { LogFormat } from './reporter.js';
+
+export async function checkCommand(dirs: Dirs, format: LogFormat): Promise<number> {
+  const report = await checkNode(dirs.hostConfigsDir, dirs.hostPluginsDir);
+  if (format === 'json') {
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    return report.ok ? 0 : 1;
+  }
+  const lines: string[] = [`configs: ${dirs.hostConfigsDir}`, `plugins: ${dirs.hostPluginsDir}`];
+  for (const f of report.files) {
+    const mark = f === report.selected ? '*' : ' ';
+    if (!f.valid) {
+      lines.push(`${mark} ${f.file}: invalid, the runtime skips it: ${f.problems.join('; ')}`);
+      continue;
+    }
+    lines.push(`${mark} ${f.file}: network "${f.info?.name}", cniVersion ${f.info?.cniVersion}${f === report.selected ? ' (selected)' : ''}`);
+    for (const p of f.plugins) lines.push(`    ${p.ok ? 'ok  ' : 'FAIL'} ${p.type}${p.problem ? `: ${p.problem}` : ''}`);
+  }
+  lines.push(`${report.ok ? 'OK' : 'FAIL'}: ${report.summary}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return report.ok ? 0 : 1;
+}

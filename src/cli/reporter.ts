@@ -1,0 +1,35 @@
+import type { ItemReport, Reporter } from '../engine/types.js';
+
+export type LogFormat = 'text' | 'json';
+
+const WOULD: Record<string, string> = {
+  installed: 'would install',
+  updated: 'would update',
+  removed: 'would remove',
+  absent: 'absent, nothing to remove',
+  unchanged: 'unchanged',
+  waiting: 'would wait',
+};
+
+/** One line per item for people (`kubectl logs`), or one JSON object per line for log pipelines. */
+export function createReporter(format: LogFormat, out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Reporter & { error(message: string): void } {
+  const json = (level: string, fields: Record<string, unknown>) =>
+    `${JSON.stringify({ time: new Date().toISOString(), level, ...fields })}\n`;
+  if (format === 'json') {
+    return {
+      item: (r: ItemReport) => out.write(json(r.result === 'failed' ? 'error' : 'info', { ...r })),
+      warn: (message) => err.write(json('warn', { message })),
+      info: (message) => out.write(json('info', { message })),
+      error: (message) => err.write(json('error', { message })),
+    };
+  }
+  return {
+    item: (r: ItemReport) => {
+      const what = r.dryRun ? (WOULD[r.result] ?? r.result) : r.result === 'absent' ? 'absent, nothing to remove' : r.result;
+      out.write(`${r.kind} ${r.name}: ${what}${r.detail ? ` (${r.detail})` : ''}\n`);
+    },
+    warn: (message) => err.write(`warning: ${message}\n`),
+    info: (message) => out.write(`${message}\n`),
+    error: (message) => err.write(`error: ${message}\n`),
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * Validation of rendered CNI network configuration, the way a container runtime
+ * (libcni) will read it. A file that fails here would make the runtime skip it, or
+ * worse, pick the next file in lexical order: it is never written to the node.
+ */
+
+/** File names the runtime loads as network configuration (hidden files included). */
+export function isNetworkConfigName(name: string): boolean {
+  return /\.(conf|conflist|json)$/.test(name);
+}
+
+export interface NetworkConfigInfo {
+  name: string;
+  cniVersion: string;
+  /** Plugin types in chain order (one for a .conf). */
+  types: string[];
+  isList: boolean;
+}
+
+const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const VERSION = /^\d+\.\d+\.\d+$/;
+
+/** Line and column (1-based) of a character offset. */
+export function lineColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, offset);
+  const line = before.split('\n').length;
+  return { line, column: offset - before.lastIndexOf('\n') };
+}
+
+function jsonProblem(text: string, error: Error): string {
+  const m = /at position (\d+)/.exec(error.message);
+  const where = m ? (() => { const { line, column } = lineColumn(text, Number(m[1])); return ` at line ${line}, column ${column}`; })() : '';
+  const what = error.message.replace(/ in JSON at position \d+.*$/, '').replace(/, ".*" is not valid JSON$/s, '');
+  return `not valid JSON${where}: ${what}`;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Parses and checks a network configuration. Returns the facts the runtime uses,
+ * or a list of problems (each one says where and why).
+ */
+export function checkNetworkConfig(fileName: string, text: string): { ok: true; info: NetworkConfigInfo } | { ok: false; problems: string[] } {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    return { ok: false, problems: [jsonProblem(text, e as Error)] };
+  }
+  const problems: string[] = [];
+  if (!isObject(doc)) return { ok: false, problems: ['the top level must be a JSON object'] };
+
+  const isList = fileName.endsWith('.conflist') || (fileName.endsWith('.json') && 'plugins' in doc);
+  const cniVersion = doc.cniVersion;
+  if (typeof cniVersion !== 'string' || cniVersion === '') problems.push('"cniVersion" is missing or not a string');
+  else if (!VERSION.test(cniVersion)) problems.push(`"cniVersion" is "${cniVersion}"; expected a version such as "0.4.0" or "1.0.0"`);
+  const name = doc.name;
+  if (typeof name !== 'string' || name === '') problems.push('"name" is missing or not a string');
+  else if (!NETWORK_NAME.test(name)) problems.push(`"name" is "${name}"; a network name starts with a letter or digit and has only letters, digits, _ . -`);
+
+  const types: string[] = [];
+  if (isList) {
+    const plugins = doc.plugins;
+    if (!Array.isArray(plugins) || plugins.length === 0) problems.push('"plugins" must be a non-empty list in a .conflist');
+    else
+      plugins.forEach((p, i) => {
+        if (!isObject(p) || typeof p.type !== 'string' || p.type === '') problems.push(`plugins[${i}] has no "type"`);
+        else types.push(p.type);
+      });
+  } else {
+    if (typeof doc.type !== 'string' || doc.type === '') problems.push('"type" is missing or not a string');
+    else types.push(doc.type);
+  }
+  for (const t of types) {
+    if (t.includes('/') || t === '.' || t === '..') problems.push(`plugin type "${t}" is not a plain binary name`);
+  }
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, info: { name: name as string, cniVersion: cniVersion as string, types, isList } };
+}

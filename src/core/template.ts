@@ -1,0 +1,153 @@
+import { CniNodeError, aggregate } from './errors.js';
+import { nameProblem } from './names.js';
+
+/**
+ * Configuration templates. A pointer `__NAME__` is replaced by the content of the
+ * file NAME in the node configs dir: this is how a Multus config delegates to the
+ * primary CNI's config (`__10-calico.conflist__`).
+ *
+ * Rules (the original dropped unknown pointers silently and wrote broken configs):
+ *  - NAME is a plain file name; a pointer with a path separator or `..` is an error,
+ *    never a path to read.
+ *  - A pointer whose file does not exist is reported; nothing is rendered.
+ *  - The inserted content is literal: pointers inside it are not expanded again.
+ *  - A pointer to a file that is itself rendered in the same run gets the newly
+ *    rendered content; a pointer to itself or a cycle between templates is an error.
+ */
+export interface Pointer {
+  name: string;
+  /** Offset of the leading `__`. */
+  start: number;
+  /** Offset just past the trailing `__`. */
+  end: number;
+  line: number;
+}
+
+// Starts like a file name (never with `_`, so `____` and `__init__`-style runs of
+// underscores inside words are not split oddly) and ends at the first `__`.
+const POINTER = /__([A-Za-z0-9.\-/\\][A-Za-z0-9._\-/\\]*?)__/g;
+// `__name.ext` with no closing `__`: almost certainly a typo for a pointer.
+const UNTERMINATED = /__([A-Za-z0-9][A-Za-z0-9._-]*\.[A-Za-z0-9][A-Za-z0-9._-]*)(?![A-Za-z0-9._-]|__)/;
+
+function lineAt(text: string, offset: number): number {
+  let line = 1;
+  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) line++;
+  return line;
+}
+
+/** Finds every pointer in a template; throws if one is malformed. */
+export function findPointers(template: string, templateName: string): Pointer[] {
+  const pointers: Pointer[] = [];
+  const problems: string[] = [];
+  let rest = '';
+  let last = 0;
+  for (const m of template.matchAll(POINTER)) {
+    const start = m.index ?? 0;
+    const name = m[1] as string;
+    const line = lineAt(template, start);
+    const p = nameProblem(name);
+    if (p) problems.push(`${templateName} line ${line}: pointer __${name}__: ${p}; a pointer names a file in the node configs dir`);
+    else pointers.push({ name, start, end: start + m[0].length, line });
+    rest += template.slice(last, start) + ' ';
+    last = start + m[0].length;
+  }
+  rest += template.slice(last);
+  const open = UNTERMINATED.exec(rest);
+  if (open) {
+    problems.push(`${templateName}: unterminated pointer "__${open[1]}" (a pointer is written __NAME__)`);
+  }
+  if (problems.length > 0) throw aggregate('invalid', `template ${templateName} has bad pointers`, problems);
+  return pointers;
+}
+
+/** Replaces each pointer by `resolve(name)`. `resolve` must return the file's content. */
+export function renderWith(template: string, pointers: readonly Pointer[], resolve: (name: string) => string): string {
+  let out = '';
+  let last = 0;
+  for (const p of pointers) {
+    out += template.slice(last, p.start) + resolve(p.name);
+    last = p.end;
+  }
+  return out + template.slice(last);
+}
+
+export type RenderOutcome =
+  | { status: 'rendered'; content: string; pointers: string[] }
+  /** Pointer targets that do not exist (yet) on the node. */
+  | { status: 'missing'; missing: string[]; pointers: string[] }
+  | { status: 'error'; error: CniNodeError };
+
+/**
+ * Renders a set of templates against the node configs dir.
+ * `readNodeFile` returns a file's content, or undefined when it does not exist.
+ * Pure apart from `readNodeFile`; deterministic for the same inputs.
+ */
+export function renderTemplates(
+  templates: ReadonlyMap<string, string>,
+  readNodeFile: (name: string) => string | undefined,
+): Map<string, RenderOutcome> {
+  const outcomes = new Map<string, RenderOutcome>();
+  const parsed = new Map<string, Pointer[]>();
+  for (const [name, text] of templates) {
+    try {
+      parsed.set(name, findPointers(text, name));
+    } catch (e) {
+      outcomes.set(name, { status: 'error', error: e as CniNodeError });
+    }
+  }
+
+  const visiting: string[] = [];
+  const visit = (name: string): RenderOutcome => {
+    const done = outcomes.get(name);
+    if (done) return done;
+    const pointers = parsed.get(name) as Pointer[];
+    const names = [...new Set(pointers.map((p) => p.name))];
+    visiting.push(name);
+    const missing: string[] = [];
+    const values = new Map<string, string>();
+    let failure: CniNodeError | undefined;
+    for (const target of names) {
+      if (visiting.includes(target)) {
+        const cycle = [...visiting.slice(visiting.indexOf(target)), target].join(' → ');
+        failure = new CniNodeError(
+          'invalid',
+          target === name
+            ? `template ${name} points to itself (__${name}__); a template cannot include its own output`
+            : `templates point to each other in a cycle: ${cycle}`,
+        );
+        break;
+      }
+      if (templates.has(target)) {
+        if (!parsed.has(target)) {
+          failure = new CniNodeError('invalid', `template ${name} points to ${target}, which is itself a template with errors`);
+          break;
+        }
+        const dep = visit(target);
+        if (dep.status === 'rendered') values.set(target, dep.content);
+        else if (dep.status === 'missing') missing.push(...dep.missing.filter((m) => !missing.includes(m)));
+        else {
+          failure = new CniNodeError('invalid', `template ${name} points to ${target}, which cannot be rendered: ${dep.error.message}`);
+          break;
+        }
+        continue;
+      }
+      const content = readNodeFile(target);
+      if (content === undefined) missing.push(target);
+      else values.set(target, content);
+    }
+    visiting.pop();
+    let outcome: RenderOutcome;
+    if (failure) outcome = { status: 'error', error: failure };
+    else if (missing.length > 0) outcome = { status: 'missing', missing, pointers: names };
+    else {
+      const text = templates.get(name) as string;
+      outcome = { status: 'rendered', content: renderWith(text, pointers, (n) => values.get(n) as string), pointers: names };
+    }
+    outcomes.set(name, outcome);
+    return outcome;
+  };
+
+  for (const name of templates.keys()) if (!outcomes.has(name)) visit(name);
+  // Keep the caller's order.
+  return new Map([...templates.keys()].map((n) => [n, outcomes.get(n) as RenderOutcome]));
+}

@@ -1,0 +1,139 @@
+import { promises as fs } from 'node:fs';
+import { CniNodeError } from '../core/errors.js';
+import type { ListSpec } from '../core/lists.js';
+import { KINDS, plan, type Kind, type KindState, type Mode, type PlannedAction } from '../core/plan.js';
+import { cleanTempFiles } from '../node/atomic.js';
+import { createConfigHandler } from '../node/configs.js';
+import { DirLock } from '../node/lock.js';
+import { createPluginHandler } from '../node/plugins.js';
+import { NodeRecord } from '../node/record.js';
+import type { EngineOptions, ItemReport, KindHandler } from './types.js';
+
+/**
+ * The one reconcile engine behind install, uninstall, apply and the daemon:
+ *   validate everything → plan → act item by item → record.
+ * A run either does everything it was asked or, when any item is invalid, reports
+ * every problem and changes nothing.
+ */
+export interface ReconcileRequest {
+  mode: Mode;
+  lists: Partial<Record<Kind, ListSpec>>;
+}
+
+export interface ReconcileResult {
+  reports: ItemReport[];
+  /** Configs whose pointer targets do not exist yet (daemon mode), by config name. */
+  waiting: Map<string, string[]>;
+  changed: number;
+}
+
+const LOCK_TIMEOUT_MS = 120_000;
+
+async function isDir(dir: string): Promise<boolean> {
+  return fs.stat(dir).then((st) => st.isDirectory(), () => false);
+}
+
+export async function reconcile(request: ReconcileRequest, options: EngineOptions): Promise<ReconcileResult> {
+  const kinds = KINDS.filter((k) => request.lists[k] !== undefined);
+  const { dirs, reporter } = options;
+
+  // The node dirs this run writes, each with its own lock and record.
+  const nodeDirs: string[] = [];
+  if (kinds.includes('plugin')) {
+    if (!(await isDir(dirs.hostPluginsDir))) {
+      throw new CniNodeError('missing', `the node plugins dir ${dirs.hostPluginsDir} does not exist; mount the node's /opt/cni/bin there (-v /opt/cni/bin:${dirs.hostPluginsDir})`);
+    }
+    nodeDirs.push(dirs.hostPluginsDir);
+  }
+  const configsDirPresent = await isDir(dirs.hostConfigsDir);
+  if (kinds.includes('config')) {
+    if (!configsDirPresent) {
+      throw new CniNodeError('missing', `the node configs dir ${dirs.hostConfigsDir} does not exist; mount the node's /etc/cni/net.d there (-v /etc/cni/net.d:${dirs.hostConfigsDir})`);
+    }
+  }
+  if ((kinds.includes('config') || kinds.includes('manifest')) && configsDirPresent) nodeDirs.push(dirs.hostConfigsDir);
+
+  const locks: DirLock[] = [];
+  const handlers: KindHandler[] = [];
+  try {
+    if (!options.dryRun) {
+      // Fixed order (plugins dir, then configs dir) so two processes cannot deadlock.
+      for (const dir of nodeDirs) {
+        locks.push(
+          await DirLock.acquire(dir, {
+            timeoutMs: LOCK_TIMEOUT_MS,
+            onWait: (holder) => reporter.info(`waiting for another cni-node (${holder}) to finish with ${dir}`),
+            ...(options.signal ? { signal: options.signal } : {}),
+          }),
+        );
+        const stale = await cleanTempFiles(dir);
+        if (stale.length > 0) reporter.info(`removed ${stale.length} temporary file(s) an interrupted run left in ${dir}`);
+      }
+    }
+
+    const records = new Map<string, NodeRecord>();
+    const recordOf = async (dir: string) => {
+      let r = records.get(dir);
+      if (!r) records.set(dir, (r = await NodeRecord.load(dir, reporter)));
+      return r;
+    };
+
+    for (const kind of kinds) {
+      if (kind === 'plugin') handlers.push(createPluginHandler(options, await recordOf(dirs.hostPluginsDir)));
+      else if (kind === 'config') handlers.push(createConfigHandler(options, await recordOf(dirs.hostConfigsDir)));
+      else {
+        const { createManifestHandler } = await import('../kube/manifest-handler.js');
+        handlers.push(await createManifestHandler({ options, record: configsDirPresent ? await recordOf(dirs.hostConfigsDir) : undefined }));
+      }
+    }
+
+    const state: Partial<Record<Kind, KindState>> = {};
+    for (const h of handlers) {
+      const spec = request.lists[h.kind] as ListSpec;
+      const current = spec.current ?? (request.mode === 'apply' ? await h.recorded() : []);
+      state[h.kind] = { desired: spec.desired, current };
+    }
+    const actions = plan(request.mode, state);
+
+    const problems: CniNodeError[] = [];
+    const waiting = new Map<string, string[]>();
+    for (const h of handlers) {
+      const mine = actions.filter((a) => a.kind === h.kind);
+      const prepared = await h.prepare(mine);
+      problems.push(...prepared.problems);
+      for (const [k, v] of prepared.waiting) waiting.set(k, v);
+    }
+    if (problems.length === 1) throw problems[0] as CniNodeError;
+    if (problems.length > 1) {
+      throw new CniNodeError(
+        problems.every((p) => p.kind === problems[0]?.kind) ? (problems[0] as CniNodeError).kind : 'invalid',
+        `${problems.length} problems found; nothing was changed`,
+        problems.flatMap((p) => [p.message, ...p.details.map((d) => `  ${d}`)]),
+      );
+    }
+
+    const reports: ItemReport[] = [];
+    const byKind = new Map(handlers.map((h) => [h.kind, h]));
+    try {
+      for (const action of actions) {
+        if (options.signal?.aborted) throw new CniNodeError('interrupted', `stopped before ${describe(action)}; the node holds the state of the completed steps`);
+        for (const l of locks) l.assertHeld();
+        const report = await (byKind.get(action.kind) as KindHandler).execute(action, options.dryRun);
+        reports.push(report);
+        reporter.item(report);
+      }
+    } finally {
+      // Record what was done, also when a step failed part way.
+      if (!options.dryRun) for (const h of handlers) await h.commit();
+    }
+    const changed = reports.filter((r) => r.result !== 'unchanged' && r.result !== 'absent' && r.result !== 'waiting').length;
+    return { reports, waiting, changed };
+  } finally {
+    for (const h of handlers) await h.close().catch(() => undefined);
+    for (const l of locks.reverse()) await l.release().catch(() => undefined);
+  }
+}
+
+function describe(a: PlannedAction): string {
+  return `${a.op === 'remove' ? 'removing' : 'installing'} ${a.kind} ${a.name}`;
+}

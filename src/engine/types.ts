@@ -1,0 +1,69 @@
+import type { CniNodeError } from '../core/errors.js';
+import type { Kind, PlannedAction } from '../core/plan.js';
+
+/** What happened to one item; printed one line per item. */
+export type ItemResult =
+  | 'installed' // did not exist, now does
+  | 'updated' // existed with other content, rewritten
+  | 'unchanged' // already as desired; nothing written
+  | 'removed'
+  | 'absent' // asked to remove, was not there
+  | 'waiting' // (daemon) a pointer target does not exist yet
+  | 'failed';
+
+export interface ItemReport {
+  kind: Kind;
+  name: string;
+  result: ItemResult;
+  dryRun?: boolean;
+  /** Short extra words: "3 objects", "was created by another installer", … */
+  detail?: string;
+}
+
+export interface Reporter {
+  item(report: ItemReport): void;
+  warn(message: string): void;
+  info(message: string): void;
+}
+
+/** Paths of the five directories (see the README's directory table). */
+export interface Dirs {
+  pluginsDir: string;
+  hostPluginsDir: string;
+  configsDir: string;
+  hostConfigsDir: string;
+  manifestsDir: string;
+}
+
+export interface EngineOptions {
+  dirs: Dirs;
+  dryRun: boolean;
+  /** How long to wait for missing pointer targets before failing (ms); 0 = fail at once. */
+  waitMs: number;
+  /** Daemon mode: a template waiting for a pointer target is reported, not an error. */
+  tolerateMissingPointers: boolean;
+  env: Readonly<Record<string, string | undefined>>;
+  kubeconfig?: string;
+  reporter: Reporter;
+  signal?: AbortSignal;
+}
+
+/**
+ * One kind of item (plugins, configs, manifests). The engine drives every kind the
+ * same way, so install, uninstall, apply and the daemon share one code path:
+ *   1. prepare(): read and validate everything the actions need, change nothing;
+ *      return every problem found (the run then stops before touching the node).
+ *   2. execute(): carry out one action; return what happened.
+ *   3. commit(): persist the kind's record of what cni-node manages.
+ */
+export interface KindHandler {
+  readonly kind: Kind;
+  /** Names cni-node recorded as installed, in install order (the implicit `:Current`). */
+  recorded(): Promise<string[]>;
+  prepare(actions: readonly PlannedAction[]): Promise<{ problems: CniNodeError[]; waiting: Map<string, string[]> }>;
+  /** With dryRun, says what would happen without doing it. */
+  execute(action: PlannedAction, dryRun: boolean): Promise<ItemReport>;
+  commit(): Promise<void>;
+  /** Release anything held (watches, clients, locks). */
+  close(): Promise<void>;
+}

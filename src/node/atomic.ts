@@ -1,0 +1,158 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs, constants } from 'node:fs';
+import path from 'node:path';
+import { CniNodeError, reason } from '../core/errors.js';
+
+/**
+ * Every write to the node goes through here: a temporary file in the same
+ * directory, fsync, rename over the target, fsync the directory. A reader (kubelet,
+ * the container runtime executing a plugin) sees the old file or the new one, never
+ * a partial one, and a crash at any point leaves one of the two.
+ */
+
+/** Temporary files are hidden and never end in .conf/.conflist/.json, so a runtime never loads one. */
+export const TEMP_PREFIX = '.cni-node-tmp.';
+
+/** What identifies a file's bytes without reading them again (see record.ts). */
+export interface FileStamp {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+}
+
+export function stampOf(st: { size: number; mtimeMs: number; ctimeMs: number; ino: number }): FileStamp {
+  return { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino };
+}
+
+export function sameStamp(a: FileStamp | undefined, b: FileStamp | undefined): boolean {
+  return !!a && !!b && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
+}
+
+export type Existing = { type: 'none' } | { type: 'file'; stamp: FileStamp; mode: number } | { type: 'other'; what: string };
+
+/** What is at `dir/name` now, without following a symbolic link. */
+export async function inspect(dir: string, name: string): Promise<Existing> {
+  try {
+    const st = await fs.lstat(path.join(dir, name));
+    if (st.isFile()) return { type: 'file', stamp: stampOf(st), mode: st.mode & 0o7777 };
+    if (st.isSymbolicLink()) return { type: 'other', what: 'a symbolic link' };
+    if (st.isDirectory()) return { type: 'other', what: 'a directory' };
+    return { type: 'other', what: 'not a regular file' };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { type: 'none' };
+    throw ioError(`cannot inspect ${path.join(dir, name)}`, e);
+  }
+}
+
+/** Problem with writing to dir/name, found before any change; undefined if fine. */
+export function destinationProblem(dir: string, name: string, existing: Existing): string | undefined {
+  if (existing.type === 'other') {
+    return `${path.join(dir, name)} is ${existing.what}; cni-node only replaces regular files (remove it by hand if it should be managed)`;
+  }
+  return undefined;
+}
+
+export function ioError(what: string, e: unknown): CniNodeError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const hint =
+    code === 'ENOSPC' ? ' (the disk is full; free space on the node and run again)'
+    : code === 'EROFS' ? ' (the directory is read-only; mount the node directory read-write)'
+    : code === 'EACCES' || code === 'EPERM' ? ' (permission denied; cni-node must run as root with the node directory mounted)'
+    : code === 'ENOENT' ? ' (the directory does not exist; check the hostPath mount)'
+    : '';
+  return new CniNodeError('io', `${what}: ${reason(e)}${hint}`, [], { cause: e });
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fd = await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await fd.sync();
+  } finally {
+    await fd.close();
+  }
+}
+
+/**
+ * Atomically replaces dir/name with `data`, mode `mode`. Refuses to replace a
+ * symbolic link or a directory. Returns the new file's stamp.
+ */
+export async function writeFileAtomic(dir: string, name: string, data: Uint8Array | string, mode: number): Promise<FileStamp> {
+  const target = path.join(dir, name);
+  const existing = await inspect(dir, name);
+  const problem = destinationProblem(dir, name, existing);
+  if (problem) throw new CniNodeError('io', problem);
+
+  const temp = path.join(dir, `${TEMP_PREFIX}${name}.${randomBytes(6).toString('hex')}`);
+  let fh: fs.FileHandle | undefined;
+  try {
+    fh = await fs.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    await fh.writeFile(data);
+    await fh.chmod(mode);
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await fs.rename(temp, target);
+  } catch (e) {
+    await fh?.close().catch(() => undefined);
+    await fs.rm(temp, { force: true }).catch(() => undefined);
+    throw ioError(`cannot write ${target}`, e);
+  }
+  try {
+    await fsyncDir(dir);
+    return stampOf(await fs.lstat(target));
+  } catch (e) {
+    throw ioError(`wrote ${target} but cannot confirm it`, e);
+  }
+}
+
+/** Removes dir/name (a file or a link, never a directory). Returns false if it was not there. */
+export async function removeFile(dir: string, name: string): Promise<boolean> {
+  const target = path.join(dir, name);
+  const existing = await inspect(dir, name);
+  if (existing.type === 'none') return false;
+  if (existing.type === 'other' && existing.what === 'a directory') {
+    throw new CniNodeError('io', `${target} is a directory; cni-node removes only files (remove it by hand)`);
+  }
+  try {
+    await fs.unlink(target);
+    await fsyncDir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw ioError(`cannot remove ${target}`, e);
+  }
+  return true;
+}
+
+/** Removes temporary files an interrupted earlier run left behind. Call with the dir's lock held. */
+export async function cleanTempFiles(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return [];
+  }
+  const stale = names.filter((n) => n.startsWith(TEMP_PREFIX));
+  await Promise.all(stale.map((n) => fs.rm(path.join(dir, n), { force: true })));
+  return stale;
+}
+
+/**
+ * Reads a file if it is there. With `noFollow`, a symbolic link at the last
+ * component is refused (ELOOP), so a link planted in a node dir cannot make
+ * cni-node read another place. Templates, which kubelet mounts from a ConfigMap as
+ * links into `..data/`, are read with links followed.
+ */
+export async function readIfExists(file: string, opts: { noFollow?: boolean } = {}): Promise<Buffer | undefined> {
+  try {
+    const fh = await fs.open(file, constants.O_RDONLY | (opts.noFollow ? constants.O_NOFOLLOW : 0));
+    try {
+      return await fh.readFile();
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw ioError(`cannot read ${file}`, e);
+  }
+}

@@ -1,0 +1,111 @@
+import { execFile } from 'node:child_process';
+import { constants, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { checkNetworkConfig, isNetworkConfigName, type NetworkConfigInfo } from '../core/cni-config.js';
+
+/**
+ * Looks at the node dirs the way a container runtime will: the lexically first
+ * valid network config is the pod network; every plugin of its chain must exist,
+ * be executable, and support the config's cniVersion (asked with CNI_COMMAND=VERSION).
+ */
+export interface PluginCheck {
+  type: string;
+  ok: boolean;
+  problem?: string;
+  supported?: string[];
+}
+
+export interface FileCheck {
+  file: string;
+  valid: boolean;
+  problems: string[];
+  info?: NetworkConfigInfo;
+  plugins: PluginCheck[];
+}
+
+export interface NodeCheck {
+  files: FileCheck[];
+  selected?: FileCheck;
+  ok: boolean;
+  summary: string;
+}
+
+function askVersion(binary: string, cniVersion: string): Promise<{ supported?: string[]; problem?: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      binary,
+      [],
+      { env: { CNI_COMMAND: 'VERSION', CNI_PATH: path.dirname(binary) }, timeout: 5000, maxBuffer: 1 << 20 },
+      (err, stdout, stderr) => {
+        if (err && !stdout) {
+          resolve({ problem: `did not answer CNI_COMMAND=VERSION (${(stderr || err.message).trim().split('\n')[0]})` });
+          return;
+        }
+        try {
+          const v = JSON.parse(stdout) as { supportedVersions?: unknown };
+          if (!Array.isArray(v.supportedVersions)) throw new Error('no supportedVersions');
+          resolve({ supported: v.supportedVersions.map(String) });
+        } catch {
+          resolve({ problem: `answered CNI_COMMAND=VERSION with something that is not a version list: ${stdout.slice(0, 80)}` });
+        }
+      },
+    );
+    child.stdin?.end(JSON.stringify({ cniVersion }));
+  });
+}
+
+async function checkPlugin(pluginsDir: string, type: string, cniVersion: string): Promise<PluginCheck> {
+  const binary = path.join(pluginsDir, type);
+  try {
+    const st = await fs.stat(binary);
+    if (!st.isFile()) return { type, ok: false, problem: `${binary} is not a file` };
+    await fs.access(binary, constants.X_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { type, ok: false, problem: code === 'ENOENT' ? `${binary} does not exist` : `${binary} is not executable` };
+  }
+  const answer = await askVersion(binary, cniVersion);
+  if (answer.problem) return { type, ok: false, problem: answer.problem };
+  const supported = answer.supported ?? [];
+  if (!supported.includes(cniVersion)) {
+    return { type, ok: false, supported, problem: `supports CNI versions ${supported.join(', ')}, not ${cniVersion}` };
+  }
+  return { type, ok: true, supported };
+}
+
+export async function checkNode(configsDir: string, pluginsDir: string): Promise<NodeCheck> {
+  let names: string[];
+  try {
+    names = (await fs.readdir(configsDir)).filter(isNetworkConfigName).sort();
+  } catch (e) {
+    return { files: [], ok: false, summary: `cannot read ${configsDir}: ${(e as Error).message}` };
+  }
+  const files: FileCheck[] = [];
+  for (const file of names) {
+    let text: string;
+    try {
+      text = await fs.readFile(path.join(configsDir, file), 'utf8');
+    } catch (e) {
+      files.push({ file, valid: false, problems: [`cannot read: ${(e as Error).message}`], plugins: [] });
+      continue;
+    }
+    const c = checkNetworkConfig(file, text);
+    if (!c.ok) {
+      files.push({ file, valid: false, problems: c.problems, plugins: [] });
+      continue;
+    }
+    const plugins = await Promise.all(c.info.types.map((t) => checkPlugin(pluginsDir, t, c.info.cniVersion)));
+    files.push({ file, valid: true, problems: [], info: c.info, plugins });
+  }
+  const selected = files.find((f) => f.valid);
+  if (!selected) {
+    return { files, ok: false, summary: names.length === 0 ? `no network configuration in ${configsDir}: pods cannot get a network` : `no valid network configuration in ${configsDir}` };
+  }
+  const broken = selected.plugins.filter((p) => !p.ok);
+  return {
+    files,
+    selected,
+    ok: broken.length === 0,
+    summary: broken.length === 0 ? `the runtime will use ${selected.file} (network "${selected.info?.name}"), and all its plugins answer` : `the runtime will use ${selected.file}, but ${broken.map((b) => b.type).join(', ')} will fail`,
+  };
+}

@@ -1,0 +1,224 @@
+import { constants, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { CniNodeError } from '../core/errors.js';
+import { checkNetworkConfig, isNetworkConfigName, type NetworkConfigInfo } from '../core/cni-config.js';
+import type { PlannedAction } from '../core/plan.js';
+import { findPointers, renderTemplates } from '../core/template.js';
+import type { EngineOptions, ItemReport, KindHandler } from '../engine/types.js';
+import { destinationProblem, inspect, ioError, readIfExists, removeFile, writeFileAtomic } from './atomic.js';
+import { sha256 } from './digest.js';
+import type { NodeRecord } from './record.js';
+
+export const CONFIG_MODE = 0o644;
+/** CNI configs are a few KiB; a huge "template" is a mistake (or an attack), not a config. */
+export const MAX_TEMPLATE_BYTES = 1024 * 1024;
+
+interface Rendered {
+  content: string;
+  info?: NetworkConfigInfo;
+}
+
+/**
+ * Reads a pointer target from the node configs dir. A symbolic link is followed
+ * only if it stays inside the dir, so a planted link cannot make cni-node copy
+ * another file of the node into a config.
+ */
+async function readNodeConfig(dir: string, name: string): Promise<string | undefined> {
+  const file = path.join(dir, name);
+  let real: string;
+  try {
+    real = await fs.realpath(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw ioError(`cannot read ${file}`, e);
+  }
+  const realDir = await fs.realpath(dir);
+  if (path.dirname(real) !== realDir) {
+    throw new CniNodeError('invalid', `${file} is a link to ${real}, outside ${dir}; a pointer may only name a file in the node configs dir`);
+  }
+  const st = await fs.stat(real);
+  if (!st.isFile()) throw new CniNodeError('invalid', `${file} is not a regular file`);
+  if (st.size > MAX_TEMPLATE_BYTES) throw new CniNodeError('invalid', `${file} is ${st.size} bytes; a pointer target must be under 1 MiB`);
+  return (await readIfExists(real))?.toString('utf8');
+}
+
+async function readTemplate(dir: string, name: string): Promise<string> {
+  const file = path.join(dir, name);
+  let st;
+  try {
+    st = await fs.stat(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new CniNodeError('invalid', `config template ${name} is not in the configs dir ${dir} (mount it there, e.g. from a ConfigMap)`);
+    }
+    throw ioError(`config template ${name}: cannot read ${file}`, e);
+  }
+  if (!st.isFile()) throw new CniNodeError('invalid', `config template ${name}: ${file} is not a regular file`);
+  if (st.size > MAX_TEMPLATE_BYTES) {
+    throw new CniNodeError('invalid', `config template ${name} is ${(st.size / 1048576).toFixed(1)} MiB; templates are limited to 1 MiB (a CNI config is a few KiB)`);
+  }
+  const fh = await fs.open(file, constants.O_RDONLY);
+  let bytes: Buffer;
+  try {
+    bytes = await fh.readFile();
+  } finally {
+    await fh.close();
+  }
+  if (bytes.includes(0)) throw new CniNodeError('invalid', `config template ${name} contains NUL bytes; it is binary, not a text template`);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new CniNodeError('invalid', `config template ${name} is not valid UTF-8 text`);
+  }
+}
+
+/** Waits for `names` to appear in `dir`, up to `ms`. Returns those still missing. */
+async function waitForFiles(dir: string, names: string[], ms: number, signal?: AbortSignal): Promise<string[]> {
+  const deadline = Date.now() + ms;
+  let missing = names;
+  while (missing.length > 0 && Date.now() < deadline && !signal?.aborted) {
+    await new Promise((r) => setTimeout(r, Math.min(250, Math.max(0, deadline - Date.now()))));
+    const still: string[] = [];
+    for (const n of missing) if ((await inspect(dir, n)).type === 'none') still.push(n);
+    missing = still;
+  }
+  return missing;
+}
+
+/**
+ * CNI configuration: templates in the configs dir, rendered (pointers replaced by
+ * node files), validated, and written into the node configs dir.
+ */
+export function createConfigHandler(options: EngineOptions, record: NodeRecord): KindHandler {
+  const { configsDir, hostConfigsDir, hostPluginsDir } = options.dirs;
+  const rendered = new Map<string, Rendered>();
+  const waiting = new Map<string, string[]>();
+
+  return {
+    kind: 'config',
+    recorded: async () => record.names('config'),
+
+    async prepare(actions: readonly PlannedAction[]) {
+      const problems: CniNodeError[] = [];
+      const templates = new Map<string, string>();
+      const targets = new Set<string>();
+      for (const a of actions) {
+        const existing = await inspect(hostConfigsDir, a.name);
+        const p = destinationProblem(hostConfigsDir, a.name, existing);
+        if (p && !(a.op === 'remove' && existing.type === 'other' && existing.what === 'a symbolic link')) {
+          problems.push(new CniNodeError('invalid', `config ${a.name}: ${p}`));
+        }
+        if (a.op !== 'ensure') continue;
+        try {
+          const text = await readTemplate(configsDir, a.name);
+          templates.set(a.name, text);
+          for (const ptr of findPointers(text, a.name)) targets.add(ptr.name);
+        } catch (e) {
+          if (e instanceof CniNodeError) problems.push(e);
+          else throw e;
+        }
+      }
+
+      const readAll = async () => {
+        const files = new Map<string, string>();
+        for (const t of targets) {
+          if (templates.has(t)) continue;
+          try {
+            const content = await readNodeConfig(hostConfigsDir, t);
+            if (content !== undefined) files.set(t, content);
+          } catch (e) {
+            if (e instanceof CniNodeError) problems.push(e);
+            else throw e;
+          }
+        }
+        return renderTemplates(templates, (n) => files.get(n));
+      };
+      let outcomes = await readAll();
+      const missingNow = [...new Set([...outcomes.values()].flatMap((o) => (o.status === 'missing' ? o.missing : [])))];
+      if (missingNow.length > 0 && options.waitMs > 0) {
+        options.reporter.info(`waiting up to ${Math.round(options.waitMs / 1000)}s for ${missingNow.join(', ')} to appear in ${hostConfigsDir}`);
+        const still = await waitForFiles(hostConfigsDir, missingNow, options.waitMs, options.signal);
+        if (still.length < missingNow.length) outcomes = await readAll();
+      }
+
+      for (const [name, outcome] of outcomes) {
+        if (outcome.status === 'error') {
+          problems.push(outcome.error);
+        } else if (outcome.status === 'missing') {
+          if (options.tolerateMissingPointers) {
+            waiting.set(name, outcome.missing);
+            continue;
+          }
+          const list = outcome.missing.map((m) => `__${m}__`).join(', ');
+          problems.push(
+            new CniNodeError(
+              'missing',
+              `config ${name}: pointer ${list} names ${outcome.missing.map((m) => path.join(hostConfigsDir, m)).join(', ')}, which does not exist; nothing was written. If the primary CNI writes it later, add --wait=60s`,
+            ),
+          );
+        } else {
+          const r: Rendered = { content: outcome.content };
+          if (isNetworkConfigName(name)) {
+            const check = checkNetworkConfig(name, outcome.content);
+            if (!check.ok) {
+              const from = outcome.pointers.length ? ` (rendered from the template with ${outcome.pointers.map((p) => `__${p}__`).join(', ')})` : '';
+              problems.push(new CniNodeError('invalid', `config ${name} is not a valid CNI network configuration${from}`, check.problems));
+              continue;
+            }
+            r.info = check.info;
+          }
+          rendered.set(name, r);
+        }
+      }
+      return { problems, waiting };
+    },
+
+    async execute(action, dryRun): Promise<ItemReport> {
+      const name = action.name;
+      const base = { kind: 'config' as const, name, ...(dryRun ? { dryRun } : {}) };
+      if (action.op === 'remove') {
+        if (dryRun) return { ...base, result: (await inspect(hostConfigsDir, name)).type === 'none' ? 'absent' : 'removed' };
+        const removed = await removeFile(hostConfigsDir, name);
+        record.delete('config', name);
+        return { ...base, result: removed ? 'removed' : 'absent' };
+      }
+      const missing = waiting.get(name);
+      if (missing) return { ...base, result: 'waiting', detail: `for ${missing.join(', ')} in ${hostConfigsDir}` };
+
+      const r = rendered.get(name) as Rendered;
+      const existing = await inspect(hostConfigsDir, name);
+      if (existing.type === 'other') throw new CniNodeError('io', `config ${name}: ${destinationProblem(hostConfigsDir, name, existing)}`);
+      const digest = sha256(r.content);
+      let result: ItemReport['result'] = existing.type === 'none' ? 'installed' : 'updated';
+      if (existing.type === 'file' && existing.mode === CONFIG_MODE) {
+        const onNode = await readIfExists(path.join(hostConfigsDir, name), { noFollow: true });
+        if (onNode && onNode.equals(Buffer.from(r.content))) result = 'unchanged';
+      }
+      if (!dryRun) {
+        const stamp = result === 'unchanged' && existing.type === 'file' ? existing.stamp : await writeFileAtomic(hostConfigsDir, name, r.content, CONFIG_MODE);
+        record.set('config', { name, sha256: digest, stamp });
+        await warnMissingPlugins(name, r.info);
+      }
+      return { ...base, result };
+    },
+
+    commit: () => record.save(),
+    close: async () => undefined,
+  };
+
+  async function warnMissingPlugins(name: string, info: NetworkConfigInfo | undefined): Promise<void> {
+    if (!info) return;
+    // A run that only mounts the configs dir cannot see the node's plugins: say nothing.
+    if (!(await fs.stat(hostPluginsDir).then((st) => st.isDirectory(), () => false))) return;
+    const absent: string[] = [];
+    for (const t of info.types) {
+      const ok = await fs.access(path.join(hostPluginsDir, t), constants.X_OK).then(() => true, () => false);
+      if (!ok) absent.push(t);
+    }
+    if (absent.length > 0) {
+      options.reporter.warn(
+        `config ${name} uses plugin type${absent.length > 1 ? 's' : ''} ${absent.join(', ')}, not found in ${hostPluginsDir}; pods on this network will fail until ${absent.length > 1 ? 'they are' : 'it is'} installed`,
+      );
+    }
+  }
+}

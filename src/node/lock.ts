@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs, constants } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CniNodeError } from '../core/errors.js';
+import { ioError } from './atomic.js';
+
+/**
+ * A lease on a node directory, so two cni-node processes on one node (two
+ * containers, or a new pod starting while the old one stops) take turns instead of
+ * interleaving writes and losing updates to the record.
+ *
+ * flock(2) is not reachable from Node without a native module, and process IDs do
+ * not identify a holder across containers (every container's first process is PID 1).
+ * So the lock is a file created with O_EXCL whose mtime the holder refreshes; a lock
+ * not refreshed for `staleMs` belongs to a holder that died and may be taken over.
+ */
+export const LOCK_FILE = '.cni-node.lock';
+
+export interface LockOptions {
+  /** Give up waiting after this long. */
+  timeoutMs: number;
+  staleMs?: number;
+  onWait?: (holder: string) => void;
+  signal?: AbortSignal;
+}
+
+export class DirLock {
+  private timer: NodeJS.Timeout | undefined;
+  private lost: string | undefined;
+
+  private constructor(
+    readonly file: string,
+    private readonly token: string,
+    heartbeatMs: number,
+  ) {
+    this.timer = setInterval(() => void this.refresh(), heartbeatMs);
+    this.timer.unref();
+  }
+
+  static async acquire(dir: string, opts: LockOptions): Promise<DirLock> {
+    const file = path.join(dir, LOCK_FILE);
+    const staleMs = opts.staleMs ?? 15_000;
+    const token = `${os.hostname()} pid ${process.pid} ${randomBytes(8).toString('hex')}`;
+    const deadline = Date.now() + opts.timeoutMs;
+    let announced = false;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const fh = await fs.open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+        try {
+          await fh.writeFile(`${token}\n`);
+        } finally {
+          await fh.close();
+        }
+        return new DirLock(file, token, Math.max(100, Math.floor(staleMs / 5)));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create the lock ${file}`, e);
+      }
+      const holder = await describeHolder(file);
+      if (holder && Date.now() - holder.mtimeMs > staleMs) {
+        // The holder stopped refreshing: it died. Remove its lock only if it is
+        // still the same one we judged stale.
+        const again = await describeHolder(file);
+        if (again && again.token === holder.token && again.mtimeMs === holder.mtimeMs) {
+          await fs.rm(file, { force: true });
+        }
+        continue;
+      }
+      if (Date.now() >= deadline) {
+        throw new CniNodeError(
+          'conflict',
+          `another cni-node (${holder?.token ?? 'unknown'}) holds the lock ${file} and did not release it within ${Math.round(opts.timeoutMs / 1000)}s; if no other cni-node runs on this node, remove the file`,
+        );
+      }
+      if (!announced && holder) {
+        opts.onWait?.(holder.token);
+        announced = true;
+      }
+      if (opts.signal?.aborted) throw new CniNodeError('interrupted', `interrupted while waiting for the lock ${file}`);
+      await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** Math.min(attempt, 4), 500) + Math.random() * 50));
+    }
+  }
+
+  private async refresh(): Promise<void> {
+    try {
+      const now = new Date();
+      const holder = await describeHolder(this.file);
+      if (!holder || holder.token !== this.token) {
+        this.lost = holder ? `taken over by ${holder.token}` : 'removed';
+        return;
+      }
+      await fs.utimes(this.file, now, now);
+    } catch {
+      // A failed refresh is retried at the next beat; staleMs allows several misses.
+    }
+  }
+
+  /** Throws if the lease was lost (another process judged us dead); call between steps. */
+  assertHeld(): void {
+    if (this.lost) throw new CniNodeError('conflict', `lost the lock ${this.file} (${this.lost}); stopping so two cni-node processes do not write at once`);
+  }
+
+  async release(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    const holder = await describeHolder(this.file).catch(() => undefined);
+    if (holder?.token === this.token) await fs.rm(this.file, { force: true });
+  }
+}
+
+async function describeHolder(file: string): Promise<{ token: string; mtimeMs: number } | undefined> {
+  try {
+    const [text, st] = await Promise.all([fs.readFile(file, 'utf8'), fs.lstat(file)]);
+    return { token: text.trim(), mtimeMs: st.mtimeMs };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
