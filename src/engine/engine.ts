@@ -7,13 +7,18 @@ import { createConfigHandler } from '../node/configs.js';
 import { DirLock } from '../node/lock.js';
 import { createPluginHandler } from '../node/plugins.js';
 import { NodeRecord } from '../node/record.js';
-import type { EngineOptions, ItemReport, KindHandler } from './types.js';
+import type { EngineOptions, ItemReport, KindHandler, Reporter } from './types.js';
 
 /**
  * The one reconcile engine behind install, uninstall, apply and the daemon:
- *   validate everything → plan → act item by item → record.
+ *   validate everything → plan → stage → act item by item → record.
  * A run either does everything it was asked or, when any item is invalid, reports
  * every problem and changes nothing.
+ *
+ * A run first looks without taking the lock (reads only). If everything is already
+ * as desired it stops there: a no-op run writes nothing at all to the node, not
+ * even a lock file. Otherwise it takes the lock and starts over from fresh reads, so
+ * another cni-node that finished in between is taken into account.
  */
 export interface ReconcileRequest {
   mode: Mode;
@@ -33,9 +38,15 @@ async function isDir(dir: string): Promise<boolean> {
   return fs.stat(dir).then((st) => st.isDirectory(), () => false);
 }
 
+const QUIET: Reporter = { item: () => undefined, warn: () => undefined, info: () => undefined };
+
+function changedCount(reports: readonly ItemReport[]): number {
+  return reports.filter((r) => r.result !== 'unchanged' && r.result !== 'absent' && r.result !== 'waiting').length;
+}
+
 export async function reconcile(request: ReconcileRequest, options: EngineOptions): Promise<ReconcileResult> {
   const kinds = KINDS.filter((k) => request.lists[k] !== undefined);
-  const { dirs, reporter } = options;
+  const { dirs } = options;
 
   // The node dirs this run writes, each with its own lock and record.
   const nodeDirs: string[] = [];
@@ -46,35 +57,60 @@ export async function reconcile(request: ReconcileRequest, options: EngineOption
     nodeDirs.push(dirs.hostPluginsDir);
   }
   const configsDirPresent = await isDir(dirs.hostConfigsDir);
-  if (kinds.includes('config')) {
-    if (!configsDirPresent) {
-      throw new CniNodeError('missing', `the node configs dir ${dirs.hostConfigsDir} does not exist; mount the node's /etc/cni/net.d there (-v /etc/cni/net.d:${dirs.hostConfigsDir})`);
-    }
+  if (kinds.includes('config') && !configsDirPresent) {
+    throw new CniNodeError('missing', `the node configs dir ${dirs.hostConfigsDir} does not exist; mount the node's /etc/cni/net.d there (-v /etc/cni/net.d:${dirs.hostConfigsDir})`);
   }
   if ((kinds.includes('config') || kinds.includes('manifest')) && configsDirPresent) nodeDirs.push(dirs.hostConfigsDir);
 
+  if (options.dryRun) return pass(request, kinds, options, configsDirPresent, true);
+
+  // Manifests always talk to the API (server-side apply is the comparison), so
+  // the read-only look-ahead only pays off for node files.
+  if (!kinds.includes('manifest')) {
+    const warnings: string[] = [];
+    const look = await pass(request, kinds, { ...options, reporter: { ...QUIET, warn: (m) => warnings.push(m) } }, configsDirPresent, true);
+    if (look.changed === 0 && !look.reports.some((r) => r.refreshRecord)) {
+      for (const r of look.reports) options.reporter.item({ kind: r.kind, name: r.name, result: r.result, ...(r.detail ? { detail: r.detail } : {}) });
+      for (const w of warnings) options.reporter.warn(w);
+      return look;
+    }
+  }
+
   const locks: DirLock[] = [];
+  try {
+    // Fixed order (plugins dir, then configs dir) so two processes cannot deadlock.
+    for (const dir of nodeDirs) {
+      locks.push(
+        await DirLock.acquire(dir, {
+          timeoutMs: LOCK_TIMEOUT_MS,
+          onWait: (holder) => options.reporter.info(`waiting for another cni-node (${holder}) to finish with ${dir}`),
+          ...(options.signal ? { signal: options.signal } : {}),
+        }),
+      );
+      const stale = await cleanTempFiles(dir);
+      if (stale.length > 0) options.reporter.info(`removed ${stale.length} temporary file(s) an interrupted run left in ${dir}`);
+    }
+    return await pass(request, kinds, options, configsDirPresent, false, locks);
+  } finally {
+    for (const l of locks.reverse()) await l.release().catch(() => undefined);
+  }
+}
+
+async function pass(
+  request: ReconcileRequest,
+  kinds: Kind[],
+  options: EngineOptions,
+  configsDirPresent: boolean,
+  dryRun: boolean,
+  locks: DirLock[] = [],
+): Promise<ReconcileResult> {
+  const { dirs, reporter } = options;
   const handlers: KindHandler[] = [];
   try {
-    if (!options.dryRun) {
-      // Fixed order (plugins dir, then configs dir) so two processes cannot deadlock.
-      for (const dir of nodeDirs) {
-        locks.push(
-          await DirLock.acquire(dir, {
-            timeoutMs: LOCK_TIMEOUT_MS,
-            onWait: (holder) => reporter.info(`waiting for another cni-node (${holder}) to finish with ${dir}`),
-            ...(options.signal ? { signal: options.signal } : {}),
-          }),
-        );
-        const stale = await cleanTempFiles(dir);
-        if (stale.length > 0) reporter.info(`removed ${stale.length} temporary file(s) an interrupted run left in ${dir}`);
-      }
-    }
-
     const records = new Map<string, NodeRecord>();
     const recordOf = async (dir: string) => {
       let r = records.get(dir);
-      if (!r) records.set(dir, (r = await NodeRecord.load(dir, reporter)));
+      if (!r) records.set(dir, (r = await NodeRecord.load(dir, dryRun ? QUIET : reporter, { readOnly: dryRun })));
       return r;
     };
 
@@ -94,12 +130,12 @@ export async function reconcile(request: ReconcileRequest, options: EngineOption
       state[h.kind] = { desired: spec.desired, current };
     }
     const actions = plan(request.mode, state);
+    const actionsOf = (h: KindHandler) => actions.filter((a) => a.kind === h.kind);
 
     const problems: CniNodeError[] = [];
     const waiting = new Map<string, string[]>();
     for (const h of handlers) {
-      const mine = actions.filter((a) => a.kind === h.kind);
-      const prepared = await h.prepare(mine);
+      const prepared = await h.prepare(actionsOf(h));
       problems.push(...prepared.problems);
       for (const [k, v] of prepared.waiting) waiting.set(k, v);
     }
@@ -115,22 +151,21 @@ export async function reconcile(request: ReconcileRequest, options: EngineOption
     const reports: ItemReport[] = [];
     const byKind = new Map(handlers.map((h) => [h.kind, h]));
     try {
+      if (!dryRun) await Promise.all(handlers.map((h) => h.stage?.(actionsOf(h))));
       for (const action of actions) {
         if (options.signal?.aborted) throw new CniNodeError('interrupted', `stopped before ${describe(action)}; the node holds the state of the completed steps`);
         for (const l of locks) l.assertHeld();
-        const report = await (byKind.get(action.kind) as KindHandler).execute(action, options.dryRun);
+        const report = await (byKind.get(action.kind) as KindHandler).execute(action, dryRun);
         reports.push(report);
         reporter.item(report);
       }
     } finally {
       // Record what was done, also when a step failed part way.
-      if (!options.dryRun) for (const h of handlers) await h.commit();
+      if (!dryRun) for (const h of handlers) await h.commit();
     }
-    const changed = reports.filter((r) => r.result !== 'unchanged' && r.result !== 'absent' && r.result !== 'waiting').length;
-    return { reports, waiting, changed };
+    return { reports, waiting, changed: changedCount(reports) };
   } finally {
     for (const h of handlers) await h.close().catch(() => undefined);
-    for (const l of locks.reverse()) await l.release().catch(() => undefined);
   }
 }
 

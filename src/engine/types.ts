@@ -18,6 +18,8 @@ export interface ItemReport {
   dryRun?: boolean;
   /** Short extra words: "3 objects", "was created by another installer", … */
   detail?: string;
+  /** Nothing changes on the node, but cni-node's record of the item must be updated. */
+  refreshRecord?: boolean;
 }
 
 export interface Reporter {
@@ -53,17 +55,21 @@ export interface EngineOptions {
  * same way, so install, uninstall, apply and the daemon share one code path:
  *   1. prepare(): read and validate everything the actions need, change nothing;
  *      return every problem found (the run then stops before touching the node).
- *   2. execute(): carry out one action; return what happened.
- *   3. commit(): persist the kind's record of what cni-node manages.
+ *   2. stage() (optional): write the new content of every ensure action to
+ *      temporary files in parallel, fsynced but invisible; execute() then only
+ *      renames. The slow I/O overlaps while the node still changes in plan order.
+ *   3. execute(): carry out one action; return what happened.
+ *   4. commit(): persist the kind's record of what cni-node manages.
  */
 export interface KindHandler {
   readonly kind: Kind;
   /** Names cni-node recorded as installed, in install order (the implicit `:Current`). */
   recorded(): Promise<string[]>;
   prepare(actions: readonly PlannedAction[]): Promise<{ problems: CniNodeError[]; waiting: Map<string, string[]> }>;
+  stage?(actions: readonly PlannedAction[]): Promise<void>;
   /** With dryRun, says what would happen without doing it. */
   execute(action: PlannedAction, dryRun: boolean): Promise<ItemReport>;
   commit(): Promise<void>;
-  /** Release anything held (watches, clients, locks). */
+  /** Release anything held (staged temporary files, clients). */
   close(): Promise<void>;
 }

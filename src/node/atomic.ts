@@ -73,12 +73,19 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** A new version of a file, complete and fsynced under a temporary name, not yet visible. */
+export interface StagedFile {
+  dir: string;
+  name: string;
+  temp: string;
+}
+
 /**
- * Atomically replaces dir/name with `data`, mode `mode`. Refuses to replace a
- * symbolic link or a directory. Returns the new file's stamp.
+ * Writes the new content of dir/name to a temporary file in the same directory and
+ * fsyncs it. Nothing is visible until commitStaged(). `from` is the bytes, or a
+ * file to copy (copied by the kernel: copy_file_range, no trip through memory).
  */
-export async function writeFileAtomic(dir: string, name: string, data: Uint8Array | string, mode: number): Promise<FileStamp> {
-  const target = path.join(dir, name);
+export async function stageFile(dir: string, name: string, from: { data: Uint8Array | string } | { copyOf: string }, mode: number): Promise<StagedFile> {
   const existing = await inspect(dir, name);
   const problem = destinationProblem(dir, name, existing);
   if (problem) throw new CniNodeError('io', problem);
@@ -86,28 +93,72 @@ export async function writeFileAtomic(dir: string, name: string, data: Uint8Arra
   const temp = path.join(dir, `${TEMP_PREFIX}${name}.${randomBytes(6).toString('hex')}`);
   let fh: fs.FileHandle | undefined;
   try {
-    fh = await fs.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-    await fh.writeFile(data);
+    if ('copyOf' in from) {
+      await fs.copyFile(from.copyOf, temp, constants.COPYFILE_EXCL);
+      fh = await fs.open(temp, constants.O_RDWR | constants.O_NOFOLLOW);
+    } else {
+      fh = await fs.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      await fh.writeFile(from.data);
+    }
     await fh.chmod(mode);
     await fh.sync();
     await fh.close();
     fh = undefined;
-    await fs.rename(temp, target);
   } catch (e) {
     await fh?.close().catch(() => undefined);
     await fs.rm(temp, { force: true }).catch(() => undefined);
-    throw ioError(`cannot write ${target}`, e);
+    throw ioError(`cannot write ${path.join(dir, name)}`, e);
   }
+  return { dir, name, temp };
+}
+
+/**
+ * Makes a staged file visible by renaming it over the target (atomic). The
+ * directory is fsynced by the caller, once per batch (syncDir): until then a crash
+ * may undo the rename, which leaves the complete old file.
+ */
+export async function commitStaged(staged: StagedFile): Promise<FileStamp> {
+  const target = path.join(staged.dir, staged.name);
+  // Checked again at the last moment: a directory or link may have appeared since staging.
+  const existing = await inspect(staged.dir, staged.name);
+  const problem = destinationProblem(staged.dir, staged.name, existing);
   try {
-    await fsyncDir(dir);
+    if (problem) throw new CniNodeError('io', problem);
+    await fs.rename(staged.temp, target);
     return stampOf(await fs.lstat(target));
   } catch (e) {
-    throw ioError(`wrote ${target} but cannot confirm it`, e);
+    await discardStaged(staged);
+    throw e instanceof CniNodeError ? e : ioError(`cannot replace ${target}`, e);
   }
 }
 
-/** Removes dir/name (a file or a link, never a directory). Returns false if it was not there. */
-export async function removeFile(dir: string, name: string): Promise<boolean> {
+export async function discardStaged(staged: StagedFile): Promise<void> {
+  await fs.rm(staged.temp, { force: true }).catch(() => undefined);
+}
+
+export async function syncDir(dir: string): Promise<void> {
+  try {
+    await fsyncDir(dir);
+  } catch (e) {
+    throw ioError(`cannot sync ${dir}`, e);
+  }
+}
+
+/**
+ * Atomically replaces dir/name with `data`, mode `mode`. Refuses to replace a
+ * symbolic link or a directory. Returns the new file's stamp.
+ */
+export async function writeFileAtomic(dir: string, name: string, data: Uint8Array | string, mode: number): Promise<FileStamp> {
+  const stamp = await commitStaged(await stageFile(dir, name, { data }, mode));
+  await syncDir(dir);
+  return stamp;
+}
+
+/**
+ * Removes dir/name (a file or a link, never a directory). Returns false if it was
+ * not there. With sync: false the caller fsyncs the directory once per batch.
+ */
+export async function removeFile(dir: string, name: string, opts: { sync?: boolean } = {}): Promise<boolean> {
   const target = path.join(dir, name);
   const existing = await inspect(dir, name);
   if (existing.type === 'none') return false;
@@ -116,7 +167,7 @@ export async function removeFile(dir: string, name: string): Promise<boolean> {
   }
   try {
     await fs.unlink(target);
-    await fsyncDir(dir);
+    if (opts.sync !== false) await fsyncDir(dir);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw ioError(`cannot remove ${target}`, e);

@@ -194,11 +194,12 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
         const onNode = await readIfExists(path.join(hostConfigsDir, name), { noFollow: true });
         if (onNode && onNode.equals(Buffer.from(r.content))) result = 'unchanged';
       }
-      if (!dryRun) {
-        const stamp = result === 'unchanged' && existing.type === 'file' ? existing.stamp : await writeFileAtomic(hostConfigsDir, name, r.content, CONFIG_MODE);
-        record.set('config', { name, sha256: digest, stamp });
-        await warnMissingPlugins(name, r.info);
+      await warnMissingPlugins(name, r.info);
+      if (dryRun) {
+        return result === 'unchanged' && record.get('config', name)?.sha256 !== digest ? { ...base, result, refreshRecord: true } : { ...base, result };
       }
+      const stamp = result === 'unchanged' && existing.type === 'file' ? existing.stamp : await writeFileAtomic(hostConfigsDir, name, r.content, CONFIG_MODE);
+      record.set('config', { name, sha256: digest, stamp });
       return { ...base, result };
     },
 

@@ -2,12 +2,26 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CniNodeError } from '../core/errors.js';
 import type { PlannedAction } from '../core/plan.js';
-import type { EngineOptions, ItemReport, KindHandler } from '../engine/types.js';
-import { destinationProblem, inspect, ioError, readIfExists, removeFile, sameStamp, stampOf, writeFileAtomic, type FileStamp } from './atomic.js';
-import { sha256 } from './digest.js';
+import type { EngineOptions, ItemReport, ItemResult, KindHandler } from '../engine/types.js';
+import {
+  commitStaged,
+  destinationProblem,
+  discardStaged,
+  inspect,
+  ioError,
+  removeFile,
+  sameStamp,
+  stageFile,
+  stampOf,
+  syncDir,
+  type Existing,
+  type FileStamp,
+  type StagedFile,
+} from './atomic.js';
 import type { NodeRecord } from './record.js';
 
 export const PLUGIN_MODE = 0o755;
+const STAGE_CONCURRENCY = 4;
 
 /** Plugin binaries available in the image's plugins dir, sorted (`cni-node list`). */
 export async function availablePlugins(pluginsDir: string): Promise<string[]> {
@@ -29,9 +43,36 @@ export async function availablePlugins(pluginsDir: string): Promise<string[]> {
   return names.sort();
 }
 
-interface SourceInfo {
-  file: string;
-  stamp: FileStamp;
+/** Byte-for-byte comparison, read in chunks so two large binaries are never both held whole. */
+async function sameBytes(a: string, b: string, size: number): Promise<boolean> {
+  const [fa, fb] = await Promise.all([fs.open(a, 'r'), fs.open(b, 'r')]);
+  try {
+    const chunk = 1 << 20;
+    const ba = Buffer.allocUnsafe(chunk);
+    const bb = Buffer.allocUnsafe(chunk);
+    for (let pos = 0; pos < size; pos += chunk) {
+      const [ra, rb] = await Promise.all([fa.read(ba, 0, chunk, pos), fb.read(bb, 0, chunk, pos)]);
+      if (ra.bytesRead !== rb.bytesRead || !ba.subarray(0, ra.bytesRead).equals(bb.subarray(0, rb.bytesRead))) return false;
+      if (ra.bytesRead === 0) break;
+    }
+    return true;
+  } finally {
+    await Promise.all([fa.close(), fb.close()]);
+  }
+}
+
+async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++] as T);
+  });
+  await Promise.all(workers);
+}
+
+interface Decision {
+  result: Extract<ItemResult, 'installed' | 'updated' | 'unchanged'>;
+  existing: Existing;
+  detail?: string;
 }
 
 /**
@@ -40,11 +81,37 @@ interface SourceInfo {
  * Re-running install must cost almost nothing and write nothing, so a node file is
  * recognised as unchanged from metadata alone: the record keeps the stamp (size,
  * mtime, ctime, inode) of the node file as written and of the image file it was
- * copied from. Only when a stamp differs are the bytes read and compared.
+ * copied from. Only when a stamp differs are the bytes compared. Copies are made by
+ * the kernel (copy_file_range) into fsynced temporary files, in parallel, then
+ * renamed into place in plan order.
  */
 export function createPluginHandler(options: EngineOptions, record: NodeRecord): KindHandler {
   const { pluginsDir, hostPluginsDir } = options.dirs;
-  const sources = new Map<string, SourceInfo>();
+  const sources = new Map<string, FileStamp>();
+  const decisions = new Map<string, Decision>();
+  const staged = new Map<string, StagedFile>();
+  let wrote = false;
+
+  const sourceOf = (name: string) => path.join(pluginsDir, name);
+
+  async function decide(name: string): Promise<Decision> {
+    const known = decisions.get(name);
+    if (known) return known;
+    const source = sources.get(name) as FileStamp;
+    const entry = record.get('plugin', name);
+    const existing = await inspect(hostPluginsDir, name);
+    let decision: Decision;
+    if (existing.type === 'none') decision = { result: 'installed', existing };
+    else if (existing.type === 'other') throw new CniNodeError('io', `plugin ${name}: ${destinationProblem(hostPluginsDir, name, existing)}`);
+    else if (existing.mode !== PLUGIN_MODE || existing.stamp.size !== source.size) decision = { result: 'updated', existing };
+    else if (sameStamp(entry?.stamp, existing.stamp) && sameStamp(entry?.meta?.source as FileStamp | undefined, source)) {
+      decision = { result: 'unchanged', existing };
+    } else if (await sameBytes(sourceOf(name), path.join(hostPluginsDir, name), source.size)) {
+      decision = { result: 'unchanged', existing, ...(entry ? {} : { detail: 'identical file already on the node; now managed by cni-node' }) };
+    } else decision = { result: 'updated', existing };
+    decisions.set(name, decision);
+    return decision;
+  }
 
   return {
     kind: 'plugin',
@@ -56,11 +123,11 @@ export function createPluginHandler(options: EngineOptions, record: NodeRecord):
       await Promise.all(
         actions.map(async (a) => {
           if (a.op === 'ensure') {
-            const file = path.join(pluginsDir, a.name);
+            const file = sourceOf(a.name);
             try {
               const st = await fs.stat(file);
               if (!st.isFile()) problems.push(new CniNodeError('invalid', `plugin ${a.name}: ${file} is not a regular file`));
-              else sources.set(a.name, { file, stamp: stampOf(st) });
+              else sources.set(a.name, stampOf(st));
             } catch (e) {
               if ((e as NodeJS.ErrnoException).code === 'ENOENT') missing.push(a.name);
               else problems.push(ioError(`plugin ${a.name}: cannot read ${file}`, e));
@@ -88,54 +155,52 @@ export function createPluginHandler(options: EngineOptions, record: NodeRecord):
       return { problems, waiting: new Map<string, string[]>() };
     },
 
+    async stage(actions) {
+      const ensures = actions.filter((a) => a.op === 'ensure');
+      await mapLimit(ensures, STAGE_CONCURRENCY, async (a) => {
+        const d = await decide(a.name);
+        if (d.result !== 'unchanged') staged.set(a.name, await stageFile(hostPluginsDir, a.name, { copyOf: sourceOf(a.name) }, PLUGIN_MODE));
+      });
+    },
+
     async execute(action, dryRun): Promise<ItemReport> {
       const name = action.name;
       const base = { kind: 'plugin' as const, name, ...(dryRun ? { dryRun } : {}) };
       if (action.op === 'remove') {
-        if (dryRun) {
-          const existing = await inspect(hostPluginsDir, name);
-          return { ...base, result: existing.type === 'none' ? 'absent' : 'removed' };
-        }
-        const removed = await removeFile(hostPluginsDir, name);
+        if (dryRun) return { ...base, result: (await inspect(hostPluginsDir, name)).type === 'none' ? 'absent' : 'removed' };
+        const removed = await removeFile(hostPluginsDir, name, { sync: false });
+        wrote ||= removed;
         record.delete('plugin', name);
         return { ...base, result: removed ? 'removed' : 'absent' };
       }
-
-      const source = sources.get(name) as SourceInfo;
-      const entry = record.get('plugin', name);
-      const existing = await inspect(hostPluginsDir, name);
-      if (existing.type === 'other') throw new CniNodeError('io', `plugin ${name}: ${destinationProblem(hostPluginsDir, name, existing)}`);
-      const recordedSource = entry?.meta?.source as FileStamp | undefined;
-      if (
-        existing.type === 'file' &&
-        existing.mode === PLUGIN_MODE &&
-        sameStamp(entry?.stamp, existing.stamp) &&
-        sameStamp(recordedSource, source.stamp)
-      ) {
-        return { ...base, result: 'unchanged' };
+      const d = await decide(name);
+      const report: ItemReport = { ...base, result: d.result, ...(d.detail ? { detail: d.detail } : {}) };
+      if (dryRun) {
+        const entry = record.get('plugin', name);
+        const fresh = d.existing.type === 'file' && sameStamp(entry?.stamp, d.existing.stamp) && sameStamp(entry?.meta?.source as FileStamp | undefined, sources.get(name));
+        return d.result === 'unchanged' && !fresh ? { ...report, refreshRecord: true } : report;
       }
-
-      let bytes: Buffer;
-      try {
-        bytes = await fs.readFile(source.file);
-      } catch (e) {
-        throw ioError(`plugin ${name}: cannot read ${source.file}`, e);
+      const source = sources.get(name) as FileStamp;
+      if (d.result === 'unchanged') {
+        if (d.existing.type === 'file') record.set('plugin', { name, stamp: d.existing.stamp, meta: { source } });
+        return report;
       }
-      const digest = sha256(bytes);
-      if (existing.type === 'file' && existing.mode === PLUGIN_MODE && existing.stamp.size === bytes.length) {
-        const onNode = await readIfExists(path.join(hostPluginsDir, name), { noFollow: true });
-        if (onNode && onNode.equals(bytes)) {
-          if (!dryRun) record.set('plugin', { name, sha256: digest, stamp: existing.stamp, meta: { source: source.stamp } });
-          return { ...base, result: 'unchanged', ...(entry ? {} : { detail: 'identical file already on the node; now managed by cni-node' }) };
-        }
-      }
-      if (dryRun) return { ...base, result: existing.type === 'none' ? 'installed' : 'updated' };
-      const stamp = await writeFileAtomic(hostPluginsDir, name, bytes, PLUGIN_MODE);
-      record.set('plugin', { name, sha256: digest, stamp, meta: { source: source.stamp } });
-      return { ...base, result: existing.type === 'none' ? 'installed' : 'updated' };
+      let s = staged.get(name);
+      if (!s) s = await stageFile(hostPluginsDir, name, { copyOf: sourceOf(name) }, PLUGIN_MODE);
+      staged.delete(name);
+      const stamp = await commitStaged(s);
+      wrote = true;
+      record.set('plugin', { name, stamp, meta: { source } });
+      return report;
     },
 
-    commit: () => record.save(),
-    close: async () => undefined,
+    async commit() {
+      if (wrote) await syncDir(hostPluginsDir);
+      await record.save();
+    },
+    async close() {
+      await Promise.all([...staged.values()].map(discardStaged));
+      staged.clear();
+    },
   };
 }

@@ -16,8 +16,8 @@ const FORMAT = 'cni-node/record/v1';
 
 export interface RecordEntry {
   name: string;
-  /** sha256 (hex) of the bytes cni-node wrote. */
-  sha256: string;
+  /** sha256 (hex) of what cni-node wrote, where cheap to know (configs, manifests). Plugins rely on stamps. */
+  sha256?: string;
   /** The node file's stamp right after cni-node wrote (or verified) it. */
   stamp?: FileStamp;
   /** Kind-specific facts (a plugin's source stamp, a manifest's object references, …). */
@@ -43,10 +43,10 @@ export class NodeRecord {
 
   /**
    * Loads the record of `dir`. A missing record is an empty one. An unreadable one
-   * is moved aside (kept for the operator) and treated as empty: nothing is then
+   * is moved aside (kept for the operator; left in place when readOnly) and treated as empty: nothing is then
    * known to be cni-node's, so nothing is removed on its word.
    */
-  static async load(dir: string, reporter: Reporter): Promise<NodeRecord> {
+  static async load(dir: string, reporter: Reporter, opts: { readOnly?: boolean } = {}): Promise<NodeRecord> {
     const file = path.join(dir, RECORD_FILE);
     let text: string;
     try {
@@ -59,6 +59,7 @@ export class NodeRecord {
     }
     const parsed = parseRecord(text);
     if (parsed) return new NodeRecord(dir, parsed);
+    if (opts.readOnly) return new NodeRecord(dir, { format: FORMAT, kinds: {} });
     const aside = `${file}.unreadable-${Date.now()}`;
     await fs.rename(file, aside).catch(() => undefined);
     reporter.warn(
@@ -110,7 +111,7 @@ function parseRecord(text: string): RecordFile | undefined {
     const v = JSON.parse(text) as RecordFile;
     if (v.format !== FORMAT || typeof v.kinds !== 'object' || v.kinds === null) return undefined;
     for (const list of Object.values(v.kinds)) {
-      if (!Array.isArray(list) || !list.every((e) => typeof e?.name === 'string' && typeof e.sha256 === 'string')) return undefined;
+      if (!Array.isArray(list) || !list.every((e) => typeof e?.name === 'string')) return undefined;
     }
     return v;
   } catch {
