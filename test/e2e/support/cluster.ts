@@ -27,6 +27,8 @@ const READY_TIMEOUT_MS = 60_000;
 const ETCD_READY_TIMEOUT_MS = 30_000;
 const KILL_GRACE_MS = 5_000;
 
+const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public'];
+
 export const SERVICE_ACCOUNT_USER = 'system:serviceaccount:kube-system:cni-node';
 
 export interface ClusterTokens {
@@ -111,14 +113,17 @@ export async function startTestCluster(options: StartOptions = {}): Promise<Test
   let stopping: Promise<void> | undefined;
 
   const stopAll = async (): Promise<void> => {
-    await Promise.all([...children].map((c) => terminate(c)));
+    // Newest first: kube-apiserver stops in about a second while etcd is up,
+    // but hangs until SIGKILL if etcd goes away under it.
+    for (const child of [...children].reverse()) await terminate(child);
     children.clear();
     liveDirs.delete(dir);
     await rm(dir, { recursive: true, force: true });
   };
 
   try {
-    const [etcdClientPort, etcdPeerPort, apiPort] = await freePorts(3);
+    const ports = await freePorts(3);
+    const [etcdClientPort, etcdPeerPort, apiPort] = [ports[0] as number, ports[1] as number, ports[2] as number];
     const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
     const peerUrl = `http://127.0.0.1:${etcdPeerPort}`;
     const server = `https://127.0.0.1:${apiPort}`;
@@ -195,7 +200,19 @@ export async function startTestCluster(options: StartOptions = {}): Promise<Test
           rejectUnauthorized: false,
           timeoutMs: 2_000,
         });
-        return res.status === 200 && res.text === 'ok';
+        if (res.status !== 200 || res.text !== 'ok') return false;
+        // /readyz does not cover the bootstrap controller, which creates the
+        // system namespaces a moment later; tests expect them to exist.
+        for (const ns of SYSTEM_NAMESPACES) {
+          const nsRes = await rawRequest(`${server}/api/v1/namespaces/${ns}`, {
+            method: 'GET',
+            token: tokens.admin,
+            rejectUnauthorized: false,
+            timeoutMs: 2_000,
+          });
+          if (nsRes.status !== 200) return false;
+        }
+        return true;
       });
     };
 
