@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import { CniNodeError } from '../core/errors.js';
 import type { ListSpec } from '../core/lists.js';
 import { KINDS, plan, type Kind, type KindState, type Mode, type PlannedAction } from '../core/plan.js';
-import { cleanTempFiles } from '../node/atomic.js';
+import { cleanTempFiles, TEMP_PREFIX } from '../node/atomic.js';
 import { createConfigHandler } from '../node/configs.js';
 import { DirLock } from '../node/lock.js';
 import { createPluginHandler } from '../node/plugins.js';
@@ -30,12 +30,18 @@ export interface ReconcileResult {
   /** Configs whose pointer targets do not exist yet (daemon mode), by config name. */
   waiting: Map<string, string[]>;
   changed: number;
+  /** Internal: a record was damaged; only a locked pass may move it aside. */
+  needsMending?: boolean;
 }
 
 const LOCK_TIMEOUT_MS = 120_000;
 
 async function isDir(dir: string): Promise<boolean> {
   return fs.stat(dir).then((st) => st.isDirectory(), () => false);
+}
+
+async function hasTempFiles(dir: string): Promise<boolean> {
+  return fs.readdir(dir).then((names) => names.some((n) => n.startsWith(TEMP_PREFIX)), () => false);
 }
 
 const QUIET: Reporter = { item: () => undefined, warn: () => undefined, info: () => undefined };
@@ -68,8 +74,13 @@ export async function reconcile(request: ReconcileRequest, options: EngineOption
   // the read-only look-ahead only pays off for node files.
   if (!kinds.includes('manifest')) {
     const warnings: string[] = [];
-    const look = await pass(request, kinds, { ...options, reporter: { ...QUIET, warn: (m) => warnings.push(m) } }, configsDirPresent, true);
-    if (look.changed === 0 && !look.reports.some((r) => r.refreshRecord)) {
+    // Progress (e.g. waiting for a pointer target) is shown as it happens; warnings
+    // only if this look is the whole run, or the locked pass would repeat them.
+    const lookReporter: Reporter = { ...QUIET, info: (m) => options.reporter.info(m), warn: (m) => warnings.push(m) };
+    const look = await pass(request, kinds, { ...options, reporter: lookReporter }, configsDirPresent, true);
+    // Leftovers of an interrupted run, or a damaged record, need the locked pass to mend.
+    const mend = look.needsMending || (await Promise.all(nodeDirs.map(hasTempFiles))).some(Boolean);
+    if (look.changed === 0 && !mend && !look.reports.some((r) => r.refreshRecord)) {
       for (const r of look.reports) options.reporter.item({ kind: r.kind, name: r.name, result: r.result, ...(r.detail ? { detail: r.detail } : {}) });
       for (const w of warnings) options.reporter.warn(w);
       return look;
@@ -90,7 +101,9 @@ export async function reconcile(request: ReconcileRequest, options: EngineOption
       const stale = await cleanTempFiles(dir);
       if (stale.length > 0) options.reporter.info(`removed ${stale.length} temporary file(s) an interrupted run left in ${dir}`);
     }
-    return await pass(request, kinds, options, configsDirPresent, false, locks);
+    const result = await pass(request, kinds, options, configsDirPresent, false, locks);
+    delete result.needsMending;
+    return result;
   } finally {
     for (const l of locks.reverse()) await l.release().catch(() => undefined);
   }
@@ -110,7 +123,7 @@ async function pass(
     const records = new Map<string, NodeRecord>();
     const recordOf = async (dir: string) => {
       let r = records.get(dir);
-      if (!r) records.set(dir, (r = await NodeRecord.load(dir, dryRun ? QUIET : reporter, { readOnly: dryRun })));
+      if (!r) records.set(dir, (r = await NodeRecord.load(dir, reporter, { readOnly: dryRun })));
       return r;
     };
 
@@ -163,7 +176,8 @@ async function pass(
       // Record what was done, also when a step failed part way.
       if (!dryRun) for (const h of handlers) await h.commit();
     }
-    return { reports, waiting, changed: changedCount(reports) };
+    const damaged = [...records.values()].some((r) => r.damaged);
+    return { reports, waiting, changed: changedCount(reports), ...(damaged ? { needsMending: true } : {}) };
   } finally {
     for (const h of handlers) await h.close().catch(() => undefined);
   }

@@ -50,6 +50,8 @@ function askVersion(binary: string, cniVersion: string): Promise<{ supported?: s
         }
       },
     );
+    // A plugin may exit without reading its stdin: that EPIPE is not our failure.
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(JSON.stringify({ cniVersion }));
   });
 }

@@ -150,12 +150,12 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
             continue;
           }
           const list = outcome.missing.map((m) => `__${m}__`).join(', ');
-          problems.push(
-            new CniNodeError(
-              'missing',
-              `config ${name}: pointer ${list} names ${outcome.missing.map((m) => path.join(hostConfigsDir, m)).join(', ')}, which does not exist; nothing was written. If the primary CNI writes it later, add --wait=60s`,
-            ),
-          );
+          const files = outcome.missing.map((m) => path.join(hostConfigsDir, m)).join(', ');
+          const advice =
+            options.waitMs > 0
+              ? `it did not appear within ${Math.round(options.waitMs / 1000)}s (--wait)`
+              : 'if the primary CNI writes it later, add --wait=60s';
+          problems.push(new CniNodeError('missing', `config ${name}: pointer ${list} names ${files}, which does not exist; nothing was written (${advice})`));
         } else {
           const r: Rendered = { content: outcome.content };
           if (isNetworkConfigName(name)) {

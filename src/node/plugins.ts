@@ -61,12 +61,25 @@ async function sameBytes(a: string, b: string, size: number): Promise<boolean> {
   }
 }
 
+/**
+ * Runs fn over items, `limit` at a time. After the first failure no new item
+ * starts, but the ones under way are waited for, so none finishes (and leaves a
+ * temporary file) after the caller has cleaned up.
+ */
 async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
+  let failure: { error: unknown } | undefined;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++] as T);
+    while (next < items.length && !failure) {
+      try {
+        await fn(items[next++] as T);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
   });
   await Promise.all(workers);
+  if (failure) throw failure.error;
 }
 
 interface Decision {

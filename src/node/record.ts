@@ -33,6 +33,8 @@ interface RecordFile {
 export class NodeRecord {
   private data: RecordFile;
   private dirty = false;
+  /** The record file exists but could not be read (left in place when loaded read-only). */
+  damaged = false;
 
   private constructor(
     readonly dir: string,
@@ -59,7 +61,11 @@ export class NodeRecord {
     }
     const parsed = parseRecord(text);
     if (parsed) return new NodeRecord(dir, parsed);
-    if (opts.readOnly) return new NodeRecord(dir, { format: FORMAT, kinds: {} });
+    if (opts.readOnly) {
+      const record = new NodeRecord(dir, { format: FORMAT, kinds: {} });
+      record.damaged = true;
+      return record;
+    }
     const aside = `${file}.unreadable-${Date.now()}`;
     await fs.rename(file, aside).catch(() => undefined);
     reporter.warn(
