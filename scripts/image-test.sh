@@ -35,7 +35,7 @@
 # "N passed, N failed"; exits non-zero on any failure.
 set -euo pipefail
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 CACHE_ROOT=${CNI_NODE_TEST_CACHE:-/var/cache/cni-node-test}
 CACHE_DIR=$CACHE_ROOT/image
 IMAGE=${CNI_NODE_IMAGE:-localhost/cni-node:image-test}
@@ -215,15 +215,27 @@ if [ "$BUNDLE_MODE" = auto ]; then
 fi
 BUNDLE_ARGS=(--build-arg "BUNDLE_SOURCE=$BUNDLE_MODE")
 if [ "$BUNDLE_MODE" = prebuilt ]; then
-  (cd "$REPO" && npm run build >/dev/null) || die "npm run build failed on the host"
-  mkdir -p "$WORK/prebuilt"
-  cp -a "$REPO/dist" "$WORK/prebuilt/dist"
-  BUNDLE_ARGS+=(--build-context "prebuilt=$WORK/prebuilt")
+  # The project's own build (scripts/build.mjs) on the host, run in a copy of the
+  # sources so that the work tree's dist/ and build/ are left alone.
+  [ -d "$REPO/node_modules" ] || die "BUNDLE_SOURCE=prebuilt builds on the host and needs node_modules: run npm ci first"
+  pre=$WORK/prebuilt
+  mkdir -p "$pre/scripts"
+  cp -a "$REPO/package.json" "$REPO/package-lock.json" "$REPO/tsconfig.json" "$REPO/src" "$REPO/bin" "$pre/"
+  cp "$REPO/scripts/build.mjs" "$pre/scripts/"
+  ln -s "$REPO/node_modules" "$pre/node_modules"
+  (cd "$pre" && node scripts/build.mjs >"$WORK/prebuilt.log" 2>&1) \
+    || { tail -n 30 "$WORK/prebuilt.log" >&2; die "the host build (scripts/build.mjs) failed"; }
+  BUNDLE_ARGS+=(--build-context "prebuilt=$pre")
 fi
 
 VERSION=$(node -p 'require(process.argv[1]).version' "$REPO/package.json")
 REVISION=$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo uncommitted)
 SOURCE=$(git -C "$REPO" config --get remote.origin.url 2>/dev/null || echo "file://$REPO")
+# buildah 1.28 reuses a cached LABEL layer even when the ARG it expands changed
+# (a new commit would keep the old revision label), so the same values are also
+# given as --label, which podman applies after the cached steps.
+LABEL_ARGS=(--label "org.opencontainers.image.version=$VERSION" --label "org.opencontainers.image.revision=$REVISION"
+  --label "org.opencontainers.image.source=$SOURCE")
 OLD_ID=$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 
 log "podman build $IMAGE (PLUGINS_SOURCE=local, BUNDLE_SOURCE=$BUNDLE_MODE)"
@@ -234,11 +246,14 @@ if ! "${PODMAN[@]}" build "${LIMITS[@]}" --layers \
     --build-arg PLUGINS_SOURCE=local --build-context "local-plugins=$WORK/local-plugins" \
     "${BUNDLE_ARGS[@]}" "${CA_ARGS[@]}" \
     --build-arg "VERSION=$VERSION" --build-arg "REVISION=$REVISION" --build-arg "SOURCE=$SOURCE" \
+    "${LABEL_ARGS[@]}" \
     "$REPO" >"$WORK/build.log" 2>&1; then
   tail -n 40 "$WORK/build.log" >&2
-  die "podman build failed (last lines above)"
+  mkdir -p "$CACHE_DIR" && cp "$WORK/build.log" "$CACHE_DIR/last-build.log"
+  die "podman build failed (last lines above; full log: $CACHE_DIR/last-build.log)"
 fi
 BUILD_MS=$(ms_since "$T_BUILD")
+mkdir -p "$CACHE_DIR" && cp "$WORK/build.log" "$CACHE_DIR/last-build.log"
 NEW_ID=$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$IMAGE")
 if [ -n "$OLD_ID" ] && [ "$OLD_ID" != "$NEW_ID" ]; then
   "${PODMAN[@]}" rmi "$OLD_ID" >/dev/null 2>&1 || true
@@ -255,7 +270,7 @@ pass() { PASSED=$((PASSED + 1)); printf 'PASS %s\n' "$1"; }
 fail() {
   FAILED=$((FAILED + 1)); printf 'FAIL %s\n' "$1"
   shift
-  local line; for line in "$@"; do printf '     %s\n' "$line"; done
+  local line; for line in "$@"; do printf '     %s\n' "${line//$'\n'/$'\n'       }"; done
 }
 # check NAME COMMAND… : PASS when the command succeeds; on failure print the last command's output.
 check() {
@@ -441,14 +456,15 @@ LAST_CMD="podman run -d … IMAGE install --plugins=bridge --pause"; RC="(runnin
 "${PODMAN[@]}" logs "$PAUSE_NAME" >"$WORK/out" 2>"$WORK/err" || true
 check "--pause: the action is done and the container keeps running" test "${ok:-0}:$state" = "1:running"
 sleep 0.3
+was=$("${PODMAN[@]}" inspect --format '{{.State.Status}}' "$PAUSE_NAME" 2>/dev/null || echo gone)
 t_stop=$(date +%s%N)
 "${PODMAN[@]}" stop -t 10 "$PAUSE_NAME" >/dev/null 2>&1 || true
 stop_ms=$(ms_since "$t_stop")
 exit_code=$("${PODMAN[@]}" inspect --format '{{.State.ExitCode}}' "$PAUSE_NAME" 2>/dev/null || echo unknown)
 "${PODMAN[@]}" logs "$PAUSE_NAME" >"$WORK/out" 2>"$WORK/err" || true
 RC=$exit_code
-check "--pause: podman stop (SIGTERM) returns within 2 s (took ${stop_ms} ms) and the exit code is 0 (was $exit_code)" \
-  test "$stop_ms" -le 2000 -a "$exit_code" = 0
+check "--pause: podman stop (SIGTERM) of the running container returns within 2 s (took ${stop_ms} ms), exit code 0 (was $exit_code)" \
+  test "$was" = running -a "$stop_ms" -le 2000 -a "$exit_code" = 0
 "${PODMAN[@]}" rm -f -t 0 "$PAUSE_NAME" >/dev/null 2>&1 || true
 
 # ---------------------------------------------------------------------------

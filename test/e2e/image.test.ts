@@ -1,0 +1,65 @@
+// The container image, built and run for real: scripts/image-test.sh builds the
+// repository's Dockerfile offline with podman (locally made base images, Debian's
+// CNI plugins) and runs the original cni-node README's `docker run` examples against
+// temporary host directories. This wrapper runs it and asserts it passed; the
+// script's own PASS/FAIL lines say which check failed.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+// Compiled to build/test/e2e/image.test.js: the repository root is three levels up.
+const SCRIPT = fileURLToPath(new URL('../../../scripts/image-test.sh', import.meta.url));
+const TIMEOUT_MS = 20 * 60_000;
+
+function inPath(cmd: string): boolean {
+  return (process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(path.delimiter).some((dir) => {
+    try {
+      accessSync(path.join(dir, cmd), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Why the image test cannot run here, or undefined if it can. */
+function imageTestUnavailableReason(): string | undefined {
+  if (process.getuid?.() !== 0) {
+    return 'the image test needs root (podman builds, bind mounts): run the tests as root, after `sudo scripts/provision.sh`';
+  }
+  const missing = ['podman', 'runc', 'debootstrap', 'jq'].filter((c) => !inPath(c));
+  try {
+    accessSync('/usr/lib/cni/bridge', constants.X_OK);
+  } catch {
+    missing.push("Debian's containernetworking-plugins (/usr/lib/cni)");
+  }
+  if (missing.length > 0) return `missing ${missing.join(', ')}: run \`sudo scripts/provision.sh\``;
+  return undefined;
+}
+
+test('container image: Dockerfile builds offline and the original docker-run examples work', { skip: imageTestUnavailableReason(), timeout: TIMEOUT_MS }, async (t) => {
+  const { code, signal, output } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }>((resolve, reject) => {
+    const child = spawn('bash', [SCRIPT], { stdio: ['ignore', 'pipe', 'pipe'], timeout: TIMEOUT_MS - 30_000, killSignal: 'SIGTERM' });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    child.on('error', reject);
+    child.on('close', (c, s) => resolve({ code: c, signal: s, output }));
+  });
+  const lines = output.split('\n');
+  for (const line of lines) {
+    if (/^(FAIL|Image size:|Base images:)/.test(line)) t.diagnostic(line);
+    else if (/^\d+ passed, \d+ failed$/.test(line)) t.diagnostic(`scripts/image-test.sh checks — ${line}`);
+  }
+  const failures = lines.filter((l, i) => l.startsWith('FAIL') || (i > 0 && l.startsWith('     ') && lines.slice(0, i).reverse().find((p) => !p.startsWith('     '))?.startsWith('FAIL')));
+  const summary = lines.find((l) => /^\d+ passed, \d+ failed$/.test(l));
+  assert.equal(
+    code,
+    0,
+    `scripts/image-test.sh exited ${code ?? `on ${signal}`}\n${failures.length ? failures.join('\n') : lines.slice(-40).join('\n')}`,
+  );
+  assert.match(summary ?? '', /^\d+ passed, 0 failed$/, `no summary line: ${lines.slice(-20).join('\n')}`);
+});
