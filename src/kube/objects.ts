@@ -1,0 +1,231 @@
+/**
+ * Creating, updating and deleting one object with server-side apply, and the no-op
+ * detection that makes an unchanged re-apply write nothing.
+ *
+ * Why not just re-apply: on Kubernetes 1.20 a server-side apply that changes no
+ * value can still store the object again (seen: a DaemonSet whose cpu "1000m" the
+ * server normalises to "1" gets a new managedFields time and resourceVersion on
+ * every apply; a Namespace gets a "before-first-apply" entry), so watchers see
+ * MODIFIED and etcd takes a write — on every node, on every re-run. So planApply()
+ * uses reads and a dry run only:
+ *   1. GET the object (absent → "create").
+ *   2. Fast path: the manifest's rendered text is the one cni-node applied last time
+ *      (its sha256 is in the node record) and every field of the manifest is in the
+ *      live object with the same value → "unchanged", one GET in all.
+ *   3. Otherwise a server-side dry-run apply computes exactly what the apply would
+ *      store (defaults, normalised values, fields cni-node no longer sets); if that
+ *      equals the live object apart from resourceVersion and managedFields, nothing
+ *      would change → "unchanged". Else "update".
+ * The dry run also has the server validate the object and check the permission to
+ * write it, so the manifest handler plans every object before changing anything.
+ * commitApply() then applies for real only what is not "unchanged".
+ */
+import { CniNodeError } from '../core/errors.js';
+import { isStatus, type KubeClient } from './client.js';
+import { resourcePath, type ResourceInfo } from './discovery.js';
+import { comparable, containsDesired, sameJson, type KubeObject, type ObjectRef } from './manifests.js';
+import { sleep } from './retry.js';
+
+/** The field manager of every server-side apply cni-node makes. */
+export const FIELD_MANAGER = 'cni-node';
+
+export type ApplyOutcome = 'created' | 'updated' | 'unchanged';
+
+export interface PlanOptions {
+  /** The manifest's rendered text is the one recorded as applied last time (enables the fast path). */
+  sameAsRecorded?: boolean;
+  /** Keep retrying a 404 from the resource's endpoint this long (a CRD that just became Established). */
+  notFoundGraceMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface ApplyOptions extends PlanOptions {
+  /** Server-side dry run (dryRun=All): the server validates, nothing is stored. */
+  dryRun: boolean;
+}
+
+/**
+ * What applying an object would do, found with reads and a server-side dry run
+ * only. The dry run also validates the object and checks the permission to write
+ * it, so an invalid or forbidden object is found before anything is changed.
+ */
+export interface ApplyPlan {
+  outcome: 'create' | 'update' | 'unchanged';
+  /** The object now (undefined: absent, or not readable with these credentials). */
+  live?: KubeObject;
+  /** The object as the apply would store it (undefined when the fast path decided). */
+  planned?: KubeObject;
+  /** Set when the server could not dry-run it (an admission webhook that does not support dry run): why. */
+  unchecked?: string;
+}
+
+/** Plans the server-side apply of one object: GET, fast path, else a dry-run apply compared with the live object. */
+export async function planApply(client: KubeClient, info: ResourceInfo, object: KubeObject, ref: ObjectRef, opts: PlanOptions = {}): Promise<ApplyPlan> {
+  const path = resourcePath(info, ref.namespace, ref.name);
+  let live: KubeObject | undefined;
+  let liveKnown = true;
+  try {
+    const res = await withNotFoundGrace(opts, info, () =>
+      client.request<KubeObject>({ method: 'GET', path, accept: [404], signal: opts.signal }).then((r) => {
+        if (r.status === 404 && !isObjectNotFound(r.body)) throw notServed(info, r.body);
+        return r;
+      }),
+    );
+    live = res.status === 404 ? undefined : res.body;
+  } catch (e) {
+    // Allowed to apply but not to read (an RBAC rule with only patch): decide by applying.
+    if (!isStatus(e, 403)) throw e;
+    liveKnown = false;
+  }
+  if (live && opts.sameAsRecorded && containsDesired(object, live)) return { outcome: 'unchanged', live };
+  let planned: KubeObject;
+  try {
+    planned = (await serverSideApply(client, info, path, object, true, opts)).body;
+  } catch (e) {
+    // Webhooks registered with sideEffects Unknown/Some refuse every dry run; then only the real apply can tell.
+    const msg = (e as { serverMessage?: string }).serverMessage ?? '';
+    if (!(isStatus(e, 400) && /does not support dry run/i.test(msg))) throw e;
+    return { outcome: live ? 'update' : 'create', ...(live ? { live } : {}), unchecked: msg };
+  }
+  if (!liveKnown) return { outcome: 'update', planned };
+  if (!live) return { outcome: 'create', planned };
+  if (sameJson(comparable(planned), comparable(live))) return { outcome: 'unchanged', live, planned };
+  return { outcome: 'update', live, planned };
+}
+
+/** Carries out a plan: nothing for 'unchanged', else the server-side apply. */
+export async function commitApply(client: KubeClient, info: ResourceInfo, object: KubeObject, ref: ObjectRef, plan: ApplyPlan, opts: PlanOptions = {}): Promise<ApplyResult> {
+  if (plan.outcome === 'unchanged') return { outcome: 'unchanged', ...(plan.live ? { object: plan.live } : {}) };
+  const applied = await serverSideApply(client, info, resourcePath(info, ref.namespace, ref.name), object, false, opts);
+  return { outcome: applied.status === 201 ? 'created' : 'updated', object: applied.body };
+}
+
+export interface ApplyResult {
+  outcome: ApplyOutcome;
+  /** The object as stored (or as it would be, in a dry run). */
+  object?: KubeObject;
+}
+
+/** planApply then, unless it is a dry run, commitApply: one object made as desired, writing only if needed. */
+export async function applyObject(client: KubeClient, info: ResourceInfo, object: KubeObject, ref: ObjectRef, opts: ApplyOptions): Promise<ApplyResult> {
+  const plan = await planApply(client, info, object, ref, opts);
+  if (!opts.dryRun) return commitApply(client, info, object, ref, plan, opts);
+  const outcome: ApplyOutcome = plan.outcome === 'create' ? 'created' : plan.outcome === 'update' ? 'updated' : 'unchanged';
+  const shown = plan.planned ?? plan.live;
+  return { outcome, ...(shown ? { object: shown } : {}) };
+}
+
+async function serverSideApply(
+  client: KubeClient,
+  info: ResourceInfo,
+  path: string,
+  object: KubeObject,
+  dryRun: boolean,
+  opts: PlanOptions,
+): Promise<{ status: number; body: KubeObject }> {
+  return withNotFoundGrace(opts, info, () =>
+    client.request<KubeObject>({
+      method: 'PATCH',
+      path,
+      query: { fieldManager: FIELD_MANAGER, force: true, dryRun: dryRun ? 'All' : undefined },
+      // JSON is YAML, and exactly what was parsed: no second YAML serialisation to get wrong.
+      body: JSON.stringify(object),
+      contentType: 'application/apply-patch+yaml',
+      signal: opts.signal,
+    }),
+  );
+}
+
+export type DeleteOutcome = 'deleted' | 'absent';
+
+/** Deletes one object (background propagation); an object that is already gone is 'absent', not an error. */
+export async function deleteObject(client: KubeClient, info: ResourceInfo, ref: ObjectRef, opts: { dryRun: boolean; signal?: AbortSignal }): Promise<DeleteOutcome> {
+  const res = await client.request({
+    method: 'DELETE',
+    path: resourcePath(info, ref.namespace, ref.name),
+    query: { propagationPolicy: 'Background', dryRun: opts.dryRun ? 'All' : undefined },
+    accept: [404],
+    signal: opts.signal,
+  });
+  return res.status === 404 ? 'absent' : 'deleted';
+}
+
+/** Whether the object exists (404 → false). */
+export async function objectExists(client: KubeClient, info: ResourceInfo, ref: ObjectRef, signal?: AbortSignal): Promise<boolean> {
+  const res = await client.request({ method: 'GET', path: resourcePath(info, ref.namespace, ref.name), accept: [404], signal });
+  return res.status !== 404;
+}
+
+interface CrdCondition {
+  type?: string;
+  status?: string;
+  reason?: string;
+  message?: string;
+}
+
+/**
+ * Waits until the CustomResourceDefinition `name` is Established (its kinds are
+ * served). A CRD whose names are refused (NamesAccepted=False: the plural or kind
+ * is taken) fails at once with the server's reason.
+ */
+export async function waitForCrdEstablished(client: KubeClient, name: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const deadline = Date.now() + timeoutMs;
+  let delay = 50;
+  let last: CrdCondition[] = [];
+  while (true) {
+    const res = await client.request<{ status?: { conditions?: CrdCondition[] } }>({
+      method: 'GET',
+      path: `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${encodeURIComponent(name)}`,
+      accept: [404],
+      signal: opts.signal,
+    });
+    last = res.status === 404 ? [] : (res.body.status?.conditions ?? []);
+    if (last.some((c) => c.type === 'Established' && c.status === 'True')) return;
+    const refused = last.find((c) => c.type === 'NamesAccepted' && c.status === 'False');
+    if (refused) {
+      throw new CniNodeError('invalid', `CustomResourceDefinition ${name} cannot be established: ${refused.reason ?? 'NamesNotAccepted'}: ${refused.message ?? ''}`.trim());
+    }
+    if (Date.now() >= deadline) {
+      const state = last.map((c) => `${c.type}=${c.status}${c.message ? ` (${c.message})` : ''}`).join(', ') || (res.status === 404 ? 'not found' : 'no conditions');
+      throw new CniNodeError('api', `CustomResourceDefinition ${name} is not Established after ${Math.round(timeoutMs / 1000)} s (${state})`);
+    }
+    await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), opts.signal);
+    delay = Math.min(delay * 2, 500);
+  }
+}
+
+/**
+ * A 404 that means "no such object" carries a Status with details.name (or kind);
+ * "the server could not find the requested resource" (no such endpoint) has none.
+ */
+function isObjectNotFound(body: unknown): boolean {
+  const d = (body as { details?: { name?: string; kind?: string } } | undefined)?.details;
+  return Boolean(d && (d.name || d.kind));
+}
+
+class NotServedError extends CniNodeError {}
+
+function notServed(info: ResourceInfo, body: unknown): NotServedError {
+  const msg = (body as { message?: string } | undefined)?.message ?? 'not found';
+  return new NotServedError(
+    'api',
+    `the API server does not serve ${info.resource} in ${info.apiVersion} (${msg})${info.definedByCrd ? `; its CustomResourceDefinition ${info.definedByCrd} is not Established yet` : ''}`,
+  );
+}
+
+/** Retries `fn` while the resource's endpoint is not served yet, for kinds of a CRD that was just created. */
+async function withNotFoundGrace<T>(opts: PlanOptions, info: ResourceInfo, fn: () => Promise<T>): Promise<T> {
+  const grace = info.definedByCrd ? (opts.notFoundGraceMs ?? 10_000) : 0;
+  const deadline = Date.now() + grace;
+  while (true) {
+    try {
+      return await fn();
+    } catch (e) {
+      // A GET's "no such object" 404 is accepted, not thrown; a thrown 404 means the endpoint is missing.
+      const endpointMissing = e instanceof NotServedError || isStatus(e, 404);
+      if (!endpointMissing || Date.now() >= deadline) throw e;
+      await sleep(100, opts.signal);
+    }
+  }
+}
