@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rename, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { KubeConfig } from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import { KubeconfigOut, parsePathMap, renderKubeconfig, serverFromEnv, toNodePath } from '../../src/daemon/kubeconfig-out.js';
+import type { Reporter } from '../../src/engine/types.js';
+
+const CA = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const roots: string[] = [];
+after(async () => {
+  for (const r of roots) await rm(r, { recursive: true, force: true });
+});
+
+function quietReporter(): Reporter & { lines: string[] } {
+  const lines: string[] = [];
+  return { lines, item: () => undefined, info: (m) => void lines.push(m), warn: (m) => void lines.push(`warn: ${m}`) };
+}
+
+/** A service account volume laid out as kubelet does: files are links into `..data`, a link to a timestamped dir. */
+async function projectedVolume(dir: string, token: string, generation: number): Promise<void> {
+  const data = path.join(dir, `..2024_01_01_00_00_0${generation}.000000000`);
+  await mkdir(data, { recursive: true });
+  await writeFile(path.join(data, 'token'), token);
+  await writeFile(path.join(data, 'ca.crt'), CA);
+  await writeFile(path.join(data, 'namespace'), 'kube-system');
+  const tmp = path.join(dir, '..data_tmp');
+  await symlink(path.basename(data), tmp);
+  const old = await import('node:fs/promises').then((fs) => fs.readlink(path.join(dir, '..data')).catch(() => undefined));
+  await rename(tmp, path.join(dir, '..data'));
+  for (const f of ['token', 'ca.crt', 'namespace']) {
+    await symlink(`..data/${f}`, path.join(dir, f)).catch(() => undefined);
+  }
+  if (old) await rm(path.join(dir, old), { recursive: true, force: true });
+}
+
+async function waitFor(what: string, cond: () => Promise<boolean>, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await cond()) return;
+    await sleep(20);
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+describe('kubeconfig-out helpers', () => {
+  test('server from KUBERNETES_SERVICE_HOST/PORT, IPv6 in brackets', () => {
+    assert.equal(serverFromEnv({ KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' }), 'https://10.96.0.1:443');
+    assert.equal(serverFromEnv({ KUBERNETES_SERVICE_HOST: 'fd00:10:96::1', KUBERNETES_SERVICE_PORT: '443' }), 'https://[fd00:10:96::1]:443');
+    assert.equal(serverFromEnv({ KUBERNETES_SERVICE_HOST: '[fd00::1]', KUBERNETES_SERVICE_PORT: '6443' }), 'https://[fd00::1]:6443');
+    assert.equal(serverFromEnv({ KUBERNETES_SERVICE_HOST: '10.0.0.1', CNI_NODE_KUBECONFIG_SERVER: 'https://api.example:6443/' }), 'https://api.example:6443');
+    assert.throws(() => serverFromEnv({}), /KUBERNETES_SERVICE_HOST/);
+    assert.throws(() => serverFromEnv({ KUBERNETES_SERVICE_HOST: 'x', KUBERNETES_SERVICE_PORT: 'https' }), /not a port/);
+  });
+
+  test('container paths map to node paths by the longest prefix', () => {
+    const map = parsePathMap('/host=/, /host/etc/cni/net.d=/etc/cni/net.d, /data=/var/lib/cni-node');
+    assert.equal(toNodePath('/host/etc/cni/net.d/multus.d/multus.kubeconfig', map), '/etc/cni/net.d/multus.d/multus.kubeconfig');
+    assert.equal(toNodePath('/host/opt/cni/bin', map), '/opt/cni/bin');
+    assert.equal(toNodePath('/data/x', map), '/var/lib/cni-node/x');
+    assert.equal(toNodePath('/hostile/x', map), undefined, 'a prefix matches whole path components only');
+    assert.equal(toNodePath('/etc/x', map), undefined);
+    assert.throws(() => parsePathMap('host=/'), /CNI_NODE_HOST_PATH_MAP/);
+  });
+
+  test('the rendered kubeconfig is read by @kubernetes/client-node as written', () => {
+    const text = renderKubeconfig({ server: 'https://[fd00::1]:443', caData: CA, token: 'tok"en\n:x' });
+    const kc = new KubeConfig();
+    kc.loadFromString(text);
+    assert.equal(kc.getCurrentCluster()?.server, 'https://[fd00::1]:443');
+    assert.equal(Buffer.from(kc.getCurrentCluster()?.caData ?? '', 'base64').toString(), CA);
+    assert.equal(kc.getCurrentUser()?.token, 'tok"en\n:x');
+    const files = parse(renderKubeconfig({ server: 'https://a:1', caFile: '/etc/x/ca.crt', tokenFile: '/etc/x/token' })) as {
+      clusters: { cluster: Record<string, string> }[];
+      users: { user: Record<string, string> }[];
+    };
+    assert.equal(files.clusters[0]?.cluster['certificate-authority'], '/etc/x/ca.crt');
+    assert.equal(files.users[0]?.user['tokenFile'], '/etc/x/token');
+  });
+});
+
+describe('KubeconfigOut', () => {
+  test('embed: written 0600 at start, rewritten when the projected token rotates (..data swap), restored when removed', async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'cni-node-kco-'));
+    roots.push(root);
+    const sa = path.join(root, 'sa');
+    await mkdir(sa);
+    await projectedVolume(sa, 'token-one', 1);
+    const out = path.join(root, 'host', 'etc', 'cni', 'net.d', 'multus.d', 'multus.kubeconfig');
+    const reporter = quietReporter();
+    const writes: string[] = [];
+    const k = await KubeconfigOut.start({
+      out,
+      env: { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443', CNI_NODE_SERVICE_ACCOUNT_DIR: sa },
+      reporter,
+      debounceMs: 10,
+      onWrite: (why) => void writes.push(why),
+    });
+    try {
+      assert.equal(k.mode, 'embed');
+      const st = await stat(out);
+      assert.equal(st.mode & 0o777, 0o600);
+      const kc = new KubeConfig();
+      kc.loadFromString(await readFile(out, 'utf8'));
+      assert.equal(kc.getCurrentUser()?.token, 'token-one');
+      assert.equal(kc.getCurrentCluster()?.server, 'https://[fd00::1]:443');
+      assert.deepEqual(writes, ['start']);
+
+      // Nothing changed: nothing is written.
+      assert.equal(await k.sync('check'), false);
+      const inode = (await stat(out)).ino;
+
+      await projectedVolume(sa, 'token-two', 2);
+      await waitFor('the rotated token in the kubeconfig', async () => (await readFile(out, 'utf8')).includes('token-two'));
+      assert.notEqual((await stat(out)).ino, inode, 'replaced by rename, not edited in place');
+      assert.equal((await stat(out)).mode & 0o777, 0o600);
+      assert.match(writes[1] ?? '', /rotated/);
+      assert.match(reporter.lines.join('\n'), /kubeconfig-out: wrote .*multus.kubeconfig \(the service account token changed \(rotated\)\)/);
+
+      await unlink(out);
+      await waitFor('the kubeconfig restored', async () => (await readFile(out, 'utf8').catch(() => '')).includes('token-two'));
+
+      const removed = await k.remove();
+      assert.deepEqual(removed, [out]);
+      await assert.rejects(stat(out), { code: 'ENOENT' });
+    } finally {
+      k.close();
+    }
+  });
+
+  test('files: token and CA next to the kubeconfig, referenced by their node paths', async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'cni-node-kco-'));
+    roots.push(root);
+    const sa = path.join(root, 'sa');
+    await mkdir(sa);
+    await projectedVolume(sa, 'token-one', 1);
+    const hostRoot = path.join(root, 'host');
+    const out = path.join(hostRoot, 'etc', 'cni', 'net.d', 'multus.d', 'multus.kubeconfig');
+    const k = await KubeconfigOut.start({
+      out,
+      env: {
+        KUBERNETES_SERVICE_HOST: '10.96.0.1',
+        KUBERNETES_SERVICE_PORT: '443',
+        CNI_NODE_SERVICE_ACCOUNT_DIR: sa,
+        CNI_NODE_KUBECONFIG_CREDENTIALS: 'files',
+        CNI_NODE_HOST_PATH_MAP: `${hostRoot}=/`,
+      },
+      reporter: quietReporter(),
+      debounceMs: 10,
+    });
+    try {
+      const doc = parse(await readFile(out, 'utf8')) as { clusters: { cluster: Record<string, string> }[]; users: { user: Record<string, string> }[] };
+      assert.equal(doc.clusters[0]?.cluster['certificate-authority'], '/etc/cni/net.d/multus.d/multus.kubeconfig.ca.crt');
+      assert.equal(doc.users[0]?.user['tokenFile'], '/etc/cni/net.d/multus.d/multus.kubeconfig.token');
+      assert.equal(await readFile(`${out}.token`, 'utf8'), 'token-one\n');
+      assert.equal(await readFile(`${out}.ca.crt`, 'utf8'), CA);
+      for (const f of [out, `${out}.token`, `${out}.ca.crt`]) assert.equal((await stat(f)).mode & 0o777, 0o600, f);
+      const kubeconfigInode = (await stat(out)).ino;
+      await projectedVolume(sa, 'token-two', 2);
+      await waitFor('the rotated token file', async () => (await readFile(`${out}.token`, 'utf8')) === 'token-two\n');
+      assert.equal((await stat(out)).ino, kubeconfigInode, 'the kubeconfig itself did not change');
+    } finally {
+      k.close();
+    }
+  });
+
+  test('files: a path outside the map is refused with the fix', async () => {
+    await assert.rejects(
+      KubeconfigOut.start({
+        out: '/somewhere/else/kubeconfig',
+        env: { KUBERNETES_SERVICE_HOST: '10.96.0.1', CNI_NODE_KUBECONFIG_CREDENTIALS: 'files' },
+        reporter: quietReporter(),
+      }),
+      /CNI_NODE_HOST_PATH_MAP/,
+    );
+  });
+
+  test('a missing token is reported as a problem, and written once it appears', async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'cni-node-kco-'));
+    roots.push(root);
+    const sa = path.join(root, 'sa');
+    await mkdir(sa);
+    const out = path.join(root, 'out', 'kubeconfig');
+    const problems: Array<string | undefined> = [];
+    const k = await KubeconfigOut.start({
+      out,
+      env: { KUBERNETES_SERVICE_HOST: '10.96.0.1', CNI_NODE_SERVICE_ACCOUNT_DIR: sa },
+      reporter: quietReporter(),
+      debounceMs: 10,
+      onProblem: (p) => void problems.push(p),
+    });
+    try {
+      assert.match(problems[0] ?? '', /token .* does not exist/);
+      await projectedVolume(sa, 'late-token', 1);
+      await waitFor('the kubeconfig', async () => (await readFile(out, 'utf8').catch(() => '')).includes('late-token'));
+      assert.equal(problems.at(-1), undefined, 'the problem is cleared');
+    } finally {
+      k.close();
+    }
+  });
+});

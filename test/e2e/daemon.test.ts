@@ -1,0 +1,534 @@
+// `cni-node run` end to end: the real ./bin/cni-node process, the real CNI plugins
+// from Debian's containernetworking-plugins (/usr/lib/cni) as the image's plugins,
+// temporary node dirs, and a real kube-apiserver + etcd (test/e2e/support/cluster.ts).
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFile, mkdir, mkdtemp, readFile, readlink, rename, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { KubeConfig } from '@kubernetes/client-node';
+import { clusterUnavailableReason, startTestCluster, type TestCluster } from './support/cluster.js';
+
+const CLI = process.env['CNI_NODE_TEST_CLI'] || fileURLToPath(new URL('../../../bin/cni-node', import.meta.url));
+const DEBIAN_PLUGINS = '/usr/lib/cni';
+const NS = 'kube-system';
+const skip = clusterUnavailableReason();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let cluster: TestCluster;
+const cleanups: Array<() => Promise<void>> = [];
+
+// ---- node trees --------------------------------------------------------------
+
+interface Tree {
+  root: string;
+  bin: string;
+  netd: string;
+  templates: string;
+  manifests: string;
+  sa: string;
+}
+
+async function nodeTree(): Promise<Tree> {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'cni-node-run-'));
+  cleanups.push(() => rm(root, { recursive: true, force: true }));
+  const t: Tree = {
+    root,
+    bin: path.join(root, 'host/opt/cni/bin'),
+    netd: path.join(root, 'host/etc/cni/net.d'),
+    templates: path.join(root, 'templates'),
+    manifests: path.join(root, 'manifests'),
+    sa: path.join(root, 'serviceaccount'),
+  };
+  for (const d of [t.bin, t.netd, t.templates, t.manifests, t.sa]) await mkdir(d, { recursive: true });
+  await projectedVolume(t.sa, { token: cluster.tokens.serviceAccount, 'ca.crt': cluster.caData, namespace: NS });
+  return t;
+}
+
+let generation = 0;
+/** Writes `files` into `dir` the way kubelet updates a ConfigMap or projected volume: a new `..data` dir swapped in by rename. */
+async function projectedVolume(dir: string, files: Record<string, string>): Promise<void> {
+  const ts = `..${new Date().toISOString().replace(/[-:.TZ]/g, '_')}${++generation}`;
+  await mkdir(path.join(dir, ts));
+  for (const [name, content] of Object.entries(files)) await writeFile(path.join(dir, ts, name), content);
+  const old = await readlink(path.join(dir, '..data')).catch(() => undefined);
+  await symlink(ts, path.join(dir, '..data_tmp'));
+  await rename(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
+  for (const name of Object.keys(files)) await symlink(`..data/${name}`, path.join(dir, name)).catch(() => undefined);
+  if (old) await rm(path.join(dir, old), { recursive: true, force: true });
+}
+
+const calico = (name: string) => JSON.stringify({ cniVersion: '0.4.0', name, plugins: [{ type: 'bridge', bridge: 'cni0' }, { type: 'portmap', capabilities: { portMappings: true } }] });
+const MULTUS_TEMPLATE = '{"cniVersion":"0.4.0","name":"multus-cni-network","type":"bridge","delegates":[__10-calico.conflist__]}';
+
+// ---- the daemon process ----------------------------------------------------------
+
+interface Daemon {
+  child: ChildProcess;
+  out: string[];
+  address: string;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+  log(): string;
+  waitLog(re: RegExp, ms?: number): Promise<string>;
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  readyz(): Promise<{ status: number; text: string }>;
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; ms: number }>;
+}
+
+async function startDaemon(tree: Tree, args: string[], env: Record<string, string> = {}): Promise<Daemon> {
+  const { KUBECONFIG: _drop, ...baseEnv } = process.env;
+  const child = spawn(
+    CLI,
+    [
+      'run',
+      `--plugins-dir=${DEBIAN_PLUGINS}`,
+      `--host-plugins-dir=${tree.bin}`,
+      `--configs-dir=${tree.templates}`,
+      `--host-configs-dir=${tree.netd}`,
+      `--manifests-dir=${tree.manifests}`,
+      '--listen=127.0.0.1:0',
+      ...args,
+    ],
+    {
+      env: {
+        ...baseEnv,
+        KUBERNETES_SERVICE_HOST: '127.0.0.1',
+        KUBERNETES_SERVICE_PORT: new URL(cluster.server).port,
+        CNI_NODE_SERVICE_ACCOUNT_DIR: tree.sa,
+        POD_NAME: `cni-node-${path.basename(tree.root)}`.toLowerCase().replace(/[^a-z0-9-]/g, '-'),
+        POD_NAMESPACE: NS,
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const out: string[] = [];
+  const onData = (prefix: string) => (b: Buffer) => {
+    for (const line of b.toString('utf8').split('\n')) if (line !== '') out.push(prefix + line);
+  };
+  child.stdout?.on('data', onData(''));
+  child.stderr?.on('data', onData('stderr: '));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
+  );
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const log = () => out.join('\n');
+  const waitLog = async (re: RegExp, ms = 15_000): Promise<string> => {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      const hit = out.find((l) => re.test(l));
+      if (hit) return hit;
+      if (child.exitCode !== null) break;
+      await sleep(20);
+    }
+    assert.fail(`no log line matching ${re} within ${ms} ms; the log:\n${log()}`);
+  };
+  const line = await waitLog(/serving \/healthz \/readyz \/metrics on /);
+  const address = (/on (127\.0\.0\.1:\d+)/.exec(line) as RegExpExecArray)[1] as string;
+  const d: Daemon = {
+    child,
+    out,
+    address,
+    exit,
+    log,
+    waitLog,
+    async metric(name, labels = {}) {
+      const text = await (await fetch(`http://${address}/metrics`)).text();
+      let sum = 0;
+      for (const l of text.split('\n')) {
+        if (!l.startsWith(`${name}{`) && !l.startsWith(`${name} `)) continue;
+        if (Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`))) sum += Number(l.slice(l.lastIndexOf(' ') + 1));
+      }
+      return sum;
+    },
+    async readyz() {
+      const res = await fetch(`http://${address}/readyz`);
+      return { status: res.status, text: await res.text() };
+    },
+    async stop(signal = 'SIGTERM') {
+      const t0 = Date.now();
+      child.kill(signal);
+      const r = await exit;
+      // CNI_NODE_TEST_DAEMON_LOG=<file>: append every daemon's log there, for reading after the run.
+      const logFile = process.env['CNI_NODE_TEST_DAEMON_LOG'];
+      if (logFile) await appendFile(logFile, `=== daemon ${tree.root} (exit ${r.code} after ${r.at - t0} ms)\n${log()}\n`);
+      return { code: r.code, ms: r.at - t0 };
+    },
+  };
+  return d;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 10_000, d?: Daemon): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(25);
+  }
+  assert.fail(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}${d ? `; daemon log:\n${d.log()}` : ''}`);
+}
+
+const exists = (p: string) => stat(p).then(() => true, () => false);
+const ino = async (p: string) => (await stat(p)).ino;
+
+// ---- the API side ------------------------------------------------------------------
+
+async function grantServiceAccount(): Promise<void> {
+  const role = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: { name: 'cni-node-run-test', namespace: NS },
+    rules: [
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+      { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'list', 'create', 'patch', 'update', 'delete'] },
+    ],
+  };
+  const binding = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: 'cni-node-run-test', namespace: NS },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'cni-node-run-test' },
+    subjects: [{ kind: 'ServiceAccount', name: 'cni-node', namespace: NS }],
+  };
+  for (const [p, body] of [
+    [`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`, role],
+    [`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, binding],
+  ] as const) {
+    const res = await cluster.request('POST', p, body);
+    assert.ok(res.status === 201 || res.status === 409, res.text);
+  }
+}
+
+async function putConfigMap(name: string, data: Record<string, string>): Promise<void> {
+  const p = `/api/v1/namespaces/${NS}/configmaps`;
+  const res = await cluster.request('PUT', `${p}/${name}`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: NS }, data });
+  if (res.status === 404) {
+    const created = await cluster.request('POST', p, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: NS }, data });
+    assert.equal(created.status, 201, created.text);
+    return;
+  }
+  assert.equal(res.status, 200, res.text);
+}
+
+async function eventsFor(pod: string): Promise<Array<{ reason: string; message: string; type: string }>> {
+  const res = await cluster.request<{ items: Array<{ reason: string; message: string; type: string }> }>(
+    'GET',
+    `/api/v1/namespaces/${NS}/events?fieldSelector=${encodeURIComponent(`involvedObject.name=${pod}`)}`,
+  );
+  assert.equal(res.status, 200, res.text);
+  return res.body.items;
+}
+
+describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 }, () => {
+  before(async () => {
+    cluster = await startTestCluster();
+    await grantServiceAccount();
+  });
+
+  after(async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    await cluster?.stop();
+  });
+
+  test('ConfigMap edits converge: plugins added and removed; an invalid list keeps the last good state', async () => {
+    const t = await nodeTree();
+    await putConfigMap('cni-run-a', { plugins: 'bridge,macvlan', configs: '', manifests: '' });
+    const d = await startDaemon(t, [`--config-map=${NS}/cni-run-a`]);
+    await until('ready', async () => (await d.readyz()).status === 200, 15_000, d);
+    assert.ok(await exists(path.join(t.bin, 'bridge')));
+    assert.ok(await exists(path.join(t.bin, 'macvlan')));
+    const bridgeIno = await ino(path.join(t.bin, 'bridge'));
+
+    await putConfigMap('cni-run-a', { plugins: 'bridge,ipvlan,host-device', configs: '', manifests: '' });
+    await until('ipvlan and host-device installed, macvlan removed', async () =>
+      (await exists(path.join(t.bin, 'ipvlan'))) && (await exists(path.join(t.bin, 'host-device'))) && !(await exists(path.join(t.bin, 'macvlan'))),
+    10_000, d);
+    assert.equal(await ino(path.join(t.bin, 'bridge')), bridgeIno, 'a kept plugin is not rewritten');
+    await d.waitLog(/reconcile #\d+: ConfigMap kube-system\/cni-run-a changed \(plugins; resourceVersion \d+\)/);
+    await d.waitLog(/^plugin macvlan: removed$/);
+    await d.waitLog(/^plugin ipvlan: installed$/);
+    assert.equal((await d.readyz()).status, 200);
+
+    // An invalid list: reported (log, readiness, Event); the node keeps the last good state.
+    const reconcilesBefore = await d.metric('cni_node_reconciles_total');
+    await putConfigMap('cni-run-a', { plugins: 'bridge,,../evil', configs: '', manifests: '' });
+    const r = await until('not ready', async () => {
+      const s = await d.readyz();
+      return s.status === 503 ? s : undefined;
+    }, 10_000, d);
+    assert.match(r.text, /ConfigMap kube-system\/cni-run-a has an invalid list/);
+    await d.waitLog(/stderr: error: ConfigMap kube-system\/cni-run-a .* has an invalid list; keeping the last good desired state/);
+    assert.ok(await exists(path.join(t.bin, 'ipvlan')));
+    assert.equal(await d.metric('cni_node_reconciles_total'), reconcilesBefore, 'no reconcile for an invalid ConfigMap');
+    const pod = `cni-node-${path.basename(t.root)}`.toLowerCase().replace(/[^a-z0-9-]/g, '-');
+    await until('an InvalidConfigMap Event on the pod', async () => (await eventsFor(pod)).find((e) => e.reason === 'InvalidConfigMap' && e.type === 'Warning'));
+
+    await putConfigMap('cni-run-a', { plugins: 'bridge', configs: '', manifests: '' });
+    await until('ready again with ipvlan and host-device removed', async () =>
+      (await d.readyz()).status === 200 && !(await exists(path.join(t.bin, 'ipvlan'))) && !(await exists(path.join(t.bin, 'host-device'))),
+    10_000, d);
+
+    const stopped = await d.stop();
+    assert.equal(stopped.code, 0, d.log());
+    assert.ok(stopped.ms < 2_000, `SIGTERM took ${stopped.ms} ms`);
+    assert.ok(await exists(path.join(t.bin, 'bridge')), 'a plain SIGTERM removes nothing');
+  });
+
+  test('a ConfigMap that does not exist yet: not ready with the reason, then reconciled when it is created', async () => {
+    const t = await nodeTree();
+    await cluster.request('DELETE', `/api/v1/namespaces/${NS}/configmaps/cni-run-late`);
+    const d = await startDaemon(t, [`--config-map=${NS}/cni-run-late`]);
+    const r = await until('not ready', async () => {
+      const s = await d.readyz();
+      return s.status === 503 && /does not exist/.test(s.text) ? s : undefined;
+    }, 10_000, d);
+    assert.match(r.text, /ConfigMap kube-system\/cni-run-late does not exist; waiting for it/);
+    assert.equal(await d.metric('cni_node_reconciles_total'), 0);
+    await putConfigMap('cni-run-late', { plugins: 'loopback' });
+    await until('ready', async () => (await d.readyz()).status === 200, 10_000, d);
+    assert.ok(await exists(path.join(t.bin, 'loopback')));
+    assert.equal(await d.stop().then((s) => s.code), 0);
+  });
+
+  test('pointer targets: missing → waiting (not ready) → rendered when it appears; a rewrite re-renders; a ..data template swap is seen', async () => {
+    const t = await nodeTree();
+    // The templates dir as a mounted ConfigMap volume.
+    await projectedVolume(t.templates, { '05-multus.conf': MULTUS_TEMPLATE });
+    const d = await startDaemon(t, ['--plugins=bridge,portmap', '--configs=05-multus.conf']);
+    const multus = path.join(t.netd, '05-multus.conf');
+
+    const waiting = await until('waiting readiness', async () => {
+      const s = await d.readyz();
+      return s.status === 503 && /waiting/.test(s.text) ? s : undefined;
+    }, 10_000, d);
+    assert.match(waiting.text, /config 05-multus.conf is waiting for 10-calico.conflist/);
+    await d.waitLog(/config 05-multus.conf: waiting for 10-calico.conflist to appear in /);
+    assert.equal(await exists(multus), false);
+    assert.ok(await exists(path.join(t.bin, 'bridge')), 'the plugins are installed meanwhile');
+
+    // The primary CNI writes its config (atomically, by rename, as most do).
+    await writeFile(path.join(t.netd, '.calico.tmp'), calico('k8s-pod-network'));
+    await rename(path.join(t.netd, '.calico.tmp'), path.join(t.netd, '10-calico.conflist'));
+    await until('05-multus.conf rendered', async () => (await readFile(multus, 'utf8').catch(() => '')).includes('k8s-pod-network'), 5_000, d);
+    await d.waitLog(/reconcile #\d+: node file 10-calico.conflist appeared \(pointed to by 05-multus.conf\)/);
+    await until('ready', async () => (await d.readyz()).status === 200, 5_000, d);
+    assert.deepEqual(JSON.parse(await readFile(multus, 'utf8')).delegates[0].name, 'k8s-pod-network');
+
+    // The primary CNI rewrites it in place.
+    await writeFile(path.join(t.netd, '10-calico.conflist'), calico('k8s-pod-network-v2'));
+    await until('05-multus.conf re-rendered', async () => (await readFile(multus, 'utf8')).includes('k8s-pod-network-v2'), 5_000, d);
+    await d.waitLog(/reconcile #\d+: node file 10-calico.conflist changed \(pointed to by 05-multus.conf\)/);
+
+    // An unrelated file in the node configs dir is no reason to reconcile.
+    const n = await d.metric('cni_node_reconciles_total');
+    await writeFile(path.join(t.netd, '99-unrelated.conf'), '{}');
+    await writeFile(path.join(t.netd, '10-calico.conflist'), calico('k8s-pod-network-v2')); // same content
+    await sleep(600);
+    assert.equal(await d.metric('cni_node_reconciles_total'), n, 'no reconcile for unrelated files or unchanged content');
+
+    // kubelet updates the mounted ConfigMap: a `..data` swap.
+    await projectedVolume(t.templates, { '05-multus.conf': MULTUS_TEMPLATE.replace('multus-cni-network', 'multus-v2') });
+    await until('the new template rendered', async () => (await readFile(multus, 'utf8')).includes('multus-v2'), 5_000, d);
+    await d.waitLog(/reconcile #\d+: template 05-multus.conf changed in /);
+    assert.ok((await readFile(multus, 'utf8')).includes('k8s-pod-network-v2'));
+
+    const stopped = await d.stop('SIGINT');
+    assert.equal(stopped.code, 0);
+    assert.ok(stopped.ms < 2_000, `SIGINT took ${stopped.ms} ms`);
+  });
+
+  test('repair: a deleted or changed installed plugin or config is restored; readiness flips on a failed reconcile', async () => {
+    const t = await nodeTree();
+    await writeFile(path.join(t.netd, '10-calico.conflist'), calico('k8s'));
+    await writeFile(path.join(t.templates, '05-multus.conf'), MULTUS_TEMPLATE);
+    const d = await startDaemon(t, ['--plugins=bridge,macvlan', '--configs=05-multus.conf']);
+    await until('ready', async () => (await d.readyz()).status === 200, 10_000, d);
+
+    await unlink(path.join(t.bin, 'macvlan'));
+    await until('macvlan restored', () => exists(path.join(t.bin, 'macvlan')), 5_000, d);
+    await d.waitLog(/reconcile #\d+: plugin macvlan, installed by cni-node, was deleted on the node/);
+    assert.equal((await stat(path.join(t.bin, 'macvlan'))).mode & 0o777, 0o755);
+    assert.deepEqual(await readFile(path.join(t.bin, 'macvlan')), await readFile(path.join(DEBIAN_PLUGINS, 'macvlan')));
+
+    const multus = path.join(t.netd, '05-multus.conf');
+    const good = await readFile(multus, 'utf8');
+    await writeFile(multus, '{"broken": true}');
+    await until('05-multus.conf restored', async () => (await readFile(multus, 'utf8')) === good, 5_000, d);
+
+    // A reconcile that fails (the template became invalid): not ready, with the reason; an Event.
+    await writeFile(path.join(t.templates, '05-multus.conf'), '{"cniVersion":"0.4.0", "name": ');
+    const r = await until('not ready', async () => {
+      const s = await d.readyz();
+      return s.status === 503 ? s : undefined;
+    }, 5_000, d);
+    assert.match(r.text, /the last reconcile failed: config 05-multus.conf is not a valid CNI network configuration|05-multus.conf/);
+    assert.equal(await readFile(multus, 'utf8'), good, 'a failed reconcile leaves the node as it was');
+    assert.ok((await d.metric('cni_node_reconciles_total', { result: 'failed' })) >= 1);
+    await writeFile(path.join(t.templates, '05-multus.conf'), MULTUS_TEMPLATE);
+    await until('ready again', async () => (await d.readyz()).status === 200, 5_000, d);
+    assert.equal(await d.stop().then((s) => s.code), 0);
+  });
+
+  test('manifests: applied from the ConfigMap, re-applied when the file changes, deleted when dropped; file repairs cost no API request', async () => {
+    const t = await nodeTree();
+    const sa = (label: string) => `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: cni-run-test-sa\n  namespace: ${NS}\n  labels:\n    version: "${label}"\n`;
+    await writeFile(path.join(t.manifests, 'sa.yaml'), sa('one'));
+    await putConfigMap('cni-run-m', { plugins: 'bridge', configs: '', manifests: 'sa.yaml' });
+    const d = await startDaemon(t, [`--config-map=${NS}/cni-run-m`]);
+    await until('ready', async () => (await d.readyz()).status === 200, 20_000, d);
+    const get = () => cluster.request<{ metadata: { labels?: Record<string, string> } }>('GET', `/api/v1/namespaces/${NS}/serviceaccounts/cni-run-test-sa`);
+    assert.equal((await get()).body.metadata.labels?.['version'], 'one');
+
+    await writeFile(path.join(t.manifests, 'sa.yaml'), sa('two'));
+    await until('the changed manifest applied', async () => (await get()).body.metadata.labels?.['version'] === 'two', 10_000, d);
+    await d.waitLog(/reconcile #\d+: manifest sa.yaml changed in /);
+
+    // Counted at the API server: the engine's manifest client is not the daemon's own.
+    const serverRequests = async () => {
+      const text = (await cluster.request('GET', '/metrics')).text;
+      return text.split('\n').filter((l) => l.startsWith('apiserver_request_total{') && l.includes('resource="serviceaccounts"')).reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    };
+    const requests = await serverRequests();
+    await unlink(path.join(t.bin, 'bridge'));
+    await until('bridge restored', () => exists(path.join(t.bin, 'bridge')), 5_000, d);
+    await d.waitLog(/reconcile #\d+ done in \d+ ms: 1 changed \(1 installed\)$/);
+    assert.equal(await serverRequests(), requests, 'a plugin repair sends no API request about the manifests');
+
+    await putConfigMap('cni-run-m', { plugins: 'bridge', configs: '', manifests: '' });
+    await until('the ServiceAccount deleted', async () => (await get()).status === 404, 10_000, d);
+    assert.equal(await d.stop().then((s) => s.code), 0);
+  });
+
+  test('the API server stops and starts again mid-watch: no spurious reconcile, then changes flow again', async () => {
+    const t = await nodeTree();
+    await putConfigMap('cni-run-b', { plugins: 'bridge', configs: '', manifests: '' });
+    const d = await startDaemon(t, [`--config-map=${NS}/cni-run-b`]);
+    await until('ready', async () => (await d.readyz()).status === 200, 15_000, d);
+    const before = await d.metric('cni_node_reconciles_total');
+    assert.equal(before, 1);
+
+    await cluster.stopApiServer();
+    await d.waitLog(/ConfigMap kube-system\/cni-run-b watch/, 15_000);
+    await sleep(2_000);
+    assert.equal((await d.readyz()).status, 200, 'the node is still as desired; the API being away does not make it unready');
+    await cluster.startApiServer();
+    await d.waitLog(/ConfigMap kube-system\/cni-run-b watch: connected again|watch restarting/, 45_000).catch(() => undefined);
+    await sleep(3_000);
+    assert.equal(await d.metric('cni_node_reconciles_total'), before, `no reconcile from the restart; log:\n${d.log()}`);
+    assert.ok((await d.metric('cni_node_watch_restarts_total')) >= 1);
+
+    await putConfigMap('cni-run-b', { plugins: 'bridge,vlan', configs: '', manifests: '' });
+    await until('vlan installed after the restart', () => exists(path.join(t.bin, 'vlan')), 45_000, d);
+    assert.equal(await d.metric('cni_node_reconciles_total'), before + 1, 'exactly one reconcile for the one change');
+    assert.equal(await d.stop().then((s) => s.code), 0);
+  });
+
+  test('--uninstall-on-exit removes what it installed (and the kubeconfig); token rotation rewrites the kubeconfig', async () => {
+    const t = await nodeTree();
+    await writeFile(path.join(t.netd, '10-calico.conflist'), calico('k8s'));
+    await writeFile(path.join(t.templates, '05-multus.conf'), MULTUS_TEMPLATE);
+    await writeFile(path.join(t.bin, 'calico'), 'not ours');
+    const kubeconfig = path.join(t.netd, 'multus.d', 'multus.kubeconfig');
+    const d = await startDaemon(t, ['--plugins=bridge,macvlan', '--configs=05-multus.conf', '--uninstall-on-exit', `--kubeconfig-out=${kubeconfig}`]);
+    await until('ready', async () => (await d.readyz()).status === 200, 10_000, d);
+
+    const kc = new KubeConfig();
+    kc.loadFromString(await readFile(kubeconfig, 'utf8'));
+    assert.equal(kc.getCurrentCluster()?.server, cluster.server);
+    assert.equal(kc.getCurrentUser()?.token, cluster.tokens.serviceAccount);
+    assert.equal((await stat(kubeconfig)).mode & 0o777, 0o600);
+
+    // The kubelet rotates the projected token.
+    await projectedVolume(t.sa, { token: cluster.tokens.admin, 'ca.crt': cluster.caData, namespace: NS });
+    await until('the rotated token in the kubeconfig', async () => (await readFile(kubeconfig, 'utf8')).includes(cluster.tokens.admin), 5_000, d);
+    await d.waitLog(/kubeconfig-out: wrote .*multus.kubeconfig \(the service account token changed \(rotated\)\)/);
+    // It works: the plugin can use it against the API server.
+    const kc2 = new KubeConfig();
+    kc2.loadFromString(await readFile(kubeconfig, 'utf8'));
+    assert.equal(kc2.getCurrentUser()?.token, cluster.tokens.admin);
+
+    const stopped = await d.stop();
+    assert.equal(stopped.code, 0, d.log());
+    assert.ok(stopped.ms < 2_000, `stop with --uninstall-on-exit took ${stopped.ms} ms`);
+    for (const gone of [path.join(t.bin, 'bridge'), path.join(t.bin, 'macvlan'), path.join(t.netd, '05-multus.conf'), kubeconfig]) {
+      assert.equal(await exists(gone), false, `${gone} removed`);
+    }
+    assert.equal(await readFile(path.join(t.bin, 'calico'), 'utf8'), 'not ours', "another installer's file is untouched");
+    assert.ok(await exists(path.join(t.netd, '10-calico.conflist')));
+    await d.waitLog(/--uninstall-on-exit: removed 3 item\(s\)/);
+  });
+
+  test('a plain SIGTERM removes nothing and exits within 2 s, also in the middle of a reconcile', async () => {
+    const t = await nodeTree();
+    const all = ['bandwidth', 'bridge', 'dhcp', 'firewall', 'host-device', 'host-local', 'ipvlan', 'loopback', 'macvlan', 'portmap', 'ptp', 'sbr', 'static', 'tuning', 'vlan', 'vrf'];
+    const d = await startDaemon(t, [`--plugins=${all.join(',')}`]);
+    await until('ready', async () => (await d.readyz()).status === 200, 10_000, d);
+    // Delete them all and stop while the repair runs.
+    for (const p of all) await unlink(path.join(t.bin, p));
+    await d.waitLog(/reconcile #2/, 5_000);
+    const stopped = await d.stop();
+    assert.equal(stopped.code, 0, d.log());
+    assert.ok(stopped.ms < 2_000, `SIGTERM took ${stopped.ms} ms`);
+    // Whatever is there is whole, and no temporary file is left visible to a runtime.
+    for (const p of all) {
+      const file = path.join(t.bin, p);
+      if (await exists(file)) assert.deepEqual(await readFile(file), await readFile(path.join(DEBIAN_PLUGINS, p)), `${p} is whole`);
+    }
+  });
+
+  test('fight detection: something else keeps rewriting a managed config → cni-node backs off and reports it', async () => {
+    const t = await nodeTree();
+    await writeFile(path.join(t.netd, '10-calico.conflist'), calico('k8s'));
+    await writeFile(path.join(t.templates, '05-multus.conf'), MULTUS_TEMPLATE);
+    const d = await startDaemon(t, ['--plugins=bridge', '--configs=05-multus.conf'], {
+      CNI_NODE_FIGHT_LIMIT: '3',
+      CNI_NODE_FIGHT_WINDOW: '30s',
+      CNI_NODE_FIGHT_HOLD: '4s',
+    });
+    await until('ready', async () => (await d.readyz()).status === 200, 10_000, d);
+    const multus = path.join(t.netd, '05-multus.conf');
+    const ours = await readFile(multus, 'utf8');
+    const theirs = '{"cniVersion":"0.4.0","name":"other-installer","type":"bridge"}';
+
+    // The other agent: rewrites the file whenever it is not its version.
+    let fighting = true;
+    const rogue = (async () => {
+      while (fighting) {
+        if ((await readFile(multus, 'utf8').catch(() => '')) !== theirs) await writeFile(multus, theirs);
+        await sleep(50);
+      }
+    })();
+    try {
+      const r = await until('the fight reported in readiness', async () => {
+        const s = await d.readyz();
+        return s.status === 503 && /keeps rewriting/.test(s.text) ? s : undefined;
+      }, 15_000, d);
+      assert.match(r.text, /config 05-multus.conf: something else keeps rewriting .*05-multus.conf/);
+      assert.equal(await d.metric('cni_node_fight_detections_total', { kind: 'config', name: '05-multus.conf' }), 1);
+      await d.waitLog(/stderr: warning: config 05-multus.conf: something else keeps rewriting/);
+      // cni-node stopped rewriting: count reconciles over a second of continued fighting.
+      const n = await d.metric('cni_node_reconciles_total');
+      await sleep(1_000);
+      assert.equal(await d.metric('cni_node_reconciles_total'), n, 'no tight loop');
+      assert.equal(await readFile(multus, 'utf8'), theirs);
+    } finally {
+      fighting = false;
+      await rogue;
+    }
+    // The other agent gave up; after the hold cni-node restores its config and is ready again.
+    await until('restored after the hold', async () => (await readFile(multus, 'utf8')) === ours, 10_000, d);
+    await until('ready again', async () => (await d.readyz()).status === 200, 5_000, d);
+    assert.equal(await d.stop().then((s) => s.code), 0);
+  });
+});
