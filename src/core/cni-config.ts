@@ -27,10 +27,37 @@ export function lineColumn(text: string, offset: number): { line: number; column
   return { line, column: offset - before.lastIndexOf('\n') };
 }
 
+/**
+ * V8 gives no position for "Unexpected token 'x', …" errors (a value missing after
+ * `:`, a trailing comma in a list). The offending character is the last one of the
+ * shortest prefix that fails the same way: every shorter prefix only runs out of input.
+ */
+function unexpectedTokenOffset(text: string): number | undefined {
+  const failsOnToken = (n: number): boolean => {
+    try {
+      JSON.parse(text.slice(0, n));
+      return false;
+    } catch (e) {
+      return (e as Error).message.startsWith('Unexpected token');
+    }
+  };
+  if (!failsOnToken(text.length)) return undefined;
+  let lo = 1;
+  let hi = text.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (failsOnToken(mid)) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo - 1;
+}
+
 function jsonProblem(text: string, error: Error): string {
   const m = /at position (\d+)/.exec(error.message);
-  const where = m ? (() => { const { line, column } = lineColumn(text, Number(m[1])); return ` at line ${line}, column ${column}`; })() : '';
-  const what = error.message.replace(/ in JSON at position \d+.*$/, '').replace(/, ".*" is not valid JSON$/s, '');
+  const offset = m ? Number(m[1]) : unexpectedTokenOffset(text);
+  const where = offset === undefined ? '' : (() => { const { line, column } = lineColumn(text, offset); return ` at line ${line}, column ${column}`; })();
+  // V8 quotes the text (or, for a long text, `…"some context"…`) after the reason: drop it.
+  const what = error.message.replace(/ in JSON at position \d+.*$/, '').replace(/, (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s, '');
   return `not valid JSON${where}: ${what}`;
 }
 

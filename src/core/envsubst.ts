@@ -28,7 +28,8 @@ export function substituteEnv(text: string, env: Readonly<Record<string, string 
         return whole;
       }
     }
-    const value = env[name];
+    // Own properties only: `${constructor}` or `$toString` must not find Object.prototype's.
+    const value = Object.hasOwn(env, name) ? env[name] : undefined;
     if (value === undefined) {
       if (!missing.includes(name)) missing.push(name);
       return whole;

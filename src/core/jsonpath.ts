@@ -54,7 +54,7 @@ const MAX_NESTING = 64;
 const WHITESPACE = new Set([' ', '\t', '\r', '\n']);
 // Characters that end a field name written after `.` (a `\` escapes any of them).
 const TERMINATORS = new Set([...WHITESPACE, '.', ',', '[', ']', '$', '@', '{', '}', '(', ')', '=', '!', '<', '>', '~']);
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*/;
+const IDENTIFIER = /^[\p{L}_][\p{L}\p{N}_]*/u;
 const INTEGER = /^[+-]?\d+$/;
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?/;
 
@@ -78,7 +78,7 @@ class Parser {
     const to = Math.min(lineEnd, where + 40);
     const excerpt = `${from > lineStart ? '…' : ''}${this.src.slice(from, to)}${to < lineEnd ? '…' : ''}`;
     const caret = `${' '.repeat(where - from + (from > lineStart ? 1 : 0))}^`;
-    throw new CniNodeError('invalid', `invalid JSONPath template ${show(this.src)}: ${what} at position ${where + 1}`, [
+    throw new CniNodeError('invalid', `invalid JSONPath template ${show(this.src)} at position ${where + 1}: ${what}`, [
       `${excerpt}\n    ${caret}`,
     ]);
   }
@@ -113,8 +113,10 @@ class Parser {
       if (open > this.pos) out.push({ t: 'text', text: this.src.slice(this.pos, open) });
       this.pos = open + 1;
       this.skipSpace();
-      const word = IDENTIFIER.exec(this.src.slice(this.pos, this.pos + 64))?.[0];
-      if (word === 'range' && !/[A-Za-z0-9_(]/.test(this.peek(5))) {
+      const found = IDENTIFIER.exec(this.src.slice(this.pos, this.pos + 64))?.[0];
+      // `range(`/`end(` fall through to parseAction, which reports an unknown function.
+      const word = found !== undefined && this.src.charAt(this.pos + found.length) !== '(' ? found : undefined;
+      if (word === 'range') {
         this.pos += 5;
         this.skipSpace();
         const path = this.parsePath(false);
@@ -123,7 +125,7 @@ class Parser {
         out.push(node);
         stack.push({ body: out, at: open });
         out = node.body;
-      } else if (word === 'end' && !/[A-Za-z0-9_(]/.test(this.peek(3))) {
+      } else if (word === 'end') {
         this.pos += 3;
         this.closeAction(open);
         const frame = stack.pop();
@@ -158,7 +160,7 @@ class Parser {
   private parseOperand(inFilter: boolean): Operand {
     const ch = this.peek();
     if (ch === '"' || ch === "'") return { t: 'literal', value: this.parseString() };
-    if (/[+\-\d]/.test(ch) || (ch === '.' && /\d/.test(this.peek(1)))) {
+    if (/[+\-\d]/.test(ch)) {
       const m = NUMBER.exec(this.src.slice(this.pos, this.pos + 400));
       if (!m) this.fail(`bad number`);
       const value = Number(m[0]);
@@ -210,7 +212,7 @@ class Parser {
         const name = this.parseName();
         // `{.}` is the current object; an empty name adds nothing.
         if (name !== '') path.push({ t: 'field', name });
-        if (this.peek() === '(') this.fail(`unknown function ${name}(); JSONPath templates have no functions`);
+        if (this.peek() === '(') this.fail(name === '' ? 'unexpected "("' : `unknown function ${name}(); JSONPath templates have no functions`);
       } else if (ch === '[') {
         this.parseBracket(path);
       } else if (ch === '(' && !inFilter) {
@@ -286,10 +288,10 @@ class Parser {
     const ch = this.peek();
     if (ch === '"' || ch === "'") return { t: 'key', name: this.parseString() };
     const start = this.pos;
-    while (/[0-9:+\- ]/.test(this.peek()) && this.peek() !== '') this.pos++;
-    const text = this.src.slice(start, this.pos).replace(/ /g, '');
+    while (/[0-9:+-]/.test(this.peek())) this.pos++;
+    const text = this.src.slice(start, this.pos);
     if (text === '') {
-      if (ch === '' ) this.fail('unterminated "["', open);
+      if (ch === '') this.fail('unterminated "["', open);
       if (ch === ']') this.fail('empty "[]"; write an index, a slice a:b, a quoted key or "*"', open);
       this.fail(`unexpected ${this.describe(ch)} in […]; a key with other characters is written ['key']`);
     }
@@ -441,13 +443,14 @@ function evalSegment(seg: Segment, values: unknown[]): unknown[] {
   const out: unknown[] = [];
   switch (seg.t) {
     case 'field':
-      for (const v of values) out.push(...child(v, seg.name));
+      for (const v of values) for (const c of child(v, seg.name)) out.push(c);
       return out;
     case 'wildcard':
-      for (const v of values) out.push(...children(v));
+      // No push(...list): a list of 100,000+ items would overflow the argument stack.
+      for (const v of values) for (const c of children(v)) out.push(c);
       return out;
     case 'select':
-      for (const v of values) for (const sel of seg.selectors) out.push(...select(v, sel));
+      for (const v of values) for (const sel of seg.selectors) for (const c of select(v, sel)) out.push(c);
       return out;
     case 'recursive': {
       // Every container at or below each value, in document order; an object seen
@@ -480,7 +483,7 @@ function evalSegment(seg: Segment, values: unknown[]): unknown[] {
 }
 
 function evalPath(path: Path, start: unknown[]): unknown[] {
-  let values = start.filter((v) => v !== undefined);
+  let values: unknown[] = start.filter((v) => v !== undefined);
   for (const seg of path) {
     if (values.length === 0) break;
     values = evalSegment(seg, values);

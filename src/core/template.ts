@@ -26,13 +26,19 @@ export interface Pointer {
 // Starts like a file name (never with `_`, so `____` and `__init__`-style runs of
 // underscores inside words are not split oddly) and ends at the first `__`.
 const POINTER = /__([A-Za-z0-9.\-/\\][A-Za-z0-9._\-/\\]*?)__/g;
-// `__name.ext` with no closing `__`: almost certainly a typo for a pointer.
-const UNTERMINATED = /__([A-Za-z0-9][A-Za-z0-9._-]*\.[A-Za-z0-9][A-Za-z0-9._-]*)(?![A-Za-z0-9._-]|__)/;
-
-function lineAt(text: string, offset: number): number {
-  let line = 1;
-  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) line++;
-  return line;
+// `__name.ext` with no closing `__`: almost certainly a typo for a pointer. This is
+// the first `__X` (X a letter or digit) in a run of file-name characters that has a
+// `.X` after it; the name reported runs to the end of the run. Found run by run, in
+// linear time: the equivalent single regex backtracks quadratically on long runs
+// with many `__` (url-safe base64, for one).
+const NAME_RUN = /[A-Za-z0-9._-]+/g;
+function findUnterminated(text: string): string | undefined {
+  for (const run of text.matchAll(NAME_RUN)) {
+    const s = run[0];
+    const open = s.search(/__[A-Za-z0-9]/);
+    if (open !== -1 && /\.[A-Za-z0-9]/.test(s.slice(open + 3))) return s.slice(open + 2);
+  }
+  return undefined;
 }
 
 /** Finds every pointer in a template; throws if one is malformed. */
@@ -41,10 +47,12 @@ export function findPointers(template: string, templateName: string): Pointer[] 
   const problems: string[] = [];
   let rest = '';
   let last = 0;
+  let line = 1;
+  let newline = template.indexOf('\n'); // the first newline not yet counted in `line`
   for (const m of template.matchAll(POINTER)) {
     const start = m.index ?? 0;
     const name = m[1] as string;
-    const line = lineAt(template, start);
+    for (; newline !== -1 && newline < start; newline = template.indexOf('\n', newline + 1)) line++;
     const p = nameProblem(name);
     if (p) problems.push(`${templateName} line ${line}: pointer __${name}__: ${p}; a pointer names a file in the node configs dir`);
     else pointers.push({ name, start, end: start + m[0].length, line });
@@ -52,9 +60,9 @@ export function findPointers(template: string, templateName: string): Pointer[] 
     last = start + m[0].length;
   }
   rest += template.slice(last);
-  const open = UNTERMINATED.exec(rest);
-  if (open) {
-    problems.push(`${templateName}: unterminated pointer "__${open[1]}" (a pointer is written __NAME__)`);
+  const open = findUnterminated(rest);
+  if (open !== undefined) {
+    problems.push(`${templateName}: unterminated pointer "__${open}" (a pointer is written __NAME__)`);
   }
   if (problems.length > 0) throw aggregate('invalid', `template ${templateName} has bad pointers`, problems);
   return pointers;
