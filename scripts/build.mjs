@@ -19,8 +19,12 @@ if (!revision) {
   }
 }
 
-rmSync(`${root}dist`, { recursive: true, force: true });
-rmSync(`${root}build`, { recursive: true, force: true });
+// Outputs are overwritten, not wiped first, so a build never pulls files from
+// under tests or CLI runs in progress. `--clean` starts from empty dirs.
+if (process.argv.includes('--clean')) {
+  rmSync(`${root}dist`, { recursive: true, force: true });
+  rmSync(`${root}build`, { recursive: true, force: true });
+}
 
 await build({
   entryPoints: { 'cni-node': `${root}src/cli/main.ts` },

@@ -6,7 +6,7 @@ import { REVISION, VERSION } from '../version.js';
 import { parseCommandArgs, resolveDirs, type Values } from './args.js';
 import { parseDuration } from './duration.js';
 import { waitForStopSignal } from './pause.js';
-import { createReporter, type LogFormat } from './reporter.js';
+import { createReporter, resolveLogFormat, type LogFormat } from './reporter.js';
 import { USAGE } from './usage.js';
 
 const LIST_OPTIONS: ReadonlyArray<[Kind, string]> = [
@@ -16,9 +16,7 @@ const LIST_OPTIONS: ReadonlyArray<[Kind, string]> = [
 ];
 
 function logFormat(values: Values): LogFormat {
-  const f = values['log-format'] ?? process.env.CNI_NODE_LOG_FORMAT ?? 'text';
-  if (f !== 'text' && f !== 'json') throw new CniNodeError('usage', `--log-format=${String(f)}: expected text or json`);
-  return f;
+  return resolveLogFormat(values['log-format'], process.env);
 }
 
 export function listsFrom(values: Values, mode: Mode | 'run'): Partial<Record<Kind, ListSpec>> {
@@ -133,6 +131,7 @@ export async function main(argv: string[]): Promise<number> {
         return await checkCommand(resolveDirs(values, process.env), logFormat(values));
       }
       case 'run': {
+        if (positionals.length > 0) throw new CniNodeError('usage', `unexpected argument: ${positionals[0]}`);
         const { runCommand } = await import('../daemon/run.js');
         return await runCommand(values, listsFrom(values, 'run'));
       }

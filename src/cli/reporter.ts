@@ -1,6 +1,15 @@
 import type { ItemReport, Reporter } from '../engine/types.js';
 
+import { CniNodeError } from '../core/errors.js';
+
 export type LogFormat = 'text' | 'json';
+
+/** --log-format, else CNI_NODE_LOG_FORMAT, else text. */
+export function resolveLogFormat(flag: unknown, env: NodeJS.ProcessEnv): LogFormat {
+  const f = flag ?? env['CNI_NODE_LOG_FORMAT'] ?? 'text';
+  if (f !== 'text' && f !== 'json') throw new CniNodeError('usage', `--log-format=${String(f)}: expected text or json`);
+  return f;
+}
 
 const WOULD: Record<string, string> = {
   installed: 'would install',

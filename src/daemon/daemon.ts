@@ -260,29 +260,19 @@ export class Daemon {
   }
 
   /**
-   * The lists for the engine: desired as given, minus items held by the fight
-   * detector (left alone, neither rewritten nor removed). Manifests only when a
+   * The lists for the engine (items held by the fight detector are passed to it as
+   * `hold`: left alone, neither rewritten nor removed). Manifests only when a
    * trigger can concern them (start, ConfigMap, manifest file, retry): a node-file
    * repair or a pointer target costs no API request.
    */
-  private async listsFor(desired: DesiredLists, triggers: readonly Trigger[]): Promise<Partial<Record<Kind, ListSpec>>> {
+  private listsFor(desired: DesiredLists, triggers: readonly Trigger[]): Partial<Record<Kind, ListSpec>> {
     const lists: Partial<Record<Kind, ListSpec>> = {};
-    const held = new Set(this.fights.held().map((h) => h.key));
     const manifestsToo = triggers.some((t) => t.source === 'start' || t.source === 'configmap' || t.source === 'manifest' || t.source === 'retry');
     for (const kind of KINDS) {
       const names = desired[kind];
       if (names === undefined) continue;
       if (kind === 'manifest' && !manifestsToo) continue;
-      const heldHere = [...held].filter((k) => k.startsWith(`${kind} `)).map((k) => k.slice(kind.length + 1));
-      if (heldHere.length === 0) {
-        lists[kind] = { desired: [...names] };
-        continue;
-      }
-      // Workaround until the engine can skip items: give the current list explicitly,
-      // from the record, without the held items.
-      const dir = kind === 'plugin' ? this.settings.dirs.hostPluginsDir : this.settings.dirs.hostConfigsDir;
-      const recorded = ((await readRecord(dir))[kind] ?? []).map((e) => e.name);
-      lists[kind] = { desired: names.filter((n) => !heldHere.includes(n)), current: recorded.filter((n) => !heldHere.includes(n)) };
+      lists[kind] = { desired: [...names] };
     }
     return lists;
   }
@@ -325,9 +315,10 @@ export class Daemon {
     let failure: unknown;
     try {
       result = await reconcile(
-        { mode: 'apply', lists: await this.listsFor(desired, triggers) },
+        { mode: 'apply', lists: this.listsFor(desired, triggers) },
         {
           dirs: this.settings.dirs,
+          hold: new Set(this.fights.held().map((h) => h.key)),
           dryRun: false,
           waitMs: 0,
           tolerateMissingPointers: true,

@@ -26,7 +26,7 @@ import type { ListSpec } from '../core/lists.js';
 import type { Kind } from '../core/plan.js';
 import { resolveDirs, type Values } from '../cli/args.js';
 import { parseDuration } from '../cli/duration.js';
-import { createReporter, type LogFormat } from '../cli/reporter.js';
+import { createReporter, resolveLogFormat } from '../cli/reporter.js';
 import type { KubeClient } from '../kube/client.js';
 import { VERSION } from '../version.js';
 import { Daemon, type DaemonSettings } from './daemon.js';
@@ -40,12 +40,6 @@ import { Readiness } from './readiness.js';
 
 /** How long a plain SIGTERM may take, end to end (the issue asks for 2 s). */
 const STOP_BUDGET_MS = 1_800;
-
-function logFormat(values: Values, env: NodeJS.ProcessEnv): LogFormat {
-  const f = values['log-format'] ?? env['CNI_NODE_LOG_FORMAT'] ?? 'text';
-  if (f !== 'text' && f !== 'json') throw new CniNodeError('usage', `--log-format=${String(f)}: expected text or json`);
-  return f;
-}
 
 function envDuration(env: NodeJS.ProcessEnv, name: string, fallbackMs: number): number {
   const v = env[name];
@@ -83,7 +77,7 @@ function stopSignal(onSignal: (sig: NodeJS.Signals) => void): { promise: Promise
 
 export async function runCommand(values: Values, flags: Partial<Record<Kind, ListSpec>>): Promise<number> {
   const env = process.env;
-  const reporter = createReporter(logFormat(values, env));
+  const reporter = createReporter(resolveLogFormat(values['log-format'], env));
   for (const option of ['dry-run', 'pause', 'wait'] as const) {
     if (values[option] !== undefined) {
       const why =

@@ -142,7 +142,8 @@ async function pass(
       const current = spec.current ?? (request.mode === 'apply' ? await h.recorded() : []);
       state[h.kind] = { desired: spec.desired, current };
     }
-    const actions = plan(request.mode, state);
+    const hold = options.hold;
+    const actions = plan(request.mode, state).filter((a) => !hold?.has(`${a.kind} ${a.name}`));
     const actionsOf = (h: KindHandler) => actions.filter((a) => a.kind === h.kind);
 
     const problems: CniNodeError[] = [];

@@ -46,6 +46,8 @@ export interface EngineOptions {
   tolerateMissingPointers: boolean;
   env: Readonly<Record<string, string | undefined>>;
   kubeconfig?: string;
+  /** Items ("kind name") to leave alone: neither ensured nor removed (the daemon's fight detector). */
+  hold?: ReadonlySet<string>;
   reporter: Reporter;
   signal?: AbortSignal;
 }

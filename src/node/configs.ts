@@ -5,13 +5,33 @@ import { checkNetworkConfig, isNetworkConfigName, type NetworkConfigInfo } from 
 import type { PlannedAction } from '../core/plan.js';
 import { findPointers, renderTemplates } from '../core/template.js';
 import type { EngineOptions, ItemReport, KindHandler } from '../engine/types.js';
-import { destinationProblem, inspect, ioError, readIfExists, removeFile, writeFileAtomic } from './atomic.js';
+import {
+  commitStaged,
+  destinationProblem,
+  discardStaged,
+  inspect,
+  ioError,
+  readIfExists,
+  removeFile,
+  stageFile,
+  syncDir,
+  type FileStamp,
+  type StagedFile,
+} from './atomic.js';
 import { sha256 } from './digest.js';
 import type { NodeRecord } from './record.js';
 
 export const CONFIG_MODE = 0o644;
 /** CNI configs are a few KiB; a huge "template" is a mistake (or an attack), not a config. */
 export const MAX_TEMPLATE_BYTES = 1024 * 1024;
+
+interface Decision {
+  result: 'installed' | 'updated' | 'unchanged';
+  content: string;
+  digest: string;
+  /** The node file's stamp, when it exists. */
+  stamp?: FileStamp;
+}
 
 interface Rendered {
   content: string;
@@ -93,6 +113,9 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
   const { configsDir, hostConfigsDir, hostPluginsDir } = options.dirs;
   const rendered = new Map<string, Rendered>();
   const waiting = new Map<string, string[]>();
+  const decisions = new Map<string, Decision>();
+  const staged = new Map<string, StagedFile>();
+  let wrote = false;
 
   return {
     kind: 'config',
@@ -111,46 +134,54 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
         if (a.op !== 'ensure') continue;
         try {
           const text = await readTemplate(configsDir, a.name);
+          const pointers = findPointers(text, a.name);
           templates.set(a.name, text);
-          for (const ptr of findPointers(text, a.name)) targets.add(ptr.name);
+          for (const ptr of pointers) targets.add(ptr.name);
         } catch (e) {
           if (e instanceof CniNodeError) problems.push(e);
           else throw e;
         }
       }
 
+      // Targets refused on their own account (a link out of the dir, too large):
+      // reported once, not again as "does not exist".
+      const refused = new Map<string, CniNodeError>();
       const readAll = async () => {
         const files = new Map<string, string>();
+        refused.clear();
         for (const t of targets) {
           if (templates.has(t)) continue;
           try {
             const content = await readNodeConfig(hostConfigsDir, t);
             if (content !== undefined) files.set(t, content);
           } catch (e) {
-            if (e instanceof CniNodeError) problems.push(e);
+            if (e instanceof CniNodeError) refused.set(t, e);
             else throw e;
           }
         }
         return renderTemplates(templates, (n) => files.get(n));
       };
       let outcomes = await readAll();
-      const missingNow = [...new Set([...outcomes.values()].flatMap((o) => (o.status === 'missing' ? o.missing : [])))];
+      const missingNow = [...new Set([...outcomes.values()].flatMap((o) => (o.status === 'missing' ? o.missing.filter((m) => !refused.has(m)) : [])))];
       if (missingNow.length > 0 && options.waitMs > 0) {
         options.reporter.info(`waiting up to ${Math.round(options.waitMs / 1000)}s for ${missingNow.join(', ')} to appear in ${hostConfigsDir}`);
         const still = await waitForFiles(hostConfigsDir, missingNow, options.waitMs, options.signal);
         if (still.length < missingNow.length) outcomes = await readAll();
       }
+      problems.push(...refused.values());
 
       for (const [name, outcome] of outcomes) {
         if (outcome.status === 'error') {
           problems.push(outcome.error);
         } else if (outcome.status === 'missing') {
+          const absent = outcome.missing.filter((m) => !refused.has(m));
+          if (absent.length === 0) continue;
           if (options.tolerateMissingPointers) {
-            waiting.set(name, outcome.missing);
+            waiting.set(name, absent);
             continue;
           }
-          const list = outcome.missing.map((m) => `__${m}__`).join(', ');
-          const files = outcome.missing.map((m) => path.join(hostConfigsDir, m)).join(', ');
+          const list = absent.map((m) => `__${m}__`).join(', ');
+          const files = absent.map((m) => path.join(hostConfigsDir, m)).join(', ');
           const advice =
             options.waitMs > 0
               ? `it did not appear within ${Math.round(options.waitMs / 1000)}s (--wait)`
@@ -173,39 +204,75 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
       return { problems, waiting };
     },
 
+    async stage(actions) {
+      // Every new config is written to a temporary file before any is renamed into
+      // place: a full disk or an error part way leaves all of the old ones.
+      for (const a of actions) {
+        if (a.op !== 'ensure' || waiting.has(a.name)) continue;
+        const d = await decide(a.name);
+        if (d.result !== 'unchanged') staged.set(a.name, await stageFile(hostConfigsDir, a.name, { data: d.content }, CONFIG_MODE));
+      }
+      // Record the intent before anything becomes visible, so a crash between the
+      // renames and the final record never leaves a file cni-node wrote unrecorded.
+      for (const { name } of actions) if (staged.has(name) && !record.get('config', name)) record.set('config', { name });
+      if (staged.size > 0) await record.save();
+    },
+
     async execute(action, dryRun): Promise<ItemReport> {
       const name = action.name;
       const base = { kind: 'config' as const, name, ...(dryRun ? { dryRun } : {}) };
       if (action.op === 'remove') {
         if (dryRun) return { ...base, result: (await inspect(hostConfigsDir, name)).type === 'none' ? 'absent' : 'removed' };
-        const removed = await removeFile(hostConfigsDir, name);
+        const removed = await removeFile(hostConfigsDir, name, { sync: false });
+        wrote ||= removed;
         record.delete('config', name);
         return { ...base, result: removed ? 'removed' : 'absent' };
       }
       const missing = waiting.get(name);
       if (missing) return { ...base, result: 'waiting', detail: `for ${missing.join(', ')} in ${hostConfigsDir}` };
 
-      const r = rendered.get(name) as Rendered;
-      const existing = await inspect(hostConfigsDir, name);
-      if (existing.type === 'other') throw new CniNodeError('io', `config ${name}: ${destinationProblem(hostConfigsDir, name, existing)}`);
-      const digest = sha256(r.content);
-      let result: ItemReport['result'] = existing.type === 'none' ? 'installed' : 'updated';
-      if (existing.type === 'file' && existing.mode === CONFIG_MODE) {
-        const onNode = await readIfExists(path.join(hostConfigsDir, name), { noFollow: true });
-        if (onNode && onNode.equals(Buffer.from(r.content))) result = 'unchanged';
-      }
-      await warnMissingPlugins(name, r.info);
+      const d = await decide(name);
+      await warnMissingPlugins(name, rendered.get(name)?.info);
       if (dryRun) {
-        return result === 'unchanged' && record.get('config', name)?.sha256 !== digest ? { ...base, result, refreshRecord: true } : { ...base, result };
+        return d.result === 'unchanged' && record.get('config', name)?.sha256 !== d.digest ? { ...base, result: d.result, refreshRecord: true } : { ...base, result: d.result };
       }
-      const stamp = result === 'unchanged' && existing.type === 'file' ? existing.stamp : await writeFileAtomic(hostConfigsDir, name, r.content, CONFIG_MODE);
-      record.set('config', { name, sha256: digest, stamp });
-      return { ...base, result };
+      let stamp = d.stamp;
+      if (d.result !== 'unchanged') {
+        const s = staged.get(name) ?? (await stageFile(hostConfigsDir, name, { data: d.content }, CONFIG_MODE));
+        staged.delete(name);
+        stamp = await commitStaged(s);
+        wrote = true;
+      }
+      record.set('config', { name, sha256: d.digest, ...(stamp ? { stamp } : {}) });
+      return { ...base, result: d.result };
     },
 
-    commit: () => record.save(),
-    close: async () => undefined,
+    async commit() {
+      if (wrote) await syncDir(hostConfigsDir);
+      await record.save();
+    },
+    async close() {
+      await Promise.all([...staged.values()].map(discardStaged));
+      staged.clear();
+    },
   };
+
+  /** What executing `name` will do; decided once, from the node as it is. */
+  async function decide(name: string): Promise<Decision> {
+    const known = decisions.get(name);
+    if (known) return known;
+    const r = rendered.get(name) as Rendered;
+    const existing = await inspect(hostConfigsDir, name);
+    if (existing.type === 'other') throw new CniNodeError('io', `config ${name}: ${destinationProblem(hostConfigsDir, name, existing)}`);
+    let result: Decision['result'] = existing.type === 'none' ? 'installed' : 'updated';
+    if (existing.type === 'file' && existing.mode === CONFIG_MODE) {
+      const onNode = await readIfExists(path.join(hostConfigsDir, name), { noFollow: true });
+      if (onNode && onNode.equals(Buffer.from(r.content))) result = 'unchanged';
+    }
+    const d: Decision = { result, content: r.content, digest: sha256(r.content), ...(existing.type === 'file' ? { stamp: existing.stamp } : {}) };
+    decisions.set(name, d);
+    return d;
+  }
 
   async function warnMissingPlugins(name: string, info: NetworkConfigInfo | undefined): Promise<void> {
     if (!info) return;

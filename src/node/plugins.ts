@@ -133,6 +133,14 @@ export function createPluginHandler(options: EngineOptions, record: NodeRecord):
     async prepare(actions: readonly PlannedAction[]) {
       const problems: CniNodeError[] = [];
       const missing: string[] = [];
+      if (actions.some((a) => a.op === 'ensure')) {
+        const dir = await fs.stat(pluginsDir).catch((e: NodeJS.ErrnoException) => e);
+        if (dir instanceof Error || !dir.isDirectory()) {
+          const why = dir instanceof Error ? (dir.code === 'ENOENT' ? 'does not exist' : `cannot be read (${dir.code})`) : 'is not a directory';
+          problems.push(new CniNodeError('missing', `the plugins dir ${pluginsDir} ${why}; it should hold the plugin binaries (set --plugins-dir or CNI_NODE_PLUGINS_DIR)`));
+          return { problems, waiting: new Map<string, string[]>() };
+        }
+      }
       await Promise.all(
         actions.map(async (a) => {
           if (a.op === 'ensure') {
@@ -174,6 +182,17 @@ export function createPluginHandler(options: EngineOptions, record: NodeRecord):
         const d = await decide(a.name);
         if (d.result !== 'unchanged') staged.set(a.name, await stageFile(hostPluginsDir, a.name, { copyOf: sourceOf(a.name) }, PLUGIN_MODE));
       });
+      // Record the intent before anything becomes visible, so a crash between the
+      // renames and the final record never leaves a plugin cni-node wrote unrecorded.
+      // In plan order: the record's order is the install order that removal reverses.
+      let intent = false;
+      for (const { name } of ensures) {
+        if (staged.has(name) && !record.get('plugin', name)) {
+          record.set('plugin', { name });
+          intent = true;
+        }
+      }
+      if (intent) await record.save();
     },
 
     async execute(action, dryRun): Promise<ItemReport> {
