@@ -26,16 +26,17 @@ if (process.argv.includes('--clean')) {
   rmSync(`${root}build`, { recursive: true, force: true });
 }
 
-await build({
-  entryPoints: { 'cni-node': `${root}src/cli/main.ts` },
-  outdir: `${root}dist`,
+// Commands that talk to the API or run the daemon live in dist/lazy/, loaded by a
+// dynamic import only when used. Everything else is one file: every extra module
+// costs a resolution and a read at start-up, and `version` or a no-op install
+// should start as fast as bare Node.
+const LAZY = /(?:^|\/)(daemon\/run|daemon\/watch-cli|kube\/manifest-handler)\.js$/;
+const common = {
   bundle: true,
-  splitting: true,
   format: 'esm',
   platform: 'node',
   target: 'node20',
   outExtension: { '.js': '.mjs' },
-  chunkNames: 'chunks/[name]-[hash]',
   sourcemap: 'linked',
   // Smaller image and faster parse; names are kept so stack traces stay readable.
   minify: true,
@@ -45,6 +46,36 @@ await build({
   banner: { js: "import { createRequire as __cniNodeCreateRequire } from 'node:module'; const require = __cniNodeCreateRequire(import.meta.url);" },
   logLevel: 'warning',
   define: { __CNI_NODE_VERSION__: JSON.stringify(pkg.version), __CNI_NODE_REVISION__: JSON.stringify(revision) },
+};
+
+await build({
+  ...common,
+  entryPoints: { 'cni-node': `${root}src/cli/main.ts` },
+  outdir: `${root}dist`,
+  plugins: [
+    {
+      name: 'lazy-entries',
+      setup(b) {
+        b.onResolve({ filter: LAZY }, (args) => {
+          if (args.kind !== 'dynamic-import') return undefined;
+          const m = LAZY.exec(args.path);
+          return { path: `./lazy/${m[1].split('/')[1]}.mjs`, external: true };
+        });
+      },
+    },
+  ],
+});
+
+await build({
+  ...common,
+  entryPoints: {
+    run: `${root}src/daemon/run.ts`,
+    'watch-cli': `${root}src/daemon/watch-cli.ts`,
+    'manifest-handler': `${root}src/kube/manifest-handler.ts`,
+  },
+  outdir: `${root}dist/lazy`,
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
 });
 
 try {

@@ -12,7 +12,18 @@ export type ErrorKind =
   | 'conflict' // someone else is changing the same thing
   | 'interrupted';
 
+// The CLI bundle and its lazily loaded part (daemon, API) each carry a copy of this
+// class, so identity is checked by a brand shared through the symbol registry.
+const BRAND = Symbol.for('cni-node.CniNodeError');
+
 export class CniNodeError extends Error {
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // Subclasses (KubeApiError, …) keep the ordinary prototype check.
+    if (this !== CniNodeError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+  }
+
+  readonly [BRAND] = true;
   readonly kind: ErrorKind;
   /** Further problems found in the same validation pass, so one run reports them all. */
   readonly details: readonly string[];

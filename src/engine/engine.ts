@@ -77,7 +77,15 @@ export async function reconcile(request: ReconcileRequest, options: EngineOption
     // Progress (e.g. waiting for a pointer target) is shown as it happens; warnings
     // only if this look is the whole run, or the locked pass would repeat them.
     const lookReporter: Reporter = { ...QUIET, info: (m) => options.reporter.info(m), warn: (m) => warnings.push(m) };
-    const look = await pass(request, kinds, { ...options, reporter: lookReporter }, configsDirPresent, true);
+    let look: ReconcileResult;
+    try {
+      look = await pass(request, kinds, { ...options, reporter: lookReporter }, configsDirPresent, true);
+    } catch (e) {
+      // Bad input is bad under the lock too: report it now. Anything else may be a
+      // race with another writer that the lock resolves: look again, locked.
+      if (e instanceof CniNodeError && (e.kind === 'invalid' || e.kind === 'missing' || e.kind === 'usage')) throw e;
+      look = { reports: [], waiting: new Map(), changed: 1 };
+    }
     // Leftovers of an interrupted run, or a damaged record, need the locked pass to mend.
     const mend = look.needsMending || (await Promise.all(nodeDirs.map(hasTempFiles))).some(Boolean);
     if (look.changed === 0 && !mend && !look.reports.some((r) => r.refreshRecord)) {

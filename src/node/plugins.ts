@@ -45,7 +45,15 @@ export async function availablePlugins(pluginsDir: string): Promise<string[]> {
 
 /** Byte-for-byte comparison, read in chunks so two large binaries are never both held whole. */
 async function sameBytes(a: string, b: string, size: number): Promise<boolean> {
-  const [fa, fb] = await Promise.all([fs.open(a, 'r'), fs.open(b, 'r')]);
+  let fa: fs.FileHandle;
+  let fb: fs.FileHandle;
+  try {
+    [fa, fb] = await Promise.all([fs.open(a, 'r'), fs.open(b, 'r')]);
+  } catch (e) {
+    // Gone since it was inspected (another cni-node, or a person): not the same.
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
   try {
     const chunk = 1 << 20;
     const ba = Buffer.allocUnsafe(chunk);
