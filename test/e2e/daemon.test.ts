@@ -330,8 +330,16 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
     await until('05-multus.conf re-rendered', async () => (await readFile(multus, 'utf8')).includes('k8s-pod-network-v2'), 5_000, d);
     await d.waitLog(/reconcile #\d+: node file 10-calico.conflist changed \(pointed to by 05-multus.conf\)/);
 
-    // An unrelated file in the node configs dir is no reason to reconcile.
-    const n = await d.metric('cni_node_reconciles_total');
+    // An unrelated file in the node configs dir is no reason to reconcile. The
+    // in-place rewrite above is two events (truncate, write) that may each have
+    // started a reconcile: wait until the count has settled before measuring.
+    let n = await d.metric('cni_node_reconciles_total');
+    for (let settled = 0; settled < 3; ) {
+      await sleep(300);
+      const now = await d.metric('cni_node_reconciles_total');
+      settled = now === n ? settled + 1 : 0;
+      n = now;
+    }
     await writeFile(path.join(t.netd, '99-unrelated.conf'), '{}');
     await writeFile(path.join(t.netd, '10-calico.conflist'), calico('k8s-pod-network-v2')); // same content
     await sleep(600);

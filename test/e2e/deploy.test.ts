@@ -1,5 +1,5 @@
 // The deployment manifests in deploy/, checked for real:
-//  - their shape (the properties docs/deploying.md promises), without a cluster;
+//  - their shape (the properties the README, "Deploying on a cluster" promises), without a cluster;
 //  - the example Multus templates rendered by the real CLI against a sample Calico
 //    conflist, and the simple example's install/preStop commands run as written;
 //  - every document accepted by a real kube-apiserver (server-side dry-run), and
@@ -157,7 +157,7 @@ function loadDocs(file: string): Doc[] {
 
 const DEPLOY_FILES = existsSync(DEPLOY) ? readdirSync(DEPLOY).filter((f) => /\.ya?ml$/.test(f)).sort() : [];
 const EXPECTED_FILES = ['multus-cni-config.yaml', 'multus-cni-rbac.yaml', 'multus-cni-simple.yaml', 'multus-cni.yaml'];
-// The order docs/deploying.md gives for the watch-based example.
+// The order the README, "Deploying on a cluster" gives for the watch-based example.
 const WATCH_FILES = ['multus-cni-config.yaml', 'multus-cni-rbac.yaml', 'multus-cni.yaml'];
 
 function all(): Doc[] {
@@ -317,7 +317,7 @@ describe('deploy/ manifests (static checks)', () => {
       assert.equal(sc?.readOnlyRootFilesystem, true, where);
       assert.deepEqual(sc?.capabilities?.drop, ['ALL'], where);
       assert.equal(sc?.capabilities?.add, undefined, `${where}root owns the node's CNI dirs: no capability is needed to write there`);
-      assert.equal(c.image, 'cni-node:0.1.0', `${where}the placeholder image that docs/deploying.md tells how to replace`);
+      assert.equal(c.image, 'cni-node:0.1.0', `${where}the placeholder image that the README, "Deploying on a cluster" tells how to replace`);
 
       // Exactly the node's two CNI dirs from the host: no kubectl, nothing else.
       const hostPaths = new Map((pod.volumes ?? []).filter((v) => v.hostPath).map((v) => [v.name, v.hostPath?.path]));
@@ -932,7 +932,7 @@ describe('deploy/ against a real kube-apiserver', { skip: clusterSkip, timeout: 
         await ok(cluster.request('PATCH', `${nsCm}/multus-cni`, { data: { plugins: 'multus,macvlan,ipvlan' } }), 'edit plugins');
         await until('ipvlan installed', async () => (await visible(tree.hostPlugins)).includes('ipvlan'));
 
-        // Uninstalling for good, as docs/deploying.md says: empty plugins and configs, keep manifests.
+        // Uninstalling for good, as the README, "Deploying on a cluster" says: empty plugins and configs, keep manifests.
         await ok(cluster.request('PATCH', `${nsCm}/multus-cni`, { data: { plugins: '', configs: '' } }), 'empty the lists');
         await until('plugins and configs removed', async () => (await visible(tree.hostPlugins)).length === 0 && !(await visible(tree.hostConfigs)).includes('05-multus.conf'));
         assert.equal(await readFile(path.join(tree.hostConfigs, '10-calico.conflist'), 'utf8'), calicoText, 'Calico untouched');
