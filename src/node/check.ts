@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { checkNetworkConfig, isNetworkConfigName, type NetworkConfigInfo } from '../core/cni-config.js';
@@ -30,7 +29,9 @@ export interface NodeCheck {
   summary: string;
 }
 
-function askVersion(binary: string, cniVersion: string): Promise<{ supported?: string[]; problem?: string }> {
+async function askVersion(binary: string, cniVersion: string): Promise<{ supported?: string[]; problem?: string }> {
+  // Loaded here, not at start-up: child_process costs every command a few ms to load.
+  const { execFile } = await import('node:child_process');
   return new Promise((resolve) => {
     const child = execFile(
       binary,
