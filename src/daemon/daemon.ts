@@ -86,6 +86,8 @@ export class Daemon {
   /** Kinds the daemon has managed at some point (what --uninstall-on-exit removes). */
   readonly managedKinds = new Set<Kind>();
   private configMapSeen = false;
+  /** The ConfigMap watch has answered at least once (the object, or that it does not exist). */
+  private configMapAnswered = false;
   private configMapRv: string | undefined;
   private intents = new Map<string, string>();
   private waiting = new Map<string, string[]>();
@@ -173,6 +175,11 @@ export class Daemon {
       },
       onError: (error, retryInMs) => {
         metrics.watchRestarts.inc({ source: 'configmap', reason: 'failed' });
+        // Before the first answer the desired state is unknown: readiness says why.
+        // After it, an API outage leaves the node as desired, so it stays ready.
+        if (!this.configMapAnswered) {
+          readiness.set(READINESS_CONFIGMAP, `no answer yet about ConfigMap ${name}: ${error.message}; retrying with backoff`);
+        }
         // One line per distinct problem, not one per retry.
         const key = error.message.replace(/\d+(\.\d+)? ?m?s\b/g, '');
         if (key !== this.watchErrorLogged) {
@@ -188,6 +195,7 @@ export class Daemon {
     if (this.stopped) return;
     const { reporter, readiness, events } = this.deps;
     const name = `${ref.namespace}/${ref.name}`;
+    this.configMapAnswered = true;
     if (this.watchErrorLogged !== undefined) {
       reporter.info(`ConfigMap ${name} watch: connected again`);
       this.watchErrorLogged = undefined;

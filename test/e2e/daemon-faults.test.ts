@@ -1,0 +1,526 @@
+// `cni-node run` under API-server faults, end to end: the real ./bin/cni-node process,
+// Debian's CNI plugins (/usr/lib/cni) as the image's plugins, temporary node dirs, a
+// real kube-apiserver + etcd (support/cluster.ts), and between them a TLS-terminating
+// proxy (support/fault-proxy.ts) that counts every connection and request and
+// injects faults: the API server down when the daemon starts, every response 2 s
+// late, 429 + Retry-After and 503 on the LIST, 410 Gone on the watch.
+//
+// Every test counts requests (at the proxy, and in the daemon's own /metrics) and
+// reconciles (cni_node_reconciles_total): faults must cost a bounded number of
+// requests with backoff, and must never make the daemon reconcile for nothing.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFile, mkdir, mkdtemp, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { clusterUnavailableReason, startTestCluster, type TestCluster } from './support/cluster.js';
+import { FaultProxy, type Seen } from './support/fault-proxy.js';
+
+const CLI = process.env['CNI_NODE_TEST_CLI'] || fileURLToPath(new URL('../../../bin/cni-node', import.meta.url));
+const DEBIAN_PLUGINS = '/usr/lib/cni';
+const NS = 'kube-system';
+const skip = clusterUnavailableReason();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let cluster: TestCluster;
+let proxy: FaultProxy;
+const cleanups: Array<() => Promise<void>> = [];
+
+// ---- node trees --------------------------------------------------------------
+
+interface Tree {
+  root: string;
+  bin: string;
+  netd: string;
+  templates: string;
+  manifests: string;
+  sa: string;
+}
+
+async function nodeTree(): Promise<Tree> {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'cni-node-faults-'));
+  cleanups.push(() => rm(root, { recursive: true, force: true }));
+  const t: Tree = {
+    root,
+    bin: path.join(root, 'host/opt/cni/bin'),
+    netd: path.join(root, 'host/etc/cni/net.d'),
+    templates: path.join(root, 'templates'),
+    manifests: path.join(root, 'manifests'),
+    sa: path.join(root, 'serviceaccount'),
+  };
+  for (const d of [t.bin, t.netd, t.templates, t.manifests, t.sa]) await mkdir(d, { recursive: true });
+  await projectedVolume(t.sa, { token: cluster.tokens.serviceAccount, 'ca.crt': cluster.caData, namespace: NS });
+  return t;
+}
+
+/** The service account dir as kubelet projects it: files behind a `..data` symlink. */
+async function projectedVolume(dir: string, files: Record<string, string>): Promise<void> {
+  const ts = `..${Date.now()}_${Math.random().toString(36).slice(2)}`;
+  await mkdir(path.join(dir, ts));
+  for (const [name, content] of Object.entries(files)) await writeFile(path.join(dir, ts, name), content);
+  const old = await readlink(path.join(dir, '..data')).catch(() => undefined);
+  await symlink(ts, path.join(dir, '..data_tmp'));
+  await rename(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
+  for (const name of Object.keys(files)) await symlink(`..data/${name}`, path.join(dir, name)).catch(() => undefined);
+  if (old) await rm(path.join(dir, old), { recursive: true, force: true });
+}
+
+const exists = (p: string) => stat(p).then(() => true, () => false);
+
+// ---- the daemon process ----------------------------------------------------------
+
+interface Daemon {
+  child: ChildProcess;
+  address: string;
+  log(): string;
+  lines(re: RegExp): string[];
+  waitLog(re: RegExp, ms?: number): Promise<string>;
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  get(p: '/healthz' | '/readyz'): Promise<{ status: number; text: string }>;
+  alive(): boolean;
+  stop(): Promise<{ code: number | null; ms: number }>;
+}
+
+/** Starts `cni-node run` with in-cluster credentials that point at the proxy (`via: 'proxy'`) or straight at the API server. */
+async function startDaemon(tree: Tree, args: string[], via: 'proxy' | 'direct' | { port: number }): Promise<Daemon> {
+  const { KUBECONFIG: _drop, ...baseEnv } = process.env;
+  const port = via === 'proxy' ? String(proxy.port) : via === 'direct' ? new URL(cluster.server).port : String(via.port);
+  const child = spawn(
+    CLI,
+    [
+      'run',
+      `--plugins-dir=${DEBIAN_PLUGINS}`,
+      `--host-plugins-dir=${tree.bin}`,
+      `--configs-dir=${tree.templates}`,
+      `--host-configs-dir=${tree.netd}`,
+      `--manifests-dir=${tree.manifests}`,
+      '--listen=127.0.0.1:0',
+      ...args,
+    ],
+    {
+      env: {
+        ...baseEnv,
+        KUBERNETES_SERVICE_HOST: '127.0.0.1',
+        KUBERNETES_SERVICE_PORT: port,
+        CNI_NODE_SERVICE_ACCOUNT_DIR: tree.sa,
+        POD_NAME: `cni-node-${path.basename(tree.root)}`.toLowerCase().replace(/[^a-z0-9-]/g, '-'),
+        POD_NAMESPACE: NS,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const out: string[] = [];
+  const onData = (prefix: string) => (b: Buffer) => {
+    for (const line of b.toString('utf8').split('\n')) if (line !== '') out.push(prefix + line);
+  };
+  child.stdout?.on('data', onData(''));
+  child.stderr?.on('data', onData('stderr: '));
+  const exit = new Promise<{ code: number | null; at: number }>((resolve) => child.once('exit', (code) => resolve({ code, at: Date.now() })));
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  cleanups.push(async () => {
+    if (alive()) child.kill('SIGKILL');
+  });
+  const log = () => out.join('\n');
+  const waitLog = async (re: RegExp, ms = 15_000): Promise<string> => {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      const hit = out.find((l) => re.test(l));
+      if (hit) return hit;
+      if (!alive()) break;
+      await sleep(20);
+    }
+    assert.fail(`no log line matching ${re} within ${ms} ms; the log:\n${log()}`);
+  };
+  const line = await waitLog(/serving \/healthz \/readyz \/metrics on /);
+  const address = (/on (127\.0\.0\.1:\d+)/.exec(line) as RegExpExecArray)[1] as string;
+  let stopped: Promise<{ code: number | null; ms: number }> | undefined;
+  return {
+    child,
+    address,
+    log,
+    lines: (re) => out.filter((l) => re.test(l)),
+    waitLog,
+    alive,
+    async metric(name, labels = {}) {
+      const text = await (await fetch(`http://${address}/metrics`)).text();
+      let sum = 0;
+      for (const l of text.split('\n')) {
+        if (!l.startsWith(`${name}{`) && !l.startsWith(`${name} `)) continue;
+        if (Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`))) sum += Number(l.slice(l.lastIndexOf(' ') + 1));
+      }
+      return sum;
+    },
+    async get(p) {
+      const res = await fetch(`http://${address}${p}`);
+      return { status: res.status, text: await res.text() };
+    },
+    stop() {
+      stopped ??= (async () => {
+        const t0 = Date.now();
+        child.kill('SIGTERM');
+        const r = await exit;
+        // CNI_NODE_TEST_DAEMON_LOG=<file>: append every daemon's log there, for reading after the run.
+        const logFile = process.env['CNI_NODE_TEST_DAEMON_LOG'];
+        if (logFile) await appendFile(logFile, `=== daemon ${tree.root} (exit ${r.code} after ${r.at - t0} ms)\n${log()}\n`);
+        return { code: r.code, ms: r.at - t0 };
+      })();
+      return stopped;
+    },
+  };
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 10_000, d?: Daemon): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(50);
+  }
+  assert.fail(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}${d ? `; daemon log:\n${d.log()}` : ''}`);
+}
+
+/** Waits until the daemon's reconcile count has not moved for `quietMs`, and returns it. */
+async function settledReconciles(d: Daemon, quietMs = 1_000): Promise<number> {
+  let n = await d.metric('cni_node_reconciles_total');
+  for (let still = 0; still * 250 < quietMs; ) {
+    await sleep(250);
+    const now = await d.metric('cni_node_reconciles_total');
+    still = now === n ? still + 1 : 0;
+    n = now;
+  }
+  return n;
+}
+
+/** A loopback port nothing listens on (connections are refused). */
+async function closedPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+const gapsOf = (seen: readonly Seen[]): number[] => seen.slice(1).map((s, i) => s.at - (seen[i] as Seen).at);
+
+// ---- the API side ------------------------------------------------------------------
+
+async function grantServiceAccount(): Promise<void> {
+  const role = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: { name: 'cni-node-faults-test', namespace: NS },
+    rules: [
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+    ],
+  };
+  const binding = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: 'cni-node-faults-test', namespace: NS },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'cni-node-faults-test' },
+    subjects: [{ kind: 'ServiceAccount', name: 'cni-node', namespace: NS }],
+  };
+  for (const [p, body] of [
+    [`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`, role],
+    [`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, binding],
+  ] as const) {
+    const res = await cluster.request('POST', p, body);
+    assert.ok(res.status === 201 || res.status === 409, res.text);
+  }
+}
+
+async function putConfigMap(name: string, data: Record<string, string>): Promise<void> {
+  const p = `/api/v1/namespaces/${NS}/configmaps`;
+  const res = await cluster.request('PUT', `${p}/${name}`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: NS }, data });
+  if (res.status === 404) {
+    const created = await cluster.request('POST', p, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: NS }, data });
+    assert.equal(created.status, 201, created.text);
+    return;
+  }
+  assert.equal(res.status, 200, res.text);
+}
+
+/** Requests of the ConfigMap list+watch for `name`, as the proxy saw them. */
+const cmRequests = (name: string) => {
+  const mine = (s: Seen) => s.path === `/api/v1/namespaces/${NS}/configmaps` && s.query.get('fieldSelector') === `metadata.name=${name}`;
+  return {
+    mine,
+    isList: (s: Seen) => mine(s) && s.query.get('watch') === null,
+    isWatch: (s: Seen) => mine(s) && s.query.get('watch') === '1',
+  };
+};
+
+describe('cni-node run: API-server faults (real kube-apiserver behind a counting fault proxy)', { skip, timeout: 300_000 }, () => {
+  before(async () => {
+    cluster = await startTestCluster();
+    await grantServiceAccount();
+    proxy = FaultProxy.forCluster(cluster);
+    await proxy.start();
+  });
+
+  after(async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    await proxy?.stop();
+    await cluster?.stop();
+  });
+
+  test('started while the API server is unreachable: alive, not ready with the reason, bounded retries with backoff; syncs once it is back', async (t) => {
+    const cm = 'cni-fault-start';
+    await putConfigMap(cm, { plugins: 'bridge,loopback', configs: '', manifests: '' });
+    await cluster.stopApiServer();
+    let apiUp = false;
+    try {
+      // Two daemons over the same outage: one through the proxy (every attempt
+      // counted there; the proxy cuts each request, as a load balancer without a
+      // backend does), one straight at the stopped API server's port (ECONNREFUSED;
+      // counted by its own /metrics).
+      const ta = await nodeTree();
+      const tb = await nodeTree();
+      const mark = proxy.seen.length;
+      const connMark = proxy.tcpConnections;
+      const t0 = Date.now();
+      const a = await startDaemon(ta, [`--config-map=${NS}/${cm}`], 'proxy');
+      const b = await startDaemon(tb, [`--config-map=${NS}/${cm}`], 'direct');
+
+      await sleep(10_000 - (Date.now() - t0));
+      const seconds = (Date.now() - t0) / 1000;
+      for (const [name, d] of [['via proxy', a], ['direct', b]] as const) {
+        assert.ok(d.alive(), `${name}: the daemon keeps running while the API server is away; log:\n${d.log()}`);
+        assert.equal((await d.get('/healthz')).status, 200, name);
+        const r = await d.get('/readyz');
+        assert.equal(r.status, 503, `${name}: not ready`);
+        assert.match(r.text, new RegExp(`ConfigMap ${NS}/${cm}\\b[^\\n]*API server`), `${name}: the reason names the ConfigMap and the API server: ${r.text}`);
+        assert.equal(await d.metric('cni_node_reconciles_total'), 0, `${name}: no reconcile without the desired state`);
+        // One warning for the one problem, not one per retry.
+        const warnings = d.lines(new RegExp(`ConfigMap ${NS}/${cm} watch: .*retrying in`));
+        assert.ok(warnings.length >= 1 && warnings.length <= 2, `${name}: ${warnings.length} warnings:\n${warnings.join('\n')}`);
+        assert.match(warnings[0] as string, /cannot reach the Kubernetes API server at https:\/\/127\.0\.0\.1:\d+|socket hang up|ECONNRESET|ECONNREFUSED/, name);
+      }
+      assert.deepEqual(await Promise.all(['bridge', 'loopback'].map((p) => exists(path.join(ta.bin, p)))), [false, false], 'nothing installed yet');
+
+      // Counted at the proxy: a handful of attempts with growing gaps, not a flood.
+      const seenA = proxy.seen.slice(mark);
+      const lists = seenA.filter(cmRequests(cm).isList);
+      const gaps = gapsOf(lists);
+      const all = `${seenA.length} requests (${seenA.map((s) => `${s.method} ${s.path}${s.query.get('watch') ? '?watch' : ''} +${s.at - t0}ms ${s.upstreamError ?? s.status ?? ''}`).join(', ')})`;
+      assert.ok(lists.length >= 3 && lists.length <= 8, `bounded LIST attempts in ${seconds.toFixed(1)} s: ${all}`);
+      assert.ok(seenA.length <= lists.length + 3, `no other request floods the proxy: ${all}`);
+      assert.ok(proxy.tcpConnections - connMark <= seenA.length + 2, `connections ${proxy.tcpConnections - connMark} for ${seenA.length} requests`);
+      assert.ok(gaps.every((g) => g >= 200), `backed off between attempts: ${gaps.join(', ')} ms`);
+      assert.ok((gaps.at(-1) as number) > (gaps[0] as number) * 2, `the delays grow: ${gaps.join(', ')} ms`);
+      assert.ok(seenA.every((s) => s.upstreamError !== undefined), 'every request met the stopped server');
+      // Counted by the direct daemon itself: connection refused, the same bounded number.
+      const refused = await b.metric('cni_node_api_requests_total', { code: 'ECONNREFUSED' });
+      const requestsB = await b.metric('cni_node_api_requests_total');
+      assert.ok(refused >= 3 && requestsB <= 10, `direct: ${refused} refused of ${requestsB} requests in ${seconds.toFixed(1)} s`);
+      t.diagnostic(`outage of ${seconds.toFixed(1)} s: via proxy ${lists.length} LIST attempts (gaps ${gaps.join(', ')} ms), ${seenA.length} requests in all; direct ${refused} refused of ${requestsB} requests`);
+
+      await cluster.startApiServer();
+      apiUp = true;
+      const upAt = Date.now();
+      for (const [name, d, tr] of [['via proxy', a, ta], ['direct', b, tb]] as const) {
+        await until(`${name}: ready after the API server is back`, async () => (await d.get('/readyz')).status === 200, 45_000, d);
+        for (const p of ['bridge', 'loopback']) assert.ok(await exists(path.join(tr.bin, p)), `${name}: ${p} installed`);
+        await d.waitLog(new RegExp(`ConfigMap ${NS}/${cm} watch: connected again`), 1_000);
+        await d.waitLog(new RegExp(`reconcile #1: start \\(ConfigMap ${NS}/${cm}\\)`), 1_000);
+      }
+      const readyAfter = Date.now() - upAt;
+      assert.equal(await settledReconciles(a), 1, 'exactly one reconcile (via proxy)');
+      assert.equal(await settledReconciles(b), 1, 'exactly one reconcile (direct)');
+      // The backoff is capped: at most the 16 s step the attempts had reached, plus the slack of polling.
+      // (A restarted API server answers 403 for a moment until its RBAC cache is loaded: one more backed-off attempt.)
+      assert.ok(readyAfter < 40_000, `ready ${readyAfter} ms after the API server was back`);
+      t.diagnostic(`both ready ${readyAfter} ms after the API server was back`);
+      const whole = proxy.seen.slice(mark);
+      assert.equal(whole.filter((s) => cmRequests(cm).isList(s) && s.status === 200).length, 1, 'one successful LIST after the outage');
+      assert.equal(whole.filter(cmRequests(cm).isWatch).length, 1, 'then one WATCH');
+      assert.ok(whole.length <= 15, `requests over the whole outage and recovery: ${whole.length}`);
+      for (const d of [a, b]) assert.equal((await d.stop()).code, 0);
+    } finally {
+      if (!apiUp) await cluster.startApiServer();
+    }
+  });
+
+  test(
+    'unreachable at start: /readyz says the API server cannot be reached, not only that an answer is awaited',
+    {},
+    async () => {
+      const cm = 'cni-fault-readyz';
+      const tree = await nodeTree();
+      const d = await startDaemon(tree, [`--config-map=${NS}/${cm}`], { port: await closedPort() });
+      await d.waitLog(new RegExp(`ConfigMap ${NS}/${cm} watch: cannot reach the Kubernetes API server`), 5_000);
+      const r = await d.get('/readyz');
+      assert.equal(r.status, 503);
+      assert.match(r.text, /cannot reach the Kubernetes API server at https:\/\/127\.0\.0\.1:\d+/, `the readiness reason: ${r.text}`);
+      assert.equal((await d.stop()).code, 0);
+    },
+  );
+
+  test('every response 2 s late, and a watch that stays silent: converges once, no duplicate reconcile, no extra request', async () => {
+    const cm = 'cni-fault-slow';
+    const { isList, isWatch } = cmRequests(cm);
+    await putConfigMap(cm, { plugins: 'bridge', configs: '', manifests: '' });
+    const t = await nodeTree();
+    proxy.delayMs = 2_000;
+    try {
+      const mark = proxy.seen.length;
+      const t0 = Date.now();
+      const d = await startDaemon(t, [`--config-map=${NS}/${cm}`], 'proxy');
+      const early = await d.get('/readyz');
+      assert.equal(early.status, 503);
+      assert.match(early.text, new RegExp(`waiting for the first answer about ConfigMap ${NS}/${cm}`));
+      await until('ready', async () => (await d.get('/readyz')).status === 200, 20_000, d);
+      const readyMs = Date.now() - t0;
+      assert.ok(readyMs >= 2_000, `the delay was in effect (${readyMs} ms)`);
+      assert.ok(await exists(path.join(t.bin, 'bridge')));
+
+      // The watch stays silent (nothing changes) for 6 s: the daemon keeps it, and does nothing.
+      await sleep(6_000);
+      assert.equal(await settledReconciles(d), 1, 'one reconcile');
+      const mine = () => proxy.seen.slice(mark);
+      assert.equal(mine().filter(isList).length, 1, 'one LIST');
+      assert.equal(mine().filter(isWatch).length, 1, 'one WATCH, kept while silent');
+      assert.ok(mine().length <= 3, `no other requests: ${mine().map((s) => `${s.method} ${s.path}`).join(', ')}`);
+      assert.equal(await d.metric('cni_node_watch_restarts_total'), 0, 'the slow watch was not restarted');
+
+      // A change arrives 2 s late, and is applied once.
+      const edited = Date.now();
+      await putConfigMap(cm, { plugins: 'bridge,vlan', configs: '', manifests: '' });
+      await until('vlan installed', () => exists(path.join(t.bin, 'vlan')), 15_000, d);
+      const latency = Date.now() - edited;
+      assert.ok(latency >= 1_900, `the event came through the slow proxy (${latency} ms)`);
+      assert.equal(await settledReconciles(d), 2, 'exactly one more reconcile for the one change');
+      assert.equal(mine().filter(isList).length, 1, 'still one LIST');
+      assert.equal(mine().filter(isWatch).length, 1, 'still one WATCH');
+      assert.equal((await d.get('/readyz')).status, 200);
+      assert.equal((await d.stop()).code, 0);
+    } finally {
+      proxy.delayMs = 0;
+    }
+  });
+
+  test('429 with Retry-After and 503s on the LIST: Retry-After honoured, growing backoff, then recovery; faults on the watch later: no spurious reconcile', async (t) => {
+    const cm = 'cni-fault-throttle';
+    const { isList, isWatch } = cmRequests(cm);
+    await putConfigMap(cm, { plugins: 'bridge', configs: '', manifests: '' });
+    const tree = await nodeTree();
+    const status = (code: number, reason: string) => ({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason, code, message: `injected ${code}` });
+    proxy.inject(isList, { status: 429, headers: { 'retry-after': '3' }, body: { ...status(429, 'TooManyRequests'), details: { retryAfterSeconds: 3 } } });
+    proxy.inject(isList, { status: 503, body: status(503, 'ServiceUnavailable') });
+    proxy.inject(isList, { status: 503, body: status(503, 'ServiceUnavailable') });
+    try {
+      const mark = proxy.seen.length;
+      const d = await startDaemon(tree, [`--config-map=${NS}/${cm}`], 'proxy');
+      await until('throttled', async () => proxy.seen.slice(mark).filter(isList).length >= 1, 5_000, d);
+      const throttled = await until('not ready while throttled', async () => {
+        const r = await d.get('/readyz');
+        return r.status === 503 ? r : undefined;
+      }, 2_000, d);
+      assert.match(throttled.text, new RegExp(`ConfigMap ${NS}/${cm}`));
+      await until('ready after the throttling', async () => (await d.get('/readyz')).status === 200, 20_000, d);
+      assert.equal(proxy.pendingFaults, 0);
+
+      const lists = proxy.seen.slice(mark).filter(isList);
+      assert.deepEqual(lists.map((s) => s.status), [429, 503, 503, 200], 'four LIST attempts, no more');
+      const gaps = gapsOf(lists);
+      assert.ok((gaps[0] as number) >= 2_950, `Retry-After: 3 honoured: ${gaps.join(', ')} ms`);
+      // After the 2nd and 3rd failure: backoff steps of 1 s and 2 s, each jittered between half and all.
+      assert.ok((gaps[1] as number) >= 450 && (gaps[1] as number) <= 1_500, `2nd delay ${gaps[1]} ms`);
+      assert.ok((gaps[2] as number) >= 950 && (gaps[2] as number) <= 2_500, `3rd delay ${gaps[2]} ms`);
+      const warned = d.lines(/watch: .*(429|503|overloaded|unavailable|too many).*retrying in/i);
+      assert.ok(warned.length >= 1, `the throttling is logged:\n${d.log()}`);
+      assert.ok(await exists(path.join(tree.bin, 'bridge')));
+      assert.equal(await settledReconciles(d), 1, 'one reconcile, once the LIST went through');
+      assert.equal(await d.metric('cni_node_api_requests_total', { verb: 'list', code: '429' }), 1);
+      assert.equal(await d.metric('cni_node_api_requests_total', { verb: 'list', code: '503' }), 2);
+
+      // Now the open watch is cut and re-opening it is refused: 503, 503, then 429 + Retry-After: 2.
+      // First the watch lives 10 s (progress, which resets the backoff: the failures
+      // of the LIST above still count until then).
+      await until('watch open', async () => proxy.seen.slice(mark).filter(isWatch).length === 1, 5_000, d);
+      const opened = (proxy.seen.slice(mark).find(isWatch) as Seen).at;
+      await sleep(10_500 - (Date.now() - opened));
+      proxy.inject(isWatch, { status: 503, body: status(503, 'ServiceUnavailable') });
+      proxy.inject(isWatch, { status: 503, body: status(503, 'ServiceUnavailable') });
+      proxy.inject(isWatch, { status: 429, headers: { 'retry-after': '5' }, body: status(429, 'TooManyRequests') });
+      proxy.drop();
+      await until('watching again', async () => proxy.seen.slice(mark).filter(isWatch)[4]?.status === 200, 20_000, d);
+      const watches = proxy.seen.slice(mark).filter(isWatch);
+      assert.deepEqual(watches.map((s) => s.status), [200, 503, 503, 429, 200]);
+      const wg = gapsOf(watches.slice(1));
+      assert.ok(wg.every((g) => g >= 200), `backed off: ${wg.join(', ')} ms`);
+      // Backoff steps 1 s, 2 s, 4 s after the 2nd, 3rd and 4th failure; Retry-After: 5 is longer than the step.
+      assert.ok((wg[0] as number) <= 1_500 && (wg[1] as number) <= 2_500, `backoff from its base again: ${wg.join(', ')} ms`);
+      assert.ok((wg[2] as number) >= 4_950, `Retry-After: 5 honoured on the watch: ${wg.join(', ')} ms`);
+      t.diagnostic(`LIST attempts ${lists.map((s) => s.status).join(', ')} with gaps ${gaps.join(', ')} ms; watch attempts ${watches.map((s) => s.status).join(', ')} with gaps ${wg.join(', ')} ms`);
+      assert.equal(proxy.seen.slice(mark).filter(isList).length, 4, 'resumed from its resourceVersion: no re-list');
+      await sleep(500);
+      assert.equal(await settledReconciles(d), 1, 'no spurious reconcile from the watch faults');
+      assert.equal((await d.get('/readyz')).status, 200, 'the node is as desired: ready throughout');
+
+      await putConfigMap(cm, { plugins: 'bridge,vlan', configs: '', manifests: '' });
+      await until('vlan installed', () => exists(path.join(tree.bin, 'vlan')), 10_000, d);
+      assert.equal(await settledReconciles(d), 2, 'exactly one reconcile for the one change');
+      assert.equal((await d.stop()).code, 0);
+    } finally {
+      proxy.clearFaults();
+    }
+  });
+
+  test('410 Gone on the watch (ERROR event and HTTP status): re-list, no spurious reconcile; a change missed meanwhile is applied once', async () => {
+    const cm = 'cni-fault-gone';
+    const { isList, isWatch } = cmRequests(cm);
+    await putConfigMap(cm, { plugins: 'bridge', configs: '', manifests: '' });
+    const t = await nodeTree();
+    try {
+      const mark = proxy.seen.length;
+      const d = await startDaemon(t, [`--config-map=${NS}/${cm}`], 'proxy');
+      await until('ready', async () => (await d.get('/readyz')).status === 200, 15_000, d);
+      await until('watch open', async () => proxy.seen.slice(mark).filter(isWatch).length === 1, 5_000, d);
+      const mine = () => proxy.seen.slice(mark);
+
+      // An ERROR event with code 410 in the re-opened watch stream.
+      proxy.inject(isWatch, { watchErrorEvent: { code: 410, reason: 'Expired', message: 'too old resource version: 1 (2)' } });
+      proxy.drop();
+      await until('re-listed after the ERROR event', async () => mine().filter(isList).length === 2, 10_000, d);
+      await until('watching again', async () => mine().filter(isWatch).length === 3, 10_000, d);
+
+      // A 410 status on opening the watch.
+      proxy.inject(isWatch, { status: 410, body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' } });
+      proxy.drop();
+      await until('re-listed after HTTP 410', async () => mine().filter(isList).length === 3, 10_000, d);
+      await until('watching again', async () => mine().filter(isWatch).length === 5, 10_000, d);
+      assert.equal(await settledReconciles(d), 1, 'the re-lists brought the same ConfigMap: no reconcile');
+      assert.ok((await d.metric('cni_node_watch_restarts_total', { reason: 'expired' })) >= 2);
+      assert.equal((await d.get('/readyz')).status, 200);
+
+      // A change made while the watch is dead (frozen, then cut), and the resumed
+      // watch is told 410: the re-list brings it, and it is applied once.
+      proxy.freeze(true);
+      await putConfigMap(cm, { plugins: 'bridge,vlan', configs: '', manifests: '' });
+      await sleep(300);
+      proxy.inject(isWatch, { status: 410, body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' } });
+      proxy.drop();
+      proxy.freeze(false);
+      await until('vlan installed after the re-list', () => exists(path.join(t.bin, 'vlan')), 10_000, d);
+      assert.equal(mine().filter(isList).length, 4, 're-listed');
+      assert.equal(await settledReconciles(d), 2, 'exactly one reconcile for the one change');
+      await d.waitLog(new RegExp(`reconcile #2: ConfigMap ${NS}/${cm} changed \\(plugins; resourceVersion \\d+\\)`), 1_000);
+      assert.ok(mine().length <= 12, `requests bounded: ${mine().length}`);
+      assert.equal((await d.stop()).code, 0);
+    } finally {
+      proxy.freeze(false);
+      proxy.clearFaults();
+    }
+  });
+});
