@@ -5,100 +5,30 @@
 // node dirs are snapshotted before and after (names, types, inodes, modes, sizes,
 // mtimes, ctimes, content hashes, and the dirs' own mtimes).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { cleanEnv, DEBIAN_PLUGINS, dirsEnv, noDebianPluginsReason, runCli, show, type CliResult } from '../support/cli.js';
+import { nodeTree, snapshot, TempRoots, tick, type NodeTree } from '../support/tree.js';
 
-// CNI_NODE_TEST_CLI: another build of the CLI to test (default: the repository's ./bin/cni-node).
-const CLI = process.env.CNI_NODE_TEST_CLI ?? fileURLToPath(new URL('../../../bin/cni-node', import.meta.url));
-const DEBIAN = '/usr/lib/cni';
+const DEBIAN = DEBIAN_PLUGINS;
 const TIME = '/usr/bin/time';
-const skip = existsSync(path.join(DEBIAN, 'bridge')) ? undefined : `${DEBIAN} is missing (apt-get install -y containernetworking-plugins)`;
+const skip = noDebianPluginsReason();
 
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
+/** A node with a manifests dir too (CNI_NODE_MANIFESTS_DIR). */
+type Tree = NodeTree & { manifests: string };
 
-interface Tree {
-  root: string;
-  plugins: string;
-  bin: string;
-  templates: string;
-  netd: string;
-  manifests: string;
-}
+const roots = new TempRoots();
+after(() => roots.removeAll());
 
-const roots: string[] = [];
-after(async () => {
-  for (const r of roots) await rm(r, { recursive: true, force: true });
-});
+/** The environment of a run on the node `t`: no CNI_NODE_* or KUBECONFIG from the caller's shell. */
+const treeEnv = (t: Tree): NodeJS.ProcessEnv => dirsEnv(t, cleanEnv(['KUBECONFIG']));
 
-function baseEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CNI_NODE_') && k !== 'KUBECONFIG') env[k] = v;
-  return env;
-}
-
-function treeEnv(t: Tree): NodeJS.ProcessEnv {
-  return {
-    ...baseEnv(),
-    CNI_NODE_PLUGINS_DIR: t.plugins,
-    CNI_NODE_HOST_PLUGINS_DIR: t.bin,
-    CNI_NODE_CONFIGS_DIR: t.templates,
-    CNI_NODE_HOST_CONFIGS_DIR: t.netd,
-    CNI_NODE_MANIFESTS_DIR: t.manifests,
-  };
-}
-
-function run(args: string[], t: Tree, opts: { prefix?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
-  const started = performance.now();
-  const [cmd, ...rest] = [...(opts.prefix ?? []), CLI, ...args] as [string, ...string[]];
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, rest, { env: opts.env ?? treeEnv(t), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: performance.now() - started });
-    });
-  });
-}
-
-function show(r: Result): string {
-  return `exit ${r.code}${r.signal ? ` (${r.signal})` : ''} after ${Math.round(r.ms)} ms\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
-}
-
-const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
-
-async function snapshot(dir: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  const d = await lstat(dir);
-  out['.'] = `dir mtime=${d.mtimeMs} ctime=${d.ctimeMs}`;
-  for (const name of (await readdir(dir)).sort()) {
-    const p = path.join(dir, name);
-    const st = await lstat(p);
-    const type = st.isSymbolicLink() ? `link->${await readlink(p)}` : st.isDirectory() ? 'dir' : 'file';
-    const content = st.isFile() ? sha(await readFile(p)) : '';
-    out[name] = `${type} ino=${st.ino} mode=${(st.mode & 0o7777).toString(8)} size=${st.size} mtime=${st.mtimeMs} ctime=${st.ctimeMs} ${content}`;
-  }
-  return out;
+/** Runs the CLI under test (CNI_NODE_TEST_CLI or ./bin/cni-node) on the node `t`. */
+function run(args: string[], t: Tree, opts: { prefix?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return runCli(args, { prefix: opts.prefix, env: opts.env ?? treeEnv(t) });
 }
 
 const GOOD_CONF = '{"cniVersion":"0.4.0","name":"good","type":"bridge","bridge":"cni0","ipam":{"type":"host-local","subnet":"10.9.0.0/24"}}\n';
@@ -110,17 +40,9 @@ const FOREIGN = '{"cniVersion":"0.4.0","name":"foreign","plugins":[{"type":"loop
  * installer's 99-foreign.conflist, and templates that would change 10-good.conf.
  */
 async function node(): Promise<Tree> {
-  const root = await mkdtemp(path.join(os.tmpdir(), 'cni-node-bad-input-'));
-  roots.push(root);
-  const t: Tree = {
-    root,
-    plugins: DEBIAN,
-    bin: path.join(root, 'bin'),
-    templates: path.join(root, 'templates'),
-    netd: path.join(root, 'net.d'),
-    manifests: path.join(root, 'manifests'),
-  };
-  for (const d of [t.bin, t.templates, t.netd, t.manifests]) await mkdir(d);
+  const base = await nodeTree(roots, 'cni-node-bad-input-');
+  const t: Tree = { ...base, manifests: path.join(base.root, 'manifests') };
+  await mkdir(t.manifests);
   await writeFile(path.join(t.templates, '10-good.conf'), GOOD_CONF);
   await writeFile(path.join(t.netd, '99-foreign.conflist'), FOREIGN);
   const r = await run(['install', '--plugins=bridge,loopback', '--configs=10-good.conf'], t);
@@ -130,17 +52,15 @@ async function node(): Promise<Tree> {
   return t;
 }
 
-/** Lets coarse file-system clocks move, so "unchanged mtime" means something. */
-const tick = () => new Promise((r) => setTimeout(r, 20));
 
 /**
  * Runs the CLI with bad input: asserts the exit code, that stderr matches every
  * pattern (the message names the bad thing), that no item is reported as done, and
  * that nothing changed in the node dirs.
  */
-async function rejected(t: Tree, args: string[], code: number, patterns: RegExp[], opts: { env?: NodeJS.ProcessEnv; lockTaken?: boolean } = {}): Promise<Result> {
+async function rejected(t: Tree, args: string[], code: number, patterns: RegExp[], opts: { env?: NodeJS.ProcessEnv; lockTaken?: boolean } = {}): Promise<CliResult> {
   const before = { bin: await snapshot(t.bin), netd: await snapshot(t.netd) };
-  await tick();
+  await tick(20);
   const r = await run(args, t, opts);
   assert.equal(r.code, code, show(r));
   assert.doesNotMatch(r.stderr, /internal error|\n\s+at /, `no crash, no stack trace\n${show(r)}`);
@@ -353,7 +273,7 @@ describe('bad manifests: rejected for their content before any connection', { sk
   }
 
   const M = { lockTaken: true };
-  const notConnected = (r: Result) => {
+  const notConnected = (r: CliResult) => {
     assert.doesNotMatch(r.stderr, /cannot reach|ECONNREFUSED|attempts/, `rejected for its content, not for the dead API server\n${show(r)}`);
     assert.ok(r.ms < 5_000, `no retries against the API server (${Math.round(r.ms)} ms)`);
   };

@@ -2,55 +2,26 @@
 // as an operator or a DaemonSet runs it), against temporary node directories, with
 // Debian's real CNI plugins (/usr/lib/cni) as the image's plugins dir.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { copyFile, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { copyFile, lstat, mkdir, readdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { cleanEnv, DEBIAN_PLUGINS, dirsEnv, noDebianPluginsReason, ok, REPO_CLI, runCli, show, type CliResult, type RunCliOptions } from '../support/cli.js';
+import { nodeTree, snapshot, TempRoots, tick, visible, type NodeTree } from '../support/tree.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const CLI = path.join(ROOT, 'bin/cni-node');
-const DEBIAN = '/usr/lib/cni';
-const skipNoPlugins = existsSync(path.join(DEBIAN, 'bridge')) ? undefined : `${DEBIAN} is missing (apt-get install -y containernetworking-plugins)`;
+const DEBIAN = DEBIAN_PLUGINS;
+const skipNoPlugins = noDebianPluginsReason();
 
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
+const roots = new TempRoots();
+after(() => roots.removeAll());
 
-interface Tree {
-  root: string;
-  /** The image's plugins (CNI_NODE_PLUGINS_DIR). */
-  plugins: string;
-  /** The node's /opt/cni/bin (CNI_NODE_HOST_PLUGINS_DIR). */
-  bin: string;
-  /** The templates (CNI_NODE_CONFIGS_DIR). */
-  templates: string;
-  /** The node's /etc/cni/net.d (CNI_NODE_HOST_CONFIGS_DIR). */
-  netd: string;
-}
-
-const roots: string[] = [];
-after(async () => {
-  for (const r of roots) await rm(r, { recursive: true, force: true });
-});
-
-async function tree(opts: { plugins?: string } = {}): Promise<Tree> {
-  const root = await mkdtemp(path.join(os.tmpdir(), 'cni-node-cli-'));
-  roots.push(root);
-  const t: Tree = { root, plugins: opts.plugins ?? DEBIAN, bin: path.join(root, 'bin'), templates: path.join(root, 'templates'), netd: path.join(root, 'net.d') };
-  for (const d of [t.bin, t.templates, t.netd]) await mkdir(d);
-  return t;
-}
+const tree = (opts: { plugins?: string } = {}): Promise<NodeTree> => nodeTree(roots, 'cni-node-cli-', opts);
 
 /** A private copy of some Debian plugins, so a test can change the "image". */
-async function pluginsCopy(t: Tree, names: string[]): Promise<string> {
+async function pluginsCopy(t: NodeTree, names: string[]): Promise<string> {
   const dir = path.join(t.root, 'image-plugins');
   await mkdir(dir, { recursive: true });
   for (const n of names) await copyFile(path.join(DEBIAN, n), path.join(dir, n));
@@ -58,91 +29,31 @@ async function pluginsCopy(t: Tree, names: string[]): Promise<string> {
   return dir;
 }
 
-function baseEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CNI_NODE_')) env[k] = v;
-  return env;
-}
-
-function treeEnv(t: Tree): NodeJS.ProcessEnv {
-  return { ...baseEnv(), CNI_NODE_PLUGINS_DIR: t.plugins, CNI_NODE_HOST_PLUGINS_DIR: t.bin, CNI_NODE_CONFIGS_DIR: t.templates, CNI_NODE_HOST_CONFIGS_DIR: t.netd };
-}
-
-interface RunOpts {
-  env?: NodeJS.ProcessEnv;
-  /** Called with the child once it runs (to signal it). */
-  onSpawn?: (child: import('node:child_process').ChildProcess, out: () => string) => void;
-  timeoutMs?: number;
-}
-
-function run(args: string[], t: Tree | undefined, opts: RunOpts = {}): Promise<Result> {
-  const env = opts.env ?? (t ? treeEnv(t) : baseEnv());
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(CLI, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - started });
-    });
-    opts.onSpawn?.(child, () => stdout);
-  });
-}
-
-function show(r: Result): string {
-  return `exit ${r.code}${r.signal ? ` (${r.signal})` : ''}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
-}
-
-function ok(r: Result): Result {
-  assert.equal(r.code, 0, show(r));
-  return r;
-}
-
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-/**
- * Everything observable about a directory: the dir's own mtime/ctime, and for each
- * entry its type, inode, mode, size, mtime, ctime and (files) content hash.
- * Equal snapshots = nothing was written, renamed, created or removed.
- */
-async function snapshot(dir: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  const d = await lstat(dir);
-  out['.'] = `dir mtime=${d.mtimeMs} ctime=${d.ctimeMs}`;
-  for (const name of (await readdir(dir)).sort()) {
-    const p = path.join(dir, name);
-    const st = await lstat(p);
-    const type = st.isSymbolicLink() ? `link->${await readlink(p)}` : st.isDirectory() ? 'dir' : 'file';
-    const content = st.isFile() ? sha(await readFile(p)) : '';
-    out[name] = `${type} ino=${st.ino} mode=${(st.mode & 0o7777).toString(8)} size=${st.size} mtime=${st.mtimeMs} ctime=${st.ctimeMs} ${content}`;
-  }
-  return out;
-}
-
-/** Node-visible names (no hidden cni-node files). */
-async function visible(dir: string): Promise<string[]> {
-  return (await readdir(dir)).filter((n) => !n.startsWith('.')).sort();
+/** Runs the repository's CLI on the node `t` (or with only a clean environment), killed after 30 s by default. */
+function run(args: string[], t: NodeTree | undefined, opts: Pick<RunCliOptions, 'env' | 'onSpawn' | 'timeoutMs'> = {}): Promise<CliResult> {
+  return runCli(args, { cli: REPO_CLI, timeoutMs: 30_000, ...opts, env: opts.env ?? (t ? dirsEnv(t) : cleanEnv()) });
 }
 
 async function hidden(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((n) => n.startsWith('.')).sort();
 }
 
+/** An onSpawn hook: once the run's stdout says "pausing", waits `delayMs`, then calls `fn` with the child (to check and signal it). */
+function afterPausing(delayMs: number, fn: (child: ChildProcess) => void): NonNullable<RunCliOptions['onSpawn']> {
+  return (child, out) => {
+    const poll = setInterval(() => {
+      if (!/pausing/.test(out())) return;
+      clearInterval(poll);
+      setTimeout(() => fn(child), delayMs);
+    }, 20);
+    child.on('close', () => clearInterval(poll));
+  };
+}
+
 /** Lines of `kind name: result` from the text output. */
 function items(stdout: string): string[] {
   return stdout.split('\n').filter((l) => /^(plugin|config|manifest) /.test(l));
 }
-
-/** Waits until the dir's timestamps can move (coarse filesystem clocks), so "unchanged mtime" means something. */
-const tick = () => new Promise((r) => setTimeout(r, 30));
 
 const PKG = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
 
@@ -605,7 +516,7 @@ describe('configs', { concurrency: 4, skip: skipNoPlugins }, () => {
 });
 
 describe('check', { skip: skipNoPlugins }, () => {
-  async function nodeWithChain(): Promise<Tree> {
+  async function nodeWithChain(): Promise<NodeTree> {
     const t = await tree();
     ok(await run(['install', '--plugins=bridge,host-local,loopback,portmap,tuning'], t));
     await writeFile(path.join(t.netd, '10-x.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'x', plugins: ['bridge', 'portmap', 'tuning', 'loopback'].map((type) => ({ type })) }));
@@ -743,19 +654,12 @@ describe('timing', { skip: skipNoPlugins }, () => {
     let aliveAfterPause = false;
     const r = await run(['install', '--plugins=loopback', '--pause'], t, {
       timeoutMs: 20_000,
-      onSpawn: (child, out) => {
-        const poll = setInterval(() => {
-          if (!/pausing/.test(out())) return;
-          clearInterval(poll);
-          // Still running a while later: it really pauses.
-          setTimeout(() => {
-            aliveAfterPause = child.exitCode === null && child.signalCode === null;
-            sentAt = Date.now();
-            child.kill('SIGTERM');
-          }, 700);
-        }, 20);
-        child.on('close', () => clearInterval(poll));
-      },
+      // Still running a while later: it really pauses.
+      onSpawn: afterPausing(700, (child) => {
+        aliveAfterPause = child.exitCode === null && child.signalCode === null;
+        sentAt = Date.now();
+        child.kill('SIGTERM');
+      }),
     });
     assert.ok(aliveAfterPause, `still running 700 ms after pausing: ${show(r)}`);
     assert.equal(r.code, 0, show(r));
@@ -768,17 +672,10 @@ describe('timing', { skip: skipNoPlugins }, () => {
     let sent = false;
     const r = await run(['install', '--plugins=loopback', '--pause'], t, {
       timeoutMs: 20_000,
-      onSpawn: (child, out) => {
-        const poll = setInterval(() => {
-          if (!/pausing/.test(out())) return;
-          clearInterval(poll);
-          setTimeout(() => {
-            sent = child.exitCode === null;
-            child.kill('SIGINT');
-          }, 300);
-        }, 20);
-        child.on('close', () => clearInterval(poll));
-      },
+      onSpawn: afterPausing(300, (child) => {
+        sent = child.exitCode === null;
+        child.kill('SIGINT');
+      }),
     });
     assert.ok(sent, `was still paused when SIGINT was sent: ${show(r)}`);
     assert.equal(r.code, 0, show(r));

@@ -5,12 +5,11 @@
 // first valid config, run the chain with ADD, CHECK, DEL), asserting the interface
 // and address inside the namespace.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { dirsEnv, REPO_CLI, runCli, show, type CliResult } from '../support/cli.js';
+import { TempRoots, visible } from '../support/tree.js';
 import {
   addrsIn,
   bridgePorts,
@@ -25,15 +24,8 @@ import {
   type TestNetns,
 } from './support/netns.js';
 
-const CLI = fileURLToPath(new URL('../../../bin/cni-node', import.meta.url));
 const skip = netnsUnavailableReason();
 const TIMEOUT = 60_000;
-
-interface Cli {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 interface NodeTree {
   root: string;
@@ -47,24 +39,10 @@ interface NodeTree {
   ipam: string;
 }
 
-function cli(tree: NodeTree, args: string[]): Promise<Cli> {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CNI_NODE_')) env[k] = v;
-  Object.assign(env, {
-    CNI_NODE_PLUGINS_DIR: DEBIAN_PLUGINS_DIR,
-    CNI_NODE_HOST_PLUGINS_DIR: tree.bin,
-    CNI_NODE_CONFIGS_DIR: tree.templates,
-    CNI_NODE_HOST_CONFIGS_DIR: tree.netd,
-  });
-  return new Promise((resolve, reject) => {
-    const child = spawn(CLI, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+/** Runs the repository's CLI on `tree` with Debian's plugins as the image's; no time limit of its own (the tests have one). */
+function cli(tree: NodeTree, args: string[]): Promise<CliResult> {
+  const env = dirsEnv({ plugins: DEBIAN_PLUGINS_DIR, bin: tree.bin, templates: tree.templates, netd: tree.netd });
+  return runCli(args, { cli: REPO_CLI, env, timeoutMs: Infinity });
 }
 
 /**
@@ -73,32 +51,25 @@ function cli(tree: NodeTree, args: string[]): Promise<Cli> {
  * without reading it crashes cni-node (bug reported; test/cli/cli.test.ts has the
  * failing test). Retrying keeps these tests about what check reports.
  */
-async function check(tree: NodeTree, args: string[] = []): Promise<Cli> {
+async function check(tree: NodeTree, args: string[] = []): Promise<CliResult> {
   let r = await cli(tree, ['check', ...args]);
   for (let i = 0; i < 10 && r.code !== 0 && /EPIPE/.test(r.stderr); i++) r = await cli(tree, ['check', ...args]);
   return r;
 }
 
-function show(r: Cli): string {
-  return `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
-}
-
-const roots: string[] = [];
+const roots = new TempRoots();
 
 async function nodeTree(): Promise<NodeTree> {
-  const root = await mkdtemp(path.join(os.tmpdir(), 'cni-node-e2e-'));
-  roots.push(root);
+  const root = await roots.make('cni-node-e2e-');
   const tree = { root, bin: path.join(root, 'opt/cni/bin'), netd: path.join(root, 'etc/cni/net.d'), templates: path.join(root, 'templates'), ipam: path.join(root, 'ipam') };
   for (const d of [tree.bin, tree.netd, tree.templates, tree.ipam]) await mkdir(d, { recursive: true });
   const r = await cli(tree, ['install', '--plugins=bridge,host-local,loopback,portmap']);
   assert.equal(r.code, 0, show(r));
-  assert.deepEqual((await readdir(tree.bin)).filter((n) => !n.startsWith('.')).sort(), ['bridge', 'host-local', 'loopback', 'portmap']);
+  assert.deepEqual(await visible(tree.bin), ['bridge', 'host-local', 'loopback', 'portmap']);
   return tree;
 }
 
-after(async () => {
-  for (const r of roots) await rm(r, { recursive: true, force: true });
-});
+after(() => roots.removeAll());
 
 /** A bridge plugin config on the namespace's own bridge and subnet. No gateway, no masquerade: nothing changes on the host but the bridge. */
 function bridgePlugin(tree: NodeTree, ns: TestNetns): Json {
@@ -295,8 +266,7 @@ describe('a real network namespace attached with the configuration cni-node inst
 
 describe('pickNetwork picks the file a runtime picks (libcni rules)', () => {
   test('lexically first valid .conf/.conflist/.json, hidden files included, invalid ones skipped', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'cni-node-pick-'));
-    roots.push(dir);
+    const dir = await roots.make('cni-node-pick-');
     const files: Record<string, string> = {
       '00-notes.txt': '{"cniVersion":"1.0.0","name":"txt","type":"bridge"}', // not a config name
       '01-broken.conflist': '{"cniVersion":"1.0.0","name":"b","plugins":[]}', // no plugins

@@ -10,29 +10,20 @@
 // The kill delays come from a seeded PRNG: the seed is printed; re-run with
 // CNI_NODE_CRASH_SEED=<seed> to replay the same delays (timing still varies).
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createHash, webcrypto as crypto } from 'node:crypto';
+import { webcrypto as crypto } from 'node:crypto';
 import { existsSync, watch } from 'node:fs';
 import { appendFile, copyFile, lstat, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { CLI, DEBIAN_PLUGINS, dirsEnv, LOCK, noRootOrPluginsReason, RECORD, runCli, show, TEMP_PREFIX, type CliResult } from '../support/cli.js';
+import { sha } from '../support/tree.js';
 
-// CNI_NODE_TEST_CLI: another build of the CLI to test (default: the repository's ./bin/cni-node).
-const CLI = process.env.CNI_NODE_TEST_CLI ?? fileURLToPath(new URL('../../../bin/cni-node', import.meta.url));
-const DEBIAN = '/usr/lib/cni';
-const TEMP_PREFIX = '.cni-node-tmp.';
-const RECORD = '.cni-node-state';
-const LOCK = '.cni-node.lock';
+const DEBIAN = DEBIAN_PLUGINS;
 
-const skip =
-  process.getuid?.() !== 0
-    ? 'not root: the crash test writes plugin binaries with their real modes (run the tests as root)'
-    : !existsSync(path.join(DEBIAN, 'bridge'))
-      ? `${DEBIAN} is missing (apt-get install -y containernetworking-plugins)`
-      : undefined;
+const skip = noRootOrPluginsReason('not root: the crash test writes plugin binaries with their real modes (run the tests as root)');
 
 const MIN_KILLS = 200;
 /** Wall-clock budget for the kill loop; the test fails if it cannot reach MIN_KILLS in it. */
@@ -55,46 +46,9 @@ function prng(seed: number): () => number {
 // ---------------------------------------------------------------------------
 // processes
 
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-function baseEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CNI_NODE_')) env[k] = v;
-  return env;
-}
-
-/** Runs the CLI; with killAfterMs, sends SIGKILL after that long (if still running). */
-function run(args: string[], env: NodeJS.ProcessEnv, killAfterMs?: number): Promise<Result> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child: ChildProcess = spawn(CLI, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const killer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-    const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', (e) => {
-      clearTimeout(guard);
-      if (killer) clearTimeout(killer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(guard);
-      if (killer) clearTimeout(killer);
-      resolve({ code, signal, stdout, stderr, ms: performance.now() - started });
-    });
-  });
-}
-
-function show(r: Result): string {
-  return `exit ${r.code}${r.signal ? ` (${r.signal})` : ''} after ${Math.round(r.ms)} ms\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
+/** Runs the CLI under test with exactly `env`; with killAfterMs, sends SIGKILL after that long (if still running). */
+function run(args: string[], env: NodeJS.ProcessEnv, killAfterMs?: number): Promise<CliResult> {
+  return runCli(args, { env, killAfterMs });
 }
 
 // ---------------------------------------------------------------------------
@@ -151,7 +105,6 @@ async function versions(dir: string): Promise<Map<string, string>> {
   return new Map(entries.map(([name], i) => [name, values[i] as string]));
 }
 
-const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
 // ---------------------------------------------------------------------------
 // the two desired states
@@ -187,13 +140,7 @@ async function makeNode(root: string, name: string): Promise<Node> {
 }
 
 function envFor(node: Node, s: DesiredState): NodeJS.ProcessEnv {
-  return {
-    ...baseEnv(),
-    CNI_NODE_PLUGINS_DIR: s.pluginsDir,
-    CNI_NODE_HOST_PLUGINS_DIR: node.bin,
-    CNI_NODE_CONFIGS_DIR: s.templatesDir,
-    CNI_NODE_HOST_CONFIGS_DIR: node.netd,
-  };
+  return dirsEnv({ plugins: s.pluginsDir, bin: node.bin, templates: s.templatesDir, netd: node.netd });
 }
 
 function argsFor(mode: 'install' | 'apply', s: DesiredState): string[] {
@@ -332,7 +279,7 @@ describe('crash at any point: kill -9 during install/apply', { skip }, () => {
     const started = Date.now();
 
     /** The state before a killed run → allowed versions of each file afterwards. */
-    async function checkAfterKill(round: number, target: DesiredState, before: { bin: Map<string, string>; netd: Map<string, string> }, r: Result): Promise<void> {
+    async function checkAfterKill(round: number, target: DesiredState, before: { bin: Map<string, string>; netd: Map<string, string> }, r: CliResult): Promise<void> {
       const now = { bin: await versions(node.bin), netd: await versions(node.netd) };
       let fromNew = 0;
       let fromOld = 0;
@@ -390,7 +337,7 @@ describe('crash at any point: kill -9 during install/apply', { skip }, () => {
       }
     }
 
-    async function checkConverged(round: number, s: DesiredState, r: Result): Promise<void> {
+    async function checkConverged(round: number, s: DesiredState, r: CliResult): Promise<void> {
       assert.equal(r.code, 0, `round ${round}: the run after the kill(s) must succeed\n${show(r)}`);
       if (/temporary file\(s\) an interrupted run left/.test(r.stderr + r.stdout)) stats.cleanedOnNextRun++;
       for (const [label, dir, expect, names, kind] of [

@@ -18,6 +18,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { substituteEnv } from '../../src/core/envsubst.js';
+import { cleanEnv, runCli as runCliProcess, show, type CliResult } from '../support/cli.js';
 import { clusterUnavailableReason, SERVICE_ACCOUNT_USER, startTestCluster, type ClusterResponse, type TestCluster } from './support/cluster.js';
 
 // ---------------------------------------------------------------------------
@@ -196,37 +197,9 @@ function fieldRefEnv(c: Container, name: string): string | undefined {
 // ---------------------------------------------------------------------------
 // The real CLI
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
+/** Runs the repository's CLI under this Node with only what the test sets: no CNI_NODE_*, KUBECONFIG or NODE_HOSTNAME from the caller's shell. */
 function runCli(args: string[], env: Record<string, string>): Promise<CliResult> {
-  const childEnv: NodeJS.ProcessEnv = {};
-  // Only what the test sets: no CNI_NODE_* or KUBECONFIG from the caller's shell.
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CNI_NODE_') && k !== 'KUBECONFIG' && k !== 'NODE_HOSTNAME') childEnv[k] = v;
-  Object.assign(childEnv, env);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-function show(r: CliResult): string {
-  return `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
+  return runCliProcess(args, { cli: CLI, prefix: [process.execPath], env: { ...cleanEnv(['KUBECONFIG', 'NODE_HOSTNAME']), ...env } });
 }
 
 /** The node-looking tree one cni-node container sees: image dirs and host mounts. */

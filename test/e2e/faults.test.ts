@@ -8,72 +8,33 @@
 // what is wrong, and that nothing else on the node changed. Mounts (tmpfs) are
 // undone in finally blocks and again in an after() hook.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { appendFile, chmod, copyFile, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { appendFile, chmod, copyFile, lstat, mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { DEBIAN_PLUGINS, dirsEnv, failed, LOCK, noRootOrPluginsReason, ok, RECORD, runCli, show, TEMP_PREFIX, type CliResult } from '../support/cli.js';
+import { nodeTree, sha, snapshot, TempRoots, tick, visible, type NodeTree } from '../support/tree.js';
 
-// CNI_NODE_TEST_CLI: another build of the CLI to test (default: the repository's ./bin/cni-node).
-const CLI = process.env.CNI_NODE_TEST_CLI ?? fileURLToPath(new URL('../../../bin/cni-node', import.meta.url));
-const DEBIAN = '/usr/lib/cni';
-const TEMP_PREFIX = '.cni-node-tmp.';
-const RECORD = '.cni-node-state';
-const LOCK = '.cni-node.lock';
+const DEBIAN = DEBIAN_PLUGINS;
 
-const skip =
-  process.getuid?.() !== 0
-    ? 'not root: these tests mount tmpfs file systems (run the tests as root)'
-    : !existsSync(path.join(DEBIAN, 'bridge'))
-      ? `${DEBIAN} is missing (apt-get install -y containernetworking-plugins)`
-      : undefined;
+const skip = noRootOrPluginsReason('not root: these tests mount tmpfs file systems (run the tests as root)');
 const hasSetpriv = existsSync('/usr/bin/setpriv');
 
 // ---------------------------------------------------------------------------
 // helpers
 
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-interface Tree {
-  root: string;
-  /** The image's plugins (CNI_NODE_PLUGINS_DIR). */
-  plugins: string;
-  /** The node's /opt/cni/bin (CNI_NODE_HOST_PLUGINS_DIR). */
-  bin: string;
-  /** The templates (CNI_NODE_CONFIGS_DIR). */
-  templates: string;
-  /** The node's /etc/cni/net.d (CNI_NODE_HOST_CONFIGS_DIR). */
-  netd: string;
-}
-
-const roots: string[] = [];
+const roots = new TempRoots();
 const mounts: string[] = [];
 
 after(async () => {
   // Never leave a tmpfs mounted, even when a test failed half way.
   while (mounts.length > 0) umount(mounts[mounts.length - 1] as string);
   // Every root is removed even if one cannot be; the first failure is reported.
-  const failures: unknown[] = [];
-  for (const r of roots) await rm(r, { recursive: true, force: true }).catch((e: unknown) => failures.push(e));
-  if (failures.length > 0) throw failures[0];
+  await roots.removeAll();
 });
 
-async function tree(): Promise<Tree> {
-  const root = await mkdtemp(path.join(os.tmpdir(), 'cni-node-faults-'));
-  roots.push(root);
-  const t: Tree = { root, plugins: DEBIAN, bin: path.join(root, 'bin'), templates: path.join(root, 'templates'), netd: path.join(root, 'net.d') };
-  for (const d of [t.bin, t.templates, t.netd]) await mkdir(d);
-  return t;
-}
+const tree = (): Promise<NodeTree> => nodeTree(roots, 'cni-node-faults-');
 
 function mountTmpfs(dir: string, size: string): void {
   execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tmpfs', dir]);
@@ -91,71 +52,9 @@ function isMounted(dir: string): boolean {
   return spawnSync('mountpoint', ['-q', dir]).status === 0;
 }
 
-function baseEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CNI_NODE_')) env[k] = v;
-  return env;
-}
-
-function treeEnv(t: Tree): NodeJS.ProcessEnv {
-  return { ...baseEnv(), CNI_NODE_PLUGINS_DIR: t.plugins, CNI_NODE_HOST_PLUGINS_DIR: t.bin, CNI_NODE_CONFIGS_DIR: t.templates, CNI_NODE_HOST_CONFIGS_DIR: t.netd };
-}
-
-function run(args: string[], env: NodeJS.ProcessEnv, opts: { prefix?: string[]; timeoutMs?: number } = {}): Promise<Result> {
-  const started = performance.now();
-  const [cmd, ...rest] = [...(opts.prefix ?? []), CLI, ...args] as [string, ...string[]];
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, rest, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: performance.now() - started });
-    });
-  });
-}
-
-function show(r: Result): string {
-  return `exit ${r.code}${r.signal ? ` (${r.signal})` : ''} after ${Math.round(r.ms)} ms\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
-}
-
-function ok(r: Result): Result {
-  assert.equal(r.code, 0, show(r));
-  return r;
-}
-
-function failed(r: Result, code = 1): Result {
-  assert.equal(r.code, code, show(r));
-  assert.doesNotMatch(r.stderr, /internal error/, show(r));
-  return r;
-}
-
-const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
-
-/**
- * Everything observable about a directory: the dir's own mtime/ctime and, for each
- * entry, type, inode, mode, size, mtime, ctime and (files) content hash. Equal
- * snapshots = nothing was written, renamed, created or removed.
- */
-async function snapshot(dir: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  const d = await lstat(dir);
-  out['.'] = `dir mtime=${d.mtimeMs} ctime=${d.ctimeMs}`;
-  for (const name of (await readdir(dir)).sort()) {
-    const p = path.join(dir, name);
-    const st = await lstat(p);
-    const type = st.isSymbolicLink() ? `link->${await readlink(p)}` : st.isDirectory() ? 'dir' : 'file';
-    const content = st.isFile() ? sha(await readFile(p)) : '';
-    out[name] = `${type} ino=${st.ino} mode=${(st.mode & 0o7777).toString(8)} size=${st.size} mtime=${st.mtimeMs} ctime=${st.ctimeMs} ${content}`;
-  }
-  return out;
+/** Runs the CLI under test (CNI_NODE_TEST_CLI or ./bin/cni-node) with exactly `env`. */
+function run(args: string[], env: NodeJS.ProcessEnv, opts: { prefix?: string[]; timeoutMs?: number } = {}): Promise<CliResult> {
+  return runCli(args, { env, ...opts });
 }
 
 /** A snapshot without the dir's own timestamps (which a created and removed lock file moves). */
@@ -168,12 +67,6 @@ async function temps(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((n) => n.startsWith(TEMP_PREFIX));
 }
 
-async function visible(dir: string): Promise<string[]> {
-  return (await readdir(dir)).filter((n) => !n.startsWith('.')).sort();
-}
-
-/** Lets coarse file-system clocks move, so "unchanged mtime" means something. */
-const tick = () => new Promise((r) => setTimeout(r, 20));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const conf = (name: string, extra = '') => `{"cniVersion":"0.4.0","name":"${name}","type":"bridge"${extra}}\n`;
@@ -191,10 +84,10 @@ describe('disk full', { skip }, () => {
     for (const n of ['bridge', 'host-local', 'loopback', 'portmap']) await writeFile(path.join(old, n), (await readFile(path.join(DEBIAN, n))).subarray(0, 200_000));
     mountTmpfs(t.bin, '6m');
     try {
-      ok(await run(['install', '--plugins=bridge,host-local,loopback,portmap'], { ...treeEnv(t), CNI_NODE_PLUGINS_DIR: old }));
+      ok(await run(['install', '--plugins=bridge,host-local,loopback,portmap'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: old }));
       const before = await snapshot(t.bin);
-      await tick();
-      const r = await run(['install', `--plugins=${(await allPlugins()).join(',')}`], treeEnv(t));
+      await tick(20);
+      const r = await run(['install', `--plugins=${(await allPlugins()).join(',')}`], dirsEnv(t));
       return { t, old, before, r };
     } catch (e) {
       umount(t.bin);
@@ -240,7 +133,7 @@ describe('disk full', { skip }, () => {
     const { t, r } = await fullDiskScenario();
     try {
       failed(r);
-      const r2 = ok(await run(['install', '--plugins=bridge,loopback'], treeEnv(t)));
+      const r2 = ok(await run(['install', '--plugins=bridge,loopback'], dirsEnv(t)));
       assert.match(r2.stdout, /^plugin bridge: updated$/m);
       assert.deepEqual(await temps(t.bin), [], 'a run that takes the lock removes what an earlier run left');
       for (const n of ['bridge', 'loopback']) assert.equal(sha(await readFile(path.join(t.bin, n))), sha(await readFile(path.join(DEBIAN, n))));
@@ -255,13 +148,13 @@ describe('disk full', { skip }, () => {
     mountTmpfs(t.netd, '1m');
     try {
       await writeFile(path.join(t.templates, '20-big.conf'), conf('big-old'));
-      ok(await run(['install', '--configs=20-big.conf'], treeEnv(t)));
+      ok(await run(['install', '--configs=20-big.conf'], dirsEnv(t)));
       const oldBig = await readFile(path.join(t.netd, '20-big.conf'));
       await writeFile(path.join(t.netd, 'filler'), Buffer.alloc(900_000)); // another program filled the disk
       await writeFile(path.join(t.templates, '20-big.conf'), conf('big-new', `,"pad":"${'x'.repeat(300_000)}"`));
       const before = await snapshot(t.netd);
-      await tick();
-      const r = failed(await run(['install', '--configs=20-big.conf'], treeEnv(t)));
+      await tick(20);
+      const r = failed(await run(['install', '--configs=20-big.conf'], dirsEnv(t)));
       assert.match(r.stderr, new RegExp(`cannot write ${path.join(t.netd, '20-big.conf')}: ENOSPC.*the disk is full`), show(r));
       assert.deepEqual(await readFile(path.join(t.netd, '20-big.conf')), oldBig);
       assert.deepEqual(await temps(t.netd), []);
@@ -284,13 +177,13 @@ describe('disk full', { skip }, () => {
       try {
         await writeFile(path.join(t.templates, '10-small.conf'), conf('small-old'));
         await writeFile(path.join(t.templates, '20-big.conf'), conf('big-old'));
-        ok(await run(['install', '--configs=10-small.conf,20-big.conf'], treeEnv(t)));
+        ok(await run(['install', '--configs=10-small.conf,20-big.conf'], dirsEnv(t)));
         await writeFile(path.join(t.netd, 'filler'), Buffer.alloc(900_000));
         await writeFile(path.join(t.templates, '10-small.conf'), conf('small-new'));
         await writeFile(path.join(t.templates, '20-big.conf'), conf('big-new', `,"pad":"${'x'.repeat(300_000)}"`));
         const before = await snapshot(t.netd);
-        await tick();
-        failed(await run(['install', '--configs=10-small.conf,20-big.conf'], treeEnv(t)));
+        await tick(20);
+        failed(await run(['install', '--configs=10-small.conf,20-big.conf'], dirsEnv(t)));
         assert.equal(await readFile(path.join(t.netd, '10-small.conf'), 'utf8'), conf('small-old'));
         assert.deepEqual(withoutDir(await snapshot(t.netd)), withoutDir(before));
       } finally {
@@ -310,27 +203,27 @@ describe('read-only, missing and unreadable dirs', { skip }, () => {
     mountTmpfs(t.netd, '4m');
     try {
       await writeFile(path.join(t.templates, '10-a.conf'), conf('a'));
-      ok(await run(['install', '--plugins=bridge,loopback', '--configs=10-a.conf'], { ...treeEnv(t), CNI_NODE_PLUGINS_DIR: old }));
+      ok(await run(['install', '--plugins=bridge,loopback', '--configs=10-a.conf'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: old }));
       execFileSync('mount', ['-o', 'remount,ro', t.bin]);
       execFileSync('mount', ['-o', 'remount,ro', t.netd]);
       const before = { bin: await snapshot(t.bin), netd: await snapshot(t.netd) };
-      await tick();
+      await tick(20);
 
       // New plugin bytes (the real ones) into a read-only plugins dir.
-      const r1 = failed(await run(['install', '--plugins=bridge,loopback'], treeEnv(t)));
+      const r1 = failed(await run(['install', '--plugins=bridge,loopback'], dirsEnv(t)));
       assert.match(r1.stderr, new RegExp(`${t.bin}\\S*: EROFS[^\\n]*\\(the directory is read-only; mount the node directory read-write\\)`), show(r1));
       // A changed template into a read-only configs dir.
       await writeFile(path.join(t.templates, '10-a.conf'), conf('a2'));
-      const r2 = failed(await run(['install', '--configs=10-a.conf'], treeEnv(t)));
+      const r2 = failed(await run(['install', '--configs=10-a.conf'], dirsEnv(t)));
       assert.match(r2.stderr, new RegExp(`${t.netd}\\S*: EROFS[^\\n]*read-only`), show(r2));
       // A removal.
-      const r3 = failed(await run(['uninstall', '--plugins=loopback'], treeEnv(t)));
+      const r3 = failed(await run(['uninstall', '--plugins=loopback'], dirsEnv(t)));
       assert.match(r3.stderr, /read-only/, show(r3));
       assert.deepEqual({ bin: await snapshot(t.bin), netd: await snapshot(t.netd) }, before);
 
       // Nothing to change: no lock, no write, so a read-only mount is fine.
       await writeFile(path.join(t.templates, '10-a.conf'), conf('a'));
-      const r4 = ok(await run(['install', '--plugins=bridge,loopback', '--configs=10-a.conf'], { ...treeEnv(t), CNI_NODE_PLUGINS_DIR: old }));
+      const r4 = ok(await run(['install', '--plugins=bridge,loopback', '--configs=10-a.conf'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: old }));
       assert.match(r4.stdout, /^nothing to change$/m);
     } finally {
       umount(t.netd);
@@ -343,12 +236,12 @@ describe('read-only, missing and unreadable dirs', { skip }, () => {
     const t = await tree();
     await writeFile(path.join(t.templates, '10-a.conf'), conf('a'));
     const parent = await snapshot(t.root);
-    const r1 = failed(await run(['install', '--plugins=bridge'], { ...treeEnv(t), CNI_NODE_HOST_PLUGINS_DIR: path.join(t.root, 'no-bin') }));
+    const r1 = failed(await run(['install', '--plugins=bridge'], { ...dirsEnv(t), CNI_NODE_HOST_PLUGINS_DIR: path.join(t.root, 'no-bin') }));
     assert.match(r1.stderr, new RegExp(`the node plugins dir ${path.join(t.root, 'no-bin')} does not exist; mount the node's /opt/cni/bin there`), show(r1));
-    const r2 = failed(await run(['install', '--configs=10-a.conf'], { ...treeEnv(t), CNI_NODE_HOST_CONFIGS_DIR: path.join(t.root, 'no-netd') }));
+    const r2 = failed(await run(['install', '--configs=10-a.conf'], { ...dirsEnv(t), CNI_NODE_HOST_CONFIGS_DIR: path.join(t.root, 'no-netd') }));
     assert.match(r2.stderr, new RegExp(`the node configs dir ${path.join(t.root, 'no-netd')} does not exist; mount the node's /etc/cni/net.d there`), show(r2));
     // Both at once: nothing is written to the dir that does exist either.
-    const r3 = failed(await run(['install', '--plugins=bridge', '--configs=10-a.conf'], { ...treeEnv(t), CNI_NODE_HOST_CONFIGS_DIR: path.join(t.root, 'no-netd') }));
+    const r3 = failed(await run(['install', '--plugins=bridge', '--configs=10-a.conf'], { ...dirsEnv(t), CNI_NODE_HOST_CONFIGS_DIR: path.join(t.root, 'no-netd') }));
     assert.match(r3.stderr, /does not exist; mount/, show(r3));
     assert.deepEqual(await readdir(t.bin), []);
     assert.deepEqual(await snapshot(t.root), parent);
@@ -364,11 +257,11 @@ describe('read-only, missing and unreadable dirs', { skip }, () => {
     const afile = path.join(t.root, 'a-file');
     await writeFile(afile, 'not a dir');
     const before = await snapshot(t.bin);
-    const r1 = failed(await run(['install', '--plugins=loopback'], { ...treeEnv(t), CNI_NODE_PLUGINS_DIR: path.join(t.root, 'no-image') }));
+    const r1 = failed(await run(['install', '--plugins=loopback'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: path.join(t.root, 'no-image') }));
     assert.match(r1.stderr, new RegExp(`the plugins dir ${path.join(t.root, 'no-image')} does not exist`), show(r1));
-    const r2 = failed(await run(['install', '--plugins=loopback'], { ...treeEnv(t), CNI_NODE_PLUGINS_DIR: afile }));
+    const r2 = failed(await run(['install', '--plugins=loopback'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: afile }));
     assert.match(r2.stderr, new RegExp(`the plugins dir ${afile} is not a directory`), show(r2));
-    const r3 = failed(await run(['list'], { ...treeEnv(t), CNI_NODE_PLUGINS_DIR: path.join(t.root, 'no-image') }));
+    const r3 = failed(await run(['list'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: path.join(t.root, 'no-image') }));
     assert.match(r3.stderr, new RegExp(`cannot list the plugins dir ${path.join(t.root, 'no-image')}: ENOENT`), show(r3));
     assert.deepEqual(await snapshot(t.bin), before);
   });
@@ -379,7 +272,7 @@ describe('read-only, missing and unreadable dirs', { skip }, () => {
     {},
     async () => {
       const t = await tree();
-      const r = failed(await run(['install', '--plugins=loopback'], { ...treeEnv(t), CNI_NODE_PLUGINS_DIR: path.join(t.root, 'no-image') }));
+      const r = failed(await run(['install', '--plugins=loopback'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: path.join(t.root, 'no-image') }));
       assert.match(r.stderr, new RegExp(`plugins dir ${path.join(t.root, 'no-image')} does not exist`), show(r));
     },
   );
@@ -390,20 +283,20 @@ describe('read-only, missing and unreadable dirs', { skip }, () => {
     await mkdir(img);
     for (const n of ['bridge', 'loopback']) await copyFile(path.join(DEBIAN, n), path.join(img, n));
     const noDac = ['setpriv', '--bounding-set=-dac_override,-dac_read_search', '--inh-caps=-dac_override,-dac_read_search'];
-    ok(await run(['install', '--plugins=bridge'], { ...treeEnv(t), CNI_NODE_PLUGINS_DIR: img }, { prefix: noDac }));
+    ok(await run(['install', '--plugins=bridge'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: img }, { prefix: noDac }));
     await appendFile(path.join(img, 'bridge'), 'new build');
     const before = await snapshot(t.bin);
-    await tick();
+    await tick(20);
     try {
       await chmod(img, 0o000);
-      const r1 = failed(await run(['install', '--plugins=bridge,loopback'], { ...treeEnv(t), CNI_NODE_PLUGINS_DIR: img }, { prefix: noDac }));
+      const r1 = failed(await run(['install', '--plugins=bridge,loopback'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: img }, { prefix: noDac }));
       assert.match(r1.stderr, new RegExp(`${img}/(bridge|loopback)\\b[^\\n]*EACCES`), show(r1));
-      const r2 = failed(await run(['list'], { ...treeEnv(t), CNI_NODE_PLUGINS_DIR: img }, { prefix: noDac }));
+      const r2 = failed(await run(['list'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: img }, { prefix: noDac }));
       assert.match(r2.stderr, new RegExp(`cannot list the plugins dir ${img}: EACCES`), show(r2));
       await chmod(img, 0o755);
       await chmod(path.join(img, 'bridge'), 0o000);
       // (bridge alone: with several plugins a failed copy can leave another's temporary file, see 'disk full')
-      const r3 = failed(await run(['install', '--plugins=bridge'], { ...treeEnv(t), CNI_NODE_PLUGINS_DIR: img }, { prefix: noDac }));
+      const r3 = failed(await run(['install', '--plugins=bridge'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: img }, { prefix: noDac }));
       assert.match(r3.stderr, new RegExp(`EACCES[^\\n]*'${img}/bridge'`), show(r3));
     } finally {
       await chmod(img, 0o755);
@@ -427,13 +320,13 @@ describe('destinations that are links or directories', { skip }, () => {
     await symlink(victim, path.join(t.netd, '10-a.conf'));
     await writeFile(path.join(t.templates, '10-a.conf'), conf('a'));
     const before = { bin: await snapshot(t.bin), netd: await snapshot(t.netd) };
-    await tick();
+    await tick(20);
 
-    const r1 = failed(await run(['install', '--plugins=loopback,bridge'], treeEnv(t)));
+    const r1 = failed(await run(['install', '--plugins=loopback,bridge'], dirsEnv(t)));
     assert.match(r1.stderr, new RegExp(`plugin bridge: ${path.join(t.bin, 'bridge')} is a symbolic link; cni-node only replaces regular files`), show(r1));
-    const r2 = failed(await run(['install', '--configs=10-a.conf'], treeEnv(t)));
+    const r2 = failed(await run(['install', '--configs=10-a.conf'], dirsEnv(t)));
     assert.match(r2.stderr, new RegExp(`config 10-a.conf: ${path.join(t.netd, '10-a.conf')} is a symbolic link`), show(r2));
-    const r3 = failed(await run(['apply', '--plugins=bridge,loopback', '--configs=10-a.conf'], treeEnv(t)));
+    const r3 = failed(await run(['apply', '--plugins=bridge,loopback', '--configs=10-a.conf'], dirsEnv(t)));
     assert.match(r3.stderr, /2 problems found; nothing was changed/, show(r3));
     assert.deepEqual({ bin: await snapshot(t.bin), netd: await snapshot(t.netd) }, before, 'loopback was not installed either');
     const vAfter = await lstat(victim);
@@ -441,7 +334,7 @@ describe('destinations that are links or directories', { skip }, () => {
     assert.deepEqual([vAfter.ino, vAfter.mtimeMs, vAfter.mode], [vBefore.ino, vBefore.mtimeMs, vBefore.mode]);
 
     // Removing such a name removes the link, never what it points to.
-    const r4 = ok(await run(['uninstall', '--plugins=bridge', '--configs=10-a.conf'], treeEnv(t)));
+    const r4 = ok(await run(['uninstall', '--plugins=bridge', '--configs=10-a.conf'], dirsEnv(t)));
     assert.match(r4.stdout, /^plugin bridge: removed$/m);
     assert.deepEqual(await readdir(t.bin), []);
     assert.equal(await readFile(victim, 'utf8'), 'precious\n');
@@ -455,12 +348,12 @@ describe('destinations that are links or directories', { skip }, () => {
     await mkdir(path.join(t.netd, '10-a.conf'));
     await writeFile(path.join(t.templates, '10-a.conf'), conf('a'));
     const before = { bin: await snapshot(t.bin), netd: await snapshot(t.netd), inside: await snapshot(path.join(t.bin, 'loopback')) };
-    await tick();
-    const r1 = failed(await run(['install', '--plugins=bridge,loopback'], treeEnv(t)));
+    await tick(20);
+    const r1 = failed(await run(['install', '--plugins=bridge,loopback'], dirsEnv(t)));
     assert.match(r1.stderr, new RegExp(`plugin loopback: ${path.join(t.bin, 'loopback')} is a directory; cni-node only replaces regular files`), show(r1));
-    const r2 = failed(await run(['install', '--configs=10-a.conf'], treeEnv(t)));
+    const r2 = failed(await run(['install', '--configs=10-a.conf'], dirsEnv(t)));
     assert.match(r2.stderr, new RegExp(`config 10-a.conf: ${path.join(t.netd, '10-a.conf')} is a directory`), show(r2));
-    const r3 = failed(await run(['uninstall', '--plugins=loopback'], treeEnv(t)));
+    const r3 = failed(await run(['uninstall', '--plugins=loopback'], dirsEnv(t)));
     assert.match(r3.stderr, /is a directory/, show(r3));
     assert.deepEqual({ bin: await snapshot(t.bin), netd: await snapshot(t.netd), inside: await snapshot(path.join(t.bin, 'loopback')) }, before);
   });
@@ -482,17 +375,17 @@ describe('destinations that are links or directories', { skip }, () => {
       await writeFile(path.join(t.templates, tpl as string), `{"cniVersion":"0.4.0","name":"m","type":"bridge","delegates":[__${target}__]}\n`);
     }
     const before = await snapshot(t.netd);
-    await tick();
+    await tick(20);
     for (const [tpl, link] of [
       ['05-abs.conf', '10-abs.conflist'],
       ['06-rel.conf', '11-rel.conflist'],
     ]) {
-      const r = failed(await run(['install', `--configs=${tpl}`], treeEnv(t)));
+      const r = failed(await run(['install', `--configs=${tpl}`], dirsEnv(t)));
       assert.match(r.stderr, new RegExp(`${path.join(t.netd, link as string)} is a link to ${path.join(outside, 'secret.conflist')}, outside ${t.netd}; a pointer may only name a file in the node configs dir`), show(r));
       assert.doesNotMatch(r.stdout + r.stderr, /SECRET/);
     }
     assert.deepEqual(await snapshot(t.netd), before);
-    const r = ok(await run(['install', '--configs=07-in.conf'], treeEnv(t)));
+    const r = ok(await run(['install', '--configs=07-in.conf'], dirsEnv(t)));
     assert.match(r.stdout, /^config 07-in.conf: installed$/m);
     assert.match(await readFile(path.join(t.netd, '07-in.conf'), 'utf8'), /"name":"inside"/);
   });
@@ -506,7 +399,7 @@ describe('destinations that are links or directories', { skip }, () => {
       await writeFile(path.join(t.root, 'secret.conflist'), '{}\n');
       await symlink(path.join(t.root, 'secret.conflist'), path.join(t.netd, '10-abs.conflist'));
       await writeFile(path.join(t.templates, '05-abs.conf'), '{"cniVersion":"0.4.0","name":"m","type":"bridge","delegates":[__10-abs.conflist__]}\n');
-      const r = failed(await run(['install', '--configs=05-abs.conf'], treeEnv(t)));
+      const r = failed(await run(['install', '--configs=05-abs.conf'], dirsEnv(t)));
       assert.doesNotMatch(r.stderr, /does not exist/, show(r));
     },
   );
@@ -550,7 +443,7 @@ describe('several cni-node processes on the same node dirs', { skip }, () => {
       for (const c of s.configs) netd[c] = sha(await readFile(path.join(s.templates, c)));
       expected.set(s.label, { bin, netd });
     }
-    const envOf = (s: State) => ({ ...treeEnv(tr), CNI_NODE_PLUGINS_DIR: s.image, CNI_NODE_CONFIGS_DIR: s.templates });
+    const envOf = (s: State) => ({ ...dirsEnv(tr), CNI_NODE_PLUGINS_DIR: s.image, CNI_NODE_CONFIGS_DIR: s.templates });
     const current = async () => {
       const bin: Record<string, string> = {};
       for (const n of await visible(tr.bin)) bin[n] = sha(await readFile(path.join(tr.bin, n)));
@@ -594,7 +487,7 @@ describe('several cni-node processes on the same node dirs', { skip }, () => {
     await writeFile(lock, 'deadhost pid 1 0123456789abcdef\n');
     const old = new Date(Date.now() - 60_000);
     await utimes(lock, old, old);
-    const r = ok(await run(['install', '--plugins=bridge'], treeEnv(t)));
+    const r = ok(await run(['install', '--plugins=bridge'], dirsEnv(t)));
     assert.ok(r.ms < 10_000, `took over without waiting out the lease (${Math.round(r.ms)} ms)`);
     assert.match(r.stdout, /^plugin bridge: installed$/m);
     assert.ok(!existsSync(lock), 'the taken-over lock is released');
@@ -604,7 +497,7 @@ describe('several cni-node processes on the same node dirs', { skip }, () => {
     const t = await tree();
     const lock = path.join(t.bin, LOCK);
     await writeFile(lock, 'deadhost pid 1 fedcba9876543210\n');
-    const r = ok(await run(['install', '--plugins=bridge'], treeEnv(t)));
+    const r = ok(await run(['install', '--plugins=bridge'], dirsEnv(t)));
     assert.match(r.stdout + r.stderr, /waiting for another cni-node \(deadhost pid 1 fedcba9876543210\)/, show(r));
     assert.ok(r.ms > 14_000 && r.ms < 30_000, `took over after the 15 s lease (${Math.round(r.ms)} ms)`);
     assert.match(r.stdout, /^plugin bridge: installed$/m);
@@ -627,7 +520,7 @@ describe('several cni-node processes on the same node dirs', { skip }, () => {
       await rm(lock, { force: true });
     });
     try {
-      const r = ok(await run(['install', '--plugins=bridge'], treeEnv(t)));
+      const r = ok(await run(['install', '--plugins=bridge'], dirsEnv(t)));
       await release;
       assert.ok(releasedAt > 0 && started + r.ms >= releasedAt, `did not finish while the lock was held (${Math.round(r.ms)} ms)`);
       assert.ok(r.ms < 4_000 + 3_000, `did not wait much longer than needed (${Math.round(r.ms)} ms)`);

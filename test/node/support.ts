@@ -1,41 +1,17 @@
 // Shared helpers of the src/node unit tests (not a test file itself).
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Dirs, EngineOptions, ItemReport, Reporter } from '../../src/engine/types.js';
+import { tempDir } from '../support/tree.js';
 
 const execFileAsync = promisify(execFile);
 
-export async function tempDir(t: { after(fn: () => Promise<void>): void }, prefix = 'cni-node-unit-'): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/**
- * Everything observable about a directory: its own mtime/ctime and each entry's
- * type, inode, mode, size, mtime, ctime and content hash. Equal snapshots mean
- * nothing was created, written, renamed or removed.
- */
-export async function snapshot(dir: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  const d = await lstat(dir);
-  out['.'] = `dir mtime=${d.mtimeMs} ctime=${d.ctimeMs}`;
-  for (const name of (await readdir(dir)).sort()) {
-    const p = path.join(dir, name);
-    const st = await lstat(p);
-    const type = st.isSymbolicLink() ? `link->${await readlink(p)}` : st.isDirectory() ? 'dir' : 'file';
-    const hash = st.isFile() ? createHash('sha256').update(await readFile(p)).digest('hex') : '';
-    out[name] = `${type} ino=${st.ino} mode=${(st.mode & 0o7777).toString(8)} size=${st.size} mtime=${st.mtimeMs} ctime=${st.ctimeMs} ${hash}`;
-  }
-  return out;
-}
-
-/** Lets coarse filesystem timestamps move, so "unchanged mtime" means something. */
-export const tick = (ms = 30) => new Promise((r) => setTimeout(r, ms));
+// The generic pieces (temp dirs, directory snapshots, clock ticks) are shared with
+// the CLI and e2e tests; re-exported here for the src/node tests.
+export { snapshot, tempDir, tick } from '../support/tree.js';
 
 export interface CapturingReporter extends Reporter {
   items: ItemReport[];
