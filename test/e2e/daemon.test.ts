@@ -162,6 +162,23 @@ async function startDaemon(tree: Tree, args: string[], env: Record<string, strin
   return d;
 }
 
+/**
+ * The reconcile count once it has stopped moving for `quietMs` (a reconcile is
+ * counted when it ends), or after 10 s if it never does (the caller's assertion
+ * then shows the loop).
+ */
+async function settledReconciles(d: Daemon, quietMs = 600): Promise<number> {
+  let n = await d.metric('cni_node_reconciles_total');
+  const deadline = Date.now() + 10_000;
+  for (let quiet = 0; quiet < quietMs && Date.now() < deadline; quiet += 200) {
+    await sleep(200);
+    const now = await d.metric('cni_node_reconciles_total');
+    if (now !== n) quiet = -200;
+    n = now;
+  }
+  return n;
+}
+
 async function until<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 10_000, d?: Daemon): Promise<T> {
   const end = Date.now() + ms;
   let last: unknown;
@@ -261,7 +278,7 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
     assert.equal((await d.readyz()).status, 200);
 
     // An invalid list: reported (log, readiness, Event); the node keeps the last good state.
-    const reconcilesBefore = await d.metric('cni_node_reconciles_total');
+    const reconcilesBefore = await settledReconciles(d);
     await putConfigMap('cni-run-a', { plugins: 'bridge,,../evil', configs: '', manifests: '' });
     const r = await until('not ready', async () => {
       const s = await d.readyz();
@@ -332,14 +349,8 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
 
     // An unrelated file in the node configs dir is no reason to reconcile. The
     // in-place rewrite above is two events (truncate, write) that may each have
-    // started a reconcile: wait until the count has settled before measuring.
-    let n = await d.metric('cni_node_reconciles_total');
-    for (let settled = 0; settled < 3; ) {
-      await sleep(300);
-      const now = await d.metric('cni_node_reconciles_total');
-      settled = now === n ? settled + 1 : 0;
-      n = now;
-    }
+    // started a reconcile: measure from a settled count.
+    const n = await settledReconciles(d);
     await writeFile(path.join(t.netd, '99-unrelated.conf'), '{}');
     await writeFile(path.join(t.netd, '10-calico.conflist'), calico('k8s-pod-network-v2')); // same content
     await sleep(600);
@@ -438,7 +449,9 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
 
     await putConfigMap('cni-run-b', { plugins: 'bridge,vlan', configs: '', manifests: '' });
     await until('vlan installed after the restart', () => exists(path.join(t.bin, 'vlan')), 45_000, d);
-    assert.equal(await d.metric('cni_node_reconciles_total'), before + 1, 'exactly one reconcile for the one change');
+    // The counter moves when the reconcile has finished, a moment after the file appears.
+    await until('the reconcile counted', async () => (await d.metric('cni_node_reconciles_total')) > before, 5_000, d);
+    assert.equal(await settledReconciles(d), before + 1, 'exactly one reconcile for the one change');
     assert.equal(await d.stop().then((s) => s.code), 0);
   });
 
@@ -526,7 +539,7 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
       assert.equal(await d.metric('cni_node_fight_detections_total', { kind: 'config', name: '05-multus.conf' }), 1);
       await d.waitLog(/stderr: warning: config 05-multus.conf: something else keeps rewriting/);
       // cni-node stopped rewriting: count reconciles over a second of continued fighting.
-      const n = await d.metric('cni_node_reconciles_total');
+      const n = await settledReconciles(d);
       await sleep(1_000);
       assert.equal(await d.metric('cni_node_reconciles_total'), n, 'no tight loop');
       assert.equal(await readFile(multus, 'utf8'), theirs);
