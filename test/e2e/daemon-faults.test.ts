@@ -516,7 +516,8 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       assert.equal(mine().filter(isList).length, 4, 're-listed');
       assert.equal(await settledReconciles(d), 2, 'exactly one reconcile for the one change');
       await d.waitLog(new RegExp(`reconcile #2: ConfigMap ${NS}/${cm} changed \\(plugins; resourceVersion \\d+\\)`), 1_000);
-      assert.ok(mine().length <= 12, `requests bounded: ${mine().length}`);
+      // About 10 in the expected sequence; a reconnect more under load is fine, a flood is dozens.
+      assert.ok(mine().length <= 16, `requests bounded: ${mine().length}`);
       assert.equal((await d.stop()).code, 0);
     } finally {
       proxy.freeze(false);
