@@ -526,20 +526,37 @@ export class Daemon {
     }
     this.deps.reporter.info(`--uninstall-on-exit: removing what cni-node installed (${kinds.map((k) => CONFIG_MAP_KEYS[k]).join(', ')})`);
     // apply with nothing desired = remove every recorded item, with the record read under the engine's lock.
-    const lists = Object.fromEntries(kinds.map((k) => [k, { desired: [] }])) as Partial<Record<Kind, ListSpec>>;
-    const result = await reconcile(
-      { mode: 'apply', lists },
-      {
-        dirs: this.settings.dirs,
-        dryRun: false,
-        waitMs: 0,
-        tolerateMissingPointers: true,
-        env: this.settings.env,
-        reporter: this.deps.reporter,
-        signal,
-        ...(this.settings.kubeconfig ? { kubeconfig: this.settings.kubeconfig } : {}),
-      },
-    );
-    this.deps.reporter.info(`--uninstall-on-exit: removed ${result.changed} item(s)`);
+    const removeAll = (only: readonly Kind[]) =>
+      reconcile(
+        { mode: 'apply', lists: Object.fromEntries(only.map((k) => [k, { desired: [] }])) as Partial<Record<Kind, ListSpec>> },
+        {
+          dirs: this.settings.dirs,
+          dryRun: false,
+          waitMs: 0,
+          tolerateMissingPointers: true,
+          env: this.settings.env,
+          reporter: this.deps.reporter,
+          signal,
+          ...(this.settings.kubeconfig ? { kubeconfig: this.settings.kubeconfig } : {}),
+        },
+      );
+    try {
+      const result = await removeAll(kinds);
+      this.deps.reporter.info(`--uninstall-on-exit: removed ${result.changed} item(s)`);
+    } catch (e) {
+      // The API may refuse to delete objects (RBAC, an outage): that must not keep
+      // the node's files in place. Remove them kind by kind, configs before plugins.
+      this.deps.reporter.warn(`--uninstall-on-exit: ${(e as Error).message}; removing the node's files anyway`);
+      let failure: unknown;
+      for (const kind of (['config', 'plugin'] as const).filter((k) => kinds.includes(k))) {
+        try {
+          const result = await removeAll([kind]);
+          this.deps.reporter.info(`--uninstall-on-exit: removed ${result.changed} ${kind}(s)`);
+        } catch (e2) {
+          failure ??= e2;
+        }
+      }
+      throw failure ?? e;
+    }
   }
 }

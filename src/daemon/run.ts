@@ -225,10 +225,15 @@ export async function runCommand(values: Values, flags: Partial<Record<Kind, Lis
       const deadline = AbortSignal.timeout(uninstallTimeoutMs);
       try {
         await daemon.uninstall(deadline);
+      } catch (e) {
+        reporter.error(`--uninstall-on-exit failed: ${e instanceof CniNodeError ? e.describe() : String(e)}`);
+        exitCode = 1;
+      }
+      try {
         const removed = (await kubeconfigOut?.remove()) ?? [];
         if (removed.length > 0) reporter.info(`--uninstall-on-exit: removed ${removed.join(', ')}`);
       } catch (e) {
-        reporter.error(`--uninstall-on-exit failed: ${e instanceof CniNodeError ? e.describe() : String(e)}`);
+        reporter.error(`--uninstall-on-exit: cannot remove the kubeconfig: ${e instanceof CniNodeError ? e.describe() : String(e)}`);
         exitCode = 1;
       }
     }

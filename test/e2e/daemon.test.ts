@@ -209,6 +209,8 @@ async function grantServiceAccount(): Promise<void> {
       { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
       { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
       { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'list', 'create', 'patch', 'update', 'delete'] },
+      // Secrets may be created but not deleted: --uninstall-on-exit then fails on the API side.
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'patch'] },
     ],
   };
   const binding = {
@@ -453,6 +455,27 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
     await until('the reconcile counted', async () => (await d.metric('cni_node_reconciles_total')) > before, 5_000, d);
     assert.equal(await settledReconciles(d), before + 1, 'exactly one reconcile for the one change');
     assert.equal(await d.stop().then((s) => s.code), 0);
+  });
+
+  test('--uninstall-on-exit still removes the node files when the API refuses to delete an object', async () => {
+    const t = await nodeTree();
+    await writeFile(path.join(t.netd, '10-calico.conflist'), calico('k8s'));
+    await writeFile(path.join(t.templates, '05-multus.conf'), MULTUS_TEMPLATE);
+    await writeFile(path.join(t.manifests, 'secret.yaml'), `apiVersion: v1\nkind: Secret\nmetadata:\n  name: cni-run-undeletable\n  namespace: ${NS}\nstringData:\n  a: b\n`);
+    const d = await startDaemon(t, ['--plugins=bridge,macvlan', '--configs=05-multus.conf', '--manifests=secret.yaml', '--uninstall-on-exit']);
+    await until('ready', async () => (await d.readyz()).status === 200, 15_000, d);
+    assert.ok(await exists(path.join(t.bin, 'macvlan')));
+    assert.ok(await exists(path.join(t.netd, '05-multus.conf')));
+
+    const stopped = await d.stop();
+    assert.equal(stopped.code, 1, 'the failed deletion is reported in the exit code');
+    await d.waitLog(/--uninstall-on-exit: .*forbidden.*; removing the node's files anyway/i);
+    await d.waitLog(/--uninstall-on-exit failed: /);
+    assert.equal(await exists(path.join(t.netd, '05-multus.conf')), false, 'the config is removed');
+    assert.equal(await exists(path.join(t.bin, 'macvlan')), false, 'the plugins are removed');
+    assert.equal(await exists(path.join(t.bin, 'bridge')), false);
+    assert.ok(await exists(path.join(t.netd, '10-calico.conflist')), "another installer's config stays");
+    assert.equal((await cluster.request('GET', `/api/v1/namespaces/${NS}/secrets/cni-run-undeletable`)).status, 200, 'the object the API would not delete is still there');
   });
 
   test('--uninstall-on-exit removes what it installed (and the kubeconfig); token rotation rewrites the kubeconfig', async () => {
