@@ -16,7 +16,7 @@ export async function checkCommand(dirs: Dirs, format: LogFormat): Promise<numbe
       continue;
     }
     lines.push(`${mark} ${f.file}: network "${f.info?.name}", cniVersion ${f.info?.cniVersion}${f === report.selected ? ' (selected)' : ''}`);
-    for (const p of f.plugins) lines.push(`    ${p.ok ? 'ok  ' : 'FAIL'} ${p.type}${p.problem ? `: ${p.problem}` : ''}`);
+    for (const p of f.plugins) lines.push(`    ${p.ok ? 'ok  ' : 'FAIL'} ${p.type}${p.ipam ? ' (ipam)' : ''}${p.problem ? `: ${p.problem}` : ''}`);
   }
   lines.push(`${report.ok ? 'OK' : 'FAIL'}: ${report.summary}`);
   process.stdout.write(`${lines.join('\n')}\n`);

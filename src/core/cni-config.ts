@@ -14,6 +14,8 @@ export interface NetworkConfigInfo {
   cniVersion: string;
   /** Plugin types in chain order (one for a .conf). */
   types: string[];
+  /** IPAM plugin types the chain's plugins call (`ipam.type`), in order, without repeats. */
+  ipamTypes: string[];
   isList: boolean;
 }
 
@@ -88,21 +90,33 @@ export function checkNetworkConfig(fileName: string, text: string): { ok: true; 
   else if (!NETWORK_NAME.test(name)) problems.push(`"name" is "${name}"; a network name starts with a letter or digit and has only letters, digits, _ . -`);
 
   const types: string[] = [];
+  const ipamTypes: string[] = [];
+  // The runtime does not run IPAM plugins itself, but the chain fails without them.
+  const noteIpam = (conf: Record<string, unknown>) => {
+    const ipam = conf.ipam;
+    if (isObject(ipam) && typeof ipam.type === 'string' && ipam.type !== '' && !ipamTypes.includes(ipam.type)) ipamTypes.push(ipam.type);
+  };
   if (isList) {
     const plugins = doc.plugins;
     if (!Array.isArray(plugins) || plugins.length === 0) problems.push('"plugins" must be a non-empty list in a .conflist');
     else
       plugins.forEach((p, i) => {
         if (!isObject(p) || typeof p.type !== 'string' || p.type === '') problems.push(`plugins[${i}] has no "type"`);
-        else types.push(p.type);
+        else {
+          types.push(p.type);
+          noteIpam(p);
+        }
       });
   } else {
     if (typeof doc.type !== 'string' || doc.type === '') problems.push('"type" is missing or not a string');
-    else types.push(doc.type);
+    else {
+      types.push(doc.type);
+      noteIpam(doc);
+    }
   }
-  for (const t of types) {
+  for (const t of [...types, ...ipamTypes]) {
     if (t.includes('/') || t === '.' || t === '..') problems.push(`plugin type "${t}" is not a plain binary name`);
   }
   if (problems.length > 0) return { ok: false, problems };
-  return { ok: true, info: { name: name as string, cniVersion: cniVersion as string, types, isList } };
+  return { ok: true, info: { name: name as string, cniVersion: cniVersion as string, types, ipamTypes, isList } };
 }

@@ -9,6 +9,8 @@ import { checkNetworkConfig, isNetworkConfigName, type NetworkConfigInfo } from 
  */
 export interface PluginCheck {
   type: string;
+  /** An IPAM plugin called by a plugin of the chain, rather than a link of the chain. */
+  ipam?: boolean;
   ok: boolean;
   problem?: string;
   supported?: string[];
@@ -97,7 +99,10 @@ export async function checkNode(configsDir: string, pluginsDir: string): Promise
       files.push({ file, valid: false, problems: c.problems, plugins: [] });
       continue;
     }
-    const plugins = await Promise.all(c.info.types.map((t) => checkPlugin(pluginsDir, t, c.info.cniVersion)));
+    const plugins = await Promise.all([
+      ...c.info.types.map((t) => checkPlugin(pluginsDir, t, c.info.cniVersion)),
+      ...c.info.ipamTypes.map(async (t): Promise<PluginCheck> => ({ ...(await checkPlugin(pluginsDir, t, c.info.cniVersion)), ipam: true })),
+    ]);
     files.push({ file, valid: true, problems: [], info: c.info, plugins });
   }
   const selected = files.find((f) => f.valid);

@@ -279,7 +279,7 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
     // A run that only mounts the configs dir cannot see the node's plugins: say nothing.
     if (!(await fs.stat(hostPluginsDir).then((st) => st.isDirectory(), () => false))) return;
     const absent: string[] = [];
-    for (const t of info.types) {
+    for (const t of [...info.types, ...info.ipamTypes]) {
       const ok = await fs.access(path.join(hostPluginsDir, t), constants.X_OK).then(() => true, () => false);
       if (!ok) absent.push(t);
     }

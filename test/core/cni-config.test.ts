@@ -20,7 +20,21 @@ describe('isNetworkConfigName', () => {
 describe('checkNetworkConfig', () => {
   test('a valid .conf', () => {
     const r = checkNetworkConfig('10-bridge.conf', '{"cniVersion":"0.4.0","name":"mynet","type":"bridge","ipam":{"type":"host-local"}}');
-    assert.deepEqual(r, { ok: true, info: { name: 'mynet', cniVersion: '0.4.0', types: ['bridge'], isList: false } });
+    assert.deepEqual(r, { ok: true, info: { name: 'mynet', cniVersion: '0.4.0', types: ['bridge'], ipamTypes: ['host-local'], isList: false } });
+  });
+
+  test('IPAM plugins the chain calls are listed once each, in order', () => {
+    const r = checkNetworkConfig(
+      '10-x.conflist',
+      '{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge","ipam":{"type":"host-local"}},{"type":"macvlan","ipam":{"type":"host-local"}},{"type":"ptp","ipam":{"type":"static"}},{"type":"portmap"}]}',
+    );
+    assert.ok(r.ok);
+    assert.deepEqual(r.info.ipamTypes, ['host-local', 'static']);
+  });
+
+  test('an IPAM type with a path is refused like a plugin type', () => {
+    const r = checkNetworkConfig('10-x.conf', '{"cniVersion":"1.0.0","name":"n","type":"bridge","ipam":{"type":"../host-local"}}');
+    assert.equal(r.ok, false);
   });
 
   test('a valid .conflist gives the chain in order', () => {

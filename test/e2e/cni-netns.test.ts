@@ -227,6 +227,14 @@ describe('a real network namespace attached with the configuration cni-node inst
       });
       // Clean up what the bridge plugin did before portmap failed (a runtime would DEL too).
       await runChain('DEL', { ...net, plugins: net.plugins.slice(0, 1) }, { netns: ns.name, containerId: ns.containerId, ifname: 'eth0', cniPath: tree.bin });
+
+      // The IPAM plugin is not a link of the chain, but the chain fails without it: check says so.
+      assert.equal((await cli(tree, ['install', '--plugins=portmap'])).code, 0);
+      assert.equal((await check(tree)).code, 0);
+      assert.equal((await cli(tree, ['uninstall', '--plugins=host-local'])).code, 0);
+      const noIpam = await check(tree);
+      assert.equal(noIpam.code, 1, show(noIpam));
+      assert.match(noIpam.stdout, /FAIL host-local \(ipam\): .*does not exist/);
     });
   });
 
@@ -248,7 +256,7 @@ describe('a real network namespace attached with the configuration cni-node inst
       const report = JSON.parse(json.stdout) as { ok: boolean; selected: { file: string; plugins: { type: string; ok: boolean }[] } };
       assert.equal(report.ok, false);
       assert.equal(report.selected.file, '10-new.conflist');
-      assert.deepEqual(report.selected.plugins.map((p) => [p.type, p.ok]), [['bridge', false], ['portmap', false]]);
+      assert.deepEqual(report.selected.plugins.map((p) => [p.type, p.ok]), [['bridge', false], ['portmap', false], ['host-local', false]]);
 
       // The runtime agrees: the plugin refuses the version and changes nothing.
       const net = await pickNetwork(tree.netd);
