@@ -79,15 +79,24 @@ export async function planApply(client: KubeClient, info: ResourceInfo, object: 
   }
   if (live && opts.sameAsRecorded && containsDesired(object, live)) return { outcome: 'unchanged', live };
   let planned: KubeObject;
+  let plannedStatus: number;
   try {
-    planned = (await serverSideApply(client, info, path, object, true, opts)).body;
+    ({ body: planned, status: plannedStatus } = await serverSideApply(client, info, path, object, true, opts));
   } catch (e) {
     // Webhooks registered with sideEffects Unknown/Some refuse every dry run; then only the real apply can tell.
     const msg = (e as { serverMessage?: string }).serverMessage ?? '';
     if (!(isStatus(e, 400) && /does not support dry run/i.test(msg))) throw e;
     return { outcome: live ? 'update' : 'create', ...(live ? { live } : {}), unchecked: msg };
   }
-  if (!liveKnown) return { outcome: 'update', planned };
+  if (!liveKnown) {
+    // Not allowed to read it (RBAC cannot scope `get` to a name made at run time,
+    // such as a per-node binding). The dry run still tells whether it exists (201
+    // would create it); if it does and the manifest is as recorded, it is taken as
+    // unchanged rather than re-applied and reported "updated" on every run. The
+    // cost: an edit made to it by someone else is not repaired until the manifest changes.
+    if (plannedStatus === 201) return { outcome: 'create', planned };
+    return { outcome: opts.sameAsRecorded ? 'unchanged' : 'update', planned };
+  }
   if (!live) return { outcome: 'create', planned };
   if (sameJson(comparable(planned), comparable(live))) return { outcome: 'unchanged', live, planned };
   return { outcome: 'update', live, planned };

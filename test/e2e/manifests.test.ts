@@ -480,6 +480,49 @@ test('forbidden: a token RBAC denies everything, and a service account with part
   await assert.rejects(run(sa, 'uninstall', 'other-ns.yaml'), /other-ns\.yaml document 1 \(ServiceAccount elsewhere\): forbidden: service account kube-system\/cni-node may not delete serviceaccounts "elsewhere" in namespace "default"/);
 });
 
+test('allowed to apply but not to read: an unchanged manifest is not re-applied; a deleted object is created again', { skip, timeout: 60_000 }, async () => {
+  // RBAC cannot scope `get` to a name made at run time (a per-node binding), so a
+  // least-privilege role may allow create/patch only.
+  const role = await cluster.request('POST', '/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles', {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: { name: 'test-no-read', namespace: 'default' },
+    rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'patch'] }],
+  });
+  assert.equal(role.status, 201, role.text);
+  const bind = await cluster.request('POST', '/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings', {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: 'test-no-read', namespace: 'default' },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'test-no-read' },
+    subjects: [{ kind: 'ServiceAccount', name: 'cni-node', namespace: 'kube-system' }],
+  });
+  assert.equal(bind.status, 201, bind.text);
+
+  const node = newNode({ token: cluster.tokens.serviceAccount });
+  node.write('no-read.yaml', configMaps(['cni-no-read'], { a: '1' }, 'default'));
+  const first = await run(node, 'install', 'no-read.yaml');
+  assert.deepEqual(summary(first), ['no-read.yaml: installed — 1 object: 1 created']);
+  const before = await rv(`${cms('default')}/cni-no-read`);
+
+  const again = await run(node, 'install', 'no-read.yaml');
+  assert.deepEqual(summary(again), ['no-read.yaml: unchanged — 1 object: 1 unchanged']);
+  assert.deepEqual(writes(again), [], 'no write for an unchanged manifest');
+  assert.equal(await rv(`${cms('default')}/cni-no-read`), before);
+
+  // Deleted by someone else: the dry run answers 201, so it is created again.
+  assert.equal((await cluster.request('DELETE', `${cms('default')}/cni-no-read`)).status, 200);
+  await waitGone(`${cms('default')}/cni-no-read`);
+  const recreated = await run(node, 'install', 'no-read.yaml');
+  assert.deepEqual(summary(recreated), ['no-read.yaml: installed — 1 object: 1 created']);
+
+  // A changed manifest is applied.
+  node.write('no-read.yaml', configMaps(['cni-no-read'], { a: '2' }, 'default'));
+  const changed = await run(node, 'install', 'no-read.yaml');
+  assert.deepEqual(summary(changed), ['no-read.yaml: updated — 1 object: 1 updated']);
+  assert.equal(((await get(`${cms('default')}/cni-no-read`)) as unknown as { data: Record<string, string> }).data['a'], '2');
+});
+
 test('the API server unreachable: a closed port fails in bounded time and names the URL', { skip, timeout: 60_000 }, async () => {
   const port = await closedPort();
   const node = newNode();
