@@ -9,195 +9,28 @@
 // reconciles (cni_node_reconciles_total): faults must cost a bounded number of
 // requests with backoff, and must never make the daemon reconcile for nothing.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFile, mkdir, mkdtemp, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { clusterUnavailableReason, startTestCluster, type TestCluster } from './support/cluster.js';
+import * as run from './support/daemon.js';
+import { exists, NS, sleep, until, type Cleanups, type Daemon, type Tree } from './support/daemon.js';
 import { FaultProxy, type Seen } from './support/fault-proxy.js';
 
-const CLI = process.env['CNI_NODE_TEST_CLI'] || fileURLToPath(new URL('../../../bin/cni-node', import.meta.url));
-const DEBIAN_PLUGINS = '/usr/lib/cni';
-const NS = 'kube-system';
 const skip = clusterUnavailableReason();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let cluster: TestCluster;
 let proxy: FaultProxy;
-const cleanups: Array<() => Promise<void>> = [];
+const cleanups: Cleanups = [];
 
-// ---- node trees --------------------------------------------------------------
-
-interface Tree {
-  root: string;
-  bin: string;
-  netd: string;
-  templates: string;
-  manifests: string;
-  sa: string;
-}
-
-async function nodeTree(): Promise<Tree> {
-  const root = await mkdtemp(path.join(os.tmpdir(), 'cni-node-faults-'));
-  cleanups.push(() => rm(root, { recursive: true, force: true }));
-  const t: Tree = {
-    root,
-    bin: path.join(root, 'host/opt/cni/bin'),
-    netd: path.join(root, 'host/etc/cni/net.d'),
-    templates: path.join(root, 'templates'),
-    manifests: path.join(root, 'manifests'),
-    sa: path.join(root, 'serviceaccount'),
-  };
-  for (const d of [t.bin, t.netd, t.templates, t.manifests, t.sa]) await mkdir(d, { recursive: true });
-  await projectedVolume(t.sa, { token: cluster.tokens.serviceAccount, 'ca.crt': cluster.caData, namespace: NS });
-  return t;
-}
-
-/** The service account dir as kubelet projects it: files behind a `..data` symlink. */
-async function projectedVolume(dir: string, files: Record<string, string>): Promise<void> {
-  const ts = `..${Date.now()}_${Math.random().toString(36).slice(2)}`;
-  await mkdir(path.join(dir, ts));
-  for (const [name, content] of Object.entries(files)) await writeFile(path.join(dir, ts, name), content);
-  const old = await readlink(path.join(dir, '..data')).catch(() => undefined);
-  await symlink(ts, path.join(dir, '..data_tmp'));
-  await rename(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
-  for (const name of Object.keys(files)) await symlink(`..data/${name}`, path.join(dir, name)).catch(() => undefined);
-  if (old) await rm(path.join(dir, old), { recursive: true, force: true });
-}
-
-const exists = (p: string) => stat(p).then(() => true, () => false);
-
-// ---- the daemon process ----------------------------------------------------------
-
-interface Daemon {
-  child: ChildProcess;
-  address: string;
-  log(): string;
-  lines(re: RegExp): string[];
-  waitLog(re: RegExp, ms?: number): Promise<string>;
-  metric(name: string, labels?: Record<string, string>): Promise<number>;
-  get(p: '/healthz' | '/readyz'): Promise<{ status: number; text: string }>;
-  alive(): boolean;
-  stop(): Promise<{ code: number | null; ms: number }>;
-}
+const nodeTree = () => run.nodeTree(cluster, cleanups, 'cni-node-faults-');
 
 /** Starts `cni-node run` with in-cluster credentials that point at the proxy (`via: 'proxy'`) or straight at the API server. */
-async function startDaemon(tree: Tree, args: string[], via: 'proxy' | 'direct' | { port: number }): Promise<Daemon> {
-  const { KUBECONFIG: _drop, ...baseEnv } = process.env;
-  const port = via === 'proxy' ? String(proxy.port) : via === 'direct' ? new URL(cluster.server).port : String(via.port);
-  const child = spawn(
-    CLI,
-    [
-      'run',
-      `--plugins-dir=${DEBIAN_PLUGINS}`,
-      `--host-plugins-dir=${tree.bin}`,
-      `--configs-dir=${tree.templates}`,
-      `--host-configs-dir=${tree.netd}`,
-      `--manifests-dir=${tree.manifests}`,
-      '--listen=127.0.0.1:0',
-      ...args,
-    ],
-    {
-      env: {
-        ...baseEnv,
-        KUBERNETES_SERVICE_HOST: '127.0.0.1',
-        KUBERNETES_SERVICE_PORT: port,
-        CNI_NODE_SERVICE_ACCOUNT_DIR: tree.sa,
-        POD_NAME: `cni-node-${path.basename(tree.root)}`.toLowerCase().replace(/[^a-z0-9-]/g, '-'),
-        POD_NAMESPACE: NS,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  const out: string[] = [];
-  const onData = (prefix: string) => (b: Buffer) => {
-    for (const line of b.toString('utf8').split('\n')) if (line !== '') out.push(prefix + line);
-  };
-  child.stdout?.on('data', onData(''));
-  child.stderr?.on('data', onData('stderr: '));
-  const exit = new Promise<{ code: number | null; at: number }>((resolve) => child.once('exit', (code) => resolve({ code, at: Date.now() })));
-  const alive = () => child.exitCode === null && child.signalCode === null;
-  cleanups.push(async () => {
-    if (alive()) child.kill('SIGKILL');
-  });
-  const log = () => out.join('\n');
-  const waitLog = async (re: RegExp, ms = 15_000): Promise<string> => {
-    const end = Date.now() + ms;
-    while (Date.now() < end) {
-      const hit = out.find((l) => re.test(l));
-      if (hit) return hit;
-      if (!alive()) break;
-      await sleep(20);
-    }
-    assert.fail(`no log line matching ${re} within ${ms} ms; the log:\n${log()}`);
-  };
-  const line = await waitLog(/serving \/healthz \/readyz \/metrics on /);
-  const address = (/on (127\.0\.0\.1:\d+)/.exec(line) as RegExpExecArray)[1] as string;
-  let stopped: Promise<{ code: number | null; ms: number }> | undefined;
-  return {
-    child,
-    address,
-    log,
-    lines: (re) => out.filter((l) => re.test(l)),
-    waitLog,
-    alive,
-    async metric(name, labels = {}) {
-      const text = await (await fetch(`http://${address}/metrics`)).text();
-      let sum = 0;
-      for (const l of text.split('\n')) {
-        if (!l.startsWith(`${name}{`) && !l.startsWith(`${name} `)) continue;
-        if (Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`))) sum += Number(l.slice(l.lastIndexOf(' ') + 1));
-      }
-      return sum;
-    },
-    async get(p) {
-      const res = await fetch(`http://${address}${p}`);
-      return { status: res.status, text: await res.text() };
-    },
-    stop() {
-      stopped ??= (async () => {
-        const t0 = Date.now();
-        child.kill('SIGTERM');
-        const r = await exit;
-        // CNI_NODE_TEST_DAEMON_LOG=<file>: append every daemon's log there, for reading after the run.
-        const logFile = process.env['CNI_NODE_TEST_DAEMON_LOG'];
-        if (logFile) await appendFile(logFile, `=== daemon ${tree.root} (exit ${r.code} after ${r.at - t0} ms)\n${log()}\n`);
-        return { code: r.code, ms: r.at - t0 };
-      })();
-      return stopped;
-    },
-  };
-}
+const startDaemon = (tree: Tree, args: string[], via: 'proxy' | 'direct' | { port: number }): Promise<Daemon> =>
+  run.startDaemon(tree, args, { port: via === 'proxy' ? proxy.port : via === 'direct' ? new URL(cluster.server).port : via.port, cleanups });
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 10_000, d?: Daemon): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(50);
-  }
-  assert.fail(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}${d ? `; daemon log:\n${d.log()}` : ''}`);
-}
-
-/** Waits until the daemon's reconcile count has not moved for `quietMs`, and returns it. */
-async function settledReconciles(d: Daemon, quietMs = 1_000): Promise<number> {
-  let n = await d.metric('cni_node_reconciles_total');
-  for (let still = 0; still * 250 < quietMs; ) {
-    await sleep(250);
-    const now = await d.metric('cni_node_reconciles_total');
-    still = now === n ? still + 1 : 0;
-    n = now;
-  }
-  return n;
-}
+/** Waits until the daemon's reconcile count has not moved for a second, and returns it. */
+const settledReconciles = (d: Daemon) => run.settledReconciles(d, { quietMs: 1_000, pollMs: 250 });
 
 /** A loopback port nothing listens on (connections are refused). */
 async function closedPort(): Promise<number> {
@@ -212,43 +45,14 @@ const gapsOf = (seen: readonly Seen[]): number[] => seen.slice(1).map((s, i) => 
 
 // ---- the API side ------------------------------------------------------------------
 
-async function grantServiceAccount(): Promise<void> {
-  const role = {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'Role',
-    metadata: { name: 'cni-node-faults-test', namespace: NS },
-    rules: [
-      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
-      { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
-      { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
-    ],
-  };
-  const binding = {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'RoleBinding',
-    metadata: { name: 'cni-node-faults-test', namespace: NS },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'cni-node-faults-test' },
-    subjects: [{ kind: 'ServiceAccount', name: 'cni-node', namespace: NS }],
-  };
-  for (const [p, body] of [
-    [`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`, role],
-    [`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, binding],
-  ] as const) {
-    const res = await cluster.request('POST', p, body);
-    assert.ok(res.status === 201 || res.status === 409, res.text);
-  }
-}
+const grantServiceAccount = () =>
+  run.grantServiceAccount(cluster, 'cni-node-faults-test', [
+    { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+    { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+  ]);
 
-async function putConfigMap(name: string, data: Record<string, string>): Promise<void> {
-  const p = `/api/v1/namespaces/${NS}/configmaps`;
-  const res = await cluster.request('PUT', `${p}/${name}`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: NS }, data });
-  if (res.status === 404) {
-    const created = await cluster.request('POST', p, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: NS }, data });
-    assert.equal(created.status, 201, created.text);
-    return;
-  }
-  assert.equal(res.status, 200, res.text);
-}
+const putConfigMap = (name: string, data: Record<string, string>) => run.putConfigMap(cluster, name, data);
 
 /** Requests of the ConfigMap list+watch for `name`, as the proxy saw them. */
 const cmRequests = (name: string) => {

@@ -2,243 +2,56 @@
 // from Debian's containernetworking-plugins (/usr/lib/cni) as the image's plugins,
 // temporary node dirs, and a real kube-apiserver + etcd (test/e2e/support/cluster.ts).
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFile, mkdir, mkdtemp, readFile, readlink, rename, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { clusterUnavailableReason, startTestCluster, type TestCluster } from './support/cluster.js';
+import * as run from './support/daemon.js';
+import { DEBIAN_PLUGINS, exists, NS, projectedVolume, sleep, type Cleanups, type Daemon, type Tree } from './support/daemon.js';
 
-const CLI = process.env['CNI_NODE_TEST_CLI'] || fileURLToPath(new URL('../../../bin/cni-node', import.meta.url));
-const DEBIAN_PLUGINS = '/usr/lib/cni';
-const NS = 'kube-system';
 const skip = clusterUnavailableReason();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let cluster: TestCluster;
-const cleanups: Array<() => Promise<void>> = [];
+const cleanups: Cleanups = [];
 
 // ---- node trees --------------------------------------------------------------
 
-interface Tree {
-  root: string;
-  bin: string;
-  netd: string;
-  templates: string;
-  manifests: string;
-  sa: string;
-}
-
-async function nodeTree(): Promise<Tree> {
-  const root = await mkdtemp(path.join(os.tmpdir(), 'cni-node-run-'));
-  cleanups.push(() => rm(root, { recursive: true, force: true }));
-  const t: Tree = {
-    root,
-    bin: path.join(root, 'host/opt/cni/bin'),
-    netd: path.join(root, 'host/etc/cni/net.d'),
-    templates: path.join(root, 'templates'),
-    manifests: path.join(root, 'manifests'),
-    sa: path.join(root, 'serviceaccount'),
-  };
-  for (const d of [t.bin, t.netd, t.templates, t.manifests, t.sa]) await mkdir(d, { recursive: true });
-  await projectedVolume(t.sa, { token: cluster.tokens.serviceAccount, 'ca.crt': cluster.caData, namespace: NS });
-  return t;
-}
-
-let generation = 0;
-/** Writes `files` into `dir` the way kubelet updates a ConfigMap or projected volume: a new `..data` dir swapped in by rename. */
-async function projectedVolume(dir: string, files: Record<string, string>): Promise<void> {
-  const ts = `..${new Date().toISOString().replace(/[-:.TZ]/g, '_')}${++generation}`;
-  await mkdir(path.join(dir, ts));
-  for (const [name, content] of Object.entries(files)) await writeFile(path.join(dir, ts, name), content);
-  const old = await readlink(path.join(dir, '..data')).catch(() => undefined);
-  await symlink(ts, path.join(dir, '..data_tmp'));
-  await rename(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
-  for (const name of Object.keys(files)) await symlink(`..data/${name}`, path.join(dir, name)).catch(() => undefined);
-  if (old) await rm(path.join(dir, old), { recursive: true, force: true });
-}
+const nodeTree = () => run.nodeTree(cluster, cleanups, 'cni-node-run-');
 
 const calico = (name: string) => JSON.stringify({ cniVersion: '0.4.0', name, plugins: [{ type: 'bridge', bridge: 'cni0' }, { type: 'portmap', capabilities: { portMappings: true } }] });
 const MULTUS_TEMPLATE = '{"cniVersion":"0.4.0","name":"multus-cni-network","type":"bridge","delegates":[__10-calico.conflist__]}';
 
 // ---- the daemon process ----------------------------------------------------------
 
-interface Daemon {
-  child: ChildProcess;
-  out: string[];
-  address: string;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
-  log(): string;
-  waitLog(re: RegExp, ms?: number): Promise<string>;
-  metric(name: string, labels?: Record<string, string>): Promise<number>;
-  readyz(): Promise<{ status: number; text: string }>;
-  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; ms: number }>;
-}
-
-async function startDaemon(tree: Tree, args: string[], env: Record<string, string> = {}): Promise<Daemon> {
-  const { KUBECONFIG: _drop, ...baseEnv } = process.env;
-  const child = spawn(
-    CLI,
-    [
-      'run',
-      `--plugins-dir=${DEBIAN_PLUGINS}`,
-      `--host-plugins-dir=${tree.bin}`,
-      `--configs-dir=${tree.templates}`,
-      `--host-configs-dir=${tree.netd}`,
-      `--manifests-dir=${tree.manifests}`,
-      '--listen=127.0.0.1:0',
-      ...args,
-    ],
-    {
-      env: {
-        ...baseEnv,
-        KUBERNETES_SERVICE_HOST: '127.0.0.1',
-        KUBERNETES_SERVICE_PORT: new URL(cluster.server).port,
-        CNI_NODE_SERVICE_ACCOUNT_DIR: tree.sa,
-        POD_NAME: `cni-node-${path.basename(tree.root)}`.toLowerCase().replace(/[^a-z0-9-]/g, '-'),
-        POD_NAMESPACE: NS,
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  const out: string[] = [];
-  const onData = (prefix: string) => (b: Buffer) => {
-    for (const line of b.toString('utf8').split('\n')) if (line !== '') out.push(prefix + line);
-  };
-  child.stdout?.on('data', onData(''));
-  child.stderr?.on('data', onData('stderr: '));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
-  );
-  cleanups.push(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  const log = () => out.join('\n');
-  const waitLog = async (re: RegExp, ms = 15_000): Promise<string> => {
-    const end = Date.now() + ms;
-    while (Date.now() < end) {
-      const hit = out.find((l) => re.test(l));
-      if (hit) return hit;
-      if (child.exitCode !== null) break;
-      await sleep(20);
-    }
-    assert.fail(`no log line matching ${re} within ${ms} ms; the log:\n${log()}`);
-  };
-  const line = await waitLog(/serving \/healthz \/readyz \/metrics on /);
-  const address = (/on (127\.0\.0\.1:\d+)/.exec(line) as RegExpExecArray)[1] as string;
-  const d: Daemon = {
-    child,
-    out,
-    address,
-    exit,
-    log,
-    waitLog,
-    async metric(name, labels = {}) {
-      const text = await (await fetch(`http://${address}/metrics`)).text();
-      let sum = 0;
-      for (const l of text.split('\n')) {
-        if (!l.startsWith(`${name}{`) && !l.startsWith(`${name} `)) continue;
-        if (Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`))) sum += Number(l.slice(l.lastIndexOf(' ') + 1));
-      }
-      return sum;
-    },
-    async readyz() {
-      const res = await fetch(`http://${address}/readyz`);
-      return { status: res.status, text: await res.text() };
-    },
-    async stop(signal = 'SIGTERM') {
-      const t0 = Date.now();
-      child.kill(signal);
-      const r = await exit;
-      // CNI_NODE_TEST_DAEMON_LOG=<file>: append every daemon's log there, for reading after the run.
-      const logFile = process.env['CNI_NODE_TEST_DAEMON_LOG'];
-      if (logFile) await appendFile(logFile, `=== daemon ${tree.root} (exit ${r.code} after ${r.at - t0} ms)\n${log()}\n`);
-      return { code: r.code, ms: r.at - t0 };
-    },
-  };
-  return d;
-}
+/** Starts `cni-node run` with in-cluster credentials that point straight at the API server, and `env` added. */
+const startDaemon = (tree: Tree, args: string[], env: Record<string, string> = {}): Promise<Daemon> =>
+  run.startDaemon(tree, args, { port: new URL(cluster.server).port, env, cleanups });
 
 /**
- * The reconcile count once it has stopped moving for `quietMs` (a reconcile is
+ * The reconcile count once it has stopped moving for 600 ms (a reconcile is
  * counted when it ends), or after 10 s if it never does (the caller's assertion
  * then shows the loop).
  */
-async function settledReconciles(d: Daemon, quietMs = 600): Promise<number> {
-  let n = await d.metric('cni_node_reconciles_total');
-  const deadline = Date.now() + 10_000;
-  for (let quiet = 0; quiet < quietMs && Date.now() < deadline; quiet += 200) {
-    await sleep(200);
-    const now = await d.metric('cni_node_reconciles_total');
-    if (now !== n) quiet = -200;
-    n = now;
-  }
-  return n;
-}
+const settledReconciles = (d: Daemon) => run.settledReconciles(d, { quietMs: 600, pollMs: 200, maxMs: 10_000 });
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 10_000, d?: Daemon): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(25);
-  }
-  assert.fail(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}${d ? `; daemon log:\n${d.log()}` : ''}`);
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined | false>, ms?: number, d?: Daemon): Promise<T> => run.until(what, probe, ms, d, 25);
 
-const exists = (p: string) => stat(p).then(() => true, () => false);
 const ino = async (p: string) => (await stat(p)).ino;
 
 // ---- the API side ------------------------------------------------------------------
 
-async function grantServiceAccount(): Promise<void> {
-  const role = {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'Role',
-    metadata: { name: 'cni-node-run-test', namespace: NS },
-    rules: [
-      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
-      { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
-      { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
-      { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'list', 'create', 'patch', 'update', 'delete'] },
-      // Secrets may be created but not deleted: --uninstall-on-exit then fails on the API side.
-      { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'patch'] },
-    ],
-  };
-  const binding = {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'RoleBinding',
-    metadata: { name: 'cni-node-run-test', namespace: NS },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'cni-node-run-test' },
-    subjects: [{ kind: 'ServiceAccount', name: 'cni-node', namespace: NS }],
-  };
-  for (const [p, body] of [
-    [`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`, role],
-    [`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, binding],
-  ] as const) {
-    const res = await cluster.request('POST', p, body);
-    assert.ok(res.status === 201 || res.status === 409, res.text);
-  }
-}
+const grantServiceAccount = () =>
+  run.grantServiceAccount(cluster, 'cni-node-run-test', [
+    { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+    { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+    { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'list', 'create', 'patch', 'update', 'delete'] },
+    // Secrets may be created but not deleted: --uninstall-on-exit then fails on the API side.
+    { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'patch'] },
+  ]);
 
-async function putConfigMap(name: string, data: Record<string, string>): Promise<void> {
-  const p = `/api/v1/namespaces/${NS}/configmaps`;
-  const res = await cluster.request('PUT', `${p}/${name}`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: NS }, data });
-  if (res.status === 404) {
-    const created = await cluster.request('POST', p, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: NS }, data });
-    assert.equal(created.status, 201, created.text);
-    return;
-  }
-  assert.equal(res.status, 200, res.text);
-}
+const putConfigMap = (name: string, data: Record<string, string>) => run.putConfigMap(cluster, name, data);
 
 async function eventsFor(pod: string): Promise<Array<{ reason: string; message: string; type: string }>> {
   const res = await cluster.request<{ items: Array<{ reason: string; message: string; type: string }> }>(

@@ -1,140 +1,19 @@
 // listWatch against a REAL kube-apiserver 1.20.2 + etcd (test/e2e/support/cluster.ts),
-// through a TLS-terminating loopback proxy that counts every HTTP request and TCP
-// connection, and can cut connections, freeze a stream, or answer a request with
-// a fault (410, 429 + Retry-After, 5xx, an ERROR event) instead of the server.
+// through a TLS-terminating loopback proxy (test/e2e/support/fault-proxy.ts) that
+// counts every HTTP request and TCP connection, and can cut connections, freeze a
+// stream, or answer a request with a fault (410, 429 + Retry-After, 5xx, an ERROR
+// event) instead of the server.
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
-import type net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CniNodeError } from '../../src/core/errors.js';
 import { createKubeClient, type KubeClient } from '../../src/kube/client.js';
 import { listWatch, resolveResourceType, type ListWatchOptions, type WatchedObject, type WatchRequestEvent, type WatchRestartReason } from '../../src/kube/watch.js';
 import { clusterUnavailableReason, startTestCluster, type TestCluster } from '../e2e/support/cluster.js';
+import { FaultProxy, type Seen } from '../e2e/support/fault-proxy.js';
 
 const skip = clusterUnavailableReason();
-
-// ---- the proxy --------------------------------------------------------------------
-
-interface Seen {
-  method: string;
-  path: string;
-  query: URLSearchParams;
-  at: number;
-  /** Answered by an injected fault instead of the server. */
-  faulted: boolean;
-}
-
-type Fault =
-  | { status: number; headers?: Record<string, string>; body?: unknown }
-  | { watchErrorEvent: { code: number; reason: string; message: string } };
-
-class ApiProxy {
-  readonly seen: Seen[] = [];
-  connections = 0;
-  private readonly sockets = new Set<net.Socket>();
-  private readonly upstreams = new Set<http.ClientRequest>();
-  private readonly faults: { match: (s: Seen) => boolean; fault: Fault }[] = [];
-  private frozen = false;
-  /** Requests are accepted and never answered. */
-  blackhole = false;
-  private server: https.Server | undefined;
-  url = '';
-
-  constructor(
-    private readonly upstream: string,
-    private readonly ca: string,
-    private readonly key: Buffer,
-    private readonly cert: Buffer,
-  ) {}
-
-  async start(): Promise<string> {
-    const server = https.createServer({ key: this.key, cert: this.cert }, (req, res) => this.handle(req, res));
-    server.on('secureConnection', (s: net.Socket) => {
-      this.connections++;
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    this.server = server;
-    this.url = `https://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-    return this.url;
-  }
-
-  /** The next request matching `match` gets `fault` instead of the server's answer. */
-  inject(match: (s: Seen) => boolean, fault: Fault): void {
-    this.faults.push({ match, fault });
-  }
-
-  /** Cuts every connection (clients see a reset). */
-  drop(): void {
-    for (const s of this.sockets) s.destroy();
-    for (const u of this.upstreams) u.destroy();
-  }
-
-  /** Stops passing on data from the server (connections stay open): a dead peer. */
-  freeze(on: boolean): void {
-    this.frozen = on;
-  }
-
-  get openConnections(): number {
-    return this.sockets.size;
-  }
-
-  count(pred: (s: Seen) => boolean): number {
-    return this.seen.filter(pred).length;
-  }
-
-  async stop(): Promise<void> {
-    this.drop();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-  }
-
-  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'https://x');
-    const seen: Seen = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, at: Date.now(), faulted: false };
-    this.seen.push(seen);
-    if (this.blackhole) {
-      req.resume();
-      return;
-    }
-    const i = this.faults.findIndex((f) => f.match(seen));
-    if (i !== -1) {
-      const { fault } = this.faults.splice(i, 1)[0] as { fault: Fault };
-      seen.faulted = true;
-      req.resume();
-      if ('watchErrorEvent' in fault) {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', ...fault.watchErrorEvent } })}\n`);
-      } else {
-        res.writeHead(fault.status, { 'content-type': 'application/json', ...(fault.headers ?? {}) });
-        res.end(JSON.stringify(fault.body ?? { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', code: fault.status, message: `injected ${fault.status}` }));
-      }
-      return;
-    }
-    const headers = { ...req.headers, host: new URL(this.upstream).host };
-    const up = https.request(`${this.upstream}${req.url ?? '/'}`, { method: req.method, headers, ca: this.ca, agent: false }, (ur) => {
-      res.writeHead(ur.statusCode ?? 502, ur.headers);
-      // As the API server does for a watch: the head goes out before any event.
-      res.flushHeaders();
-      ur.on('data', (c: Buffer) => {
-        if (!this.frozen) res.write(c);
-      });
-      // A frozen stream does not even end: the client sees a silent peer.
-      ur.on('end', () => {
-        if (!this.frozen) res.end();
-      });
-      ur.on('error', () => res.destroy());
-    });
-    this.upstreams.add(up);
-    up.on('close', () => this.upstreams.delete(up));
-    up.on('error', () => res.destroy());
-    res.on('close', () => up.destroy());
-    req.pipe(up);
-  }
-}
 
 // ---- helpers ----------------------------------------------------------------------
 
@@ -178,7 +57,7 @@ const values = (objs: ConfigMap[]): string[] => objs.map((o) => `${o.metadata.na
 
 describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, () => {
   let cluster: TestCluster;
-  let proxy: ApiProxy;
+  let proxy: FaultProxy;
   let client: KubeClient;
   let direct: KubeClient;
   const ns = 'default';
@@ -193,8 +72,7 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
 
   before(async () => {
     cluster = await startTestCluster();
-    const pki = path.join(cluster.dir, 'pki');
-    proxy = new ApiProxy(cluster.server, cluster.caData, readFileSync(path.join(pki, 'apiserver.key')), readFileSync(path.join(pki, 'apiserver.crt')));
+    proxy = FaultProxy.forCluster(cluster);
     const url = await proxy.start();
     const kc = cluster.writeKubeconfig(cluster.tokens.admin);
     const viaProxy = path.join(cluster.dir, 'kubeconfig-proxy');
