@@ -222,7 +222,11 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
       const name = action.name;
       const base = { kind: 'config' as const, name, ...(dryRun ? { dryRun } : {}) };
       if (action.op === 'remove') {
-        if (dryRun) return { ...base, result: (await inspect(hostConfigsDir, name)).type === 'none' ? 'absent' : 'removed' };
+        if (dryRun) {
+          if ((await inspect(hostConfigsDir, name)).type !== 'none') return { ...base, result: 'removed' };
+          // Gone already, but still recorded (e.g. an intent of a killed run): the record must be mended.
+          return { ...base, result: 'absent', ...(record.get('config', name) ? { refreshRecord: true } : {}) };
+        }
         const removed = await removeFile(hostConfigsDir, name, { sync: false });
         wrote ||= removed;
         record.delete('config', name);

@@ -207,7 +207,11 @@ export function createPluginHandler(options: EngineOptions, record: NodeRecord):
       const name = action.name;
       const base = { kind: 'plugin' as const, name, ...(dryRun ? { dryRun } : {}) };
       if (action.op === 'remove') {
-        if (dryRun) return { ...base, result: (await inspect(hostPluginsDir, name)).type === 'none' ? 'absent' : 'removed' };
+        if (dryRun) {
+          if ((await inspect(hostPluginsDir, name)).type !== 'none') return { ...base, result: 'removed' };
+          // Gone already, but still recorded (e.g. an intent of a killed run): the record must be mended.
+          return { ...base, result: 'absent', ...(record.get('plugin', name) ? { refreshRecord: true } : {}) };
+        }
         const removed = await removeFile(hostPluginsDir, name, { sync: false });
         wrote ||= removed;
         record.delete('plugin', name);

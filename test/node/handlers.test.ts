@@ -1,7 +1,7 @@
 // The plugin and config handlers (src/node/plugins.ts, configs.ts), driven the way
 // every command drives them: through the engine's reconcile().
 import assert from 'node:assert/strict';
-import { chmod, lstat, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { CniNodeError } from '../../src/core/errors.js';
@@ -53,6 +53,19 @@ describe('plugins through reconcile()', () => {
     assert.deepEqual((await readdir(tree.hostPluginsDir)).sort(), [RECORD_FILE, 'bridge', 'macvlan']);
     const rec = JSON.parse(await readFile(path.join(tree.hostPluginsDir, RECORD_FILE), 'utf8')) as { kinds: { plugin: { name: string }[] } };
     assert.deepEqual(rec.kinds.plugin.map((e) => e.name), ['macvlan', 'bridge']);
+  });
+
+  test('a recorded name whose file is gone (intent of a killed run) leaves the record when no longer desired', async (t) => {
+    const tree = await unitTree(t);
+    await fakePlugins(tree, ['bridge', 'vlan']);
+    const o = engineOptions(tree);
+    await go('install', plugins(['bridge', 'vlan']), o);
+    // As a run killed after recording its intent but before the rename leaves it.
+    await rm(path.join(tree.hostPluginsDir, 'vlan'));
+    const r = await go('apply', plugins(['bridge']), o);
+    assert.deepEqual(results(r), ['plugin bridge: unchanged', 'plugin vlan: absent']);
+    const rec = JSON.parse(await readFile(path.join(tree.hostPluginsDir, RECORD_FILE), 'utf8')) as { kinds: { plugin: { name: string }[] } };
+    assert.deepEqual(rec.kinds.plugin.map((e) => e.name), ['bridge'], 'the record agrees with the node again');
   });
 
   test('a no-op run writes nothing at all: no lock file, no record rewrite, the dir untouched', async (t) => {
