@@ -180,9 +180,14 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       const mark = proxy.seen.length;
       const t0 = Date.now();
       const d = await startDaemon(t, [`--config-map=${NS}/${cm}`], 'proxy');
-      const early = await d.get('/readyz');
+      // Right after start-up the reason may still be only "starting"; within the
+      // 2 s the first answer takes, it names the ConfigMap being waited for.
+      const early = await until('not ready, waiting for the ConfigMap', async () => {
+        const r = await d.get('/readyz');
+        assert.equal(r.status, 503, `not ready before the first answer: ${r.text}`);
+        return new RegExp(`waiting for the first answer about ConfigMap ${NS}/${cm}`).test(r.text) ? r : undefined;
+      }, 1_500, d);
       assert.equal(early.status, 503);
-      assert.match(early.text, new RegExp(`waiting for the first answer about ConfigMap ${NS}/${cm}`));
       await until('ready', async () => (await d.get('/readyz')).status === 200, 20_000, d);
       const readyMs = Date.now() - t0;
       assert.ok(readyMs >= 2_000, `the delay was in effect (${readyMs} ms)`);
