@@ -64,29 +64,22 @@ export class ChangeFilter {
   }
 
   /** Desired templates whose content differs from the snapshot. */
-  async templates(): Promise<Change[]> {
-    const s = this.snapshot;
-    if (!s) return [];
-    const out: Change[] = [];
-    for (const [name, before] of s.templates) {
-      const now = await digestFile(path.join(this.dirs.configsDir, name));
-      if (now === before) continue;
-      const what = before === undefined ? 'appeared' : now === undefined ? 'was removed' : 'changed';
-      out.push({ source: 'template', reason: `template ${name} ${what} in ${this.dirs.configsDir}` });
-    }
-    return out;
+  templates(): Promise<Change[]> {
+    return this.changedFiles(this.snapshot?.templates, this.dirs.configsDir, 'template');
   }
 
   /** Desired manifest files whose content differs from the snapshot. */
-  async manifests(): Promise<Change[]> {
-    const s = this.snapshot;
-    if (!s) return [];
+  manifests(): Promise<Change[]> {
+    return this.changedFiles(this.snapshot?.manifests, this.dirs.manifestsDir, 'manifest');
+  }
+
+  private async changedFiles(before: ReadonlyMap<string, string | undefined> | undefined, dir: string, source: 'template' | 'manifest'): Promise<Change[]> {
     const out: Change[] = [];
-    for (const [name, before] of s.manifests) {
-      const now = await digestFile(path.join(this.dirs.manifestsDir, name));
-      if (now === before) continue;
-      const what = before === undefined ? 'appeared' : now === undefined ? 'was removed' : 'changed';
-      out.push({ source: 'manifest', reason: `manifest ${name} ${what} in ${this.dirs.manifestsDir}` });
+    for (const [name, was] of before ?? []) {
+      const now = await digestFile(path.join(dir, name));
+      if (now === was) continue;
+      const what = was === undefined ? 'appeared' : now === undefined ? 'was removed' : 'changed';
+      out.push({ source, reason: `${source} ${name} ${what} in ${dir}` });
     }
     return out;
   }

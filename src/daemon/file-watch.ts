@@ -340,13 +340,10 @@ export function watchFile(
 
   const ready = baseline.then(() => delivered?.toString('utf8'));
 
-  const close = (): void => {
+  const close = closeOnAbort(() => {
     loop.close();
     watches.close();
-    options.signal?.removeEventListener('abort', close);
-  };
-  if (options.signal?.aborted) close();
-  else options.signal?.addEventListener('abort', close, { once: true });
+  }, options.signal);
 
   return {
     ready,
@@ -442,13 +439,10 @@ export function watchDir(dir: string, onChange: (names: string[]) => unknown, op
 
   const ready = baseline;
 
-  const close = (): void => {
+  const close = closeOnAbort(() => {
     loop.close();
     watches.close();
-    options.signal?.removeEventListener('abort', close);
-  };
-  if (options.signal?.aborted) close();
-  else options.signal?.addEventListener('abort', close, { once: true });
+  }, options.signal);
 
   return {
     ready,
@@ -463,4 +457,18 @@ export function watchDir(dir: string, onChange: (names: string[]) => unknown, op
 export function describeNames(names: readonly string[], max = 3): string {
   if (names.length <= max) return names.join(', ');
   return `${names.slice(0, max).join(', ')} and ${names.length - max} more`;
+}
+
+/** Wraps `stop` so that it also runs when `signal` aborts (at once if it already has), and only once. */
+function closeOnAbort(stop: () => void, signal: AbortSignal | undefined): () => void {
+  let done = false;
+  const close = (): void => {
+    if (done) return;
+    done = true;
+    signal?.removeEventListener('abort', close);
+    stop();
+  };
+  if (signal?.aborted) close();
+  else signal?.addEventListener('abort', close, { once: true });
+  return close;
 }
