@@ -55,6 +55,8 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { INPUT_LIMITS } from '../node/input-limits.js';
+import { readRegularBytes } from '../node/read.js';
 
 export interface WatchOptions {
   /** Quiet time that ends a burst of events (default 50 ms). */
@@ -255,14 +257,21 @@ async function statFollowing(file: string): Promise<{ stamp: string; isFile: boo
   }
 }
 
-/** The file's content following symlinks; undefined if absent or not a regular file. */
+/**
+ * The file's content following symlinks; undefined if absent or not a regular file.
+ * Read by read.ts's rules: a FIFO or device swapped in after the stat is never
+ * opened for a read that would block; a file over INPUT_LIMITS.watchedFile is an
+ * error (reported through onError), never read whole.
+ */
 async function readFollowing(file: string, isFile: boolean): Promise<Buffer | undefined> {
   if (!isFile) return undefined;
   try {
-    return await fs.readFile(file);
+    return await readRegularBytes(file, { maxBytes: INPUT_LIMITS.watchedFile });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR' || code === 'ELOOP') return undefined;
+    // Replaced by something that is not a regular file since the stat: as absent.
+    if (!(await statFollowing(file).catch(() => ({ isFile: false }))).isFile) return undefined;
     throw e;
   }
 }

@@ -31,6 +31,7 @@ import path from 'node:path';
 import { CniNodeError, reason } from '../core/errors.js';
 import type { Reporter } from '../engine/types.js';
 import { inspect, readIfExists, removeFile, writeFileAtomic } from '../node/atomic.js';
+import { INPUT_LIMITS } from '../node/input-limits.js';
 import { watchFile, type FileWatcher } from './file-watch.js';
 
 export const DEFAULT_SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -251,11 +252,11 @@ export class KubeconfigOut {
   }
 
   private async readServiceAccount(): Promise<{ token: string; ca: string }> {
-    const tokenBytes = await readIfExists(this.tokenFile);
+    const tokenBytes = await readIfExists(this.tokenFile, { maxBytes: INPUT_LIMITS.token, what: 'the service account token' });
     if (tokenBytes === undefined) throw new CniNodeError('missing', `the service account token ${this.tokenFile} does not exist (does the pod have a service account token mounted?)`);
     const token = tokenBytes.toString('utf8').trim();
     if (token === '') throw new CniNodeError('missing', `the service account token ${this.tokenFile} is empty`);
-    const caBytes = await readIfExists(this.caFile);
+    const caBytes = await readIfExists(this.caFile, { maxBytes: INPUT_LIMITS.certificate, what: 'the cluster CA' });
     if (caBytes === undefined) throw new CniNodeError('missing', `the cluster CA ${this.caFile} does not exist`);
     const ca = caBytes.toString('utf8');
     if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new CniNodeError('invalid', `the cluster CA ${this.caFile} is not a PEM certificate`);
