@@ -263,6 +263,37 @@ describe('files that are not regular files are never read: one clear line, no ha
     refused(await run(t, ['install', '--manifests=m.yaml'], { env: inCluster }), /token.* is a FIFO \(named pipe\), not a regular file/);
   });
 
+  test('the daemon: a FIFO template and a FIFO pointer target are reported, never read; SIGTERM is honoured at once', async () => {
+    const t = await tree();
+    mkfifo(path.join(t.templates, '05-fifo.conf'));
+    mkfifo(path.join(t.netd, '10-calico.conflist'));
+    await writeFile(path.join(t.templates, '06-ptr.conf'), '{"cniVersion":"0.4.0","name":"m","type":"multus","delegates":[__10-calico.conflist__]}\n');
+    await writeFile(path.join(t.templates, '10-good.conf'), CONF);
+    let stoppedAt = 0;
+    const started = performance.now();
+    const r = await runCli(['run', '--configs=05-fifo.conf,06-ptr.conf,10-good.conf'], {
+      env: env(t),
+      timeoutMs: 30_000,
+      onSpawn: (child) => {
+        let err = '';
+        child.stderr?.on('data', (d: string) => {
+          err += d;
+          if (/reconcile #1 failed/.test(err) && stoppedAt === 0) {
+            stoppedAt = performance.now();
+            child.kill('SIGTERM');
+          }
+        });
+      },
+    });
+    assert.ok(stoppedAt > 0, `the first reconcile finished\n${show(r)}`);
+    assert.equal(r.signal, null, show(r));
+    const stopMs = started + r.ms - stoppedAt;
+    assert.ok(stopMs < 3_000, `exited ${Math.round(stopMs)} ms after SIGTERM`);
+    assert.match(r.stdout + r.stderr, /05-fifo\.conf: .* is a FIFO \(named pipe\), not a regular file/, show(r));
+    assert.doesNotMatch(r.stdout + r.stderr, /internal error|\n\s+at /, show(r));
+    assert.match(r.stdout, /stopped after/, `stopped on SIGTERM\n${show(r)}`);
+  });
+
   test('a FIFO or a directory as the record: moved aside with a warning, never read', async () => {
     const t = await tree();
     mkfifo(path.join(t.bin, RECORD));
