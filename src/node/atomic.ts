@@ -240,8 +240,10 @@ export async function cleanTempFiles(dir: string): Promise<string[]> {
     return [];
   }
   const stale = names.filter((n) => n.startsWith(TEMP_PREFIX));
-  await Promise.all(stale.map((n) => fs.rm(path.join(dir, n), { force: true })));
-  return stale;
+  // Only files (or links) are removed: something else under a temporary name (a
+  // directory someone made) is not cni-node's, and must not crash the run either.
+  const removed = await Promise.all(stale.map((n) => fs.unlink(path.join(dir, n)).then(() => n, () => undefined)));
+  return removed.filter((n): n is string => n !== undefined);
 }
 
 /**

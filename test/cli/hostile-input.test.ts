@@ -294,6 +294,17 @@ describe('files that are not regular files are never read: one clear line, no ha
     assert.match(r.stdout, /stopped after/, `stopped on SIGTERM\n${show(r)}`);
   });
 
+  test('a directory or FIFO under a temporary file\'s name (.cni-node-tmp.*) is left alone, no crash', async () => {
+    const t = await tree();
+    await mkdir(path.join(t.bin, '.cni-node-tmp.evil', 'sub'), { recursive: true });
+    mkfifo(path.join(t.bin, '.cni-node-tmp.fifo.000000000000'));
+    await writeFile(path.join(t.bin, '.cni-node-tmp.bridge.0123456789ab'), 'left by a killed run');
+    const r = succeeded(await run(t, ['install', '--plugins=bridge']));
+    assert.match(r.stdout, /removed 2 temporary file\(s\)/, show(r));
+    assert.ok(existsSync(path.join(t.bin, '.cni-node-tmp.evil', 'sub')), 'a directory is not cni-node\'s to remove');
+    assert.ok(!existsSync(path.join(t.bin, '.cni-node-tmp.bridge.0123456789ab')));
+  });
+
   test('a FIFO or a directory as the record: moved aside with a warning, never read', async () => {
     const t = await tree();
     mkfifo(path.join(t.bin, RECORD));
