@@ -78,12 +78,80 @@ function ioFailure(file: string, e: unknown, opts: ReadOptions): CniNodeError {
 
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
 
+function openFlags(opts: ReadOptions): number {
+  return OPEN_FLAGS | (opts.follow === false ? constants.O_NOFOLLOW : 0);
+}
+
+/** A stat or open failure: undefined for "does not exist", else the one-line error. */
+function absentOr(file: string, e: unknown, opts: ReadOptions): undefined {
+  if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+  throw ioFailure(file, e, opts);
+}
+
+/** Step 1: what the path is, before anything is opened. */
+function checkStat(file: string, st: Stats, opts: ReadOptions): void {
+  if (!st.isFile()) throw notRegularError(file, kindOf(st), opts);
+  if (st.size > opts.maxBytes) throw tooBigError(file, st.size, opts);
+}
+
+/** Step 2: the open file is the same regular file, still within the cap. */
 function checkOpened(file: string, before: Stats, after: Stats, opts: ReadOptions): void {
   if (!after.isFile()) throw notRegularError(file, kindOf(after), opts);
   if (after.dev !== before.dev || after.ino !== before.ino) {
     throw new CniNodeError('io', `${label(file, opts)} was replaced while cni-node opened it; run again`);
   }
   if (after.size > opts.maxBytes) throw tooBigError(file, after.size, opts);
+}
+
+/**
+ * Step 3: reads chunks with `readChunk` until EOF, at most maxBytes + 1 bytes (one
+ * more than the cap, so a file that grew past it, or a procfs file whose size
+ * reads 0, is seen), and refuses what went over.
+ */
+async function readCapped(file: string, size: number, opts: ReadOptions, readChunk: (buf: Buffer) => Promise<number> | number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for (;;) {
+    const want = Math.min(Math.max(size - total, 64 * 1024), opts.maxBytes + 1 - total);
+    if (want <= 0) break;
+    const buf = Buffer.allocUnsafe(want);
+    const n = await readChunk(buf);
+    if (n === 0) break;
+    chunks.push(buf.subarray(0, n));
+    total += n;
+  }
+  if (total > opts.maxBytes) throw tooBigError(file, total, opts);
+  return Buffer.concat(chunks, total);
+}
+
+/**
+ * Opens a regular file for reading by the rules above (kind checked before and
+ * after the open, O_NONBLOCK, the size cap) and returns the open handle: for
+ * callers that read it in their own way (plugin binaries, compared in chunks or
+ * copied by the kernel). Undefined if it does not exist.
+ */
+export async function openRegular(file: string, opts: ReadOptions): Promise<{ fh: fs.FileHandle; stat: Stats } | undefined> {
+  let before: Stats;
+  try {
+    before = opts.follow === false ? await fs.lstat(file) : await fs.stat(file);
+  } catch (e) {
+    return absentOr(file, e, opts);
+  }
+  checkStat(file, before, opts);
+  let fh: fs.FileHandle;
+  try {
+    fh = await fs.open(file, openFlags(opts));
+  } catch (e) {
+    return absentOr(file, e, opts);
+  }
+  try {
+    const stat = await fh.stat();
+    checkOpened(file, before, stat, opts);
+    return { fh, stat };
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    throw e instanceof CniNodeError ? e : ioFailure(file, e, opts);
+  }
 }
 
 /**
@@ -95,20 +163,8 @@ export async function readRegular(file: string, opts: ReadOptions): Promise<Read
   if (!opened) return undefined;
   const { fh, stat } = opened;
   try {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (;;) {
-      // One byte more than the cap, so a file that grew past it is seen.
-      const want = Math.min(Math.max(stat.size - total, 64 * 1024), opts.maxBytes + 1 - total);
-      if (want <= 0) break;
-      const buf = Buffer.allocUnsafe(want);
-      const { bytesRead } = await fh.read(buf, 0, want, null);
-      if (bytesRead === 0) break;
-      chunks.push(buf.subarray(0, bytesRead));
-      total += bytesRead;
-    }
-    if (total > opts.maxBytes) throw tooBigError(file, total, opts);
-    return { bytes: Buffer.concat(chunks, total), stat };
+    const bytes = await readCapped(file, stat.size, opts, async (buf) => (await fh.read(buf, 0, buf.length, null)).bytesRead);
+    return { bytes, stat };
   } catch (e) {
     throw e instanceof CniNodeError ? e : ioFailure(file, e, opts);
   } finally {
@@ -127,23 +183,21 @@ export function readRegularSync(file: string, opts: ReadOptions): Buffer | undef
   try {
     before = opts.follow === false ? lstatSync(file) : statSync(file);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw ioFailure(file, e, opts);
+    return absentOr(file, e, opts);
   }
-  if (!before.isFile()) throw notRegularError(file, kindOf(before), opts);
-  if (before.size > opts.maxBytes) throw tooBigError(file, before.size, opts);
+  checkStat(file, before, opts);
   let fd: number;
   try {
-    fd = openSync(file, OPEN_FLAGS | (opts.follow === false ? constants.O_NOFOLLOW : 0));
+    fd = openSync(file, openFlags(opts));
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw ioFailure(file, e, opts);
+    return absentOr(file, e, opts);
   }
   try {
     const stat = fstatSync(fd);
     checkOpened(file, before, stat, opts);
     const chunks: Buffer[] = [];
     let total = 0;
+    // readCapped's loop, synchronously (the callers cannot await).
     for (;;) {
       const want = Math.min(Math.max(stat.size - total, 64 * 1024), opts.maxBytes + 1 - total);
       if (want <= 0) break;
@@ -159,38 +213,5 @@ export function readRegularSync(file: string, opts: ReadOptions): Buffer | undef
     throw e instanceof CniNodeError ? e : ioFailure(file, e, opts);
   } finally {
     closeSync(fd);
-  }
-}
-
-/**
- * Opens a regular file for reading, by the same rules (kind checked before and
- * after the open, O_NONBLOCK, the size cap), and returns the open handle: for
- * callers that read it in their own way (plugin binaries, compared in chunks or
- * copied by the kernel). Undefined if it does not exist.
- */
-export async function openRegular(file: string, opts: ReadOptions): Promise<{ fh: fs.FileHandle; stat: Stats } | undefined> {
-  let before: Stats;
-  try {
-    before = opts.follow === false ? await fs.lstat(file) : await fs.stat(file);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw ioFailure(file, e, opts);
-  }
-  if (!before.isFile()) throw notRegularError(file, kindOf(before), opts);
-  if (before.size > opts.maxBytes) throw tooBigError(file, before.size, opts);
-  let fh: fs.FileHandle;
-  try {
-    fh = await fs.open(file, OPEN_FLAGS | (opts.follow === false ? constants.O_NOFOLLOW : 0));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw ioFailure(file, e, opts);
-  }
-  try {
-    const stat = await fh.stat();
-    checkOpened(file, before, stat, opts);
-    return { fh, stat };
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    throw e instanceof CniNodeError ? e : ioFailure(file, e, opts);
   }
 }
