@@ -94,12 +94,17 @@ function checkStat(file: string, st: Stats, opts: ReadOptions): void {
   if (st.size > opts.maxBytes) throw tooBigError(file, st.size, opts);
 }
 
+/** A file replaced by rename between the stat and the open (atomic writers, ConfigMap volume swaps) is looked at again, this many times. */
+const REPLACED_RETRIES = 5;
+
+/** The open file is not the one stat saw: it was replaced (by rename) in between. */
+class Replaced extends Error {}
+
 /** Step 2: the open file is the same regular file, still within the cap. */
 function checkOpened(file: string, before: Stats, after: Stats, opts: ReadOptions): void {
+  // Replaced by rename in between: look again (the new file's kind is checked anew).
+  if (after.dev !== before.dev || after.ino !== before.ino) throw new Replaced();
   if (!after.isFile()) throw notRegularError(file, kindOf(after), opts);
-  if (after.dev !== before.dev || after.ino !== before.ino) {
-    throw new CniNodeError('io', `${label(file, opts)} was replaced while cni-node opened it; run again`);
-  }
   if (after.size > opts.maxBytes) throw tooBigError(file, after.size, opts);
 }
 
@@ -131,6 +136,17 @@ async function readCapped(file: string, size: number, opts: ReadOptions, readChu
  * copied by the kernel). Undefined if it does not exist.
  */
 export async function openRegular(file: string, opts: ReadOptions): Promise<{ fh: fs.FileHandle; stat: Stats } | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await openRegularOnce(file, opts);
+    } catch (e) {
+      if (!(e instanceof Replaced)) throw e;
+      if (attempt >= REPLACED_RETRIES) throw new CniNodeError('io', `${label(file, opts)} kept being replaced while cni-node opened it; run again`);
+    }
+  }
+}
+
+async function openRegularOnce(file: string, opts: ReadOptions): Promise<{ fh: fs.FileHandle; stat: Stats } | undefined> {
   let before: Stats;
   try {
     before = opts.follow === false ? await fs.lstat(file) : await fs.stat(file);
@@ -150,7 +166,7 @@ export async function openRegular(file: string, opts: ReadOptions): Promise<{ fh
     return { fh, stat };
   } catch (e) {
     await fh.close().catch(() => undefined);
-    throw e instanceof CniNodeError ? e : ioFailure(file, e, opts);
+    throw e instanceof CniNodeError || e instanceof Replaced ? e : ioFailure(file, e, opts);
   }
 }
 
@@ -179,6 +195,17 @@ export async function readRegularBytes(file: string, opts: ReadOptions): Promise
 
 /** The synchronous twin of readRegular (credentials are read synchronously by the API client). */
 export function readRegularSync(file: string, opts: ReadOptions): Buffer | undefined {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return readRegularSyncOnce(file, opts);
+    } catch (e) {
+      if (!(e instanceof Replaced)) throw e;
+      if (attempt >= REPLACED_RETRIES) throw new CniNodeError('io', `${label(file, opts)} kept being replaced while cni-node opened it; run again`);
+    }
+  }
+}
+
+function readRegularSyncOnce(file: string, opts: ReadOptions): Buffer | undefined {
   let before: Stats;
   try {
     before = opts.follow === false ? lstatSync(file) : statSync(file);
@@ -210,7 +237,7 @@ export function readRegularSync(file: string, opts: ReadOptions): Buffer | undef
     if (total > opts.maxBytes) throw tooBigError(file, total, opts);
     return Buffer.concat(chunks, total);
   } catch (e) {
-    throw e instanceof CniNodeError ? e : ioFailure(file, e, opts);
+    throw e instanceof CniNodeError || e instanceof Replaced ? e : ioFailure(file, e, opts);
   } finally {
     closeSync(fd);
   }
