@@ -457,7 +457,7 @@ async function watchObjectValue(
       } catch (e) {
         if (signal.aborted) return;
         if (isCniNodeError(e) && (e.kind === 'invalid' || e.kind === 'usage')) throw new CniNodeError('usage', e.message);
-        const delay = backoffDelay(attempt, { attempts: 0, baseDelayMs: 1_000, maxDelayMs: 30_000 });
+        const delay = backoffDelay(attempt, { baseDelayMs: 1_000, maxDelayMs: 30_000 });
         warn(`cannot resolve type "${a.type}" yet: ${isCniNodeError(e) ? e.message : reason(e)}; retrying in ${(delay / 1000).toFixed(1)} s`);
         await Promise.race([new Promise((r) => setTimeout(r, delay).unref()), stopped]);
         if (signal.aborted) return;
