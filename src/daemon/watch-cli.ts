@@ -440,9 +440,10 @@ async function watchObjectValue(
   } catch (e) {
     throw isCniNodeError(e) ? new CniNodeError('usage', `--jsonpath: ${e.message}`) : e;
   }
-  const [{ createKubeClient }, { listWatch, resolveResourceType, collectionPath }, { backoffDelay }] = await Promise.all([
+  const [{ createKubeClient }, { listWatch }, { resolveResourceType, resourcePath }, { backoffDelay }] = await Promise.all([
     import('../kube/client.js'),
     import('../kube/watch.js'),
+    import('../kube/discovery.js'),
     import('../kube/retry.js'),
   ]);
   const client = await createKubeClient({ ...(a.kubeconfig !== undefined ? { kubeconfig: a.kubeconfig } : {}), env: process.env, signal });
@@ -464,7 +465,7 @@ async function watchObjectValue(
       }
     }
     const namespace = !type.namespaced ? undefined : a.allNamespaces ? undefined : (a.namespace ?? client.namespace);
-    const collection = collectionPath(type, namespace);
+    const collection = resourcePath(type, namespace);
     const single = a.name !== '' && !a.allNamespaces;
     const what = `${type.resource}${type.group ? `.${type.group}` : ''} ${a.name === '' ? '(all)' : a.name}${namespace ? ` in namespace ${namespace}` : type.namespaced ? ' in all namespaces' : ''}${a.label ? ` with label ${a.label}` : ''}`;
     log(`watching ${what}, jsonpath ${a.jsonpath}`);

@@ -52,10 +52,6 @@
  * - Nothing here throws after listWatch() returns: failures are reported to
  *   onError and retried until stopped.
  *
- * Also here: resolveResourceType() turns a kubectl-style type name (cm,
- * configmaps, deployments.apps, a CRD's short name) into a resource, for
- * `kube-watch object <Type> …`.
- *
  * Why not client.watch(): the watch needs its own single-socket agent, the
  * response headers (Retry-After) of a refused watch, a stall watchdog and a
  * per-attempt abort; client.ts still provides the credentials (config.ts), the
@@ -66,7 +62,6 @@ import https from 'node:https';
 import { CniNodeError, reason } from '../core/errors.js';
 import type { KubeClient } from './client.js';
 import type { ResolvedKubeConfig } from './config.js';
-import { resourcePath } from './discovery.js';
 import { isTlsError, isTransientNetworkError, KubeUnreachableError, networkCode, statusError } from './errors.js';
 import { backoffDelay, retryAfterMs, type RetryPolicy } from './retry.js';
 
@@ -594,107 +589,3 @@ function wrap(e: unknown, what: string): CniNodeError {
   if (e instanceof CniNodeError) return e;
   return new CniNodeError('api', `${what}: ${reason(e)}`, [], { cause: e });
 }
-
-// ---- kubectl-style resource types ----------------------------------------------
-
-export interface ResourceType {
-  /** "" for the core group. */
-  group: string;
-  version: string;
-  /** Plural resource name used in paths (configmaps). */
-  resource: string;
-  kind: string;
-  namespaced: boolean;
-}
-
-/** Common built-in types, resolved without asking the server. */
-const BUILTIN: ReadonlyArray<{ names: string[]; type: ResourceType }> = [
-  { names: ['configmap', 'configmaps', 'cm'], type: { group: '', version: 'v1', resource: 'configmaps', kind: 'ConfigMap', namespaced: true } },
-  { names: ['secret', 'secrets'], type: { group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true } },
-  { names: ['pod', 'pods', 'po'], type: { group: '', version: 'v1', resource: 'pods', kind: 'Pod', namespaced: true } },
-  { names: ['node', 'nodes', 'no'], type: { group: '', version: 'v1', resource: 'nodes', kind: 'Node', namespaced: false } },
-  { names: ['namespace', 'namespaces', 'ns'], type: { group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false } },
-  { names: ['service', 'services', 'svc'], type: { group: '', version: 'v1', resource: 'services', kind: 'Service', namespaced: true } },
-  { names: ['endpoints', 'ep'], type: { group: '', version: 'v1', resource: 'endpoints', kind: 'Endpoints', namespaced: true } },
-  { names: ['serviceaccount', 'serviceaccounts', 'sa'], type: { group: '', version: 'v1', resource: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true } },
-  { names: ['persistentvolumeclaim', 'persistentvolumeclaims', 'pvc'], type: { group: '', version: 'v1', resource: 'persistentvolumeclaims', kind: 'PersistentVolumeClaim', namespaced: true } },
-  { names: ['persistentvolume', 'persistentvolumes', 'pv'], type: { group: '', version: 'v1', resource: 'persistentvolumes', kind: 'PersistentVolume', namespaced: false } },
-  { names: ['event', 'events', 'ev'], type: { group: '', version: 'v1', resource: 'events', kind: 'Event', namespaced: true } },
-];
-
-interface DiscoveredResource {
-  name: string;
-  singularName?: string;
-  shortNames?: string[];
-  kind: string;
-  namespaced: boolean;
-  verbs?: string[];
-}
-
-/**
- * Resolves a kubectl-style type (`configmap`, `configmaps`, `cm`, `ConfigMap`,
- * `deployments.apps`, `deployments.v1.apps`, a CRD's plural, singular or short
- * name) to a resource. Common core types come from a built-in table; anything else
- * from API discovery (the core group first, then each group's preferred version).
- * Throws a CniNodeError ('invalid') naming the type when nothing matches.
- */
-export async function resolveResourceType(client: Pick<KubeClient, 'request' | 'server'>, type: string): Promise<ResourceType> {
-  const wanted = type.trim().toLowerCase();
-  if (wanted === '') throw new CniNodeError('usage', 'the object type is empty (e.g. configmap)');
-  const builtin = BUILTIN.find((b) => b.names.includes(wanted));
-  if (builtin) return builtin.type;
-
-  // "resource.group" or "resource.version.group".
-  const [head, ...rest] = wanted.split('.');
-  const matches = (r: DiscoveredResource): boolean =>
-    [r.name, r.singularName ?? '', r.kind.toLowerCase(), ...(r.shortNames ?? [])].some((n) => n !== '' && n.toLowerCase() === head);
-
-  const groupVersions: { group: string; version: string }[] = [];
-  const core = await client.request<{ versions?: string[] }>({ method: 'GET', path: '/api', accept: [404] });
-  for (const v of core.body?.versions ?? ['v1']) groupVersions.push({ group: '', version: v });
-  const apis = await client.request<{ groups?: { name: string; versions?: { version: string }[]; preferredVersion?: { version: string } }[] }>({
-    method: 'GET',
-    path: '/apis',
-    accept: [404],
-  });
-  for (const g of apis.body?.groups ?? []) {
-    const pref = g.preferredVersion?.version ?? g.versions?.[0]?.version;
-    const versions = [...(pref ? [pref] : []), ...(g.versions ?? []).map((v) => v.version).filter((v) => v !== pref)];
-    for (const v of versions) groupVersions.push({ group: g.name, version: v });
-  }
-
-  let groupFilter: string | undefined;
-  let versionFilter: string | undefined;
-  if (rest.length > 0) {
-    const full = rest.join('.');
-    const groups = new Set(groupVersions.map((gv) => gv.group));
-    if (groups.has(full)) groupFilter = full;
-    else if (rest.length > 1 && groups.has(rest.slice(1).join('.'))) {
-      versionFilter = rest[0];
-      groupFilter = rest.slice(1).join('.');
-    } else {
-      throw new CniNodeError('invalid', `unknown object type "${type}": the API server at ${client.server} serves no API group "${full}"`);
-    }
-  }
-
-  const seenGroups = new Set<string>();
-  for (const gv of groupVersions) {
-    if (groupFilter !== undefined && gv.group !== groupFilter) continue;
-    if (versionFilter !== undefined && gv.version !== versionFilter) continue;
-    // Only the first (preferred) version of each group, unless a version was named.
-    if (versionFilter === undefined && seenGroups.has(gv.group)) continue;
-    seenGroups.add(gv.group);
-    const path = gv.group === '' ? `/api/${gv.version}` : `/apis/${gv.group}/${gv.version}`;
-    const res = await client.request<{ resources?: DiscoveredResource[] }>({ method: 'GET', path, accept: [404, 503] });
-    if (res.status !== 200) continue;
-    const found = (res.body?.resources ?? []).find((r) => !r.name.includes('/') && matches(r) && (r.verbs === undefined || r.verbs.includes('watch')));
-    if (found) return { group: gv.group, version: gv.version, resource: found.name, kind: found.kind, namespaced: found.namespaced };
-  }
-  throw new CniNodeError('invalid', `unknown object type "${type}": the API server at ${client.server} has no resource of that name that can be watched (try e.g. configmap, pod, node)`);
-}
-
-/** The collection path of a type: in one namespace, or across all (namespace undefined) or cluster-scoped. */
-export function collectionPath(type: ResourceType, namespace: string | undefined): string {
-  return resourcePath({ group: type.group, version: type.version, resource: type.resource, namespaced: type.namespaced }, namespace);
-}
-

@@ -9,7 +9,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CniNodeError } from '../../src/core/errors.js';
 import { createKubeClient, type KubeClient } from '../../src/kube/client.js';
-import { listWatch, resolveResourceType, type ListWatchOptions, type WatchedObject, type WatchRequestEvent, type WatchRestartReason } from '../../src/kube/watch.js';
+import { resolveResourceType } from '../../src/kube/discovery.js';
+import { listWatch, type ListWatchOptions, type WatchedObject, type WatchRequestEvent, type WatchRestartReason } from '../../src/kube/watch.js';
 import { clusterUnavailableReason, startTestCluster, type TestCluster } from '../e2e/support/cluster.js';
 import { FaultProxy, type Seen } from '../e2e/support/fault-proxy.js';
 
