@@ -15,8 +15,7 @@
  *   410 Gone (HTTP status or ERROR event) lists again.
  * - One connection per watcher (its own transport with one socket: the LIST and
  *   the WATCH share it); no polling.
- * - Failed attempts back off (500 ms doubling to 30 s, reset by a watch that made
- *   progress: an event or 10 s of life); 429/5xx Retry-After is honoured; a 401
+ * - Failed attempts back off (watch-pacer.ts); 429/5xx Retry-After is honoured; a 401
  *   makes the credentials be read again; 403/404 are retried too (RBAC or a CRD
  *   may appear later). A watch silent past timeoutSeconds + 30 s is dropped.
  * - stop()/abort: the request in flight and a pending backoff end at once; no
@@ -28,28 +27,11 @@ import type { KubeClient } from './client.js';
 import { readAll, KubeTransport, type Outcome, type Query } from './transport.js';
 import { readWatchStream, type StreamEnd, type WatchEventLine } from './watch-stream.js';
 import { isWatchedObject, WatchedSet, type WatchedObject } from './watched-set.js';
-import { Backoff, retryAfterMs, sleep, type BackoffPolicy } from './retry.js';
+import { WatchPacer, type WatchEnd, type WatchRestartReason } from './watch-pacer.js';
+import { retryAfterMs, sleep, type BackoffPolicy } from './retry.js';
 
 export type { ObjectMeta, WatchedObject } from './watched-set.js';
-
-/**
- * Why an established watch ended:
- *  - 'timeout': the server ended it after timeoutSeconds (normal; resumed at once)
- *  - 'closed':  the server ended it early (e.g. an API server shutting down)
- *  - 'expired': 410 Gone, the resourceVersion is too old (listed again)
- *  - 'error':   the connection failed or an ERROR event other than 410 came
- *  - 'stalled': no end and no data past timeoutSeconds + the grace (dropped by us)
- */
-export type WatchRestartReason = 'timeout' | 'closed' | 'expired' | 'error' | 'stalled';
-
-interface WatchEnd {
-  reason: WatchRestartReason;
-  detail: string;
-  /** It delivered an event or lived long enough to count as healthy (resets the backoff). */
-  progressed: boolean;
-  /** The code of an ERROR event. */
-  status?: number | undefined;
-}
+export type { WatchRestartReason } from './watch-pacer.js';
 
 export interface WatchRequestEvent {
   verb: 'list' | 'watch';
@@ -137,7 +119,7 @@ export class ListWatch implements ListWatcher {
   private restartCount = 0;
   private readonly transport: KubeTransport;
   private readonly set = new WatchedSet();
-  private readonly backoff: Backoff;
+  private readonly pacer: WatchPacer;
   private readonly stopper = new AbortController();
   private readonly random: () => number;
   private readonly maxDelayMs: number;
@@ -145,6 +127,8 @@ export class ListWatch implements ListWatcher {
   private attempt: AbortController | undefined;
   private rv: string | undefined;
   private needList = true;
+  /** The resourceVersion comes from a list that no watch has started from yet. */
+  private freshList = false;
   private resolveSynced: (listed: boolean) => void = () => undefined;
 
   /** Starts at once; see the top of this file. */
@@ -154,7 +138,7 @@ export class ListWatch implements ListWatcher {
     this.random = options.random ?? Math.random;
     const backoff = options.backoff ?? DEFAULT_WATCH_BACKOFF;
     this.maxDelayMs = backoff.maxDelayMs;
-    this.backoff = new Backoff(backoff, this.random);
+    this.pacer = new WatchPacer(backoff, this.random);
     this.synced = new Promise<boolean>((resolve) => (this.resolveSynced = resolve));
     const stop = (): void => this.stop();
     if (options.signal?.aborted) this.stop();
@@ -207,7 +191,7 @@ export class ListWatch implements ListWatcher {
     } catch (e) {
       if (this.stopped) return 0;
       const failed = e instanceof AttemptError ? e : new AttemptError(wrap(e, 'watch'));
-      const delay = this.backoff.fail(failed.retryAfter);
+      const delay = this.pacer.failed(failed.retryAfter);
       this.reportError(failed.error, delay);
       return delay;
     } finally {
@@ -233,6 +217,8 @@ export class ListWatch implements ListWatcher {
     this.set.replace(objects);
     this.rv = listRv;
     this.needList = false;
+    this.freshList = true;
+    this.pacer.answered();
     this.deliver();
     this.resolveSynced(true);
   }
@@ -262,16 +248,19 @@ export class ListWatch implements ListWatcher {
       stalled = true;
       attempt.abort();
     }, stallMs);
+    const fromList = this.freshList;
+    this.freshList = false;
     try {
       const { fieldSelector, labelSelector } = this.options;
       const query = { watch: 1, allowWatchBookmarks: true, timeoutSeconds, resourceVersion: this.rv || undefined, fieldSelector, labelSelector };
       const res = await this.open('watch', query, attempt.signal, 0);
       if (res.statusCode === 410) {
         await readAll(res).catch(() => '');
-        return { reason: 'expired', detail: 'resourceVersion too old (410 Gone)', progressed: true };
+        return { reason: 'expired', detail: 'resourceVersion too old (410 Gone)', progressed: !fromList };
       }
       if (!ok(res)) throw await this.refused(res, 'watch');
-      return await this.follow(res, timeoutSeconds, () => stalled);
+      this.pacer.answered();
+      return await this.follow(res, timeoutSeconds, fromList, () => stalled);
     } catch (e) {
       if (stalled && !this.stopped) throw new AttemptError(new CniNodeError('api', `watch ${this.where}: no answer within ${stallMs / 1000} s; trying again`));
       throw e;
@@ -281,7 +270,7 @@ export class ListWatch implements ListWatcher {
   }
 
   /** Applies the events of an open watch until it ends, and says how it ended. */
-  private async follow(res: http.IncomingMessage, timeoutSeconds: number, isStalled: () => boolean): Promise<WatchEnd> {
+  private async follow(res: http.IncomingMessage, timeoutSeconds: number, fromList: boolean, isStalled: () => boolean): Promise<WatchEnd> {
     const started = Date.now();
     let events = 0;
     const end: StreamEnd = await readWatchStream(res, (lines) => (events += this.apply(lines)));
@@ -294,7 +283,7 @@ export class ListWatch implements ListWatcher {
         return { reason: 'closed', detail: `the server closed the watch after ${(lived / 1000).toFixed(1)} s`, progressed };
       }
       case 'error-event':
-        if (end.code === 410) return { reason: 'expired', detail: `resourceVersion too old (ERROR event 410: ${end.message})`, progressed: true };
+        if (end.code === 410) return { reason: 'expired', detail: `resourceVersion too old (ERROR event 410: ${end.message})`, progressed: events > 0 || !fromList };
         return { reason: 'error', detail: `ERROR event${end.code ? ` ${end.code}` : ''}: ${end.message}`, progressed: false, status: end.code };
       case 'not-json':
         throw new AttemptError(new CniNodeError('api', `watch ${this.where}: the API server sent a line that is not JSON: ${end.line}`));
@@ -328,9 +317,7 @@ export class ListWatch implements ListWatcher {
       // A reporting hook must not break the watch.
     }
     if (end.reason === 'expired') this.needList = true;
-    if (end.progressed) this.backoff.reset();
-    // A healthy watch that ended as watches do is re-established at once.
-    const delay = end.progressed && (end.reason === 'timeout' || end.reason === 'closed' || end.reason === 'expired') ? 0 : this.backoff.fail();
+    const delay = this.pacer.ended(end);
     if (end.reason === 'error' && end.status !== undefined) this.reportError(new CniNodeError('api', `watch ${this.where}: ${end.detail}`), delay);
     return delay;
   }
