@@ -30,10 +30,10 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CniNodeError, reason } from '../core/errors.js';
 import type { Reporter } from '../engine/types.js';
+import { DEFAULT_SERVICE_ACCOUNT_DIR, urlHost } from '../kube/in-cluster.js';
 import { inspect, readIfExists, removeFile, writeFileAtomic } from '../node/atomic.js';
 import { watchFile, type FileWatcher } from './file-watch.js';
 
-export const DEFAULT_SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 export const DEFAULT_HOST_PATH_MAP = '/host=/';
 const PRIVATE_MODE = 0o600;
 
@@ -68,8 +68,7 @@ export function serverFromEnv(env: Readonly<Record<string, string | undefined>>)
     );
   }
   if (!/^\d+$/.test(port)) throw new CniNodeError('usage', `KUBERNETES_SERVICE_PORT=${port} is not a port number`);
-  const h = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
-  return `https://${h}:${port}`;
+  return `https://${urlHost(host)}:${port}`;
 }
 
 /** Parses CNI_NODE_HOST_PATH_MAP ("/host=/,/var/lib/x=/data/x"). */

@@ -440,9 +440,10 @@ async function watchObjectValue(
   } catch (e) {
     throw isCniNodeError(e) ? new CniNodeError('usage', `--jsonpath: ${e.message}`) : e;
   }
-  const [{ createKubeClient }, { listWatch, resolveResourceType, collectionPath }, { backoffDelay }] = await Promise.all([
+  const [{ createKubeClient }, { listWatch }, { resolveResourceType, resourcePath }, { backoffDelay }] = await Promise.all([
     import('../kube/client.js'),
     import('../kube/watch.js'),
+    import('../kube/discovery.js'),
     import('../kube/retry.js'),
   ]);
   const client = await createKubeClient({ ...(a.kubeconfig !== undefined ? { kubeconfig: a.kubeconfig } : {}), env: process.env, signal });
@@ -457,14 +458,14 @@ async function watchObjectValue(
       } catch (e) {
         if (signal.aborted) return;
         if (isCniNodeError(e) && (e.kind === 'invalid' || e.kind === 'usage')) throw new CniNodeError('usage', e.message);
-        const delay = backoffDelay(attempt, { attempts: 0, baseDelayMs: 1_000, maxDelayMs: 30_000 });
+        const delay = backoffDelay(attempt, { baseDelayMs: 1_000, maxDelayMs: 30_000 });
         warn(`cannot resolve type "${a.type}" yet: ${isCniNodeError(e) ? e.message : reason(e)}; retrying in ${(delay / 1000).toFixed(1)} s`);
         await Promise.race([new Promise((r) => setTimeout(r, delay).unref()), stopped]);
         if (signal.aborted) return;
       }
     }
     const namespace = !type.namespaced ? undefined : a.allNamespaces ? undefined : (a.namespace ?? client.namespace);
-    const collection = collectionPath(type, namespace);
+    const collection = resourcePath(type, namespace);
     const single = a.name !== '' && !a.allNamespaces;
     const what = `${type.resource}${type.group ? `.${type.group}` : ''} ${a.name === '' ? '(all)' : a.name}${namespace ? ` in namespace ${namespace}` : type.namespaced ? ' in all namespaces' : ''}${a.label ? ` with label ${a.label}` : ''}`;
     log(`watching ${what}, jsonpath ${a.jsonpath}`);
