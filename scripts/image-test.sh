@@ -22,22 +22,33 @@
 # "N passed, N failed"; exits non-zero on any failure.
 set -euo pipefail
 
+T0=$(date +%s%N)
+ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+log() { printf '==> %s\n' "$*"; }
+die() { printf 'image-test: %s\n' "$*" >&2; exit 1; }
+
 REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 IMAGE=${CNI_NODE_IMAGE:-localhost/cni-node:image-test}
 PODMAN=(podman --runtime runc)
 LIMITS=(--ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
 RUN=("${PODMAN[@]}" run --rm --network none "${LIMITS[@]}")
-MULTUS_VERSION=v4.2.2
-MULTUS_COMMIT=00adf22482945de41ff702258593aaf867a48e2d
-CNI_PLUGINS_VERSION=v1.7.1
-CNI_PLUGINS_COMMIT=a5d507e2b884d8bd6a001c9e5a9118113ffef444
+# The pins, as the Dockerfile states them (ARG NAME=value before the first FROM).
+pin() {
+  local v
+  v=$(sed -n "s/^ARG $1=\(.*\)\$/\1/p" "$REPO/Dockerfile" | head -n1)
+  [ -n "$v" ] || die "no 'ARG $1=' line in the Dockerfile"
+  echo "$v"
+}
+MULTUS_VERSION=$(pin MULTUS_VERSION)
+MULTUS_COMMIT=$(pin MULTUS_COMMIT)
+MULTUS_TARBALL_SHA256=$(pin MULTUS_TARBALL_SHA256)
+CNI_PLUGINS_VERSION=$(pin CNI_PLUGINS_VERSION)
+CNI_PLUGINS_COMMIT=$(pin CNI_PLUGINS_COMMIT)
+MULTUS_TARBALL=multus-cni-$MULTUS_VERSION.tar.gz
+CNI_PLUGINS_TARBALL=cni-plugins-$CNI_PLUGINS_VERSION.tar.gz
 REFERENCE_PLUGINS="bandwidth bridge dhcp dummy firewall host-device host-local ipvlan loopback macvlan portmap ptp sbr static tap tuning vlan vrf"
 EXPECTED_PLUGINS=$(printf '%s\n' $REFERENCE_PLUGINS multus multus-cni | LC_ALL=C sort)
 
-T0=$(date +%s%N)
-ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-log() { printf '==> %s\n' "$*"; }
-die() { printf 'image-test: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------------------
 # Preflight: tell the user what is missing instead of failing obscurely.
@@ -49,11 +60,11 @@ done
 [ ${#missing[@]} -eq 0 ] || die "missing: ${missing[*]}; run: sudo scripts/setup.sh"
 VENDOR_SRC=""
 for d in "${CNI_NODE_VENDOR_SRC:-}" "$REPO/../shared/vendor-src" /work/shared/vendor-src; do
-  if [ -n "$d" ] && [ -f "$d/multus-cni-$MULTUS_VERSION.tar.gz" ] && [ -f "$d/cni-plugins-$CNI_PLUGINS_VERSION.tar.gz" ]; then
+  if [ -n "$d" ] && [ -f "$d/$MULTUS_TARBALL" ] && [ -f "$d/$CNI_PLUGINS_TARBALL" ]; then
     VENDOR_SRC=$(cd "$d" && pwd); break
   fi
 done
-[ -n "$VENDOR_SRC" ] || die "the pinned source tarballs (multus-cni-$MULTUS_VERSION.tar.gz, cni-plugins-$CNI_PLUGINS_VERSION.tar.gz) were not found; set CNI_NODE_VENDOR_SRC to their dir"
+[ -n "$VENDOR_SRC" ] || die "the pinned source tarballs ($MULTUS_TARBALL, $CNI_PLUGINS_TARBALL) were not found; set CNI_NODE_VENDOR_SRC to their dir"
 
 # IMAGE with SUFFIX appended to its tag.
 derived() {
@@ -243,15 +254,15 @@ build --tag "$SRC_IMAGE" --target plugin-src --vendor-src "$VENDOR_SRC"
 check "source: the pinned tarballs pass verification (target plugin-src)" test "$RC" = 0
 
 mkdir -p "$WORK/tampered"
-cp "$VENDOR_SRC/multus-cni-$MULTUS_VERSION.tar.gz" "$VENDOR_SRC/cni-plugins-$CNI_PLUGINS_VERSION.tar.gz" "$WORK/tampered/"
-tf=$WORK/tampered/multus-cni-$MULTUS_VERSION.tar.gz
+cp "$VENDOR_SRC/$MULTUS_TARBALL" "$VENDOR_SRC/$CNI_PLUGINS_TARBALL" "$WORK/tampered/"
+tf=$WORK/tampered/$MULTUS_TARBALL
 chmod u+w "$tf"
 off=$(( $(stat -c %s "$tf") / 2 ))
 byte=$(od -An -tu1 -j "$off" -N1 "$tf" | tr -d ' ')
 printf "$(printf '\\%03o' $(( byte ^ 1 )))" | dd of="$tf" bs=1 seek="$off" conv=notrunc status=none
 build --tag "$(derived refused)" --target plugin-src --vendor-src "$WORK/tampered" -- --no-cache --layers=false
 check "source: a tarball with one byte changed is refused; the message names the file and its sha256" \
-  bash -c '[ "$1" != 0 ] && grep -q "^REFUSED multus-cni-v4.2.2.tar.gz: sha256 is [0-9a-f]\{64\}, pinned a3abbca8" "$2"' _ "$RC" "$WORK/err"
+  bash -c '[ "$1" != 0 ] && grep -q "^REFUSED $3: sha256 is [0-9a-f]\{64\}, pinned $4\$" "$2"' _ "$RC" "$WORK/err" "$MULTUS_TARBALL" "$MULTUS_TARBALL_SHA256"
 
 # A tarball of another commit, its sha256 pinned: only the commit check can stop it.
 mkdir -p "$WORK/other-commit"
@@ -264,20 +275,21 @@ node -e '
   if (at < 0 || at > 1024) throw new Error("commit id not in the pax header");
   Buffer.from(to).copy(tar, at);
   fs.writeFileSync(dst, zlib.gzipSync(tar));' \
-  "$VENDOR_SRC/cni-plugins-$CNI_PLUGINS_VERSION.tar.gz" "$WORK/other-commit/cni-plugins-$CNI_PLUGINS_VERSION.tar.gz" "$CNI_PLUGINS_COMMIT" "$other"
-cp "$VENDOR_SRC/multus-cni-$MULTUS_VERSION.tar.gz" "$WORK/other-commit/"
-other_sha=$(sha256sum <"$WORK/other-commit/cni-plugins-$CNI_PLUGINS_VERSION.tar.gz" | cut -d' ' -f1)
+  "$VENDOR_SRC/$CNI_PLUGINS_TARBALL" "$WORK/other-commit/$CNI_PLUGINS_TARBALL" "$CNI_PLUGINS_COMMIT" "$other"
+cp "$VENDOR_SRC/$MULTUS_TARBALL" "$WORK/other-commit/"
+other_sha=$(sha256sum <"$WORK/other-commit/$CNI_PLUGINS_TARBALL" | cut -d' ' -f1)
 build --tag "$(derived refused)" --target plugin-src --vendor-src "$WORK/other-commit" -- --no-cache --layers=false --build-arg "CNI_PLUGINS_TARBALL_SHA256=$other_sha"
 check "source: a tarball of another commit is refused even with its sha256 pinned; the message names the file and both commits" \
-  bash -c '[ "$1" != 0 ] && grep -q "^REFUSED cni-plugins-v1.7.1.tar.gz: git archive commit is $3, pinned $4 (v1.7.1)" "$2"' _ "$RC" "$WORK/err" "$other" "$CNI_PLUGINS_COMMIT"
+  bash -c '[ "$1" != 0 ] && grep -qF "REFUSED $5: git archive commit is $3, pinned $4 ($6)" "$2"' \
+  _ "$RC" "$WORK/err" "$other" "$CNI_PLUGINS_COMMIT" "$CNI_PLUGINS_TARBALL" "$CNI_PLUGINS_VERSION"
 
 # The clone path, offline: a git repository made from the tarball's tree, tag v1.7.1,
 # served as file:// from the build context; no plugins tarball there, so the
 # Dockerfile clones it. Its commit is not the pinned one: refused. With that commit
 # pinned instead, it passes, and the tree is the tarball's.
 mkdir -p "$WORK/clone-ctx" "$WORK/clone-work"
-cp "$VENDOR_SRC/multus-cni-$MULTUS_VERSION.tar.gz" "$WORK/clone-ctx/"
-tar -xzf "$VENDOR_SRC/cni-plugins-$CNI_PLUGINS_VERSION.tar.gz" -C "$WORK/clone-work"
+cp "$VENDOR_SRC/$MULTUS_TARBALL" "$WORK/clone-ctx/"
+tar -xzf "$VENDOR_SRC/$CNI_PLUGINS_TARBALL" -C "$WORK/clone-work"
 (
   cd "$WORK/clone-work"/*/
   export GIT_AUTHOR_NAME=image-test GIT_AUTHOR_EMAIL=image-test@localhost GIT_COMMITTER_NAME=image-test \
@@ -288,15 +300,16 @@ tar -xzf "$VENDOR_SRC/cni-plugins-$CNI_PLUGINS_VERSION.tar.gz" -C "$WORK/clone-w
 local_commit=$(git -C "$WORK/clone-ctx/plugins.git" rev-parse "$CNI_PLUGINS_VERSION^{commit}")
 build --tag "$(derived refused)" --target plugin-src --vendor-src "$WORK/clone-ctx" -- --no-cache --layers=false --build-arg CNI_PLUGINS_REPO=file:///vendor-src/plugins.git
 check "source: a clone whose tag is not the pinned commit is refused; the message names the repository and both commits" \
-  bash -c '[ "$1" != 0 ] && grep -q "^REFUSED file:///vendor-src/plugins.git: tag v1.7.1 is commit $3, pinned $4" "$2"' _ "$RC" "$WORK/err" "$local_commit" "$CNI_PLUGINS_COMMIT"
+  bash -c '[ "$1" != 0 ] && grep -qF "REFUSED file:///vendor-src/plugins.git: tag $5 is commit $3, pinned $4" "$2"' \
+  _ "$RC" "$WORK/err" "$local_commit" "$CNI_PLUGINS_COMMIT" "$CNI_PLUGINS_VERSION"
 build --tag "$CLONE_IMAGE" --target plugin-src --vendor-src "$WORK/clone-ctx" -- --no-cache --layers=false \
   --build-arg CNI_PLUGINS_REPO=file:///vendor-src/plugins.git --build-arg "CNI_PLUGINS_COMMIT=$local_commit"
 clone_rc=$RC
 build_log=$(sed -n 's/.*(log: \(.*\))$/\1/p' "$WORK/err" | tail -n1)
 check "source: a clone of the pinned commit is taken (git clone --depth 1 --branch, HEAD verified); multus still from its tarball" \
-  bash -c '[ "$1" = 0 ] && grep -q "^plugins: git clone --depth 1 --branch v1.7.1 file:///vendor-src/plugins.git" "$2" \
-    && grep -q "^plugins: v1.7.1, commit $3, verified" "$2" && grep -q "^multus: multus-cni-v4.2.2.tar.gz from the vendor-src build context" "$2"' \
-  _ "$RC" "$build_log" "$local_commit"
+  bash -c '[ "$1" = 0 ] && grep -qx "plugins: git clone --depth 1 --branch $4 file:///vendor-src/plugins.git" "$2" \
+    && grep -qx "plugins: $4, commit $3, verified" "$2" && grep -qx "multus: $5 from the vendor-src build context" "$2"' \
+  _ "$RC" "$build_log" "$local_commit" "$CNI_PLUGINS_VERSION" "$MULTUS_TARBALL"
 if [ "$clone_rc" = 0 ] && "${PODMAN[@]}" image exists "$SRC_IMAGE"; then
   a=$(mount_image "$SRC_IMAGE")/src/plugins b=$(mount_image "$CLONE_IMAGE")/src/plugins
   LAST_CMD="diff -r <tarball tree> <clone tree>"; RC=""
@@ -370,7 +383,7 @@ check "install again: exit 0, files untouched (same inode, mtime, size)" \
   _ "$RC" "$H/bin" "$before_bridge" "$before_ipvlan"
 "$H/bin/bridge" >"$WORK/out" 2>"$WORK/err" </dev/null || true
 LAST_CMD="HOST/bin/bridge (no CNI_COMMAND)"; RC=""
-check "install: the bridge on the node runs on the host and says v1.7.1" grep -q "^CNI bridge plugin $CNI_PLUGINS_VERSION\$" "$WORK/err"
+check "install: the bridge on the node runs on the host and says $CNI_PLUGINS_VERSION" grep -q "^CNI bridge plugin $CNI_PLUGINS_VERSION\$" "$WORK/err"
 cli "${VBIN[@]}" -- uninstall --plugins=bridge,ipvlan
 check "uninstall --plugins=bridge,ipvlan: exit 0, node dir empty" \
   bash -c '[ "$1" = 0 ] && [ -z "$(node_files "$2")" ]' _ "$RC" "$H/bin"
