@@ -18,17 +18,20 @@ step() {
   "$@"
   echo "setup.sh: $name: $((SECONDS - t0)) s"
 }
+image_bases() { bash scripts/image-bases.sh >/dev/null; }
+# The native build exactly as scripts/image-build.sh makes it for the image (so the
+# image build reuses its layers), and the other architecture as image-test.sh does.
 warm_plugins() {
-  local arch
-  for arch in amd64 arm64; do
-    bash scripts/image-build.sh --tag "localhost/cni-node-cache:plugins-$arch" --target plugins --platform "linux/$arch" >/dev/null
-  done
+  local other=arm64
+  [ "$(uname -m)" != aarch64 ] || other=amd64
+  bash scripts/image-build.sh --tag localhost/cni-node-cache:plugins-native --target plugins >/dev/null
+  bash scripts/image-build.sh --tag "localhost/cni-node-cache:plugins-$other" --target plugins --platform "linux/$other" >/dev/null
 }
 
 step "Debian packages" bash scripts/provision.sh
 step "Node.js 24" bash scripts/provision-node.sh
 step "test kube-apiserver" bash scripts/test-cluster.sh provision
-step "image base images" bash scripts/image-bases.sh >/dev/null
-step "image Go plugins (amd64, arm64)" warm_plugins
+step "image base images" image_bases
+step "image Go plugins (native + cross)" warm_plugins
 step "npm ci" npm ci --no-audit --no-fund
 echo "setup.sh: done. Run the tests with: npm test"
