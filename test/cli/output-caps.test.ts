@@ -54,6 +54,23 @@ describe('every output has a size cap: rendered configs', { skip }, () => {
   });
 });
 
+describe('every output has a size cap: manifests', { skip }, () => {
+  test('a manifest whose variables would make it over 8 MiB is refused before anything is sent', async () => {
+    const t = await nodeTree(roots, 'cni-node-caps-m-');
+    const manifests = path.join(t.root, 'manifests');
+    await mkdir(manifests);
+    await writeFile(path.join(manifests, 'amp.yaml'), `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: amp\n  namespace: default\ndata:\n${Array.from({ length: 100 }, (_, i) => `  k${i}: "\${BIG}"`).join('\n')}\n`);
+    // A kubeconfig for a closed loopback port: a run that got as far as the API would say so.
+    const kubeconfig = path.join(t.root, 'kubeconfig');
+    await writeFile(kubeconfig, 'apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n');
+    const env = { ...dirsEnv({ ...t, manifests }), BIG: 'b'.repeat(100 * 1024) };
+    const r = await runCli(['install', '--manifests=amp.yaml', `--kubeconfig=${kubeconfig}`], { env, timeoutMs: 30_000 });
+    assert.equal(r.code, 1, show(r));
+    assert.match(r.stderr, /manifest amp\.yaml would be \d+ bytes once its variables are substituted \(\$BIG \(102400 bytes\) 100 times\); at most 8388608 bytes are allowed; nothing was sent/, show(r));
+    assert.doesNotMatch(r.stderr, /127\.0\.0\.1:1|internal error/, show(r));
+  });
+});
+
 describe('one bad item does not stop the daemon from converging the others', { skip }, () => {
   test('a config that renders too big is held at its last good state; the rest is converged; /readyz and the log say why', async () => {
     const t = await nodeTree(roots, 'cni-node-caps-daemon-');

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { CniNodeError } from '../../src/core/errors.js';
+import { MAX_SUBSTITUTED_BYTES, substituteEnv } from '../../src/core/envsubst.js';
 import { compileJsonPath } from '../../src/core/jsonpath.js';
 import { MAX_RENDERED_BYTES, renderTemplates } from '../../src/core/template.js';
 import { MAX_BODY_CHARS, MAX_REASON_CHARS, Readiness } from '../../src/daemon/readiness.js';
@@ -41,6 +42,24 @@ describe('every output has a size cap: rendered configs', () => {
     assert.equal(out.get('inner.conf')?.status, 'error');
     const outer = out.get('outer.conf');
     assert.ok(outer?.status === 'error' && /points to inner\.conf, which cannot be rendered: config inner\.conf would be/.test(outer.error.message));
+  });
+});
+
+describe('every output has a size cap: manifests after variable substitution', () => {
+  test('a variable referenced many times is refused from the sizes, before the text is built', () => {
+    const env = { BIG: 'v'.repeat(128 * 1024) };
+    const text = `data:\n${Array.from({ length: 100_000 }, (_, i) => `  k${i}: "\${BIG}"`).join('\n')}\n`;
+    assert.throws(
+      () => substituteEnv(text, env, 'manifest amp.yaml'),
+      (e: unknown) => e instanceof CniNodeError && e.kind === 'invalid' && /^manifest amp\.yaml would be \d+ bytes once its variables are substituted \(\$BIG \(131072 bytes\) 100000 times\); at most 8388608 bytes are allowed/.test(e.message),
+    );
+  });
+
+  test('up to the cap the text is substituted as before', () => {
+    const env = { A: 'x'.repeat(1000) };
+    const text = '$A'.repeat(Math.floor(MAX_SUBSTITUTED_BYTES / 1000) - 1);
+    assert.equal(substituteEnv(text, env, 'm').length, 1000 * (Math.floor(MAX_SUBSTITUTED_BYTES / 1000) - 1));
+    assert.equal(substituteEnv('a $$ ${A} $B', { A: '1', B: '2' }, 'm'), 'a $ 1 2');
   });
 });
 
