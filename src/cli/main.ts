@@ -79,8 +79,9 @@ async function runAction(mode: Mode, values: Values, positionals: string[]): Pro
     const result = await reconcile({ mode, lists }, options);
     if (!options.dryRun && result.reports.length > 0 && result.changed === 0) reporter.info('nothing to change');
     // Listening for the pause's signals before the action's listeners go: no moment
-    // in which a signal would kill the process without a word.
-    if (values.pause === true) paused = waitForStopSignal();
+    // in which a signal would kill the process without a word. (A signal that came
+    // during a run which still finished means: stop now, no pause.)
+    if (values.pause === true && stoppedBy === undefined) paused = waitForStopSignal();
   } catch (e) {
     if (stoppedBy !== undefined) {
       // Whatever was in progress ended because of the signal: say that, not what the
