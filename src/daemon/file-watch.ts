@@ -70,6 +70,24 @@ export interface WatchOptions {
 export interface FileWatchOptions extends WatchOptions {
   /** Deliver the initial content too (default true). */
   initial?: boolean;
+  /**
+   * The largest content read (bytes). A bigger file is not read: a TooBigError goes
+   * to onError (once per version of the file) and nothing is delivered, so the
+   * last content delivered stands. Default: no limit.
+   */
+  maxBytes?: number;
+}
+
+/** A watched file over FileWatchOptions.maxBytes: reported, not read. */
+export class TooBigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly size: number,
+    readonly maxBytes: number,
+  ) {
+    super(`${file} is ${size} bytes, over the limit of ${maxBytes}; it is not read (the last content read stands)`);
+    this.name = 'TooBigError';
+  }
 }
 
 export interface DirWatchOptions extends WatchOptions {
@@ -244,13 +262,13 @@ class CheckLoop {
 }
 
 /** The file's identity (following symlinks): 'none' when absent. */
-async function statFollowing(file: string): Promise<{ stamp: string; isFile: boolean }> {
+async function statFollowing(file: string): Promise<{ stamp: string; isFile: boolean; size: number }> {
   try {
     const st = await fs.stat(file);
-    return { stamp: stampOf(st), isFile: st.isFile() };
+    return { stamp: stampOf(st), isFile: st.isFile(), size: st.size };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return { stamp: 'none', isFile: false };
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return { stamp: 'none', isFile: false, size: 0 };
     throw e;
   }
 }
@@ -307,6 +325,13 @@ export function watchFile(
 
   let baseline: Promise<void> = Promise.resolve();
 
+  const tooBig = (st: { stamp: string; isFile: boolean; size: number }): boolean => {
+    if (options.maxBytes === undefined || !st.isFile || st.size <= options.maxBytes) return false;
+    if (st.stamp !== lastStamp && !loop.closed) onError(new TooBigError(target, st.size, options.maxBytes));
+    lastStamp = st.stamp;
+    return true;
+  };
+
   const check = async (full: boolean): Promise<void> => {
     // Events during the start are checked once the baseline is delivered.
     await baseline;
@@ -315,6 +340,7 @@ export function watchFile(
     const st = await statFollowing(target);
     // The safety net reads the file only when its stat changed.
     if (full && st.stamp === lastStamp) return;
+    if (tooBig(st)) return;
     const content = await readFollowing(target, st.isFile);
     lastStamp = st.stamp;
     if (loop.closed || sameContent(content, delivered)) return;
@@ -326,16 +352,18 @@ export function watchFile(
 
   // Watch first, read second: a change between the two is then an event, not lost.
   baseline = (async (): Promise<void> => {
+    let skip = false;
     try {
       await watches.plan(await dirsFor(target));
       const st = await statFollowing(target);
-      delivered = await readFollowing(target, st.isFile);
+      skip = tooBig(st);
+      if (!skip) delivered = await readFollowing(target, st.isFile);
       lastStamp = st.stamp;
     } catch (e) {
       // Unreadable for now (permissions, I/O): reported; later checks try again.
       if (!loop.closed) onError(toError(e));
     }
-    if (options.initial !== false && !loop.closed) await deliver(delivered);
+    if (options.initial !== false && !skip && !loop.closed) await deliver(delivered);
   })();
 
   const ready = baseline.then(() => delivered?.toString('utf8'));
