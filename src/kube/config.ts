@@ -26,8 +26,7 @@ import { CniNodeError, reason } from '../core/errors.js';
 import { namespaceProblem } from '../core/names.js';
 import { INPUT_LIMITS } from '../node/input-limits.js';
 import { readRegularSync } from '../node/read.js';
-
-export const DEFAULT_SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+import { DEFAULT_SERVICE_ACCOUNT_DIR, urlHost } from './in-cluster.js';
 
 export interface KubeConfigOptions {
   /** --kubeconfig: wins over everything else. */
@@ -164,7 +163,6 @@ export async function resolveKubeConfig(options: KubeConfigOptions = {}): Promis
 }
 
 function inCluster(host: string, port: string, saDir: string, podNamespace: string | undefined): ResolvedKubeConfig {
-  const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   const scheme = port === '80' || port === '8080' || port === '8001' ? 'http' : 'https';
   const caFile = path.join(saDir, 'ca.crt');
   const tokenFile = path.join(saDir, 'token');
@@ -186,7 +184,7 @@ function inCluster(host: string, port: string, saDir: string, podNamespace: stri
     // Reported when a request needs the token.
   }
   return {
-    server: `${scheme}://${hostPart}:${port}`,
+    server: `${scheme}://${urlHost(host)}:${port}`,
     source: `in-cluster service account (${saDir})`,
     identity,
     tls: ca ? { ca, rejectUnauthorized: true } : {},

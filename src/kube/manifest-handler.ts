@@ -21,7 +21,7 @@
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { aggregate, CniNodeError, reason, type ErrorKind } from '../core/errors.js';
+import { ofItem, aggregate, CniNodeError, reason, type ErrorKind } from '../core/errors.js';
 import { nameProblem, objectRefProblem, showName } from '../core/names.js';
 import type { PlannedAction } from '../core/plan.js';
 import type { EngineOptions, ItemReport, KindHandler } from '../engine/types.js';
@@ -138,7 +138,7 @@ class ManifestHandler implements KindHandler {
     for (const action of mine) {
       const bad = nameProblem(action.name);
       if (bad) {
-        problem(fileOrder.get(key(action)) ?? 0, new CniNodeError('invalid', `manifest: ${bad}`));
+        problem(fileOrder.get(key(action)) ?? 0, ofItem(new CniNodeError('invalid', `manifest: ${bad}`), 'manifest', action.name));
         continue;
       }
       const file = path.join(this.options.dirs.manifestsDir, action.name);
@@ -178,7 +178,7 @@ class ManifestHandler implements KindHandler {
           );
           loaded.push({ action, docs: [], fromRecord: recordedRefs });
         } else {
-          for (const p of fileProblems) problem(fileOrder.get(key(action)) ?? 0, new CniNodeError(fileKind, p));
+          for (const p of fileProblems) problem(fileOrder.get(key(action)) ?? 0, ofItem(new CniNodeError(fileKind, p), 'manifest', action.name));
         }
         continue;
       }
@@ -212,7 +212,7 @@ class ManifestHandler implements KindHandler {
               if (doc.namespace) ref.namespace = doc.namespace;
               pf.objects.push({ ref, where: doc.where });
             } else {
-              problem(docOrder(action, doc), new CniNodeError('invalid', `${doc.where}: ${r.problem ?? 'unknown kind'}`));
+              problem(docOrder(action, doc), ofItem(new CniNodeError('invalid', `${doc.where}: ${r.problem ?? 'unknown kind'}`), 'manifest', action.name));
             }
             continue;
           }
@@ -260,7 +260,7 @@ class ManifestHandler implements KindHandler {
             f.prune.push(await this.resolveRef(ref, `manifest ${f.action.name} (recorded ${describeRef(ref)})`));
           }
         } catch (e) {
-          problem(fileOrder.get(key(f.action)) ?? 0, asCniNodeError(e));
+          problem(fileOrder.get(key(f.action)) ?? 0, ofItem(asCniNodeError(e), 'manifest', f.action.name));
         }
       }
       this.prepared.set(key(f.action), f);
@@ -301,7 +301,7 @@ class ManifestHandler implements KindHandler {
           unreachable ??= e;
           return;
         }
-        planProblems.push({ order: o.order ?? 0, error: asCniNodeError(inContext(e, o.where)) });
+        planProblems.push({ order: o.order ?? 0, error: ofItem(asCniNodeError(inContext(e, o.where)), 'manifest', f.action.name) });
       }
     });
     // Unreachable: one message, not one per object.

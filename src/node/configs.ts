@@ -1,9 +1,9 @@
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { CniNodeError } from '../core/errors.js';
+import { CniNodeError, ofItem } from '../core/errors.js';
 import { checkNetworkConfig, isNetworkConfigName, type NetworkConfigInfo } from '../core/cni-config.js';
 import type { PlannedAction } from '../core/plan.js';
-import { findPointers, renderTemplates } from '../core/template.js';
+import { findPointers, MAX_RENDERED_BYTES, renderTemplates } from '../core/template.js';
 import type { EngineOptions, ItemReport, KindHandler } from '../engine/types.js';
 import {
   commitStaged,
@@ -88,12 +88,27 @@ async function readTemplate(dir: string, name: string): Promise<string> {
   }
 }
 
-/** Waits for `names` to appear in `dir`, up to `ms`. Returns those still missing. */
+/**
+ * Waits for `names` to appear in `dir`, up to `ms`. Returns those still missing.
+ * A stop signal ends the wait at once with an 'interrupted' error: a wait that was
+ * cut short did not time out, and must not be reported as if it had.
+ */
 async function waitForFiles(dir: string, names: string[], ms: number, signal?: AbortSignal): Promise<string[]> {
   const deadline = Date.now() + ms;
   let missing = names;
-  while (missing.length > 0 && Date.now() < deadline && !signal?.aborted) {
-    await new Promise((r) => setTimeout(r, Math.min(250, Math.max(0, deadline - Date.now()))));
+  const interrupted = () => new CniNodeError('interrupted', `stopped while waiting for ${missing.join(', ')} to appear in ${dir} (--wait); nothing was written`);
+  while (missing.length > 0 && Date.now() < deadline) {
+    if (signal?.aborted) throw interrupted();
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.min(250, Math.max(0, deadline - Date.now())));
+      signal?.addEventListener('abort', done, { once: true });
+    });
+    if (signal?.aborted) throw interrupted();
     const still: string[] = [];
     for (const n of missing) if ((await inspect(dir, n)).type === 'none') still.push(n);
     missing = still;
@@ -125,7 +140,7 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
         const existing = await inspect(hostConfigsDir, a.name);
         const p = destinationProblem(hostConfigsDir, a.name, existing);
         if (p && !(a.op === 'remove' && existing.type === 'other' && existing.what === 'a symbolic link')) {
-          problems.push(new CniNodeError('invalid', `config ${a.name}: ${p}`));
+          problems.push(ofItem(new CniNodeError('invalid', `config ${a.name}: ${p}`), 'config', a.name));
         }
         if (a.op !== 'ensure') continue;
         try {
@@ -134,7 +149,7 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
           templates.set(a.name, text);
           for (const ptr of pointers) targets.add(ptr.name);
         } catch (e) {
-          if (e instanceof CniNodeError) problems.push(e);
+          if (e instanceof CniNodeError) problems.push(ofItem(e, 'config', a.name));
           else throw e;
         }
       }
@@ -155,7 +170,7 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
             else throw e;
           }
         }
-        return renderTemplates(templates, (n) => files.get(n));
+        return renderTemplates(templates, (n) => files.get(n), MAX_RENDERED_BYTES);
       };
       let outcomes = await readAll();
       const missingNow = [...new Set([...outcomes.values()].flatMap((o) => (o.status === 'missing' ? o.missing.filter((m) => !refused.has(m)) : [])))];
@@ -164,12 +179,14 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
         const still = await waitForFiles(hostConfigsDir, missingNow, options.waitMs, options.signal);
         if (still.length < missingNow.length) outcomes = await readAll();
       }
-      problems.push(...refused.values());
+      // A refused target is a problem of every template that points to it.
+      const refusedFor = new Map<string, string[]>();
 
       for (const [name, outcome] of outcomes) {
         if (outcome.status === 'error') {
-          problems.push(outcome.error);
+          problems.push(ofItem(outcome.error, 'config', name));
         } else if (outcome.status === 'missing') {
+          for (const m of outcome.missing) if (refused.has(m)) refusedFor.set(m, [...(refusedFor.get(m) ?? []), name]);
           const absent = outcome.missing.filter((m) => !refused.has(m));
           if (absent.length === 0) continue;
           if (options.tolerateMissingPointers) {
@@ -182,14 +199,14 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
             options.waitMs > 0
               ? `it did not appear within ${Math.round(options.waitMs / 1000)}s (--wait)`
               : 'if the primary CNI writes it later, add --wait=60s';
-          problems.push(new CniNodeError('missing', `config ${name}: pointer ${list} names ${files}, which does not exist; nothing was written (${advice})`));
+          problems.push(ofItem(new CniNodeError('missing', `config ${name}: pointer ${list} names ${files}, which does not exist; nothing was written (${advice})`), 'config', name));
         } else {
           const r: Rendered = { content: outcome.content };
           if (isNetworkConfigName(name)) {
             const check = checkNetworkConfig(name, outcome.content);
             if (!check.ok) {
               const from = outcome.pointers.length ? ` (rendered from the template with ${outcome.pointers.map((p) => `__${p}__`).join(', ')})` : '';
-              problems.push(new CniNodeError('invalid', `config ${name} is not a valid CNI network configuration${from}`, check.problems));
+              problems.push(ofItem(new CniNodeError('invalid', `config ${name} is not a valid CNI network configuration${from}`, check.problems), 'config', name));
               continue;
             }
             r.info = check.info;
@@ -197,6 +214,7 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
           rendered.set(name, r);
         }
       }
+      for (const [target, e] of refused) problems.push((refusedFor.get(target) ?? []).reduce((p, name) => ofItem(p, 'config', name), e));
       return { problems, waiting };
     },
 

@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { CniNodeError } from '../core/errors.js';
+import { CniNodeError, ofItem } from '../core/errors.js';
 import type { PlannedAction } from '../core/plan.js';
 import type { EngineOptions, ItemReport, ItemResult, KindHandler } from '../engine/types.js';
 import {
@@ -164,18 +164,20 @@ export function createPluginHandler(options: EngineOptions, record: NodeRecord):
             const file = sourceOf(a.name);
             try {
               const st = await fs.stat(file);
-              if (!st.isFile()) problems.push(new CniNodeError('invalid', `plugin ${a.name}: ${file} is ${kindOf(st)}, not a regular file`));
-              else if (st.size > INPUT_LIMITS.plugin) problems.push(new CniNodeError('invalid', `plugin ${a.name}: ${file} is ${formatBytes(st.size)}; plugin binaries are limited to ${formatBytes(INPUT_LIMITS.plugin)}`));
+              if (!st.isFile()) problems.push(ofItem(new CniNodeError('invalid', `plugin ${a.name}: ${file} is ${kindOf(st)}, not a regular file`), 'plugin', a.name));
+              else if (st.size > INPUT_LIMITS.plugin) {
+                problems.push(ofItem(new CniNodeError('invalid', `plugin ${a.name}: ${file} is ${formatBytes(st.size)}; plugin binaries are limited to ${formatBytes(INPUT_LIMITS.plugin)}`), 'plugin', a.name));
+              }
               else sources.set(a.name, stampOf(st));
             } catch (e) {
               if ((e as NodeJS.ErrnoException).code === 'ENOENT') missing.push(a.name);
-              else problems.push(ioError(`plugin ${a.name}: cannot read ${file}`, e));
+              else problems.push(ofItem(ioError(`plugin ${a.name}: cannot read ${file}`, e), 'plugin', a.name));
             }
           }
           const existing = await inspect(hostPluginsDir, a.name);
           const p = destinationProblem(hostPluginsDir, a.name, existing);
           if (p && !(a.op === 'remove' && existing.type === 'other' && existing.what === 'a symbolic link')) {
-            problems.push(new CniNodeError('invalid', `plugin ${a.name}: ${p}`));
+            problems.push(ofItem(new CniNodeError('invalid', `plugin ${a.name}: ${p}`), 'plugin', a.name));
           }
         }),
       );
@@ -187,6 +189,8 @@ export function createPluginHandler(options: EngineOptions, record: NodeRecord):
             new CniNodeError(
               'invalid',
               `plugin ${name} is not in the plugins dir ${pluginsDir}${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}; \`cni-node list\` shows the ${known.length} available`,
+              [],
+              { items: [`plugin ${name}`] },
             ),
           );
         }

@@ -275,14 +275,17 @@ describe('files that are not regular files are never read: one clear line, no ha
       env: env(t),
       timeoutMs: 30_000,
       onSpawn: (child) => {
-        let err = '';
-        child.stderr?.on('data', (d: string) => {
-          err += d;
-          if (/reconcile #1 failed/.test(err) && stoppedAt === 0) {
+        let seen = '';
+        const look = (d: string) => {
+          seen += d;
+          // Done (the other items converged) or failed: either way the first reconcile is over.
+          if (/reconcile #1 (done|failed)/.test(seen) && stoppedAt === 0) {
             stoppedAt = performance.now();
             child.kill('SIGTERM');
           }
-        });
+        };
+        child.stdout?.on('data', look);
+        child.stderr?.on('data', look);
       },
     });
     assert.ok(stoppedAt > 0, `the first reconcile finished\n${show(r)}`);
