@@ -55,6 +55,8 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { INPUT_LIMITS } from '../node/input-limits.js';
+import { readRegularBytes } from '../node/read.js';
 
 export interface WatchOptions {
   /** Quiet time that ends a burst of events (default 50 ms). */
@@ -273,14 +275,22 @@ async function statFollowing(file: string): Promise<{ stamp: string; isFile: boo
   }
 }
 
-/** The file's content following symlinks; undefined if absent or not a regular file. */
-async function readFollowing(file: string, isFile: boolean): Promise<Buffer | undefined> {
+/**
+ * The file's content following symlinks; undefined if absent or not a regular file.
+ * Read by read.ts's rules: a FIFO or device swapped in after the stat is never
+ * opened for a read that would block; a file over `maxBytes` (one that grew since
+ * the stat: the stat's size was checked against FileWatchOptions.maxBytes) is an
+ * error (reported through onError), never read whole.
+ */
+async function readFollowing(file: string, isFile: boolean, maxBytes: number): Promise<Buffer | undefined> {
   if (!isFile) return undefined;
   try {
-    return await fs.readFile(file);
+    return await readRegularBytes(file, { maxBytes });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR' || code === 'ELOOP') return undefined;
+    // Replaced by something that is not a regular file since the stat: as absent.
+    if (!(await statFollowing(file).catch(() => ({ isFile: false }))).isFile) return undefined;
     throw e;
   }
 }
@@ -341,7 +351,7 @@ export function watchFile(
     // The safety net reads the file only when its stat changed.
     if (full && st.stamp === lastStamp) return;
     if (tooBig(st)) return;
-    const content = await readFollowing(target, st.isFile);
+    const content = await readFollowing(target, st.isFile, options.maxBytes ?? INPUT_LIMITS.watchedFile);
     lastStamp = st.stamp;
     if (loop.closed || sameContent(content, delivered)) return;
     delivered = content;
@@ -357,7 +367,7 @@ export function watchFile(
       await watches.plan(await dirsFor(target));
       const st = await statFollowing(target);
       skip = tooBig(st);
-      if (!skip) delivered = await readFollowing(target, st.isFile);
+      if (!skip) delivered = await readFollowing(target, st.isFile, options.maxBytes ?? INPUT_LIMITS.watchedFile);
       lastStamp = st.stamp;
     } catch (e) {
       // Unreadable for now (permissions, I/O): reported; later checks try again.

@@ -26,12 +26,13 @@
  * host network cannot reach the service address). The service account is read from
  * CNI_NODE_SERVICE_ACCOUNT_DIR (default /var/run/secrets/kubernetes.io/serviceaccount).
  */
-import { constants, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CniNodeError, reason } from '../core/errors.js';
 import type { Reporter } from '../engine/types.js';
 import { DEFAULT_SERVICE_ACCOUNT_DIR, urlHost } from '../kube/in-cluster.js';
 import { inspect, readIfExists, removeFile, writeFileAtomic } from '../node/atomic.js';
+import { readRegularBytes } from '../node/read.js';
 import { TooBigError, watchFile, type FileWatcher } from './file-watch.js';
 
 export const DEFAULT_HOST_PATH_MAP = '/host=/';
@@ -52,23 +53,13 @@ export const MAX_KUBECONFIG_BYTES = 2 * 1024 * 1024;
  * reading it. Undefined when it does not exist.
  */
 async function readCapped(file: string, max: number, what: string): Promise<Buffer | undefined> {
-  let fh: fs.FileHandle;
-  try {
-    fh = await fs.open(file, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new CniNodeError('io', `cannot read ${what} ${file}: ${reason(e)}`);
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new CniNodeError('invalid', `${what} ${file} is not a regular file`);
-    if (st.size > max) throw new CniNodeError('invalid', `${what} ${file} is ${st.size} bytes, over the limit of ${max}; it is not copied into the kubeconfig`);
-    const bytes = await fh.readFile();
-    if (bytes.length > max) throw new CniNodeError('invalid', `${what} ${file} grew over the limit of ${max} bytes while it was read`);
-    return bytes;
-  } finally {
-    await fh.close();
-  }
+  // read.ts: stat first (a device is never opened), O_NONBLOCK, fstat, at most max + 1 bytes.
+  return readRegularBytes(file, {
+    maxBytes: max,
+    what,
+    notRegular: (kind) => `${what} ${file} is not a regular file (it is ${kind})`,
+    tooBig: (size) => `${what} ${file} is ${size} bytes, over the limit of ${max}; it is not copied into the kubeconfig`,
+  });
 }
 
 export type CredentialsMode = 'embed' | 'files';

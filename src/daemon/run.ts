@@ -25,8 +25,9 @@
  */
 import { CniNodeError } from '../core/errors.js';
 import type { ListSpec } from '../core/lists.js';
-import type { Kind } from '../core/plan.js';
+import { KINDS, type Kind } from '../core/plan.js';
 import { resolveDirs, type Values } from '../cli/args.js';
+import { assertDirsApart } from '../node/dirs.js';
 import { parseDuration } from '../cli/duration.js';
 import { STOP_SIGNALS } from '../cli/pause.js';
 import { createReporter, resolveLogFormat } from '../cli/reporter.js';
@@ -118,6 +119,8 @@ export async function runCommand(values: Values, flags: Partial<Record<Kind, Lis
     ...(kubeconfig ? { kubeconfig } : {}),
   };
   const uninstallTimeoutMs = envDuration(env, 'CNI_NODE_UNINSTALL_TIMEOUT', 20_000);
+  // Overlapping source and node dirs: a usage error at start, not a failing reconcile (a ConfigMap may name any kind).
+  await assertDirsApart(settingsBase.dirs, configMapText ? KINDS : (Object.keys(flags) as Kind[]));
 
   const metrics = createMetrics();
   const readiness = new Readiness();

@@ -1,9 +1,11 @@
 import { promises as fs } from 'node:fs';
 import { CniNodeError } from '../core/errors.js';
+import { nameProblem, showName } from '../core/names.js';
 import type { ListSpec } from '../core/lists.js';
 import { KINDS, plan, type Kind, type KindState, type Mode, type PlannedAction } from '../core/plan.js';
 import { cleanTempFiles, TEMP_PREFIX } from '../node/atomic.js';
 import { createConfigHandler } from '../node/configs.js';
+import { assertDirsApart } from '../node/dirs.js';
 import { DirLock } from '../node/lock.js';
 import { createPluginHandler } from '../node/plugins.js';
 import { NodeRecord } from '../node/record.js';
@@ -58,6 +60,7 @@ function changedCount(reports: readonly ItemReport[]): number {
 export async function reconcile(request: ReconcileRequest, options: EngineOptions): Promise<ReconcileResult> {
   const kinds = KINDS.filter((k) => request.lists[k] !== undefined);
   const { dirs } = options;
+  await assertDirsApart(dirs, kinds);
 
   // The node dirs this run writes, each with its own lock and record.
   const nodeDirs: string[] = [];
@@ -158,6 +161,12 @@ async function pass(
     }
     const hold = options.hold;
     let actions = plan(request.mode, state).filter((a) => !hold?.has(`${a.kind} ${a.name}`));
+    // Every name was validated where it came from (command line, ConfigMap, record);
+    // checked once more here, where names turn into paths and API calls.
+    for (const a of actions) {
+      const bad = nameProblem(a.name);
+      if (bad) throw new CniNodeError('invalid', `${a.kind} ${showName(a.name)}: ${bad}; nothing was changed`);
+    }
     const actionsOf = (h: KindHandler) => actions.filter((a) => a.kind === h.kind);
 
     let problems: CniNodeError[] = [];

@@ -11,7 +11,6 @@ import {
   discardStaged,
   inspect,
   ioError,
-  readIfExists,
   removeFile,
   stageFile,
   syncDir,
@@ -19,11 +18,13 @@ import {
   type StagedFile,
 } from './atomic.js';
 import { sha256 } from './digest.js';
+import { INPUT_LIMITS } from './input-limits.js';
+import { readRegularBytes } from './read.js';
 import type { NodeRecord } from './record.js';
 
 export const CONFIG_MODE = 0o644;
 /** CNI configs are a few KiB; a huge "template" is a mistake (or an attack), not a config. */
-export const MAX_TEMPLATE_BYTES = 1024 * 1024;
+export const MAX_TEMPLATE_BYTES = INPUT_LIMITS.template;
 
 interface Decision {
   result: 'installed' | 'updated' | 'unchanged';
@@ -41,7 +42,9 @@ interface Rendered {
 /**
  * Reads a pointer target from the node configs dir. A symbolic link is followed
  * only if it stays inside the dir, so a planted link cannot make cni-node copy
- * another file of the node into a config.
+ * another file of the node into a config. Only a regular file of at most 1 MiB is
+ * read (read.ts): a FIFO, device or directory there is refused, never opened for a
+ * read that would block.
  */
 async function readNodeConfig(dir: string, name: string): Promise<string | undefined> {
   const file = path.join(dir, name);
@@ -56,33 +59,26 @@ async function readNodeConfig(dir: string, name: string): Promise<string | undef
   if (path.dirname(real) !== realDir) {
     throw new CniNodeError('invalid', `${file} is a link to ${real}, outside ${dir}; a pointer may only name a file in the node configs dir`);
   }
-  const st = await fs.stat(real);
-  if (!st.isFile()) throw new CniNodeError('invalid', `${file} is not a regular file`);
-  if (st.size > MAX_TEMPLATE_BYTES) throw new CniNodeError('invalid', `${file} is ${st.size} bytes; a pointer target must be under 1 MiB`);
-  return (await readIfExists(real))?.toString('utf8');
+  const bytes = await readRegularBytes(real, {
+    maxBytes: MAX_TEMPLATE_BYTES,
+    follow: false,
+    notRegular: (kind) => `pointer target ${file} is ${kind}, not a regular file; a pointer names a config file in the node configs dir`,
+    tooBig: (size) => `${file} is ${size} bytes; a pointer target must be under 1 MiB`,
+  });
+  return bytes?.toString('utf8');
 }
 
 async function readTemplate(dir: string, name: string): Promise<string> {
   const file = path.join(dir, name);
-  let st;
-  try {
-    st = await fs.stat(file);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new CniNodeError('invalid', `config template ${name} is not in the configs dir ${dir} (mount it there, e.g. from a ConfigMap)`);
-    }
-    throw ioError(`config template ${name}: cannot read ${file}`, e);
-  }
-  if (!st.isFile()) throw new CniNodeError('invalid', `config template ${name}: ${file} is not a regular file`);
-  if (st.size > MAX_TEMPLATE_BYTES) {
-    throw new CniNodeError('invalid', `config template ${name} is ${(st.size / 1048576).toFixed(1)} MiB; templates are limited to 1 MiB (a CNI config is a few KiB)`);
-  }
-  const fh = await fs.open(file, constants.O_RDONLY);
-  let bytes: Buffer;
-  try {
-    bytes = await fh.readFile();
-  } finally {
-    await fh.close();
+  // Links are followed: kubelet mounts a ConfigMap's keys as links into `..data/`.
+  const bytes = await readRegularBytes(file, {
+    maxBytes: MAX_TEMPLATE_BYTES,
+    what: `config template ${name}`,
+    notRegular: (kind) => `config template ${name}: ${file} is ${kind}, not a regular file`,
+    tooBig: (size) => `config template ${name} is ${(size / 1048576).toFixed(1)} MiB; templates are limited to 1 MiB (a CNI config is a few KiB)`,
+  });
+  if (bytes === undefined) {
+    throw new CniNodeError('invalid', `config template ${name} is not in the configs dir ${dir} (mount it there, e.g. from a ConfigMap)`);
   }
   if (bytes.includes(0)) throw new CniNodeError('invalid', `config template ${name} contains NUL bytes; it is binary, not a text template`);
   try {
@@ -287,9 +283,11 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
     const existing = await inspect(hostConfigsDir, name);
     if (existing.type === 'other') throw new CniNodeError('io', `config ${name}: ${destinationProblem(hostConfigsDir, name, existing)}`);
     let result: Decision['result'] = existing.type === 'none' ? 'installed' : 'updated';
-    if (existing.type === 'file' && existing.mode === CONFIG_MODE) {
-      const onNode = await readIfExists(path.join(hostConfigsDir, name), { noFollow: true });
-      if (onNode && onNode.equals(Buffer.from(r.content))) result = 'unchanged';
+    const content = Buffer.from(r.content);
+    // Only a file of the very same size can be unchanged; only that many bytes are read.
+    if (existing.type === 'file' && existing.mode === CONFIG_MODE && existing.stamp.size === content.length) {
+      const onNode = await readRegularBytes(path.join(hostConfigsDir, name), { maxBytes: content.length, follow: false, what: `config ${name} on the node` });
+      if (onNode && onNode.equals(content)) result = 'unchanged';
     }
     const d: Decision = { result, content: r.content, digest: sha256(r.content), ...(existing.type === 'file' ? { stamp: existing.stamp } : {}) };
     decisions.set(name, d);

@@ -18,6 +18,8 @@ import {
   type FileStamp,
   type StagedFile,
 } from './atomic.js';
+import { INPUT_LIMITS } from './input-limits.js';
+import { formatBytes, kindOf, openRegular } from './read.js';
 import type { NodeRecord } from './record.js';
 
 export const PLUGIN_MODE = 0o755;
@@ -43,17 +45,24 @@ export async function availablePlugins(pluginsDir: string): Promise<string[]> {
   return names.sort();
 }
 
-/** Byte-for-byte comparison, read in chunks so two large binaries are never both held whole. */
-async function sameBytes(a: string, b: string, size: number): Promise<boolean> {
-  let fa: fs.FileHandle;
-  let fb: fs.FileHandle;
-  try {
-    [fa, fb] = await Promise.all([fs.open(a, 'r'), fs.open(b, 'r')]);
-  } catch (e) {
-    // Gone since it was inspected (another cni-node, or a person): not the same.
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+/**
+ * Byte-for-byte comparison, read in chunks so two large binaries are never both
+ * held whole. Both are opened by read.ts's rules (regular files only, O_NONBLOCK):
+ * a FIFO swapped in since they were inspected cannot block the run.
+ */
+async function sameBytes(source: string, onNode: string, size: number): Promise<boolean> {
+  const a = await openRegular(source, { maxBytes: INPUT_LIMITS.plugin, what: 'plugin source' });
+  const b = await openRegular(onNode, { maxBytes: INPUT_LIMITS.plugin, follow: false, what: 'plugin on the node' }).catch(async (e: unknown) => {
+    await a?.fh.close();
     throw e;
+  });
+  // Gone since it was inspected (another cni-node, or a person): not the same.
+  if (!a || !b) {
+    await Promise.all([a?.fh.close(), b?.fh.close()]);
+    return false;
   }
+  const fa = a.fh;
+  const fb = b.fh;
   try {
     const chunk = 1 << 20;
     const ba = Buffer.allocUnsafe(chunk);
@@ -155,7 +164,10 @@ export function createPluginHandler(options: EngineOptions, record: NodeRecord):
             const file = sourceOf(a.name);
             try {
               const st = await fs.stat(file);
-              if (!st.isFile()) problems.push(ofItem(new CniNodeError('invalid', `plugin ${a.name}: ${file} is not a regular file`), 'plugin', a.name));
+              if (!st.isFile()) problems.push(ofItem(new CniNodeError('invalid', `plugin ${a.name}: ${file} is ${kindOf(st)}, not a regular file`), 'plugin', a.name));
+              else if (st.size > INPUT_LIMITS.plugin) {
+                problems.push(ofItem(new CniNodeError('invalid', `plugin ${a.name}: ${file} is ${formatBytes(st.size)}; plugin binaries are limited to ${formatBytes(INPUT_LIMITS.plugin)}`), 'plugin', a.name));
+              }
               else sources.set(a.name, stampOf(st));
             } catch (e) {
               if ((e as NodeJS.ErrnoException).code === 'ENOENT') missing.push(a.name);
@@ -190,7 +202,7 @@ export function createPluginHandler(options: EngineOptions, record: NodeRecord):
       const ensures = actions.filter((a) => a.op === 'ensure');
       await mapLimit(ensures, STAGE_CONCURRENCY, async (a) => {
         const d = await decide(a.name);
-        if (d.result !== 'unchanged') staged.set(a.name, await stageFile(hostPluginsDir, a.name, { copyOf: sourceOf(a.name) }, PLUGIN_MODE));
+        if (d.result !== 'unchanged') staged.set(a.name, await stageFile(hostPluginsDir, a.name, { copyOf: sourceOf(a.name), maxBytes: INPUT_LIMITS.plugin }, PLUGIN_MODE));
       });
       // Record the intent before anything becomes visible, so a crash between the
       // renames and the final record never leaves a plugin cni-node wrote unrecorded.
@@ -232,7 +244,7 @@ export function createPluginHandler(options: EngineOptions, record: NodeRecord):
         return report;
       }
       let s = staged.get(name);
-      if (!s) s = await stageFile(hostPluginsDir, name, { copyOf: sourceOf(name) }, PLUGIN_MODE);
+      if (!s) s = await stageFile(hostPluginsDir, name, { copyOf: sourceOf(name), maxBytes: INPUT_LIMITS.plugin }, PLUGIN_MODE);
       staged.delete(name);
       const stamp = await commitStaged(s);
       wrote = true;
