@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CniNodeError } from '../core/errors.js';
-import type { Dirs } from '../engine/types.js';
+import type { Dirs } from '../core/contracts.js';
 
 type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 

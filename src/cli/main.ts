@@ -3,7 +3,7 @@ import { INTERNAL_ERROR_EXIT, programName } from './guard.js';
 import { CniNodeError, debugEnabled, internalError, isCniNodeError } from '../core/errors.js';
 import { parseListSpec, type ListSpec } from '../core/lists.js';
 import type { Kind, Mode } from '../core/plan.js';
-import type { EngineOptions } from '../engine/types.js';
+import type { EngineOptions } from '../core/contracts.js';
 import { REVISION, VERSION } from '../version.js';
 import { parseCommandArgs, resolveDirs, type Values } from './args.js';
 import { parseDuration } from './duration.js';

@@ -1,4 +1,4 @@
-import type { ItemReport, Reporter } from '../engine/types.js';
+import type { ItemReport, Reporter } from '../core/contracts.js';
 
 import { CniNodeError } from '../core/errors.js';
 

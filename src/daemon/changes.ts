@@ -18,9 +18,9 @@
  */
 import path from 'node:path';
 import type { Kind } from '../core/plan.js';
-import type { Dirs } from '../engine/types.js';
+import type { Dirs } from '../core/contracts.js';
 import { INPUT_LIMITS } from '../node/input-limits.js';
-import type { RecordEntry } from '../node/record.js';
+import type { RecordEntry } from '../core/contracts.js';
 import { digestFile, sameStamp, stampOf, type Stamp, type TemplateSnapshot } from './node-state.js';
 import type { TriggerSource } from './queue.js';
 

@@ -18,7 +18,7 @@ import { CniNodeError, debugEnabled, internalError, isCniNodeError } from '../co
 import type { ListSpec } from '../core/lists.js';
 import { KINDS, type Kind } from '../core/plan.js';
 import { reconcile, type ReconcileResult } from '../engine/engine.js';
-import type { Dirs, ItemReport, Reporter } from '../engine/types.js';
+import type { Dirs, ItemReport, Reporter } from '../core/contracts.js';
 import type { KubeClient } from '../kube/client.js';
 import { listWatch, type ListWatcher, type WatchedObject } from '../kube/watch.js';
 import { ChangeFilter, itemKey, type Change } from './changes.js';

@@ -12,7 +12,7 @@
  * cause; the daemon goes on.
  */
 import { randomBytes } from 'node:crypto';
-import type { Reporter } from '../engine/types.js';
+import type { Reporter } from '../core/contracts.js';
 import type { KubeClient } from '../kube/client.js';
 
 export type EventType = 'Normal' | 'Warning';

@@ -29,7 +29,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CniNodeError, reason } from '../core/errors.js';
-import type { Reporter } from '../engine/types.js';
+import type { Reporter } from '../core/contracts.js';
 import { DEFAULT_SERVICE_ACCOUNT_DIR, urlHost } from '../kube/in-cluster.js';
 import { inspect, readIfExists, removeFile, writeFileAtomic } from '../node/atomic.js';
 import { readRegularBytes } from '../node/read.js';

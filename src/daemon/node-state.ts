@@ -19,8 +19,8 @@ import { findPointers } from '../core/template.js';
 import { sha256 } from '../node/digest.js';
 import { INPUT_LIMITS } from '../node/input-limits.js';
 import { readRegularBytes } from '../node/read.js';
-import type { FileStamp } from '../node/atomic.js';
-import { RECORD_FILE, type RecordEntry } from '../node/record.js';
+import type { FileStamp, RecordEntry } from '../core/contracts.js';
+import { RECORD_FILE } from '../node/record.js';
 
 export type RecordSections = Partial<Record<string, RecordEntry[]>>;
 

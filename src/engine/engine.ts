@@ -9,7 +9,7 @@ import { assertDirsApart } from '../node/dirs.js';
 import { DirLock } from '../node/lock.js';
 import { createPluginHandler } from '../node/plugins.js';
 import { NodeRecord } from '../node/record.js';
-import type { EngineOptions, ItemReport, KindHandler, Reporter } from './types.js';
+import type { EngineOptions, ItemReport, KindHandler, Reporter } from '../core/contracts.js';
 
 /**
  * The one reconcile engine behind install, uninstall, apply and the daemon:

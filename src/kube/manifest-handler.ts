@@ -24,10 +24,9 @@ import path from 'node:path';
 import { ofItem, aggregate, CniNodeError, reason, type ErrorKind } from '../core/errors.js';
 import { nameProblem, objectRefProblem, showName } from '../core/names.js';
 import type { PlannedAction } from '../core/plan.js';
-import type { EngineOptions, ItemReport, KindHandler } from '../engine/types.js';
+import type { EngineOptions, ItemRecord, ItemReport, KindHandler } from '../core/contracts.js';
 import { INPUT_LIMITS } from '../node/input-limits.js';
 import { readRegularBytes } from '../node/read.js';
-import { RECORD_FILE, type NodeRecord } from '../node/record.js';
 import { createKubeClient, isStatus, type KubeClient, type KubeClientOptions } from './client.js';
 import { Discovery, type ResourceInfo } from './discovery.js';
 import { inContext, KubeUnreachableError } from './errors.js';
@@ -55,7 +54,7 @@ export const RECORD_KIND = 'manifest';
 export interface ManifestHandlerDeps {
   options: EngineOptions;
   /** Undefined when the node configs dir is not available: nothing is recorded, and `:Current` must be given. */
-  record: NodeRecord | undefined;
+  record: ItemRecord | undefined;
   /** Overrides for the client (tests: a shorter retry policy, request counting). */
   clientOptions?: Partial<KubeClientOptions>;
 }
@@ -98,7 +97,7 @@ interface PreparedFile {
 class ManifestHandler implements KindHandler {
   readonly kind = 'manifest' as const;
   private readonly options: EngineOptions;
-  private readonly record: NodeRecord | undefined;
+  private readonly record: ItemRecord | undefined;
   private client: KubeClient | undefined;
   private discovery: Discovery | undefined;
   private readonly prepared = new Map<string, PreparedFile>();
@@ -471,7 +470,7 @@ class ManifestHandler implements KindHandler {
   private recordedRefs(name: string): ObjectRef[] {
     const objects = this.record?.get(RECORD_KIND, name)?.meta?.['objects'];
     if (objects === undefined) return [];
-    const where = `cni-node's record ${path.join(this.options.dirs.hostConfigsDir, RECORD_FILE)}: manifest ${name}`;
+    const where = `cni-node's record ${this.record?.file}: manifest ${name}`;
     if (!Array.isArray(objects)) {
       this.warnOnce(`${where}: the list of objects is not a list; refused, nothing is deleted on its word`);
       return [];

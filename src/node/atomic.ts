@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs, constants } from 'node:fs';
 import path from 'node:path';
+import type { FileStamp } from '../core/contracts.js';
 import { CniNodeError, reason } from '../core/errors.js';
 import { fileNameProblem, TEMP_PREFIX, TEMP_RANDOM_HEX } from '../core/names.js';
 import { INPUT_LIMITS } from './input-limits.js';
@@ -26,14 +27,6 @@ export { TEMP_PREFIX };
 function assertFileName(dir: string, name: string): void {
   const p = fileNameProblem(name);
   if (p) throw new CniNodeError('invalid', `refusing to touch ${JSON.stringify(name)} in ${dir}: ${p}`);
-}
-
-/** What identifies a file's bytes without reading them again (see record.ts). */
-export interface FileStamp {
-  size: number;
-  mtimeMs: number;
-  ctimeMs: number;
-  ino: number;
 }
 
 export function stampOf(st: { size: number; mtimeMs: number; ctimeMs: number; ino: number }): FileStamp {

@@ -4,7 +4,7 @@ import { CniNodeError, ofItem } from '../core/errors.js';
 import { checkNetworkConfig, isNetworkConfigName, type NetworkConfigInfo } from '../core/cni-config.js';
 import type { PlannedAction } from '../core/plan.js';
 import { findPointers, MAX_RENDERED_BYTES, renderTemplates } from '../core/template.js';
-import type { EngineOptions, ItemReport, KindHandler } from '../engine/types.js';
+import type { EngineOptions, FileStamp, ItemReport, KindHandler } from '../core/contracts.js';
 import {
   commitStaged,
   destinationProblem,
@@ -14,7 +14,6 @@ import {
   removeFile,
   stageFile,
   syncDir,
-  type FileStamp,
   type StagedFile,
 } from './atomic.js';
 import { sha256 } from './digest.js';

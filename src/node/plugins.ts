@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CniNodeError, ofItem } from '../core/errors.js';
 import type { PlannedAction } from '../core/plan.js';
-import type { EngineOptions, ItemReport, ItemResult, KindHandler } from '../engine/types.js';
+import type { EngineOptions, FileStamp, ItemReport, ItemResult, KindHandler } from '../core/contracts.js';
 import {
   commitStaged,
   destinationProblem,
@@ -15,7 +15,6 @@ import {
   stampOf,
   syncDir,
   type Existing,
-  type FileStamp,
   type StagedFile,
 } from './atomic.js';
 import { INPUT_LIMITS } from './input-limits.js';

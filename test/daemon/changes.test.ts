@@ -6,7 +6,7 @@ import { after, describe, test } from 'node:test';
 import { ChangeFilter } from '../../src/daemon/changes.js';
 import { intentOf, readRecord, snapshotTemplates } from '../../src/daemon/node-state.js';
 import { reconcile } from '../../src/engine/engine.js';
-import type { Dirs, Reporter } from '../../src/engine/types.js';
+import type { Dirs, Reporter } from '../../src/core/contracts.js';
 
 const roots: string[] = [];
 after(async () => {

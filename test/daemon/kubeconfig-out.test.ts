@@ -6,7 +6,7 @@ import { after, describe, test } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { KubeconfigOut, parsePathMap, renderKubeconfig, serverFromEnv, toNodePath } from '../../src/daemon/kubeconfig-out.js';
-import type { Reporter } from '../../src/engine/types.js';
+import type { Reporter } from '../../src/core/contracts.js';
 
 const CA = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
