@@ -4,10 +4,10 @@ import { CniNodeError, debugEnabled, internalError, isCniNodeError } from '../co
 import { parseListSpec, type ListSpec } from '../core/lists.js';
 import type { Kind, Mode } from '../core/plan.js';
 import type { EngineOptions } from '../core/contracts.js';
+import { onStopSignal, signalExitCode, waitForStopSignal } from '../sys/signals.js';
 import { REVISION, VERSION } from '../version.js';
 import { parseCommandArgs, resolveDirs, type Values } from './args.js';
 import { parseDuration } from './duration.js';
-import { STOP_SIGNALS, signalExitCode, waitForStopSignal } from './pause.js';
 import { createReporter, resolveLogFormat, type LogFormat } from './reporter.js';
 import { USAGE } from './usage.js';
 
@@ -54,15 +54,9 @@ async function runAction(mode: Mode, values: Values, positionals: string[]): Pro
   // A stop signal during the action interrupts it at its next safe point (every
   // wait, lock and API retry listens to this signal); the run then says so and
   // exits as a process stopped by that signal does (128 + its number).
+  // A second signal ends the process at once (the default action): a force stop.
   const controller = new AbortController();
-  let stoppedBy: NodeJS.Signals | undefined;
-  const stop = (sig: NodeJS.Signals) => {
-    stoppedBy = sig;
-    // A second signal ends the process at once (the default action): a force stop.
-    for (const s of STOP_SIGNALS) process.off(s, stop);
-    controller.abort();
-  };
-  for (const sig of STOP_SIGNALS) process.on(sig, stop);
+  const stop = onStopSignal(() => controller.abort());
   const options: EngineOptions = {
     dirs: resolveDirs(values, process.env),
     dryRun: values['dry-run'] === true,
@@ -81,8 +75,9 @@ async function runAction(mode: Mode, values: Values, positionals: string[]): Pro
     // Listening for the pause's signals before the action's listeners go: no moment
     // in which a signal would kill the process without a word. (A signal that came
     // during a run which still finished means: stop now, no pause.)
-    if (values.pause === true && stoppedBy === undefined) paused = waitForStopSignal();
+    if (values.pause === true && stop.signal === undefined) paused = waitForStopSignal();
   } catch (e) {
+    const stoppedBy = stop.signal;
     if (stoppedBy !== undefined) {
       // Whatever was in progress ended because of the signal: say that, not what the
       // interrupted step would have said (a wait "timing out", a lock "not released").
@@ -94,10 +89,10 @@ async function runAction(mode: Mode, values: Values, positionals: string[]): Pro
     else throw e;
     return e.exitCode;
   } finally {
-    for (const sig of STOP_SIGNALS) process.off(sig, stop);
+    stop.dispose();
   }
   if (paused) {
-    if (stoppedBy === undefined) reporter.info('done; pausing until SIGTERM, SIGINT or SIGHUP (--pause)');
+    if (stop.signal === undefined) reporter.info('done; pausing until SIGTERM, SIGINT or SIGHUP (--pause)');
     const sig = await paused;
     reporter.info(`received ${sig}: stopping (--pause)`);
   }

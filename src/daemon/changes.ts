@@ -19,7 +19,7 @@
 import path from 'node:path';
 import type { Kind } from '../core/plan.js';
 import type { Dirs } from '../core/contracts.js';
-import { INPUT_LIMITS } from '../node/input-limits.js';
+import { INPUT_LIMITS } from '../core/input-limits.js';
 import type { RecordEntry } from '../core/contracts.js';
 import { digestFile, sameStamp, stampOf, type Stamp, type TemplateSnapshot } from './node-state.js';
 import type { TriggerSource } from './queue.js';

@@ -55,8 +55,8 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { INPUT_LIMITS } from '../node/input-limits.js';
-import { readRegularBytes } from '../node/read.js';
+import { INPUT_LIMITS } from '../core/input-limits.js';
+import { readRegularBytes } from '../sys/read.js';
 
 export interface WatchOptions {
   /** Quiet time that ends a burst of events (default 50 ms). */

@@ -32,7 +32,7 @@ import { CniNodeError, reason } from '../core/errors.js';
 import type { Reporter } from '../core/contracts.js';
 import { DEFAULT_SERVICE_ACCOUNT_DIR, urlHost } from '../kube/in-cluster.js';
 import { inspect, readIfExists, removeFile, writeFileAtomic } from '../node/atomic.js';
-import { readRegularBytes } from '../node/read.js';
+import { readRegularBytes } from '../sys/read.js';
 import { TooBigError, watchFile, type FileWatcher } from './file-watch.js';
 
 export const DEFAULT_HOST_PATH_MAP = '/host=/';

@@ -16,9 +16,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { nameProblem } from '../core/names.js';
 import { findPointers } from '../core/template.js';
-import { sha256 } from '../node/digest.js';
-import { INPUT_LIMITS } from '../node/input-limits.js';
-import { readRegularBytes } from '../node/read.js';
+import { sha256 } from '../sys/digest.js';
+import { INPUT_LIMITS } from '../core/input-limits.js';
+import { readRegularBytes } from '../sys/read.js';
 import type { FileStamp, RecordEntry } from '../core/contracts.js';
 import { RECORD_FILE } from '../node/record.js';
 

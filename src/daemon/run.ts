@@ -29,7 +29,7 @@ import { KINDS, type Kind } from '../core/plan.js';
 import { resolveDirs, type Values } from '../cli/args.js';
 import { assertDirsApart } from '../node/dirs.js';
 import { parseDuration } from '../cli/duration.js';
-import { STOP_SIGNALS } from '../cli/pause.js';
+import { onStopSignal } from '../sys/signals.js';
 import { createReporter, resolveLogFormat } from '../cli/reporter.js';
 import type { KubeClient } from '../kube/client.js';
 import { VERSION } from '../version.js';
@@ -55,26 +55,6 @@ function envCount(env: NodeJS.ProcessEnv, name: string, fallback: number): numbe
   if (v === undefined || v === '') return fallback;
   if (!/^\d+$/.test(v.trim()) || Number(v) < 1) throw new CniNodeError('usage', `${name}=${v}: expected a whole number of at least 1`);
   return Number(v);
-}
-
-/** Waits for a stop signal (SIGTERM, SIGINT, SIGHUP); calls onSignal at once (before the promise's reactions run). */
-function stopSignal(onSignal: (sig: NodeJS.Signals) => void): { promise: Promise<NodeJS.Signals>; dispose(): void } {
-  let resolve: (s: NodeJS.Signals) => void = () => undefined;
-  const promise = new Promise<NodeJS.Signals>((r) => (resolve = r));
-  let got: NodeJS.Signals | undefined;
-  const handler = (sig: NodeJS.Signals) => {
-    if (got) return;
-    got = sig;
-    onSignal(sig);
-    resolve(sig);
-  };
-  for (const sig of STOP_SIGNALS) process.on(sig, handler);
-  return {
-    promise,
-    dispose() {
-      for (const sig of STOP_SIGNALS) process.off(sig, handler);
-    },
-  };
 }
 
 export async function runCommand(values: Values, flags: Partial<Record<Kind, ListSpec>>): Promise<number> {
@@ -131,7 +111,7 @@ export async function runCommand(values: Values, flags: Partial<Record<Kind, Lis
 
   // Installed before anything slow, so a SIGTERM during start-up is honoured too.
   const startupAbort = new AbortController();
-  const signals = stopSignal((sig) => {
+  const signals = onStopSignal((sig) => {
     stopping = true;
     const budget = uninstallOnExit ? uninstallTimeoutMs + STOP_BUDGET_MS : STOP_BUDGET_MS;
     reporter.info(`received ${sig}: stopping${uninstallOnExit ? ' (--uninstall-on-exit: removing what cni-node installed first)' : ''}`);
@@ -142,7 +122,7 @@ export async function runCommand(values: Values, flags: Partial<Record<Kind, Lis
     }, budget);
     hardExit.unref();
     void daemon?.stop();
-  });
+  }, { then: 'ignore' });
 
   const onDebugSignal = () => reporter.warn('received SIGUSR1: ignored (cni-node never opens a debugger; it would let any local user run code as this process)');
   process.on('SIGUSR1', onDebugSignal);
@@ -225,7 +205,7 @@ export async function runCommand(values: Values, flags: Partial<Record<Kind, Lis
     );
     if (!stopping) await daemon.start();
 
-    await signals.promise;
+    await signals.received;
     await daemon.stop();
 
     if (uninstallOnExit) {

@@ -43,11 +43,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { repeatedOption } from '../cli/args.js';
-import { STOP_SIGNALS } from '../cli/pause.js';
 import { CniNodeError, isCniNodeError, reason } from '../core/errors.js';
 import { compileJsonPath } from '../core/jsonpath.js';
 import { labelSelectorProblem, namespaceProblem, objectNameProblem, resourceTypeProblem } from '../core/selector.js';
 import { writeFileAtomic } from '../node/atomic.js';
+import { Backoff } from '../sys/backoff.js';
+import { pause } from '../sys/sleep.js';
+import { onStopSignal } from '../sys/signals.js';
 import { REVISION, VERSION } from '../version.js';
 
 export const KUBE_WATCH_USAGE = `Usage: kube-watch object <Type> <[Namespace/]Name> [Options]
@@ -406,19 +408,19 @@ export async function watchMain(args: string[]): Promise<number> {
   const warn = (line: string): void => void process.stderr.write(`kube-watch: ${line}\n`);
 
   const controller = new AbortController();
-  const onSignal = (sig: NodeJS.Signals): void => {
-    log(`${sig}: stopping`);
-    controller.abort();
-  };
   // A failure that retrying cannot mend (the API server refused the request itself) ends the watch.
   let fatal: CniNodeError | undefined;
   const giveUp = (e: CniNodeError): void => {
     fatal ??= e;
     controller.abort();
   };
-  for (const sig of STOP_SIGNALS) process.once(sig, onSignal);
-  // Signal listeners alone do not keep Node running.
-  const keepAlive = setInterval(() => undefined, 1 << 30);
+  const stop = onStopSignal(
+    (sig) => {
+      log(`${sig}: stopping`);
+      controller.abort();
+    },
+    { keepAlive: true },
+  );
   const stopped = new Promise<void>((resolve) => controller.signal.addEventListener('abort', () => resolve(), { once: true }));
 
   const queue = new HandlerQueue({ handler: parsed.handler, channel: parsed.channel, log, warn });
@@ -449,8 +451,7 @@ export async function watchMain(args: string[]): Promise<number> {
     throw e;
   } finally {
     await queue.stop();
-    clearInterval(keepAlive);
-    for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
+    stop.dispose();
   }
 }
 
@@ -505,27 +506,27 @@ async function watchObjectValue(
   } catch (e) {
     throw isCniNodeError(e) ? new CniNodeError('usage', `--jsonpath: ${e.message}`) : e;
   }
-  const [{ createKubeClient }, { listWatch }, { resolveResourceType, resourcePath }, { backoffDelay }] = await Promise.all([
+  const [{ createKubeClient }, { listWatch }, { resolveResourceType, resourcePath }] = await Promise.all([
     import('../kube/client.js'),
     import('../kube/watch.js'),
     import('../kube/discovery.js'),
-    import('../kube/retry.js'),
   ]);
   const client = await createKubeClient({ ...(a.kubeconfig !== undefined ? { kubeconfig: a.kubeconfig } : {}), env: process.env, signal });
   try {
     // The type: the built-in table, else discovery; an unreachable API server is
     // waited for (with backoff), an unknown type is an error.
     let type;
-    for (let attempt = 1; ; attempt++) {
+    const backoff = new Backoff({ baseDelayMs: 1_000, maxDelayMs: 30_000 });
+    for (;;) {
       try {
         type = await resolveResourceType(client, a.type);
         break;
       } catch (e) {
         if (signal.aborted) return;
         if (isCniNodeError(e) && (e.kind === 'invalid' || e.kind === 'usage')) throw new CniNodeError('usage', e.message);
-        const delay = backoffDelay(attempt, { baseDelayMs: 1_000, maxDelayMs: 30_000 });
+        const delay = backoff.fail();
         warn(`cannot resolve type "${a.type}" yet: ${isCniNodeError(e) ? e.message : reason(e)}; retrying in ${(delay / 1000).toFixed(1)} s`);
-        await Promise.race([new Promise((r) => setTimeout(r, delay).unref()), stopped]);
+        await pause(delay, signal);
         if (signal.aborted) return;
       }
     }

@@ -24,8 +24,8 @@ import { parse as parseYaml } from 'yaml';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { CniNodeError, reason } from '../core/errors.js';
 import { namespaceProblem } from '../core/names.js';
-import { INPUT_LIMITS } from '../node/input-limits.js';
-import { readRegularSync } from '../node/read.js';
+import { INPUT_LIMITS } from '../core/input-limits.js';
+import { readRegularSync } from '../sys/read.js';
 import { DEFAULT_SERVICE_ACCOUNT_DIR, urlHost } from './in-cluster.js';
 
 export interface KubeConfigOptions {

@@ -19,14 +19,15 @@
  *
  * Loaded lazily by the engine (it pulls in the Kubernetes client).
  */
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { ofItem, aggregate, CniNodeError, reason, type ErrorKind } from '../core/errors.js';
 import { nameProblem, objectRefProblem, showName } from '../core/names.js';
 import type { PlannedAction } from '../core/plan.js';
 import type { EngineOptions, ItemRecord, ItemReport, KindHandler } from '../core/contracts.js';
-import { INPUT_LIMITS } from '../node/input-limits.js';
-import { readRegularBytes } from '../node/read.js';
+import { INPUT_LIMITS } from '../core/input-limits.js';
+import { mapLimit } from '../sys/concurrency.js';
+import { sha256 as digest } from '../sys/digest.js';
+import { readRegularBytes } from '../sys/read.js';
 import { createKubeClient, isStatus, type KubeClient, type KubeClientOptions } from './client.js';
 import { Discovery, type ResourceInfo } from './discovery.js';
 import { inContext, KubeUnreachableError } from './errors.js';
@@ -155,7 +156,7 @@ class ManifestHandler implements KindHandler {
           fileProblems = [`manifest ${action.name} not found in ${this.options.dirs.manifestsDir}`];
         } else {
           const rendered = renderManifest(bytes.toString('utf8'), this.options.env, action.name);
-          sha256 = createHash('sha256').update(rendered).digest('hex');
+          sha256 = digest(rendered);
           const parsed = parseManifest(rendered, action.name);
           docs = parsed.documents;
           fileProblems = parsed.problems;
@@ -286,7 +287,7 @@ class ManifestHandler implements KindHandler {
     }
     let unreachable: CniNodeError | undefined;
     const planProblems: { order: number; error: CniNodeError }[] = [];
-    await pool(jobs, PLAN_CONCURRENCY, async ({ f, o }) => {
+    await mapLimit(jobs, PLAN_CONCURRENCY, async ({ f, o }) => {
       if (unreachable) return;
       try {
         const opts = { sameAsRecorded: f.sameAsRecorded === true, ...(this.options.signal ? { signal: this.options.signal } : {}) };
@@ -494,18 +495,6 @@ class ManifestHandler implements KindHandler {
 
 function key(a: PlannedAction): string {
   return `${a.op}\0${a.name}`;
-}
-
-/** Runs `fn` over `items` with at most `limit` at a time. */
-async function pool<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i] as T, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 function asCniNodeError(e: unknown): CniNodeError {

@@ -28,7 +28,9 @@ import { readAll, KubeTransport, type Outcome, type Query } from './transport.js
 import { readWatchStream, type StreamEnd, type WatchEventLine } from './watch-stream.js';
 import { isWatchedObject, WatchedSet, type WatchedObject } from './watched-set.js';
 import { WatchPacer, type WatchEnd, type WatchRestartReason } from './watch-pacer.js';
-import { retryAfterMs, sleep, type BackoffPolicy } from './retry.js';
+import type { BackoffPolicy } from '../sys/backoff.js';
+import { pause } from '../sys/sleep.js';
+import { retryAfterMs } from './retry.js';
 
 export type { ObjectMeta, WatchedObject } from './watched-set.js';
 export type { WatchRestartReason } from './watch-pacer.js';
@@ -176,7 +178,7 @@ export class ListWatch implements ListWatcher {
   private async run(): Promise<void> {
     while (!this.stopped) {
       const delay = await this.cycle();
-      if (delay > 0) await sleep(delay, this.stopper.signal).catch(() => undefined);
+      if (delay > 0) await pause(delay, this.stopper.signal);
     }
   }
 

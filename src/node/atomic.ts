@@ -4,8 +4,8 @@ import path from 'node:path';
 import type { FileStamp } from '../core/contracts.js';
 import { CniNodeError, reason } from '../core/errors.js';
 import { fileNameProblem, TEMP_PREFIX, TEMP_RANDOM_HEX } from '../core/names.js';
-import { INPUT_LIMITS } from './input-limits.js';
-import { openRegular, readRegularBytes } from './read.js';
+import { INPUT_LIMITS } from '../core/input-limits.js';
+import { openRegular, readRegularBytes } from '../sys/read.js';
 
 const DEFAULT_READ_LIMIT = 16 * 1024 * 1024;
 

@@ -16,9 +16,10 @@ import {
   syncDir,
   type StagedFile,
 } from './atomic.js';
-import { sha256 } from './digest.js';
-import { INPUT_LIMITS } from './input-limits.js';
-import { readRegularBytes } from './read.js';
+import { sha256 } from '../sys/digest.js';
+import { INPUT_LIMITS } from '../core/input-limits.js';
+import { readRegularBytes } from '../sys/read.js';
+import { sleep } from '../sys/sleep.js';
 import type { NodeRecord } from './record.js';
 
 export const CONFIG_MODE = 0o644;
@@ -97,17 +98,7 @@ async function waitForFiles(dir: string, names: string[], ms: number, signal?: A
   let missing = names;
   const interrupted = () => new CniNodeError('interrupted', `stopped while waiting for ${missing.join(', ')} to appear in ${dir} (--wait); nothing was written`);
   while (missing.length > 0 && Date.now() < deadline) {
-    if (signal?.aborted) throw interrupted();
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.min(250, Math.max(0, deadline - Date.now())));
-      signal?.addEventListener('abort', done, { once: true });
-    });
-    if (signal?.aborted) throw interrupted();
+    await sleep(Math.min(250, Math.max(0, deadline - Date.now())), signal, interrupted);
     const still: string[] = [];
     for (const n of missing) if ((await inspect(dir, n)).type === 'none') still.push(n);
     missing = still;

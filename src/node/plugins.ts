@@ -17,8 +17,9 @@ import {
   type Existing,
   type StagedFile,
 } from './atomic.js';
-import { INPUT_LIMITS } from './input-limits.js';
-import { formatBytes, kindOf, openRegular } from './read.js';
+import { INPUT_LIMITS } from '../core/input-limits.js';
+import { mapLimit } from '../sys/concurrency.js';
+import { formatBytes, kindOf, openRegular } from '../sys/read.js';
 import type { NodeRecord } from './record.js';
 
 export const PLUGIN_MODE = 0o755;
@@ -75,27 +76,6 @@ async function sameBytes(source: string, onNode: string, size: number): Promise<
   } finally {
     await Promise.all([fa.close(), fb.close()]);
   }
-}
-
-/**
- * Runs fn over items, `limit` at a time. After the first failure no new item
- * starts, but the ones under way are waited for, so none finishes (and leaves a
- * temporary file) after the caller has cleaned up.
- */
-async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length && !failure) {
-      try {
-        await fn(items[next++] as T);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  });
-  await Promise.all(workers);
-  if (failure) throw failure.error;
 }
 
 interface Decision {

@@ -4,8 +4,8 @@ import { CniNodeError, reason } from '../core/errors.js';
 import { nameProblem, showName } from '../core/names.js';
 import type { FileStamp, ItemRecord, RecordEntry, Reporter } from '../core/contracts.js';
 import { writeFileAtomic } from './atomic.js';
-import { INPUT_LIMITS } from './input-limits.js';
-import { readRegularBytes } from './read.js';
+import { INPUT_LIMITS } from '../core/input-limits.js';
+import { readRegularBytes } from '../sys/read.js';
 
 /**
  * The record of what cni-node installed, kept in the node directory itself (no
