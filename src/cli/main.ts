@@ -110,7 +110,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'watch') {
-    const { watchMain } = await import('../daemon/watch-cli.js');
+    const { watchMain } = await import('./watch.js');
     return watchMain(rest);
   }
   if (!(command in { install: 1, uninstall: 1, apply: 1, list: 1, version: 1, check: 1, run: 1 })) {
@@ -149,7 +149,7 @@ export async function main(argv: string[]): Promise<number> {
       }
       case 'run': {
         if (positionals.length > 0) throw new CniNodeError('usage', `unexpected argument: ${positionals[0]}`);
-        const { runCommand } = await import('../daemon/run.js');
+        const { runCommand } = await import('./run.js');
         return await runCommand(values, listsFrom(values, 'run'));
       }
       default:

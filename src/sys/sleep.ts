@@ -27,3 +27,11 @@ export function sleep(ms: number, signal?: AbortSignal, interrupted: () => Error
 export function pause(ms: number, signal?: AbortSignal): Promise<void> {
   return sleep(ms, signal).catch(() => undefined);
 }
+
+/** Resolves once `signal` aborts (at once if it has). */
+export function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}

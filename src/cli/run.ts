@@ -26,21 +26,21 @@
 import { CniNodeError } from '../core/errors.js';
 import type { ListSpec } from '../core/lists.js';
 import { KINDS, type Kind } from '../core/plan.js';
-import { resolveDirs, type Values } from '../cli/args.js';
+import { resolveDirs, type Values } from './args.js';
 import { assertDirsApart } from '../node/dirs.js';
-import { parseDuration } from '../cli/duration.js';
+import { parseDuration } from './duration.js';
 import { onStopSignal } from '../sys/signals.js';
-import { createReporter, resolveLogFormat } from '../cli/reporter.js';
+import { createReporter, resolveLogFormat } from './reporter.js';
 import type { KubeClient } from '../kube/client.js';
 import { VERSION } from '../version.js';
-import { Daemon, type DaemonSettings } from './daemon.js';
-import { parseConfigMapRef, type ConfigMapRef } from './desired.js';
-import { createEventRecorder } from './events.js';
-import { DEFAULT_FIGHT } from './fight.js';
-import { parseListen, startHealthServer, type HealthServer } from './health.js';
-import { KubeconfigOut } from './kubeconfig-out.js';
-import { createMetrics } from './metrics.js';
-import { Readiness } from './readiness.js';
+import { Daemon, type DaemonSettings } from '../daemon/daemon.js';
+import { parseConfigMapRef, type ConfigMapRef } from '../daemon/desired.js';
+import { createEventRecorder } from '../daemon/events.js';
+import { DEFAULT_FIGHT } from '../daemon/fight.js';
+import { parseListen, startHealthServer, type HealthServer } from '../daemon/health.js';
+import { KubeconfigOut } from '../daemon/kubeconfig-out.js';
+import { createMetrics } from '../daemon/metrics.js';
+import { Readiness } from '../daemon/readiness.js';
 
 /** How long a plain SIGTERM may take, end to end (the issue asks for 2 s). */
 const STOP_BUDGET_MS = 1_800;
