@@ -21,7 +21,7 @@
 //
 // Run: npm run build && node build/bench/footprint.js   (root, test kube-apiserver)
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -61,6 +61,23 @@ const FLOOR = String.raw`
 const http = require('node:http');
 const s = http.createServer((req, res) => { res.setHeader('content-type', 'text/plain'); res.end('# floor\nup 1\n'); });
 s.listen(0, '127.0.0.1', () => console.log('serving /healthz /readyz /metrics on 127.0.0.1:' + s.address().port));
+`;
+
+// The least a ConfigMap-watching node agent written in Node must do: the floor's http
+// server, plus one TLS watch on the ConfigMap (the service account's token and CA)
+// and fs.watch on the two node dirs. Not a goal's floor: it shows how much of the
+// daemon's memory any Node client of the API would pay.
+const WATCH_FLOOR = String.raw`
+const fs = require('node:fs'), https = require('node:https'), http = require('node:http'), path = require('node:path');
+const sa = process.env.CNI_NODE_SERVICE_ACCOUNT_DIR;
+const s = http.createServer((req, res) => { res.setHeader('content-type', 'text/plain'); res.end('# floor\nup 1\n'); });
+s.listen(0, '127.0.0.1', () => console.log('serving /healthz /readyz /metrics on 127.0.0.1:' + s.address().port));
+for (const d of process.env.WATCH_DIRS.split(':')) fs.watch(d, () => {});
+const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: fs.readFileSync(path.join(sa, 'ca.crt')) });
+const watch = () => https.get({ host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT, agent,
+  path: '/api/v1/namespaces/' + process.env.POD_NAMESPACE + '/configmaps?watch=1&fieldSelector=metadata.name%3D' + process.env.WATCH_CM + '&timeoutSeconds=600',
+  headers: { authorization: 'Bearer ' + fs.readFileSync(path.join(sa, 'token'), 'utf8').trim() } }, (res) => { res.on('data', () => {}); res.on('end', watch); }).on('error', () => setTimeout(watch, 1000));
+watch();
 `;
 
 interface Subject {
@@ -155,15 +172,16 @@ async function idle(cluster: TestCluster, work: string, cleanups: Cleanups): Pro
       `--kubeconfig-out=${path.join(tree.netd, 'multus.d/multus.kubeconfig')}`,
       ...(v.kubeconfig ? [`--kubeconfig=${cluster.writeKubeconfig(cluster.tokens.serviceAccount)}`] : []),
     ];
-    const pairs: Array<['daemon' | 'floor', string[]]> = v.kubeconfig ? [['daemon', args]] : [['daemon', args], ['floor', ['-e', FLOOR]]];
-    for (const [kind, a] of pairs) {
-      const s = spawnSubject(`${kind} ${v.label}`, kind, v.flags, a, env, probeFile, work);
+    const pairs: Array<['daemon' | 'floor', string[], string]> = v.kubeconfig ? [['daemon', args, v.label]] : [['daemon', args, v.label], ['floor', ['-e', FLOOR], v.label]];
+    if (v.flags.length === 0 && !v.kubeconfig) pairs.push(['floor', ['-e', WATCH_FLOOR], 'floor + one TLS ConfigMap watch + fs.watch of the node dirs']);
+    for (const [kind, a, label] of pairs) {
+      const s = spawnSubject(`${kind} ${label}`, kind, v.flags, a, { ...env, WATCH_DIRS: `${tree.bin}:${tree.netd}`, WATCH_CM: CM }, probeFile, work);
       cleanups.push(async () => {
         if (s.child.exitCode === null) s.child.kill('SIGKILL');
       });
       const line = await waitLine(s.child, s.log, /serving \/healthz \/readyz \/metrics on /);
       const address = (/on (127\.0\.0\.1:\d+)/.exec(line) as RegExpExecArray)[1] as string;
-      subjects.push({ label: v.label, kind, flags: v.flags, child: s.child, address, probeOut: s.probeOut, log: s.log, scrapes: 0, scrapeErrors: 0 });
+      subjects.push({ label, kind, flags: v.flags, child: s.child, address, probeOut: s.probeOut, log: s.log, scrapes: 0, scrapeErrors: 0 });
     }
   }
   // Converged: every daemon ready (plugins and the template on its node).
@@ -265,7 +283,8 @@ function attribution(): Array<{ module: string; rssMiB: number; heapUsedMiB: num
     ? readdirSync(chunks)
         .filter((n) => /^dist-.*\.mjs$/.test(n))
         .map((n) => path.join(chunks, n))
-        .sort((a, b) => sizeOf(b) - sizeOf(a))[0]
+        // The newest: a build overwrites dist/ without wiping it, so older chunks may linger.
+        .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]
     : undefined;
   const modules: Array<[string, string | undefined]> = [
     ['(nothing: bare node)', undefined],
@@ -357,7 +376,7 @@ if (unavailable) {
   console.log(`\nIdle for ${windowS.toFixed(0)} s (ConfigMap watch open, --kubeconfig-out, /metrics every ${SCRAPE_S} s); each daemon next to a bare-Node floor with the same flags:\n`);
   const rows: string[][] = [];
   for (const d of idleResults.filter((r) => r.kind === 'daemon')) {
-    const f = idleResults.find((r) => r.kind === 'floor' && r.flags === d.flags);
+    const f = idleResults.find((r) => r.kind === 'floor' && r.flags === d.flags && r.label === d.label.replace(/, --kubeconfig.*$/, ''));
     rows.push([
       d.label,
       `${d.rssMiB} MiB (max ${d.rssMaxMiB})`,
@@ -370,9 +389,12 @@ if (unavailable) {
       d.inProcess ? `${d.inProcess['heapUsed']} / ${d.inProcess['heapTotal']}` : '',
     ]);
   }
+  for (const w of idleResults.filter((r) => r.kind === 'floor' && r.label.startsWith('floor +'))) {
+    rows.push([`(${w.label})`, '', `${w.rssMiB} MiB`, '', '', `${w.anonMiB} / ${w.fileMiB}`, '', `${w.cpuPercent.toFixed(3)} %`, w.inProcess ? `${w.inProcess['heapUsed']} / ${w.inProcess['heapTotal']}` : '']);
+  }
   console.log(table(['daemon flags', 'daemon RSS', 'floor RSS', 'daemon − floor', 'daemon anon / file MiB', 'floor anon / file MiB', 'daemon CPU', 'floor CPU', 'heap used / total MiB'], rows));
   const def = idleResults.find((r) => r.kind === 'daemon' && r.flags === '');
-  const defFloor = idleResults.find((r) => r.kind === 'floor' && r.flags === '');
+  const defFloor = idleResults.find((r) => r.kind === 'floor' && r.flags === '' && r.label === 'defaults');
   if (def && defFloor) {
     console.log('\nGoals (defaults, as the image runs today):');
     const over = def.rssMiB - defFloor.rssMiB;
