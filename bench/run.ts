@@ -3,6 +3,8 @@
 // build/bench-results/NAME.json ($BENCH_OUT_DIR).
 //
 //   core        cni-node vs the original bash cni-node, with floors (≈ 2–3 min)
+//   cli-profile where the CLI's start-up time goes: CPU profiles, modules loaded,
+//               instructions of each part alone (≈ 2 min)
 //   footprint   daemon idle RSS and CPU vs a bare-Node floor, and what RSS is made of
 //               (BENCH_IDLE_SECONDS, default 60; the goal is 600)
 //   daemon      reaction times: ConfigMap → node, pointer target → config, bursts,
@@ -15,7 +17,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const KNOWN = ['core', 'footprint', 'daemon', 'many-nodes', 'manifests', 'scale'];
+const KNOWN = ['core', 'cli-profile', 'footprint', 'daemon', 'many-nodes', 'manifests', 'scale'];
 const here = path.dirname(fileURLToPath(import.meta.url));
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const chosen = names.length === 0 ? ['core'] : names[0] === 'all' ? KNOWN : names;
