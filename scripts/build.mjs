@@ -59,6 +59,10 @@ const common = {
 // Each `node:` import resolves to a small generated module that re-exports the
 // built-in's own properties; unused ones are dropped by tree-shaking (the
 // @__PURE__ reads), so a getter such as fs.promises runs only if the code uses it.
+if (typeof process.getBuiltinModule !== 'function') {
+  console.error(`build: Node ${process.version} has no process.getBuiltinModule (added in 20.16 and 22.3); the bundle needs it at run time too. Build and run with Node 24 (scripts/provision-node.sh).`);
+  process.exit(1);
+}
 const LAZY_BUILTINS = {
   // Functions only: each is a wrapper that loads the module on its first call.
   'node:crypto': new Set(['randomBytes', 'randomUUID', 'createHash', 'createHmac', 'timingSafeEqual']),
