@@ -27,18 +27,15 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { clusterUnavailableReason, startTestCluster, type TestCluster } from '../test/e2e/support/cluster.js';
 import { NS, grantServiceAccount, nodeTree, putConfigMap, type Cleanups, type Tree } from '../test/e2e/support/daemon.js';
-import { BUNDLE, NODE, machine, metricSum, ms, round, sleep, summary, table, timeProcess, writeResults, type Summary } from './lib.js';
+import { calico, multusSetup, podEnv, runArgs } from './daemon-setup.js';
+import { NODE, machine, metricSum, ms, round, sleep, summary, table, timeProcess, writeResults, type Summary } from './lib.js';
 
 const N = Number(process.env['BENCH_CHANGES'] ?? 100);
 const BURSTS = Number(process.env['BENCH_BURSTS'] ?? 20);
 const BURST_SIZE = Number(process.env['BENCH_BURST_SIZE'] ?? 5);
 const STARTS = Number(process.env['BENCH_STARTS'] ?? 10);
 const NODE_FLAGS = (process.env['BENCH_NODE_FLAGS'] ?? '').split(/\s+/).filter((x) => x !== '');
-const PLUGINS = '/usr/lib/cni';
 const CM = 'bench-cni';
-
-const calico = (name: string) => `${JSON.stringify({ cniVersion: '0.4.0', name, plugins: [{ type: 'bridge', bridge: 'cni0' }, { type: 'portmap', capabilities: { portMappings: true } }] })}\n`;
-const MULTUS = '{"cniVersion":"0.4.0","name":"multus-cni-network","type":"bridge","delegates":[__10-calico.conflist__]}\n';
 const exists = (p: string) => stat(p).then(() => true, () => false);
 
 /** Resolves with performance.now() when check() holds; checked on every event in `dirs` and every 10 ms. */
@@ -77,26 +74,10 @@ interface RunningDaemon {
   stop(): Promise<void>;
 }
 
-function daemonEnv(cluster: TestCluster, tree: Tree, pod: string): NodeJS.ProcessEnv {
-  const { KUBECONFIG: _k, ...env } = process.env;
-  return { ...env, KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: new URL(cluster.server).port, CNI_NODE_SERVICE_ACCOUNT_DIR: tree.sa, POD_NAME: pod, POD_NAMESPACE: NS };
-}
-
 function spawnDaemon(cluster: TestCluster, tree: Tree, pod: string): { child: ChildProcess; log: string[]; spawnedAt: number } {
-  const args = [
-    ...NODE_FLAGS,
-    BUNDLE,
-    'run',
-    `--config-map=${NS}/${CM}`,
-    `--plugins-dir=${PLUGINS}`,
-    `--host-plugins-dir=${tree.bin}`,
-    `--configs-dir=${tree.templates}`,
-    `--host-configs-dir=${tree.netd}`,
-    `--manifests-dir=${tree.manifests}`,
-    '--listen=127.0.0.1:0',
-  ];
+  const args = [...NODE_FLAGS, ...runArgs(tree, CM)];
   const spawnedAt = performance.now();
-  const child = spawn(NODE, args, { env: daemonEnv(cluster, tree, pod), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(NODE, args, { env: podEnv(cluster, tree, pod), stdio: ['ignore', 'pipe', 'pipe'] });
   const log: string[] = [];
   const onData = (b: Buffer) => {
     for (const l of b.toString('utf8').split('\n')) if (l !== '' && log.length < 5000) log.push(l);
@@ -161,15 +142,11 @@ try {
     const r = await cluster.request('PATCH', `/api/v1/namespaces/${NS}/configmaps/${CM}`, { data: { plugins } });
     if (r.status !== 200) throw new Error(r.text);
   };
-  const prepare = async (tree: Tree) => {
-    await writeFile(path.join(tree.netd, '10-calico.conflist'), calico('k8s-initial'));
-    await writeFile(path.join(tree.templates, '05-multus.conf'), MULTUS);
-  };
 
   console.log(`cni-node run reaction benchmark: ${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}, ${NODE} ${NODE_FLAGS.join(' ')}; kube-apiserver 1.20.2 on loopback; CNI_NODE_DEBOUNCE=${process.env['CNI_NODE_DEBOUNCE'] ?? '100ms (default)'}\n`);
 
   const tree = await nodeTree(cluster, cleanups, 'cni-node-bench-run-');
-  await prepare(tree);
+  await multusSetup(tree);
   const d = await startDaemon(cluster, tree, 'cni-node-bench', cleanups);
   await waitReady(d);
   const vlan = path.join(tree.bin, 'vlan');
@@ -266,7 +243,7 @@ try {
   for (let i = 0; i < STARTS; i++) {
     nodeStart.push(timeProcess(NODE, [...NODE_FLAGS, '-e', '0']));
     const t = await nodeTree(cluster, cleanups, 'cni-node-bench-start-');
-    await prepare(t);
+    await multusSetup(t);
     const want = ['bridge', 'portmap'].map((p) => path.join(t.bin, p));
     const converged = waitFor([t.bin, t.netd], async () => (await Promise.all(want.map(exists))).every(Boolean) && (await readFile(path.join(t.netd, '05-multus.conf'), 'utf8').catch(() => '')).includes('"k8s-initial"'), 30_000);
     const dd = await startDaemon(cluster, t, `cni-node-bench-start-${i}`, cleanups);

@@ -11,7 +11,7 @@
 //     its CPU over the window (/proc/PID/stat utime+stime) are read. Every V8 flag
 //     variant (BENCH_FOOTPRINT_FLAGS) runs as its own daemon + floor pair in the same
 //     window, so the flags are compared under the same conditions. One more daemon
-//     reads a kubeconfig instead (--kubeconfig loads @kubernetes/client-node).
+//     reads a kubeconfig instead of the service account.
 //  2. Inside the process: a tiny preload (--require) answers SIGUSR2 with
 //     process.memoryUsage() and V8's heap-space and code statistics, so the daemon's
 //     RSS is split into V8 heap (by space), code, external/array buffers and the rest.
@@ -27,13 +27,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { clusterUnavailableReason, startTestCluster, type TestCluster } from '../test/e2e/support/cluster.js';
-import { NS, grantServiceAccount, nodeTree, putConfigMap, type Cleanups } from '../test/e2e/support/daemon.js';
+import { grantServiceAccount, nodeTree, putConfigMap, type Cleanups } from '../test/e2e/support/daemon.js';
+import { multusSetup, podEnv, runArgs } from './daemon-setup.js';
 import { BUNDLE, NODE, ROOT, machine, median, procStat, round, sleep, smapsRollup, table, writeResults } from './lib.js';
 
 const IDLE_S = Number(process.env['BENCH_IDLE_SECONDS'] ?? 60);
 const SCRAPE_S = Number(process.env['BENCH_SCRAPE_SECONDS'] ?? 15);
 const ATTRIBUTION_RUNS = Number(process.env['BENCH_ATTRIBUTION_RUNS'] ?? 3);
-const PLUGINS = '/usr/lib/cni';
 const CM = 'bench-footprint';
 /**
  * Variants, `;`-separated, each a space-separated list of Node/V8 flags and
@@ -143,35 +143,17 @@ async function idle(cluster: TestCluster, work: string, cleanups: Cleanups): Pro
   await putConfigMap(cluster, CM, { plugins: 'bridge,portmap', configs: '05-multus.conf', manifests: '' });
   const probeFile = path.join(work, 'probe.cjs');
   writeFileSync(probeFile, PROBE);
-  const { KUBECONFIG: _k, ...baseEnv } = process.env;
   const subjects: Subject[] = [];
   const variants: Array<{ label: string; flags: string[]; kubeconfig: boolean }> = FLAG_SETS.map((f) => ({ label: f.length ? f.join(' ') : 'defaults', flags: f, kubeconfig: false }));
-  variants.push({ label: 'defaults, --kubeconfig (loads @kubernetes/client-node)', flags: [], kubeconfig: true });
+  variants.push({ label: 'defaults, --kubeconfig instead of in-cluster credentials', flags: [], kubeconfig: true });
   for (const v of variants) {
     const tree = await nodeTree(cluster, cleanups, 'cni-node-bench-fp-');
-    writeFileSync(path.join(tree.netd, '10-calico.conflist'), '{"cniVersion":"0.4.0","name":"k8s-pod-network","plugins":[{"type":"bridge","bridge":"cni0"},{"type":"portmap","capabilities":{"portMappings":true}}]}\n');
-    writeFileSync(path.join(tree.templates, '05-multus.conf'), '{"cniVersion":"0.4.0","name":"multus-cni-network","type":"bridge","delegates":[__10-calico.conflist__]}\n');
-    const env: NodeJS.ProcessEnv = {
-      ...baseEnv,
-      KUBERNETES_SERVICE_HOST: '127.0.0.1',
-      KUBERNETES_SERVICE_PORT: new URL(cluster.server).port,
-      CNI_NODE_SERVICE_ACCOUNT_DIR: tree.sa,
-      POD_NAME: `cni-node-bench-fp-${subjects.length}`,
-      POD_NAMESPACE: NS,
-    };
-    const args = [
-      BUNDLE,
-      'run',
-      `--config-map=${NS}/${CM}`,
-      `--plugins-dir=${PLUGINS}`,
-      `--host-plugins-dir=${tree.bin}`,
-      `--configs-dir=${tree.templates}`,
-      `--host-configs-dir=${tree.netd}`,
-      `--manifests-dir=${tree.manifests}`,
-      '--listen=127.0.0.1:0',
+    await multusSetup(tree);
+    const env = podEnv(cluster, tree, `cni-node-bench-fp-${subjects.length}`);
+    const args = runArgs(tree, CM, [
       `--kubeconfig-out=${path.join(tree.netd, 'multus.d/multus.kubeconfig')}`,
       ...(v.kubeconfig ? [`--kubeconfig=${cluster.writeKubeconfig(cluster.tokens.serviceAccount)}`] : []),
-    ];
+    ]);
     const pairs: Array<['daemon' | 'floor', string[], string]> = v.kubeconfig ? [['daemon', args, v.label]] : [['daemon', args, v.label], ['floor', ['-e', FLOOR], v.label]];
     if (v.flags.length === 0 && !v.kubeconfig) pairs.push(['floor', ['-e', WATCH_FLOOR], 'floor + one TLS ConfigMap watch + fs.watch of the node dirs']);
     for (const [kind, a, label] of pairs) {
