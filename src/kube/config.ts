@@ -370,13 +370,20 @@ function parseKubeconfig(doc: unknown, dir: string): KcConfig {
       exec: u?.['exec'] ?? undefined,
       keyData: str(u?.['client-key-data']),
       keyFile: abs(str(u?.['client-key'])),
-      token: str(u?.['token']) || (tokenFile ? readFileSync(tokenFile, 'utf8') : undefined),
+      token: str(u?.['token']) || (tokenFile ? readTokenFile(tokenFile) : undefined),
       password: str(u?.['password']),
       username: str(u?.['username']),
       impersonateUser: str(u?.['as']),
     });
   });
   return { clusters, users, contexts, currentContext: str(d['current-context']) ?? '' };
+}
+
+/** A user's `token-file`, read as the library reads it (relative to the working dir), but only a bounded regular file. */
+function readTokenFile(file: string): string {
+  const bytes = readRegularSync(file, { maxBytes: INPUT_LIMITS.token, what: 'the kubeconfig token-file' });
+  if (bytes === undefined) throw new Error(`token-file ${file}: no such file`);
+  return bytes.toString('utf8');
 }
 
 function omitUndefined<T extends object>(o: T): T {
