@@ -21,6 +21,7 @@ import { CniNodeError } from '../core/errors.js';
 import { resolveKubeConfig, type KubeConfigOptions, type ResolvedKubeConfig } from './config.js';
 import { isRetriableStatus, KubeUnreachableError, networkCode, type KubeStatus } from './errors.js';
 import { backoffDelay } from '../sys/backoff.js';
+import { parseServerJson } from './limits.js';
 import { DEFAULT_RETRY, interrupted, retryAfterMs, sleep, type RetryPolicy } from './retry.js';
 import { KubeTransport, type Answer, type HttpMethod, type Outcome, type Query } from './transport.js';
 
@@ -146,7 +147,7 @@ export class KubeClient {
         continue;
       }
       if ((res.status >= 200 && res.status < 300) || req.accept?.includes(res.status)) {
-        return { status: res.status, body: parseBody(res) as T, headers: res.headers };
+        return { status: res.status, body: parseBody(res, this.transport.answerTo(req.method, req.path)) as T, headers: res.headers };
       }
       throw this.transport.refusal(res, req.method, req.path);
     }
@@ -173,12 +174,14 @@ export class KubeClient {
   }
 }
 
-function parseBody(res: Answer): unknown {
+/** The answer's JSON (refused when nested too deep, see limits.ts), or its text when it is not JSON. */
+function parseBody(res: Answer, what: string): unknown {
   if (res.text === '') return undefined;
   if (String(res.headers['content-type'] ?? '').includes('json')) {
     try {
-      return JSON.parse(res.text);
-    } catch {
+      return parseServerJson(res.text, what);
+    } catch (e) {
+      if (e instanceof CniNodeError) throw e;
       return res.text;
     }
   }

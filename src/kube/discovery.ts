@@ -146,9 +146,9 @@ export class Discovery {
     if (!p) {
       const { group, version } = splitApiVersion(apiVersion);
       const path = group === '' ? `/api/${version}` : `/apis/${group}/${version}`;
-      p = this.client.request<APIResourceList>({ method: 'GET', path, accept: unavailableOk ? [404, 503] : [404] }).then((res) => {
+      p = this.client.request<unknown>({ method: 'GET', path, accept: unavailableOk ? [404, 503] : [404] }).then((res) => {
         if (res.status === 503) this.lists.delete(apiVersion); // an aggregated API that is down: ask again next time
-        return res.status === 404 || res.status === 503 ? undefined : res.body;
+        return res.status === 404 || res.status === 503 ? undefined : { resources: resourcesOf(res.body) };
       });
       this.lists.set(apiVersion, p);
       p.catch(() => this.lists.delete(apiVersion));
@@ -160,23 +160,61 @@ export class Discovery {
   private servedGroups(): Promise<Map<string, string[]>> {
     this.groups ??= (async () => {
       const out = new Map<string, string[]>();
-      const core = await this.client.request<{ versions?: string[] }>({ method: 'GET', path: '/api', accept: [404] });
-      out.set('', core.body?.versions ?? []);
-      const apis = await this.client.request<{ groups?: { name: string; versions?: { version: string }[]; preferredVersion?: { version: string } }[] }>({
-        method: 'GET',
-        path: '/apis',
-        accept: [404],
-      });
-      for (const g of apis.body?.groups ?? []) {
-        const versions = (g.versions ?? []).map((v) => v.version);
+      const core = await this.client.request<{ versions?: unknown } | undefined>({ method: 'GET', path: '/api', accept: [404] });
+      out.set('', arrayOf(core.body?.versions).filter(isDnsLabel));
+      const apis = await this.client.request<{ groups?: unknown } | undefined>({ method: 'GET', path: '/apis', accept: [404] });
+      for (const g of arrayOf(apis.body?.groups) as { name?: unknown; versions?: unknown; preferredVersion?: { version?: unknown } }[]) {
+        // Names from the server go into request paths: only well-formed ones are used.
+        if (!isGroupName(g.name)) continue;
+        const versions = arrayOf(g.versions)
+          .map((v) => (v as { version?: unknown }).version)
+          .filter(isDnsLabel);
         const pref = g.preferredVersion?.version;
-        out.set(g.name, pref ? [pref, ...versions.filter((v) => v !== pref)] : versions);
+        out.set(g.name, isDnsLabel(pref) ? [pref, ...versions.filter((v) => v !== pref)] : versions);
       }
       return out;
     })();
     this.groups.catch(() => (this.groups = undefined));
     return this.groups;
   }
+}
+
+// ---- what discovery documents may contain ------------------------------------
+//
+// Discovery documents are untrusted input like every answer: group, version and
+// resource names go into request paths, kinds into messages. Entries whose names
+// are not well-formed (a Kubernetes name: lowercase letters, digits, '-' and '.';
+// a kind: letters and digits) are ignored, as a server could not have served them.
+
+function arrayOf(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+
+function isDnsLabel(v: unknown): v is string {
+  return typeof v === 'string' && v.length <= 63 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(v);
+}
+
+function isGroupName(v: unknown): v is string {
+  return typeof v === 'string' && v.length <= 253 && /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(v);
+}
+
+/** The well-formed resources of an APIResourceList (subresources, `pods/log`, included). */
+function resourcesOf(body: unknown): APIResource[] {
+  const out: APIResource[] = [];
+  for (const r of arrayOf((body as { resources?: unknown } | null | undefined)?.resources) as Record<string, unknown>[]) {
+    if (typeof r !== 'object' || r === null) continue;
+    const { name, kind, namespaced, singularName, shortNames, verbs } = r;
+    if (typeof name !== 'string' || !name.split('/').every(isGroupName) || typeof kind !== 'string' || !/^[A-Za-z][A-Za-z0-9]{0,62}$/.test(kind)) continue;
+    out.push({
+      name,
+      kind,
+      namespaced: namespaced === true,
+      ...(isGroupName(singularName) ? { singularName } : {}),
+      ...(Array.isArray(shortNames) ? { shortNames: shortNames.filter(isGroupName) } : {}),
+      ...(Array.isArray(verbs) ? { verbs: verbs.filter((v): v is string => typeof v === 'string') } : {}),
+    });
+  }
+  return out;
 }
 
 // ---- kubectl-style resource types ----------------------------------------------

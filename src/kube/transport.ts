@@ -13,6 +13,7 @@ import https from 'node:https';
 import { CniNodeError, reason } from '../core/errors.js';
 import type { ResolvedKubeConfig } from './config.js';
 import { isTlsError, isTransientNetworkError, KubeUnreachableError, networkCode, statusError, type KubeApiError } from './errors.js';
+import { MAX_ANSWER_BYTES, serverText, tooLarge } from './limits.js';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -117,11 +118,16 @@ export class KubeTransport {
     });
   }
 
-  /** Sends a request and reads the whole answer. */
+  /** Sends a request and reads the whole answer (at most MAX_ANSWER_BYTES, see limits.ts). */
   async exchange(x: TransportRequest, onOutcome?: (outcome: Outcome) => void): Promise<Answer> {
     const res = await this.open(x, onOutcome);
-    const text = await readAll(res);
+    const text = await readAll(res, MAX_ANSWER_BYTES, (seen) => tooLarge(this.answerTo(x.method, x.path), MAX_ANSWER_BYTES, seen));
     return { status: res.statusCode ?? 0, headers: res.headers, text };
+  }
+
+  /** "the answer to GET https://server/path", for messages about an answer. */
+  answerTo(method: string, path: string): string {
+    return `the answer to ${method} ${this.server}${path}`;
   }
 
   /**
@@ -133,13 +139,17 @@ export class KubeTransport {
     if (isTlsError(e)) {
       return new CniNodeError(
         'api',
-        `cannot talk to the Kubernetes API server at ${this.server} over TLS: ${reason(e)}. Check the cluster CA and server name in the credentials from ${this.config.source}`,
+        `cannot talk to the Kubernetes API server at ${this.server} over TLS: ${serverText(reason(e), 500)}. Check the cluster CA and server name in the credentials from ${this.config.source}`,
       );
     }
-    if (!isTransientNetworkError(e)) return new CniNodeError('api', `${verb} ${this.server}${path} failed: ${reason(e)}`);
+    if (/^HPE_/.test(networkCode(e))) {
+      // Node's HTTP parser refused the answer: headers over its 16 KiB limit, or bytes that are not HTTP.
+      return new CniNodeError('api', `${verb} ${this.server}${path}: the answer is not HTTP that cni-node accepts (${serverText(reason(e), 200)}); refused`);
+    }
+    if (!isTransientNetworkError(e)) return new CniNodeError('api', `${verb} ${this.server}${path} failed: ${serverText(reason(e), 500)}`);
     const tried = tries ? ` (${tries.attempts} attempt${tries.attempts > 1 ? 's' : ''} over ${(tries.ms / 1000).toFixed(1)} s)` : ` (${verb} ${path})`;
     return new KubeUnreachableError(
-      `cannot reach the Kubernetes API server at ${this.server}: ${reason(e)}${tried}. Check that the API server is up and reachable from this node; the address comes from ${this.config.source}`,
+      `cannot reach the Kubernetes API server at ${this.server}: ${serverText(reason(e), 500)}${tried}. Check that the API server is up and reachable from this node; the address comes from ${this.config.source}`,
       this.server,
       networkCode(e),
     );
@@ -166,12 +176,32 @@ export class KubeTransport {
   }
 }
 
-/** Reads a whole body. */
-export function readAll(res: http.IncomingMessage): Promise<string> {
+/**
+ * Reads a whole body of at most `maxBytes`, counted as the bytes arrive. A body
+ * that says (Content-Length) or turns out to be longer is refused with the error
+ * `tooBig` makes (see limits.ts tooLarge), and the response and its connection are
+ * destroyed at once: the rest is never read.
+ */
+export function readAll(res: http.IncomingMessage, maxBytes: number, tooBig: (seen: string) => Error): Promise<string> {
   return new Promise((resolve, reject) => {
+    const refuse = (seen: string): void => {
+      res.removeAllListeners('data');
+      reject(tooBig(seen));
+      res.destroy();
+    };
+    const declared = Number(res.headers['content-length']);
+    if (Number.isFinite(declared) && declared > maxBytes) {
+      refuse(`Content-Length: ${declared}`);
+      return;
+    }
     const chunks: Buffer[] = [];
-    res.on('data', (c: Buffer) => chunks.push(c));
-    res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    let bytes = 0;
+    res.on('data', (c: Buffer) => {
+      bytes += c.length;
+      if (bytes > maxBytes) refuse(`at least ${bytes} bytes`);
+      else chunks.push(c);
+    });
+    res.on('end', () => resolve(Buffer.concat(chunks, bytes).toString('utf8')));
     res.on('error', reject);
     res.on('aborted', () => reject(coded('the API server closed the connection mid-answer', 'ECONNRESET')));
   });

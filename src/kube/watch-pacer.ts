@@ -6,7 +6,8 @@
  *   server is back, so a watch cut right after an outage is not made to wait the
  *   long delay the outage had reached.
  * - unstable: watches that opened and then ended without progress (no event and
- *   less than progressMs of life, an ERROR event, a stall). Only progress ends that
+ *   less than progressMs of life, an ERROR event, a stall) or with something
+ *   refused (an event over the cap, not JSON). Only progress ends that
  *   streak, so a server or proxy that accepts every watch and cuts it at once meets
  *   a growing delay, not a loop of requests.
  *
@@ -52,6 +53,16 @@ export class WatchPacer {
   /** An attempt without a good answer; returns the delay before the next (at least `retryAfterMs`). */
   failed(retryAfterMs = 0): number {
     return this.unavailable.fail(retryAfterMs);
+  }
+
+  /**
+   * A watch opened and then sent something cni-node refuses (an event over the
+   * cap, a line that is not JSON): the server answers, but not usably. Like a
+   * watch that ended without progress it meets the growing unstable delay; the
+   * unavailable streak would not grow, as the opened watch ended it.
+   */
+  refused(): number {
+    return this.unstable.fail();
   }
 
   /** A watch ended; returns the delay before the next. */

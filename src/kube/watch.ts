@@ -20,13 +20,18 @@
  *   may appear later). A watch silent past timeoutSeconds + 30 s is dropped.
  * - stop()/abort: the request in flight and a pending backoff end at once; no
  *   callback after it. Nothing throws: failures go to onError and are retried.
+ * - What it holds is capped (limits.ts): each answer and each event, all pages of
+ *   a LIST together, and the set it grows with events. Anything over a cap, nested
+ *   too deep or not JSON fails that attempt (the connection is closed without
+ *   reading the rest) and is retried with growing backoff; nothing of it is applied.
  */
 import type http from 'node:http';
 import { CniNodeError, reason } from '../core/errors.js';
 import type { KubeClient } from './client.js';
+import { formatBytes, MAX_ANSWER_BYTES, MAX_WATCHED_BYTES, parseServerJson, tooLarge } from './limits.js';
 import { readAll, KubeTransport, type Outcome, type Query } from './transport.js';
 import { readWatchStream, type StreamEnd, type WatchEventLine } from './watch-stream.js';
-import { isWatchedObject, WatchedSet, type WatchedObject } from './watched-set.js';
+import { isWatchedObject, WatchedSet, type SizedObject, type WatchedObject } from './watched-set.js';
 import { WatchPacer, type WatchEnd, type WatchRestartReason } from './watch-pacer.js';
 import type { BackoffPolicy } from '../sys/backoff.js';
 import { pause } from '../sys/sleep.js';
@@ -93,16 +98,24 @@ export interface ListWatcher {
 
 export const DEFAULT_WATCH_BACKOFF: BackoffPolicy = { baseDelayMs: 500, maxDelayMs: 30_000 };
 
+/**
+ * Pages of one LIST. A server can hand out `continue` tokens for ever with pages
+ * too small for the byte cap to stop it; 32 MiB of the smallest objects (~100
+ * bytes) in pages of 500 is ~670 pages.
+ */
+export const MAX_LIST_PAGES = 1_000;
+
 /** Starts a list+watch; see the top of this file. */
 export function listWatch(options: ListWatchOptions): ListWatcher {
   return new ListWatch(options);
 }
 
+/** A LIST answer, as it may come: any field may be missing or of another type. */
 interface ListBody {
-  kind?: string;
-  apiVersion?: string;
-  metadata?: { resourceVersion?: string; continue?: string };
-  items?: unknown[];
+  kind?: unknown;
+  apiVersion?: unknown;
+  metadata?: { resourceVersion?: unknown; continue?: unknown } | null;
+  items?: unknown;
 }
 
 /** A failed attempt, with what the server said about when to come back. */
@@ -110,6 +123,8 @@ class AttemptError extends Error {
   constructor(
     readonly error: CniNodeError,
     readonly retryAfter = 0,
+    /** The watch had opened, and then sent something refused (see WatchPacer.refused). */
+    readonly opened = false,
   ) {
     super(error.message);
   }
@@ -193,7 +208,7 @@ export class ListWatch implements ListWatcher {
     } catch (e) {
       if (this.stopped) return 0;
       const failed = e instanceof AttemptError ? e : new AttemptError(wrap(e, 'watch'));
-      const delay = this.pacer.failed(failed.retryAfter);
+      const delay = failed.opened ? this.pacer.refused() : this.pacer.failed(failed.retryAfter);
       this.reportError(failed.error, delay);
       return delay;
     } finally {
@@ -203,19 +218,30 @@ export class ListWatch implements ListWatcher {
 
   /** LIST, all pages: replaces the set and delivers it. */
   private async list(signal: AbortSignal): Promise<void> {
-    const objects: WatchedObject[] = [];
+    const objects: SizedObject[] = [];
     let cont: string | undefined;
     let listRv: string | undefined;
-    do {
-      const page = await this.listPage(signal, cont);
-      listRv ??= page.metadata?.resourceVersion;
-      const itemKind = page.kind?.endsWith('List') ? page.kind.slice(0, -4) : undefined;
-      for (const item of page.items ?? []) {
+    let listed = 0;
+    for (let pages = 1; ; pages++) {
+      const { page, bytes } = await this.listPage(signal, cont, MAX_WATCHED_BYTES - listed);
+      listed += bytes;
+      listRv ??= stringOrUndefined(page.metadata?.resourceVersion);
+      const kind = stringOrUndefined(page.kind);
+      const apiVersion = stringOrUndefined(page.apiVersion);
+      const itemKind = kind?.endsWith('List') ? kind.slice(0, -4) : undefined;
+      const items = Array.isArray(page.items) ? page.items : [];
+      // Each item is counted as its share of the page's bytes.
+      const share = Math.ceil(bytes / Math.max(1, items.length));
+      for (const item of items) {
         // Listed items carry no kind and apiVersion; fill them in, as kubectl does.
-        if (isWatchedObject(item)) objects.push({ ...(page.apiVersion ? { apiVersion: page.apiVersion } : {}), ...(itemKind ? { kind: itemKind } : {}), ...item });
+        if (isWatchedObject(item)) objects.push({ object: { ...(apiVersion ? { apiVersion } : {}), ...(itemKind ? { kind: itemKind } : {}), ...item }, bytes: share });
       }
-      cont = page.metadata?.continue || undefined;
-    } while (cont !== undefined);
+      cont = stringOrUndefined(page.metadata?.continue);
+      if (cont === undefined) break;
+      if (pages >= MAX_LIST_PAGES) {
+        throw new AttemptError(new CniNodeError('api', `list ${this.where}: the API server sent more than ${MAX_LIST_PAGES} pages; refused (narrow the watch: a namespace, name or label selector)`));
+      }
+    }
     this.set.replace(objects);
     this.rv = listRv;
     this.needList = false;
@@ -225,16 +251,33 @@ export class ListWatch implements ListWatcher {
     this.resolveSynced(true);
   }
 
-  private async listPage(signal: AbortSignal, cont: string | undefined): Promise<ListBody> {
+  /**
+   * One page of the LIST, and its size. `budget` is what is left of the cap on
+   * the LIST's pages together: the page is refused as soon as it goes over that,
+   * or over the cap on one answer.
+   */
+  private async listPage(signal: AbortSignal, cont: string | undefined, budget: number): Promise<{ page: ListBody; bytes: number }> {
     const { fieldSelector, labelSelector } = this.options;
     const query = { fieldSelector, labelSelector, limit: this.options.pageSize ?? 500, continue: cont };
     const res = await this.open('list', query, signal, this.options.listTimeoutMs ?? 60_000);
     if (!ok(res)) throw await this.refused(res, 'list');
+    const answer = this.transport.answerTo('GET', this.options.path);
+    const [cap, what] =
+      budget < MAX_ANSWER_BYTES
+        ? [MAX_WATCHED_BYTES, `the LIST of ${this.where}, all its pages together,`]
+        : [MAX_ANSWER_BYTES, answer];
+    let page: unknown;
+    let bytes: number;
     try {
-      return JSON.parse(await readAll(res)) as ListBody;
+      const text = await readAll(res, Math.min(budget, MAX_ANSWER_BYTES), (seen) => tooLarge(what, cap, seen, cap === MAX_WATCHED_BYTES ? NARROW : undefined));
+      bytes = Buffer.byteLength(text);
+      page = parseServerJson(text, answer);
     } catch (e) {
+      if (e instanceof CniNodeError) throw new AttemptError(e);
       throw new AttemptError(new CniNodeError('api', `list ${this.where}: ${e instanceof SyntaxError ? 'the answer is not JSON' : reason(e)}`));
     }
+    if (typeof page !== 'object' || page === null || Array.isArray(page)) throw new AttemptError(new CniNodeError('api', `list ${this.where}: the answer is not a JSON object`));
+    return { page: page as ListBody, bytes };
   }
 
   /**
@@ -257,7 +300,7 @@ export class ListWatch implements ListWatcher {
       const query = { watch: 1, allowWatchBookmarks: true, timeoutSeconds, resourceVersion: this.rv || undefined, fieldSelector, labelSelector };
       const res = await this.open('watch', query, attempt.signal, 0);
       if (res.statusCode === 410) {
-        await readAll(res).catch(() => '');
+        await readAll(res, MAX_ANSWER_BYTES, (seen) => tooLarge('a 410 answer', MAX_ANSWER_BYTES, seen)).catch(() => '');
         return { reason: 'expired', detail: 'resourceVersion too old (410 Gone)', progressed: !fromList };
       }
       if (!ok(res)) throw await this.refused(res, 'watch');
@@ -275,7 +318,11 @@ export class ListWatch implements ListWatcher {
   private async follow(res: http.IncomingMessage, timeoutSeconds: number, fromList: boolean, isStalled: () => boolean): Promise<WatchEnd> {
     const started = Date.now();
     let events = 0;
-    const end: StreamEnd = await readWatchStream(res, (lines) => (events += this.apply(lines)));
+    const end: StreamEnd = await readWatchStream(res, (lines) => {
+      const applied = this.apply(lines);
+      events += applied.events;
+      return applied.problem;
+    });
     const lived = Date.now() - started;
     const progressed = events > 0 || lived >= (this.options.progressMs ?? 10_000);
     switch (end.how) {
@@ -287,8 +334,9 @@ export class ListWatch implements ListWatcher {
       case 'error-event':
         if (end.code === 410) return { reason: 'expired', detail: `resourceVersion too old (ERROR event 410: ${end.message})`, progressed: events > 0 || !fromList };
         return { reason: 'error', detail: `ERROR event${end.code ? ` ${end.code}` : ''}: ${end.message}`, progressed: false, status: end.code };
-      case 'not-json':
-        throw new AttemptError(new CniNodeError('api', `watch ${this.where}: the API server sent a line that is not JSON: ${end.line}`));
+      case 'refused':
+        // Nothing of it was applied; resumed from the last event that was.
+        throw new AttemptError(new CniNodeError('api', `watch ${this.where}: ${end.problem}`), 0, true);
       case 'broken':
         if (this.stopped) throw end.error;
         if (isStalled()) return { reason: 'stalled', detail: `silent for longer than timeoutSeconds (${timeoutSeconds} s) + ${(this.options.stallGraceMs ?? 30_000) / 1000} s; reconnecting`, progressed: false };
@@ -296,18 +344,28 @@ export class ListWatch implements ListWatcher {
     }
   }
 
-  /** Applies the events of one network read, then delivers once; returns how many there were. */
-  private apply(lines: WatchEventLine[]): number {
+  /**
+   * Applies the events of one network read, then delivers once; returns how many
+   * there were, and a problem if one would grow the set over its cap (it and the
+   * events after it are not applied).
+   */
+  private apply(lines: WatchEventLine[]): { events: number; problem?: string } {
     let events = 0;
     let changed = false;
-    for (const { type, object } of lines) {
+    let problem: string | undefined;
+    for (const { type, object, bytes } of lines) {
       if (!isWatchedObject(object)) continue;
+      if (this.set.bytesAfter(type, object, bytes) > MAX_WATCHED_BYTES) {
+        problem = `the objects this watch holds would be larger than the ${formatBytes(MAX_WATCHED_BYTES)} cap with the next event; refused (${NARROW})`;
+        break;
+      }
       events++;
-      if (object.metadata.resourceVersion) this.rv = object.metadata.resourceVersion;
-      if (this.set.apply(type, object)) changed = true;
+      const rv = stringOrUndefined(object.metadata.resourceVersion);
+      if (rv !== undefined) this.rv = rv;
+      if (this.set.apply(type, object, bytes)) changed = true;
     }
     if (changed) this.deliver();
-    return events;
+    return { events, ...(problem !== undefined ? { problem } : {}) };
   }
 
   /** An established watch ended: report it, and say when to watch again. */
@@ -344,10 +402,16 @@ export class ListWatch implements ListWatcher {
 
   /** A non-2xx answer as an AttemptError (with Retry-After); a 401 makes the credentials be read again. */
   private async refused(res: http.IncomingMessage, verb: string): Promise<AttemptError> {
-    const text = await readAll(res).catch(() => '');
+    let text = '';
+    let unread: CniNodeError | undefined;
+    try {
+      text = await readAll(res, MAX_ANSWER_BYTES, (seen) => tooLarge(this.transport.answerTo('GET', this.options.path), MAX_ANSWER_BYTES, seen));
+    } catch (e) {
+      if (e instanceof CniNodeError) unread = e;
+    }
     const status = res.statusCode ?? 0;
     if (status === 401) this.options.client.config.auth.invalidate();
-    const error = this.transport.refusal({ status, text }, 'GET', `${this.options.path} (${verb})`);
+    const error = unread ?? this.transport.refusal({ status, text }, 'GET', `${this.options.path} (${verb})`);
     let hint = retryAfterMs(res.headers['retry-after'], this.maxDelayMs);
     if (hint === undefined) {
       try {
@@ -383,6 +447,12 @@ export class ListWatch implements ListWatcher {
   private get where(): string {
     return `${this.transport.server}${this.options.path}`;
   }
+}
+
+const NARROW = 'narrow the watch: a namespace, name or label selector';
+
+function stringOrUndefined(v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' ? v : undefined;
 }
 
 function ok(res: http.IncomingMessage): boolean {

@@ -26,8 +26,12 @@ const DEBIAN = DEBIAN_PLUGINS;
 const skip = noRootOrPluginsReason('not root: the crash test writes plugin binaries with their real modes (run the tests as root)');
 
 const MIN_KILLS = 200;
-/** Wall-clock budget for the kill loop; the test fails if it cannot reach MIN_KILLS in it. */
-const LOOP_BUDGET_MS = 170_000;
+/**
+ * The kill loop ends when MIN_KILLS is reached. A round normally lands 1–5 kills; a
+ * round cap (not a wall-clock budget: the machines are shared and their speed is
+ * not what this test is about) stops a loop whose kills never land.
+ */
+const MAX_ROUNDS = 400;
 
 // ---------------------------------------------------------------------------
 // seeded PRNG (mulberry32)
@@ -242,7 +246,7 @@ describe('crash at any point: kill -9 during install/apply', { skip }, () => {
     if (root) await rm(root, { recursive: true, force: true });
   });
 
-  test(`at least ${MIN_KILLS} kills: every file old or new, then the next run converges`, { timeout: 240_000 }, async (t) => {
+  test(`at least ${MIN_KILLS} kills: every file old or new, then the next run converges`, { timeout: 600_000 }, async (t) => {
     const rand = prng(seed);
     t.diagnostic(`seed ${seed} (replay: CNI_NODE_CRASH_SEED=${seed})`);
     console.log(`# crash test seed ${seed}`);
@@ -389,7 +393,7 @@ describe('crash at any point: kill -9 during install/apply', { skip }, () => {
     }
 
     for (let round = 1; stats.kills < MIN_KILLS; round++) {
-      assert.ok(Date.now() - started < LOOP_BUDGET_MS, `only ${stats.kills} kills in ${LOOP_BUDGET_MS / 1000}s (seed ${seed})`);
+      assert.ok(round <= MAX_ROUNDS, `only ${stats.kills} kills in ${MAX_ROUNDS} rounds (seed ${seed})`);
       stats.rounds++;
       // Now and then start from empty node dirs, so first installs are crashed too.
       const reset = round % 8 === 1;

@@ -49,3 +49,14 @@ test('410 for the first watch after a list is not progress: a list/410 loop back
   });
   assert.deepEqual(delays, [500, 1_000, 2_000]);
 });
+
+test('watches that open and then send something refused (an event over the cap, not JSON) meet a growing delay, not the first step each time', () => {
+  const p = pacer();
+  const delays = [1, 2, 3, 4, 5, 6, 7].map(() => {
+    p.answered(); // the watch opened: the unavailable streak ends
+    return p.refused();
+  });
+  assert.deepEqual(delays, [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000]);
+  assert.equal(p.ended(end('timeout', true)), 0, 'a healthy watch ends the streak');
+  assert.equal(p.refused(), 500);
+});

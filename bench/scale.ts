@@ -3,7 +3,7 @@
 // and of configs at several sizes, each as a whole ./bin/cni-node process, and
 // prints the curve and whether it grows linearly.
 //
-//   node bench/scale.mjs [--reps=5] [--keep]
+//   npm run build && node build/bench/scale.js [--reps=5] [--keep]   (or: npm run bench -- scale)
 //
 // The image's plugins are copies of Debian's (/usr/lib/cni) under distinct names
 // (p000…p249: 200 plus the 50 an apply at the largest size adds); templates are
@@ -15,11 +15,13 @@ import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSyn
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
+import { BUNDLE, NODE, machine, round, writeResults } from './lib.js';
 
-const CLI = process.env.CNI_NODE_TEST_CLI ?? fileURLToPath(new URL('../bin/cni-node', import.meta.url));
+// As the image runs it: node dist/cni-node.mjs.
+const CLI = NODE;
+const CLI_ARGS = [BUNDLE];
 const DEBIAN = '/usr/lib/cni';
-const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')).map(([k, v]) => [k, v ?? 'true']));
+const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')).map(([k, v]) => [k as string, v ?? 'true']));
 const REPS = Number(args.get('reps') ?? 5);
 const PLUGIN_SIZES = [25, 50, 100, 200];
 const TEMPLATE_SIZES = [12, 25, 50, 100];
@@ -41,10 +43,10 @@ const cleanup = () => {
 process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
 
-const pad3 = (i) => String(i).padStart(3, '0');
-const pluginName = (i) => `p${pad3(i)}`;
-const templateName = (i) => `t${pad3(i)}.conflist`;
-const range = (from, to, f) => Array.from({ length: to - from }, (_, k) => f(from + k));
+const pad3 = (i: number) => String(i).padStart(3, '0');
+const pluginName = (i: number) => `p${pad3(i)}`;
+const templateName = (i: number) => `t${pad3(i)}.conflist`;
+const range = <T>(from: number, to: number, f: (i: number) => T): T[] => Array.from({ length: to - from }, (_, k) => f(from + k));
 
 // ---------------------------------------------------------------------------
 // set-up
@@ -52,14 +54,14 @@ const range = (from, to, f) => Array.from({ length: to - from }, (_, k) => f(fro
 const debian = readdirSync(DEBIAN).filter((n) => !n.startsWith('.')).sort();
 mkdirSync(image);
 let imageBytes = 0;
-const maxPlugins = PLUGIN_SIZES.at(-1) * 1.25;
+const maxPlugins = (PLUGIN_SIZES.at(-1) as number) * 1.25;
 for (let i = 0; i < maxPlugins; i++) {
-  const from = path.join(DEBIAN, debian[i % debian.length]);
+  const from = path.join(DEBIAN, debian[i % debian.length] as string);
   copyFileSync(from, path.join(image, pluginName(i)));
-  if (i < PLUGIN_SIZES.at(-1)) imageBytes += statSync(from).size;
+  if (i < (PLUGIN_SIZES.at(-1) as number)) imageBytes += statSync(from).size;
 }
 mkdirSync(templates);
-const maxTemplates = TEMPLATE_SIZES.at(-1) * 1.25;
+const maxTemplates = (TEMPLATE_SIZES.at(-1) as number) * 1.25;
 for (let i = 0; i < maxTemplates; i++) {
   const pointer = i % 4 === 0 ? ',\n  "delegate": __00-primary.conflist__' : '';
   writeFileSync(
@@ -85,9 +87,9 @@ const env = {
 // ---------------------------------------------------------------------------
 // measuring
 
-function timed(argv) {
+function timed(argv: string[]): { ms: number; stdout: string } {
   const t0 = performance.now();
-  const r = spawnSync(CLI, argv, { env, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync(CLI, [...CLI_ARGS, ...argv], { env, encoding: 'utf8', maxBuffer: 64 << 20 });
   const ms = performance.now() - t0;
   if (r.status !== 0) {
     console.error(`cni-node ${argv.join(' ').slice(0, 200)} failed (exit ${r.status}):\n${r.stderr}`);
@@ -96,13 +98,13 @@ function timed(argv) {
   return { ms, stdout: r.stdout };
 }
 
-const median = (xs) => {
+const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
 };
 
 /** Inode + mtime + ctime of every entry, to prove a no-op run wrote nothing. */
-function stamps(dir) {
+function stamps(dir: string): string[] {
   const st = lstatSync(dir);
   const out = [`. ${st.mtimeMs} ${st.ctimeMs}`];
   for (const n of readdirSync(dir).sort()) {
@@ -111,7 +113,7 @@ function stamps(dir) {
   }
   return out;
 }
-function changedEntries(a, b) {
+function changedEntries(a: string[], b: string[]): number {
   const sa = new Set(a);
   return b.filter((x) => !sa.has(x)).length + Math.max(0, a.length - b.length);
 }
@@ -126,13 +128,22 @@ const floorRuns = range(0, 7, () => timed(['version']).ms);
 const floor = median(floorRuns);
 
 let noopWrites = 0;
-const samples = new Map();
-const sample = (kind, n, op, ms) => {
+type Op = 'install' | 'noop' | 'apply' | 'applyNoop';
+interface Samples {
+  kind: string;
+  n: number;
+  install: number[];
+  noop: number[];
+  apply: number[];
+  applyNoop: number[];
+}
+const samples = new Map<string, Samples>();
+const sample = (kind: string, n: number, op: Op, ms: number) => {
   const key = `${kind} ${n}`;
   if (!samples.has(key)) samples.set(key, { kind, n, install: [], noop: [], apply: [], applyNoop: [] });
-  samples.get(key)[op].push(ms);
+  (samples.get(key) as Samples)[op].push(ms);
 };
-const KINDS = [
+const KINDS: Array<[string, number[], (i: number) => string, string]> = [
   ['plugins', PLUGIN_SIZES, pluginName, '--plugins'],
   ['configs', TEMPLATE_SIZES, templateName, '--configs'],
 ];
@@ -172,22 +183,22 @@ resetNode();
 // ---------------------------------------------------------------------------
 // report
 
-const f0 = (x) => x.toFixed(0).padStart(7);
-const f2 = (x) => x.toFixed(2).padStart(7);
+const f0 = (x: number) => x.toFixed(0).padStart(7);
+const f2 = (x: number) => x.toFixed(2).padStart(7);
 console.log(`cni-node scale benchmark: ${REPS} runs each (median), node dirs with ${UNRELATED} unrelated files each`);
 console.log(`image: ${maxPlugins} plugin copies of Debian's ${debian.length} (first ${PLUGIN_SIZES.at(-1)}: ${(imageBytes / 1048576).toFixed(0)} MiB), ${maxTemplates} templates (1 in 4 with a pointer)`);
 console.log(`start-up floor (cni-node version): ${floor.toFixed(0)} ms; "per item" below is (time - floor) / items\n`);
 console.log('kind      items |  install  per item |   no-op  per item |   apply  per item | apply no-op');
 console.log('                |      ms       ms   |      ms       ms   |      ms  ms/changed| ms');
 for (const r of rows) {
-  const per = (x, items) => (x - floor) / items;
+  const per = (x: number, items: number) => (x - floor) / items;
   console.log(
     `${r.kind.padEnd(8)} ${String(r.n).padStart(6)} | ${f0(r.install)} ${f2(per(r.install, r.n))}   | ${f0(r.noop)} ${f2(per(r.noop, r.n))}   | ${f0(r.apply)} ${f2(per(r.apply, 2 * r.q))}   | ${f0(r.applyNoop)}`,
   );
 }
 
 /** Least-squares line t = a + b·n, and R². */
-function fit(points) {
+function fit(points: Array<[number, number]>): { a: number; b: number; r2: number } {
   const n = points.length;
   const mx = points.reduce((s, p) => s + p[0], 0) / n;
   const my = points.reduce((s, p) => s + p[1], 0) / n;
@@ -203,16 +214,17 @@ function fit(points) {
 console.log('\ngrowth: t ≈ a + b·items fitted over the sizes; "×2" is (time - floor) at each size over the size before (linear ≈ 2):');
 for (const kind of ['plugins', 'configs']) {
   const rs = rows.filter((r) => r.kind === kind);
-  for (const op of ['install', 'noop', 'apply']) {
+  for (const op of ['install', 'noop', 'apply'] as const) {
     const { a, b, r2 } = fit(rs.map((r) => [r.n, r[op]]));
-    const ratios = rs.slice(1).map((r, i) => (r[op] - floor) / Math.max(1, rs[i][op] - floor));
-    const last = ratios.at(-1);
-    const itemsCost = rs.at(-1)[op] - floor;
+    const ratios = rs.slice(1).map((r, i) => (r[op] - floor) / Math.max(1, (rs[i] as (typeof rs)[number])[op] - floor));
+    const last = ratios.at(-1) as number;
+    const lastRow = rs.at(-1) as (typeof rs)[number];
+    const itemsCost = lastRow[op] - floor;
     const verdict =
       itemsCost < 0.25 * floor
-        ? `flat: ${rs.at(-1).n} items add ${itemsCost.toFixed(0)} ms to the start-up floor`
+        ? `flat: ${lastRow.n} items add ${itemsCost.toFixed(0)} ms to the start-up floor`
         : last > 2.8
-          ? `SUPERLINEAR: doubling to ${rs.at(-1).n} items multiplies the time by ${last.toFixed(2)}`
+          ? `SUPERLINEAR: doubling to ${lastRow.n} items multiplies the time by ${last.toFixed(2)}`
           : last >= 1.4
             ? `linear (${(b).toFixed(2)} ms per item)`
             : 'sublinear: fixed costs dominate';
@@ -222,3 +234,6 @@ for (const kind of ['plugins', 'configs']) {
   }
 }
 console.log(`\nno-op runs that changed an entry of the node dirs: ${noopWrites === 0 ? 'none (0 writes)' : `${noopWrites} entries changed — a no-op must write nothing`}`);
+
+const file = writeResults('scale', { benchmark: 'scale', date: new Date().toISOString(), machine: machine(), reps: REPS, floorMs: round(floor), rows, noopWrites });
+console.log(`results: ${file}`);

@@ -26,7 +26,13 @@
 //   (d) API server load: CPU time and RSS of kube-apiserver and etcd per phase, and
 //       the open watches (apiserver metrics and ESTABLISHED sockets)
 //
-//   npm run build && node bench/many-nodes.mjs [--nodes=500] [--idle=30] [--baseline=10]
+// The cost curve: --steps=250,500,750,1000 (default) adds watchers in steps; at each
+// step the new ones start at once (the herd), then the whole set idles and one
+// ConfigMap change fans out, and the API server's, etcd's and this process's memory
+// and CPU are read. The unchanged-write checks (c) run at the last step.
+//
+//   npm run build && node build/bench/many-nodes.js [--steps=250,500,750,1000] [--idle=20] [--baseline=10]
+//   (--nodes=N is --steps=N)
 //
 // Exits 1 when a goal is clearly missed (a node listed or watched more than once,
 // any request while idle or because of a change, a node that never saw the
@@ -37,26 +43,26 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { desiredFromConfigMap, mergeDesired, sameDesired, type DesiredLists } from '../src/daemon/desired.js';
+import { createKubeClient } from '../src/kube/client.js';
+import { listWatch, type ListWatcher, type WatchedObject } from '../src/kube/watch.js';
+import { SERVICE_ACCOUNT_USER, clusterUnavailableReason, startTestCluster, type TestCluster } from '../test/e2e/support/cluster.js';
+import { machine, round, writeResults } from './lib.js';
 
-const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')).map(([k, v]) => [k, v ?? 'true']));
-const NODES = Number(args.get('nodes') ?? 500);
-const IDLE_S = Number(args.get('idle') ?? 30);
+const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')).map(([k, v]) => [k as string, v ?? 'true']));
+const STEPS = (args.get('steps') ?? args.get('nodes') ?? '250,500,750,1000').split(',').map(Number);
+const NODES = Math.max(...STEPS);
+const IDLE_S = Number(args.get('idle') ?? 20);
 const BASELINE_S = Number(args.get('baseline') ?? 10);
 const NS = 'kube-system';
 const CM = 'multus-cni';
 const CM_PATH = `/api/v1/namespaces/${NS}/configmaps`;
 const UA_PREFIX = 'cni-node/bench-node-';
 
-const build = new URL('../build/', import.meta.url);
-const { clusterUnavailableReason, startTestCluster, SERVICE_ACCOUNT_USER } = await import(new URL('test/e2e/support/cluster.js', build).href);
-const { listWatch } = await import(new URL('src/kube/watch.js', build).href);
-const { createKubeClient } = await import(new URL('src/kube/client.js', build).href);
-const { desiredFromConfigMap, mergeDesired, sameDesired } = await import(new URL('src/daemon/desired.js', build).href);
-
 const unavailable = clusterUnavailableReason();
 if (unavailable) {
   console.error(`many-nodes: SKIPPED: ${unavailable}`);
-  process.exit(2);
+  process.exit(0);
 }
 
 const CLK_TCK = (() => {
@@ -66,15 +72,15 @@ const CLK_TCK = (() => {
     return 100;
   }
 })();
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.now();
-const pct = (xs, q) => {
+const pct = (xs: number[], q: number): number => {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] as number;
 };
-const ms = (x) => (Number.isFinite(x) ? `${x.toFixed(0)} ms` : '-');
-const mib = (kb) => `${(kb / 1024).toFixed(0)} MiB`;
+const ms = (x: number) => (Number.isFinite(x) ? `${x.toFixed(0)} ms` : '-');
+const mib = (kb: number) => `${(kb / 1024).toFixed(0)} MiB`;
 
 // ---------------------------------------------------------------------------
 // Audit log: one line per stage, requests counted by unique auditID. The
@@ -86,7 +92,24 @@ const auditLog = path.join(work, 'audit.log');
 const auditPolicy = path.join(work, 'audit-policy.yaml');
 writeFileSync(auditPolicy, ['apiVersion: audit.k8s.io/v1', 'kind: Policy', 'rules:', '- level: Metadata', ''].join('\n'));
 
-const auditSeen = new Map(); // auditID -> {who, node, verb, resource, name}
+interface AuditRecord {
+  who: string;
+  node: number | undefined;
+  verb: string;
+  resource: string | undefined;
+  name: string | undefined;
+  code: number | undefined;
+}
+interface AuditEvent {
+  auditID: string;
+  userAgent?: string;
+  user?: { username?: string };
+  verb: string;
+  requestURI?: string;
+  objectRef?: { resource?: string; name?: string };
+  responseStatus?: { code?: number };
+}
+const auditSeen = new Map<string, AuditRecord>();
 function readAudit() {
   let text = '';
   try {
@@ -96,9 +119,9 @@ function readAudit() {
   }
   for (const line of text.split('\n')) {
     if (line === '') continue;
-    let ev;
+    let ev: AuditEvent;
     try {
-      ev = JSON.parse(line);
+      ev = JSON.parse(line) as AuditEvent;
     } catch {
       continue; // a line being written
     }
@@ -115,10 +138,14 @@ function readAudit() {
   }
 }
 /** Requests seen in the audit log since the last call, grouped. */
-let auditMark = new Set();
-function auditSince() {
+let auditMark = new Set<string>();
+interface AuditSince {
+  watcher: { total: number; byVerb: Record<string, number>; perNode: Map<number | undefined, number> };
+  others: Record<string, number>;
+}
+function auditSince(): AuditSince {
   readAudit();
-  const out = { watcher: { total: 0, byVerb: {}, perNode: new Map() }, others: {} };
+  const out: AuditSince = { watcher: { total: 0, byVerb: {}, perNode: new Map() }, others: {} };
   for (const [id, r] of auditSeen) {
     if (auditMark.has(id)) continue;
     if (r.who === 'watcher') {
@@ -137,8 +164,8 @@ function auditSince() {
 // ---------------------------------------------------------------------------
 // Server processes: found by the cluster's temp dir in their command line.
 
-function serverPids(dir) {
-  const found = {};
+function serverPids(dir: string): { apiserver?: number; etcd?: number } {
+  const found: { apiserver?: number; etcd?: number } = {};
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     let argv;
@@ -154,7 +181,13 @@ function serverPids(dir) {
   }
   return found;
 }
-function procStat(pid) {
+interface Proc {
+  cpuMs: number;
+  rssKb: number;
+  threads: number;
+  fds: number;
+}
+function procStat(pid: number): Proc {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const cpuMs = ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK; // utime + stime
@@ -170,7 +203,7 @@ function procStat(pid) {
   return { cpuMs, rssKb, threads, fds };
 }
 /** ESTABLISHED TCP connections whose server side is the API server's port. */
-function establishedTo(port) {
+function establishedTo(port: number): number {
   const hex = port.toString(16).toUpperCase().padStart(4, '0');
   let server = 0;
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
@@ -183,7 +216,7 @@ function establishedTo(port) {
     for (const line of text.split('\n').slice(1)) {
       const f = line.trim().split(/\s+/);
       if (f.length < 4 || f[3] !== '01') continue;
-      if (f[1].endsWith(`:${hex}`)) server++;
+      if (f[1]?.endsWith(`:${hex}`)) server++;
     }
   }
   return server;
@@ -191,25 +224,91 @@ function establishedTo(port) {
 
 // ---------------------------------------------------------------------------
 
-let cluster;
-const watchers = [];
-const nodes = [];
-let failed = [];
-const goal = (ok, what) => {
+let cluster: TestCluster | undefined;
+const watchers: ListWatcher[] = [];
+interface Node {
+  i: number;
+  req: { list: number; watch: number; failed: number };
+  errors: string[];
+  restarts: string[];
+  changes: number;
+  desiredChanges: number;
+  desired: DesiredLists | undefined;
+  rv: string | undefined;
+  /** resourceVersion → when it was first delivered. */
+  seen: Map<string, number>;
+  syncedAt: number | undefined;
+  watchingAt: number | undefined;
+}
+const nodes: Node[] = [];
+const failed: string[] = [];
+const goal = (ok: boolean, what: string) => {
   if (!ok) failed.push(what);
   return ok ? 'ok' : 'MISSED';
 };
 
-async function main() {
+interface Snapshot {
+  t: number;
+  api: Proc;
+  etcd: Proc;
+  self: NodeJS.CpuUsage;
+  selfRss: number;
+  client: { list: number; watch: number; failed: number; perNode: number[] };
+}
+interface PhaseRow {
+  name: string;
+  seconds: number;
+  clientReqs: number;
+  clientList: number;
+  clientWatch: number;
+  clientMaxPerNode: number;
+  serverReqs: number;
+  serverByVerb: Record<string, number>;
+  serverMaxPerNode: number;
+  serverNodes: number;
+  others: Record<string, number>;
+  apiCpuMs: number;
+  etcdCpuMs: number;
+  selfCpuMs: number;
+  api: Proc;
+  etcd: Proc;
+  selfRss: number;
+}
+interface CurveRow {
+  nodes: number;
+  startedAtOnce: number;
+  syncMaxMs: number;
+  throttled: number;
+  registeredWatchers: number;
+  apiRssMiB: number;
+  apiFds: number;
+  apiIdleCpuPct: number;
+  etcdRssMiB: number;
+  etcdIdleCpuPct: number;
+  selfRssMiB: number;
+  selfIdleCpuPct: number;
+  idleRequests: number;
+  changeSeen: number;
+  changeP50: number;
+  changeP99: number;
+  changeMax: number;
+  changeRequests: number;
+  changeApiCpuMs: number;
+}
+
+async function main(): Promise<{ curve: CurveRow[]; rows: PhaseRow[] }> {
   const t0 = now();
   cluster = await startTestCluster({ apiServerArgs: [`--audit-policy-file=${auditPolicy}`, `--audit-log-path=${auditLog}`, '--audit-log-maxsize=0'] });
-  const apiPort = Number(new URL(cluster.server).port);
-  const pids = serverPids(cluster.dir);
+  const c = cluster;
+  const apiPort = Number(new URL(c.server).port);
+  const pids = serverPids(c.dir);
   if (!pids.apiserver || !pids.etcd) throw new Error(`cannot find the kube-apiserver and etcd processes (found ${JSON.stringify(pids)})`);
-  console.log(`cluster up in ${((now() - t0) / 1000).toFixed(1)} s: ${cluster.server}; kube-apiserver pid ${pids.apiserver}, etcd pid ${pids.etcd}; ${os.cpus().length} CPUs; fd limit ${softFdLimit()}`);
+  const apiPid = pids.apiserver;
+  const etcdPid = pids.etcd;
+  console.log(`cluster up in ${((now() - t0) / 1000).toFixed(1)} s: ${c.server}; kube-apiserver pid ${apiPid}, etcd pid ${etcdPid}; ${os.cpus().length} CPUs; fd limit ${softFdLimit()}; steps ${STEPS.join(', ')}`);
 
-  const must = async (method, p, body, opts) => {
-    const res = await cluster.request(method, p, body, opts);
+  const must = async <T = Record<string, unknown>>(method: string, p: string, body?: unknown): Promise<T> => {
+    const res = await c.request<T>(method, p, body);
     if (res.status < 200 || res.status >= 300) throw new Error(`${method} ${p}: ${res.status} ${res.text.slice(0, 300)}`);
     return res.body;
   };
@@ -228,13 +327,13 @@ async function main() {
   for (let i = 0; i < 20; i++) await must('POST', CM_PATH, { metadata: { name: `other-${i}`, namespace: NS }, data: { x: String(i) } });
 
   const metrics = async () => {
-    const res = await cluster.request('GET', '/metrics');
-    const get = (re) => {
+    const res = await c.request('GET', '/metrics');
+    const get = (re: RegExp) => {
       let sum = 0;
       for (const line of res.text.split('\n')) if (re.test(line)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
       return sum;
     };
-    const lines = (re) => res.text.split('\n').filter((l) => re.test(l));
+    const lines = (re: RegExp) => res.text.split('\n').filter((l) => re.test(l));
     return {
       rejected: lines(/^(apiserver_flowcontrol_rejected_requests_total|apiserver_dropped_requests_total)\{/),
       concurrency: lines(/^apiserver_flowcontrol_request_concurrency_limit\{/),
@@ -244,9 +343,7 @@ async function main() {
   };
 
   // Phase snapshots.
-  const rows = [];
-  let snap;
-  const take = () => ({ t: now(), api: procStat(pids.apiserver), etcd: procStat(pids.etcd), self: process.cpuUsage(), selfRss: process.memoryUsage().rss, client: clientTotals() });
+  const rows: PhaseRow[] = [];
   const clientTotals = () => {
     let list = 0;
     let watch = 0;
@@ -258,13 +355,15 @@ async function main() {
     }
     return { list, watch, failed: failedReq, perNode: nodes.map((n) => n.req.list + n.req.watch + n.req.failed) };
   };
-  const phase = async (name) => {
+  const take = (): Snapshot => ({ t: now(), api: procStat(apiPid), etcd: procStat(etcdPid), self: process.cpuUsage(), selfRss: process.memoryUsage().rss, client: clientTotals() });
+  let snap = take();
+  const phase = async (name: string): Promise<PhaseRow> => {
     await sleep(1500); // let the audit log catch up
     const s = take();
     const audit = auditSince();
     const dt = (s.t - snap.t) / 1000;
     const clientDelta = s.client.perNode.map((v, i) => v - (snap.client.perNode[i] ?? 0));
-    const row = {
+    const row: PhaseRow = {
       name,
       seconds: dt,
       clientReqs: s.client.list + s.client.watch + s.client.failed - (snap.client.list + snap.client.watch + snap.client.failed),
@@ -296,38 +395,25 @@ async function main() {
   await sleep(BASELINE_S * 1000);
   const base = await phase(`0. no watchers, idle ${BASELINE_S} s`);
 
-  // 1. N watchers, started at once (a DaemonSet after a control-plane restart, or all at once).
-  const kubeconfig = cluster.writeKubeconfig(cluster.tokens.serviceAccount);
+  const kubeconfig = c.writeKubeconfig(c.tokens.serviceAccount);
   const client = await createKubeClient({ kubeconfig, env: {} });
-  const tStart = now();
-  for (let i = 0; i < NODES; i++) {
-    const n = {
-      i,
-      req: { list: 0, watch: 0, failed: 0 },
-      errors: [],
-      restarts: [],
-      changes: 0,
-      desiredChanges: 0,
-      desired: undefined,
-      rv: undefined,
-      seen: new Map(), // resourceVersion -> time first delivered
-      syncedAt: undefined,
-      watchingAt: undefined,
-    };
+  const startNode = (i: number) => {
+    const n: Node = { i, req: { list: 0, watch: 0, failed: 0 }, errors: [], restarts: [], changes: 0, desiredChanges: 0, desired: undefined, rv: undefined, seen: new Map(), syncedAt: undefined, watchingAt: undefined };
     nodes.push(n);
     const w = listWatch({
       client,
       path: CM_PATH,
       fieldSelector: `metadata.name=${CM}`,
-      userAgent: `${UA_PREFIX}${String(i).padStart(3, '0')}`,
-      onChange: (objects) => {
+      userAgent: `${UA_PREFIX}${String(i).padStart(4, '0')}`,
+      onChange: (objects: WatchedObject[]) => {
         const t = now();
         n.changes++;
         const cm = objects.find((o) => o.metadata.name === CM);
         if (!cm) return;
-        n.rv = cm.metadata.resourceVersion;
-        if (!n.seen.has(n.rv)) n.seen.set(n.rv, t);
-        const parsed = desiredFromConfigMap(cm.data, `${NS}/${CM}`);
+        const rv = cm.metadata.resourceVersion as string;
+        n.rv = rv;
+        if (!n.seen.has(rv)) n.seen.set(rv, t);
+        const parsed = desiredFromConfigMap(cm['data'] as Record<string, string> | undefined, `${NS}/${CM}`);
         if (!parsed.ok) return;
         const next = mergeDesired({}, parsed.lists);
         if (sameDesired(n.desired, next)) return;
@@ -343,65 +429,117 @@ async function main() {
       },
     });
     watchers.push(w);
-    w.synced.then((ok) => {
+    void w.synced.then((ok) => {
       if (ok) n.syncedAt = now();
     });
-  }
-  const deadline = now() + 90_000;
-  while (now() < deadline && nodes.some((n) => n.watchingAt === undefined)) await sleep(100);
-  const syncTimes = nodes.filter((n) => n.syncedAt !== undefined).map((n) => n.syncedAt - tStart);
-  const watchTimes = nodes.filter((n) => n.watchingAt !== undefined).map((n) => n.watchingAt - tStart);
-  let m = await metrics();
-  for (let k = 0; k < 20 && m.registeredWatchers < NODES; k++) {
-    await sleep(250);
-    m = await metrics();
-  }
-  const startRejected = (await metrics()).rejected;
-  const start = await phase(`1. start ${NODES} watchers (list+watch)`);
-  const afterStart = { metrics: m, established: establishedTo(apiPort) };
+  };
 
-  // (a) idle.
-  await sleep(IDLE_S * 1000);
-  const idle = await phase(`a. ${NODES} watchers idle ${IDLE_S} s`);
-  const idleMetrics = await metrics();
+  const curve: CurveRow[] = [];
+  let startRejected: string[] = [];
+  let lastStart: PhaseRow | undefined;
+  let lastIdle: PhaseRow | undefined;
+  let lastChange: { row: PhaseRow; lat: number[]; reconciles: number; calls: number } | undefined;
+  let idleMetrics = m0;
+  let afterStart = { metrics: m0, established: established0 };
+  let syncTimes: number[] = [];
+  let watchTimes: number[] = [];
+  let changeNo = 0;
+  for (const target of STEPS) {
+    // 1. Start the next watchers, all at once (a DaemonSet after a control-plane restart, or all at once).
+    const from = nodes.length;
+    const tStart = now();
+    for (let i = from; i < target; i++) startNode(i);
+    const fresh = nodes.slice(from);
+    const deadline = now() + 120_000;
+    while (now() < deadline && fresh.some((n) => n.watchingAt === undefined)) await sleep(100);
+    syncTimes = fresh.filter((n) => n.syncedAt !== undefined).map((n) => (n.syncedAt as number) - tStart);
+    watchTimes = fresh.filter((n) => n.watchingAt !== undefined).map((n) => (n.watchingAt as number) - tStart);
+    let m = await metrics();
+    for (let k = 0; k < 20 && m.registeredWatchers < target; k++) {
+      await sleep(250);
+      m = await metrics();
+    }
+    startRejected = (await metrics()).rejected;
+    lastStart = await phase(`1. start ${target - from} more watchers (list+watch) → ${target}`);
+    afterStart = { metrics: m, established: establishedTo(apiPort) };
 
-  // (b) one change.
-  const changesBefore = nodes.map((n) => n.changes);
-  const desiredBefore = nodes.map((n) => n.desiredChanges);
-  const tPatch = now();
-  const patched = await must('PATCH', `${CM_PATH}/${CM}`, { data: { plugins: 'multus,macvlan,ipvlan' } });
-  const patchMs = now() - tPatch;
-  const newRv = patched.metadata.resourceVersion;
-  const seenDeadline = now() + 30_000;
-  while (now() < seenDeadline && nodes.some((n) => !n.seen.has(newRv))) await sleep(20);
-  const lat = nodes.filter((n) => n.seen.has(newRv)).map((n) => n.seen.get(newRv) - tPatch);
-  const desiredAfterChange = nodes.filter((n) => n.desired?.plugin?.join(',') === 'multus,macvlan,ipvlan').length;
-  const change = await phase('b. one ConfigMap change');
-  const changeCalls = nodes.reduce((s, n, i) => s + n.changes - changesBefore[i], 0);
-  const changeReconciles = nodes.reduce((s, n, i) => s + n.desiredChanges - desiredBefore[i], 0);
+    // (a) idle.
+    await sleep(IDLE_S * 1000);
+    lastIdle = await phase(`a. ${target} watchers idle ${IDLE_S} s`);
+    idleMetrics = await metrics();
+
+    // (b) one change.
+    const changesBefore = nodes.map((n) => n.changes);
+    const desiredBefore = nodes.map((n) => n.desiredChanges);
+    const plugins = `multus,macvlan,ipvlan-${++changeNo}`;
+    const tPatch = now();
+    const patched = await must<{ metadata: { resourceVersion: string } }>('PATCH', `${CM_PATH}/${CM}`, { data: { plugins } });
+    const newRv = patched.metadata.resourceVersion;
+    const seenDeadline = now() + 30_000;
+    while (now() < seenDeadline && nodes.some((n) => !n.seen.has(newRv))) await sleep(20);
+    const lat = nodes.filter((n) => n.seen.has(newRv)).map((n) => (n.seen.get(newRv) as number) - tPatch);
+    const row = await phase(`b. one ConfigMap change seen by ${target}`);
+    lastChange = {
+      row,
+      lat,
+      calls: nodes.reduce((s, n, i) => s + n.changes - (changesBefore[i] ?? 0), 0),
+      reconciles: nodes.reduce((s, n, i) => s + n.desiredChanges - (desiredBefore[i] ?? 0), 0),
+    };
+    const throttled = fresh.reduce((s, n) => s + n.req.failed, 0);
+    curve.push({
+      nodes: target,
+      startedAtOnce: target - from,
+      syncMaxMs: round(pct(syncTimes, 1), 0),
+      throttled,
+      registeredWatchers: idleMetrics.registeredWatchers,
+      apiRssMiB: round(lastIdle.api.rssKb / 1024, 0),
+      apiFds: lastIdle.api.fds,
+      apiIdleCpuPct: round(lastIdle.apiCpuMs / lastIdle.seconds / 10, 2),
+      etcdRssMiB: round(lastIdle.etcd.rssKb / 1024, 0),
+      etcdIdleCpuPct: round(lastIdle.etcdCpuMs / lastIdle.seconds / 10, 2),
+      selfRssMiB: round(lastIdle.selfRss / 2 ** 20, 0),
+      selfIdleCpuPct: round(lastIdle.selfCpuMs / lastIdle.seconds / 10, 2),
+      idleRequests: lastIdle.clientReqs + lastIdle.serverReqs,
+      changeSeen: lat.length,
+      changeP50: round(pct(lat, 0.5), 0),
+      changeP99: round(pct(lat, 0.99), 0),
+      changeMax: round(pct(lat, 1), 0),
+      changeRequests: row.clientReqs + row.serverReqs,
+      changeApiCpuMs: round(row.apiCpuMs, 0),
+    });
+    process.stderr.write(`  step ${target}: all watching after ${ms(pct(watchTimes, 1))}, change seen by ${lat.length}/${target} (p99 ${ms(pct(lat, 0.99))})\n`);
+  }
+  const idle = lastIdle as PhaseRow;
+  const start = lastStart as PhaseRow;
+  const change = (lastChange as NonNullable<typeof lastChange>).row;
+  const lat = (lastChange as NonNullable<typeof lastChange>).lat;
+  const changeCalls = (lastChange as NonNullable<typeof lastChange>).calls;
+  const changeReconciles = (lastChange as NonNullable<typeof lastChange>).reconciles;
+  const finalPlugins = `multus,macvlan,ipvlan-${changeNo}`;
+  const desiredAfterChange = nodes.filter((n) => n.desired?.plugin?.join(',') === finalPlugins).length;
 
   // (c1) unchanged writes: PUT as is, and a merge PATCH with the same data.
   const c1Before = nodes.map((n) => n.changes);
-  const current = await must('GET', `${CM_PATH}/${CM}`);
-  const put = await must('PUT', `${CM_PATH}/${CM}`, current);
-  const samePatch = await must('PATCH', `${CM_PATH}/${CM}`, { data: current.data });
+  const current = await must<{ metadata: { resourceVersion: string }; data: Record<string, string> }>('GET', `${CM_PATH}/${CM}`);
+  const put = await must<{ metadata: { resourceVersion: string } }>('PUT', `${CM_PATH}/${CM}`, current);
+  const samePatch = await must<{ metadata: { resourceVersion: string } }>('PATCH', `${CM_PATH}/${CM}`, { data: current.data });
   const rvKept = put.metadata.resourceVersion === current.metadata.resourceVersion && samePatch.metadata.resourceVersion === current.metadata.resourceVersion;
   await sleep(1500);
   const noop = await phase('c1. unchanged re-apply (PUT + PATCH)');
-  const noopCalls = nodes.reduce((s, n, i) => s + n.changes - c1Before[i], 0);
+  const noopCalls = nodes.reduce((s, n, i) => s + n.changes - (c1Before[i] ?? 0), 0);
 
   // (c2) annotation-only change: a new resourceVersion, the same desired lists.
   const c2Before = nodes.map((n) => n.changes);
   const c2DesiredBefore = nodes.map((n) => n.desiredChanges);
   const tAnn = now();
-  const annotated = await must('PATCH', `${CM_PATH}/${CM}`, { metadata: { annotations: { 'bench.cni-node/touched': new Date().toISOString() } } });
+  const annotated = await must<{ metadata: { resourceVersion: string } }>('PATCH', `${CM_PATH}/${CM}`, { metadata: { annotations: { 'bench.cni-node/touched': new Date().toISOString() } } });
   const annRv = annotated.metadata.resourceVersion;
   const annDeadline = now() + 30_000;
   while (now() < annDeadline && nodes.some((n) => !n.seen.has(annRv))) await sleep(20);
-  const annLat = nodes.filter((n) => n.seen.has(annRv)).map((n) => n.seen.get(annRv) - tAnn);
+  const annLat = nodes.filter((n) => n.seen.has(annRv)).map((n) => (n.seen.get(annRv) as number) - tAnn);
   const ann = await phase('c2. annotation-only change');
-  const annCalls = nodes.reduce((s, n, i) => s + n.changes - c2Before[i], 0);
-  const annReconciles = nodes.reduce((s, n, i) => s + n.desiredChanges - c2DesiredBefore[i], 0);
+  const annCalls = nodes.reduce((s, n, i) => s + n.changes - (c2Before[i] ?? 0), 0);
+  const annReconciles = nodes.reduce((s, n, i) => s + n.desiredChanges - (c2DesiredBefore[i] ?? 0), 0);
   const endMetrics = await metrics();
   const endEstablished = establishedTo(apiPort);
 
@@ -409,21 +547,49 @@ async function main() {
   // Report.
   const restarts = nodes.reduce((s, n) => s + n.restarts.length, 0);
   const errors = nodes.reduce((s, n) => s + n.errors.length, 0);
-  const synced = syncTimes.length;
   const perNodeTotal = nodes.map((n) => n.req.list + n.req.watch + n.req.failed);
-  const serverPerNode = new Map();
+  const serverPerNode = new Map<number | undefined, number>();
   for (const r of auditSeen.values()) if (r.who === 'watcher') serverPerNode.set(r.node, (serverPerNode.get(r.node) ?? 0) + 1);
   const serverPerNodeVals = nodes.map((n) => serverPerNode.get(n.i) ?? 0);
+  const synced = nodes.filter((n) => n.syncedAt !== undefined).length;
+  const watching = nodes.filter((n) => n.watchingAt !== undefined).length;
 
   console.log('');
-  console.log(`${NODES} ConfigMap watchers (listWatch ${CM_PATH}?fieldSelector=metadata.name=${CM}), one process, ${os.cpus().length} CPUs`);
+  console.log(`Cost curve: ConfigMap watchers (listWatch ${CM_PATH}?fieldSelector=metadata.name=${CM}) in one process, ${os.cpus().length} CPUs`);
+  console.log('');
+  const curveHead = ['nodes', 'started at once', 'all synced after', '429s', 'registered watchers', 'apiserver RSS', 'apiserver fds', 'apiserver idle CPU', 'etcd RSS', 'etcd idle CPU', 'watchers RSS', 'watchers idle CPU', 'idle reqs', 'change seen', 'change p50/p99/max', 'change reqs', 'apiserver CPU for the change'];
+  const curveTable = curve.map((r) => [
+    String(r.nodes),
+    String(r.startedAtOnce),
+    `${r.syncMaxMs} ms`,
+    String(r.throttled),
+    String(r.registeredWatchers),
+    `${r.apiRssMiB} MiB`,
+    String(r.apiFds),
+    `${r.apiIdleCpuPct} %`,
+    `${r.etcdRssMiB} MiB`,
+    `${r.etcdIdleCpuPct} %`,
+    `${r.selfRssMiB} MiB`,
+    `${r.selfIdleCpuPct} %`,
+    String(r.idleRequests),
+    `${r.changeSeen}/${r.nodes}`,
+    `${r.changeP50}/${r.changeP99}/${r.changeMax} ms`,
+    String(r.changeRequests),
+    `${r.changeApiCpuMs} ms`,
+  ]);
+  console.log(`| ${curveHead.join(' | ')} |\n| ${curveHead.map(() => '---').join(' | ')} |\n${curveTable.map((r) => `| ${r.join(' | ')} |`).join('\n')}`);
+  if (curve.length >= 2) {
+    const a = curve[0] as CurveRow;
+    const b = curve[curve.length - 1] as CurveRow;
+    console.log(`  per added watch: kube-apiserver ${(((b.apiRssMiB - a.apiRssMiB) * 1024) / (b.nodes - a.nodes)).toFixed(0)} KiB RSS; watchers ${(((b.selfRssMiB - a.selfRssMiB) * 1024) / (b.nodes - a.nodes)).toFixed(0)} KiB RSS in this process`);
+  }
   console.log('');
   const head = ['phase', 's', 'reqs (client)', 'reqs (audit)', 'max/node', 'apiserver CPU', 'etcd CPU', 'bench CPU', 'apiserver RSS', 'etcd RSS'];
   const table = rows.map((r) => [
     r.name,
     r.seconds.toFixed(1),
     r.clientReqs === 0 ? '0' : `${r.clientReqs} (list ${r.clientList}, watch ${r.clientWatch})`,
-    r.serverReqs === 0 ? '0' : `${r.serverReqs} (${Object.entries(r.serverByVerb).map(([v, c]) => `${v} ${c}`).join(', ')})`,
+    r.serverReqs === 0 ? '0' : `${r.serverReqs} (${Object.entries(r.serverByVerb).map(([v, n]) => `${v} ${n}`).join(', ')})`,
     `${r.clientMaxPerNode}/${r.serverMaxPerNode}`,
     `${r.apiCpuMs.toFixed(0)} ms (${((r.apiCpuMs / (r.seconds * 1000)) * 100).toFixed(1)}%)`,
     `${r.etcdCpuMs.toFixed(0)} ms (${((r.etcdCpuMs / (r.seconds * 1000)) * 100).toFixed(1)}%)`,
@@ -431,8 +597,8 @@ async function main() {
     mib(r.api.rssKb),
     mib(r.etcd.rssKb),
   ]);
-  const widths = head.map((h, c) => Math.max(h.length, ...table.map((row) => row[c].length)));
-  const fmt = (row) => row.map((cell, c) => cell.padEnd(widths[c])).join('  ');
+  const widths = head.map((h, i) => Math.max(h.length, ...table.map((row) => (row[i] as string).length)));
+  const fmt = (row: string[]) => row.map((cell, i) => cell.padEnd(widths[i] as number)).join('  ');
   console.log(fmt(head));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const row of table) console.log(fmt(row));
@@ -441,56 +607,58 @@ async function main() {
   console.log('Other API traffic (audit log, not from watchers), per phase:');
   for (const r of rows) {
     const o = Object.entries(r.others).filter(([k]) => !k.startsWith('bench driver: get metrics') && !k.includes('/metrics'));
-    console.log(`  ${r.name}: ${o.length ? o.map(([k, c]) => `${k} ×${c}`).join('; ') : 'none'}`);
+    console.log(`  ${r.name}: ${o.length ? o.map(([k, n]) => `${k} ×${n}`).join('; ') : 'none'}`);
   }
   console.log('');
-  console.log(`Start: ${synced}/${NODES} listed (p50 ${ms(pct(syncTimes, 0.5))}, p99 ${ms(pct(syncTimes, 0.99))}, max ${ms(pct(syncTimes, 1))}); ` +
-    `${watchTimes.length}/${NODES} watching (max ${ms(pct(watchTimes, 1))}); failed attempts ${errors}, watch restarts ${restarts}`);
+  console.log(`Last step's start: ${syncTimes.length} listed (p50 ${ms(pct(syncTimes, 0.5))}, p99 ${ms(pct(syncTimes, 0.99))}, max ${ms(pct(syncTimes, 1))}); ${watchTimes.length} watching (max ${ms(pct(watchTimes, 1))}); over the run: failed attempts ${errors}, watch restarts ${restarts}`);
   console.log(`Requests per node over the whole run: client min ${Math.min(...perNodeTotal)} / max ${Math.max(...perNodeTotal)}; audit min ${Math.min(...serverPerNodeVals)} / max ${Math.max(...serverPerNodeVals)} (goal: exactly 1 list + 1 watch)`);
-  console.log(`Open watches on configmaps: apiserver_registered_watchers ${m0.registeredWatchers} before the watchers, ${afterStart.metrics.registeredWatchers} after start, ${idleMetrics.registeredWatchers} after idle, ${endMetrics.registeredWatchers} at the end; ` +
-    `apiserver_longrunning_gauge WATCH ${afterStart.metrics.longrunningWatches} → ${endMetrics.longrunningWatches}; ESTABLISHED sockets to the API server port ${established0} → ${afterStart.established} → ${endEstablished} (includes its own loopback clients)`);
-  console.log(`(b) change (PATCH data.plugins, answered in ${ms(patchMs)}): seen by ${lat.length}/${NODES}: p50 ${ms(pct(lat, 0.5))}, p99 ${ms(pct(lat, 0.99))}, max ${ms(pct(lat, 1))} after the PATCH was sent; ` +
-    `onChange calls ${changeCalls}, desired state changed on ${changeReconciles} nodes (${desiredAfterChange} now want multus,macvlan,ipvlan); requests caused ${change.clientReqs} (client) / ${change.serverReqs} (audit)`);
+  console.log(
+    `Open watches on configmaps: apiserver_registered_watchers ${m0.registeredWatchers} before the watchers, ${afterStart.metrics.registeredWatchers} after the last start, ${idleMetrics.registeredWatchers} after idle, ${endMetrics.registeredWatchers} at the end; ` +
+      `apiserver_longrunning_gauge WATCH ${afterStart.metrics.longrunningWatches} → ${endMetrics.longrunningWatches}; ESTABLISHED sockets to the API server port ${established0} → ${afterStart.established} → ${endEstablished} (includes its own loopback clients)`,
+  );
+  console.log(
+    `(b) last change: seen by ${lat.length}/${NODES}: p50 ${ms(pct(lat, 0.5))}, p99 ${ms(pct(lat, 0.99))}, max ${ms(pct(lat, 1))} after the PATCH was sent; ` +
+      `onChange calls ${changeCalls}, desired state changed on ${changeReconciles} nodes (${desiredAfterChange} now want ${finalPlugins}); requests caused ${change.clientReqs} (client) / ${change.serverReqs} (audit)`,
+  );
   console.log(`(c1) unchanged PUT + same-data PATCH: resourceVersion ${rvKept ? 'unchanged' : 'CHANGED'}; onChange calls ${noopCalls}; requests ${noop.clientReqs}/${noop.serverReqs}`);
   console.log(`(c2) annotation-only PATCH: seen by ${annLat.length}/${NODES} (max ${ms(pct(annLat, 1))}); onChange calls ${annCalls} (the watch layer reports every new resourceVersion); desired state changed on ${annReconciles} nodes (reconciles triggered); requests ${ann.clientReqs}/${ann.serverReqs}`);
   const perWatchKb = (idle.api.rssKb - base.api.rssKb) / NODES;
-  console.log(`(d) kube-apiserver RSS ${mib(base.api.rssKb)} without watchers → ${mib(idle.api.rssKb)} with ${NODES} (≈${perWatchKb.toFixed(0)} KiB per watch), fds ${base.api.fds} → ${idle.api.fds}, threads ${base.api.threads} → ${idle.api.threads}; ` +
-    `etcd RSS ${mib(base.etcd.rssKb)} → ${mib(idle.etcd.rssKb)}, fds ${base.etcd.fds} → ${idle.etcd.fds}; ` +
-    `CPU while idle: apiserver ${((base.apiCpuMs / base.seconds) / 10).toFixed(1)}% → ${((idle.apiCpuMs / idle.seconds) / 10).toFixed(1)}% of a core, etcd ${((base.etcdCpuMs / base.seconds) / 10).toFixed(1)}% → ${((idle.etcdCpuMs / idle.seconds) / 10).toFixed(1)}%; ` +
-    `bench process (all ${NODES} watchers) RSS ${mib(idle.selfRss / 1024)}, CPU while idle ${((idle.selfCpuMs / idle.seconds) / 10).toFixed(1)}%`);
-  if (startRejected.length) {
-    console.log(`Requests the API server refused at start (its metrics):\n  ${startRejected.join('\n  ')}`);
-    console.log(`  priority-level concurrency limits: ${m.concurrency.map((l) => l.replace(/^.*priority_level="([^"]+)".*\} (\S+)$/, '$1=$2')).join(', ')}`);
-  }
-  const startLists = nodes.reduce((s, n) => s + n.req.list, 0);
-  const startWatches = nodes.reduce((s, n) => s + n.req.watch, 0);
+  console.log(
+    `(d) kube-apiserver RSS ${mib(base.api.rssKb)} without watchers → ${mib(idle.api.rssKb)} with ${NODES} (≈${perWatchKb.toFixed(0)} KiB per watch), fds ${base.api.fds} → ${idle.api.fds}, threads ${base.api.threads} → ${idle.api.threads}; ` +
+      `etcd RSS ${mib(base.etcd.rssKb)} → ${mib(idle.etcd.rssKb)}, fds ${base.etcd.fds} → ${idle.etcd.fds}; ` +
+      `CPU while idle: apiserver ${(base.apiCpuMs / base.seconds / 10).toFixed(1)}% → ${(idle.apiCpuMs / idle.seconds / 10).toFixed(1)}% of a core, etcd ${(base.etcdCpuMs / base.seconds / 10).toFixed(1)}% → ${(idle.etcdCpuMs / idle.seconds / 10).toFixed(1)}%; ` +
+      `bench process (all ${NODES} watchers) RSS ${mib(idle.selfRss / 1024)}, CPU while idle ${(idle.selfCpuMs / idle.seconds / 10).toFixed(1)}%`,
+  );
+  if (startRejected.length) console.log(`Requests the API server refused (its metrics, cumulative):\n  ${startRejected.join('\n  ')}`);
   const auditStart = [...auditSeen.values()].filter((r) => r.who === 'watcher');
-  const auditCodes = {};
+  const auditCodes: Record<string, number> = {};
   for (const r of auditStart) auditCodes[`${r.verb} ${r.code ?? 'open'}`] = (auditCodes[`${r.verb} ${r.code ?? 'open'}`] ?? 0) + 1;
-  console.log(`Watcher requests by verb and answer over the whole run (audit; "open" = still running): ${Object.entries(auditCodes).map(([k, c]) => `${k} ×${c}`).join(', ')}`);
+  console.log(`Watcher requests by verb and answer over the whole run (audit; "open" = still running): ${Object.entries(auditCodes).map(([k, n]) => `${k} ×${n}`).join(', ')}`);
   const refusedOnlyWith429 = auditStart.every((r) => r.code === undefined || r.code === 200 || r.code === 429);
   const distinctErrors = [...new Set(nodes.flatMap((n) => n.errors))].slice(0, 5);
   const distinctRestarts = [...new Set(nodes.flatMap((n) => n.restarts))].slice(0, 5);
   if (distinctErrors.length) console.log(`failed attempts (first distinct): \n  ${distinctErrors.join('\n  ')}`);
   if (distinctRestarts.length) console.log(`watch restarts (first distinct): \n  ${distinctRestarts.join('\n  ')}`);
+  const lists = nodes.reduce((s, n) => s + n.req.list, 0);
+  const watches = nodes.reduce((s, n) => s + n.req.watch, 0);
 
   console.log('');
-  console.log('Goals:');
-  console.log(`  every node listed and watching             ${goal(synced === NODES && watchTimes.length === NODES, 'not every node synced')}`);
-  console.log(`  start: 1 list + 1 watch per node           ${goal(startLists === NODES && startWatches === NODES && (start.serverByVerb.watch ?? 0) === NODES && (auditCodes['list 200'] ?? 0) === NODES && refusedOnlyWith429, `start: ${JSON.stringify(start.serverByVerb)}, client list ${startLists} watch ${startWatches}`)}`);
-  console.log(`    (retries only after 429 from the server: ${start.clientReqs - 2 * NODES} on ${nodes.filter((n) => n.req.failed > 0).length} nodes)`);
+  console.log(`Goals (at ${NODES} nodes):`);
+  console.log(`  every node listed and watching             ${goal(synced === NODES && watching === NODES, 'not every node synced')}`);
+  console.log(`  start: 1 list + 1 watch per node           ${goal(lists === NODES && watches === NODES && (auditCodes['list 200'] ?? 0) === NODES && refusedOnlyWith429, `start: ${JSON.stringify(start.serverByVerb)}, client list ${lists} watch ${watches}`)}`);
+  console.log(`    (retries only after 429 from the server: ${nodes.reduce((s, n) => s + n.req.failed, 0)} on ${nodes.filter((n) => n.req.failed > 0).length} nodes)`);
   console.log(`  one open watch per node                    ${goal(idleMetrics.registeredWatchers >= NODES && idleMetrics.registeredWatchers <= NODES + 5, `registered watchers ${idleMetrics.registeredWatchers}`)}`);
-  console.log(`  idle: 0 requests                           ${goal(idle.clientReqs === 0 && idle.serverReqs === 0, `idle: ${idle.clientReqs}/${idle.serverReqs} requests`)}`);
+  console.log(`  idle: 0 requests                           ${goal(curve.every((r) => r.idleRequests === 0), `idle: ${curve.map((r) => r.idleRequests).join('/')} requests`)}`);
   console.log(`  change: all nodes see it                   ${goal(lat.length === NODES && changeReconciles === NODES, `change seen by ${lat.length}, reconciles ${changeReconciles}`)}`);
-  console.log(`  change: 0 requests                         ${goal(change.clientReqs === 0 && change.serverReqs === 0, `change: ${change.clientReqs}/${change.serverReqs} requests`)}`);
+  console.log(`  change: 0 requests                         ${goal(curve.every((r) => r.changeRequests === 0), `change: ${curve.map((r) => r.changeRequests).join('/')} requests`)}`);
   console.log(`  unchanged write: 0 onChange, 0 requests    ${goal(rvKept && noopCalls === 0 && noop.clientReqs === 0 && noop.serverReqs === 0, `unchanged write: onChange ${noopCalls}, requests ${noop.clientReqs}/${noop.serverReqs}`)}`);
   console.log(`  annotation-only: 0 reconciles, 0 requests  ${goal(annReconciles === 0 && ann.clientReqs === 0 && ann.serverReqs === 0 && annLat.length === NODES, `annotation: reconciles ${annReconciles}, requests ${ann.clientReqs}/${ann.serverReqs}`)}`);
   console.log(`  no watch restarts; no failure but 429      ${goal(restarts === 0 && nodes.every((n) => n.errors.every((e) => e.includes('429'))), `restarts ${restarts}, failed attempts ${errors}`)}`);
   console.log('  writes by watchers: 0 (they only GET)      ' + goal([...auditSeen.values()].every((r) => r.who !== 'watcher' || r.verb === 'list' || r.verb === 'watch' || r.verb === 'get'), 'a watcher wrote'));
-  void client;
+  return { curve, rows };
 }
 
-function softFdLimit() {
+function softFdLimit(): string {
   try {
     return execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim();
   } catch {
@@ -500,8 +668,9 @@ function softFdLimit() {
 
 let code = 0;
 const tAll = now();
+let result: Awaited<ReturnType<typeof main>> | undefined;
 try {
-  await main();
+  result = await main();
   if (failed.length) {
     console.log(`\nRESULT: goals missed: ${failed.join('; ')}`);
     code = 1;
@@ -509,16 +678,18 @@ try {
     console.log('\nRESULT: all goals met');
   }
 } catch (e) {
-  console.error(`many-nodes: ${e instanceof Error ? e.stack : e}`);
+  console.error(`many-nodes: ${e instanceof Error ? e.stack : String(e)}`);
   code = 1;
 } finally {
   const tStop = now();
   for (const w of watchers) w.stop();
   await Promise.race([Promise.all(watchers.map((w) => w.done)), sleep(10_000)]);
   const stoppedWatchers = now() - tStop;
-  await cluster?.stop().catch((e) => console.error(`stopping the cluster: ${e.message}`));
+  await cluster?.stop().catch((e: unknown) => console.error(`stopping the cluster: ${e instanceof Error ? e.message : String(e)}`));
   if (args.get('keep') === 'true') console.log(`kept ${work}`);
   else rmSync(work, { recursive: true, force: true });
   console.log(`stopped ${watchers.length} watchers in ${ms(stoppedWatchers)} and the cluster; total ${((now() - tAll) / 1000).toFixed(0)} s`);
 }
+const file = writeResults('many-nodes', { benchmark: 'many-nodes', date: new Date().toISOString(), machine: machine(), steps: STEPS, idleSeconds: IDLE_S, failed, curve: result?.curve, phases: result?.rows });
+console.log(`results: ${file}`);
 process.exit(code);

@@ -1,7 +1,6 @@
-#!/usr/bin/env node
 // Benchmark: Kubernetes objects from manifests against a real kube-apiserver 1.20.2.
 //
-//   npm run build && node bench/manifests.mjs [--rounds=N]
+//   npm run build && node build/bench/manifests.js [--rounds=N]   (or: npm run bench -- manifests)
 //
 // Starts a test cluster (test/e2e/support/cluster.ts; needs root and
 // `scripts/test-cluster.sh provision`), then times, over N rounds:
@@ -15,38 +14,33 @@
 // the server's own loopback clients use protobuf) and, in process, by the client.
 // The no-op re-apply must write nothing: resourceVersions are checked too.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { parseListSpec } from '../src/core/lists.js';
+import { plan, type Mode } from '../src/core/plan.js';
+import type { EngineOptions, ItemReport, Reporter } from '../src/core/contracts.js';
+import type { RequestEvent } from '../src/kube/client.js';
+import { createManifestHandler } from '../src/kube/manifest-handler.js';
+import { NodeRecord } from '../src/node/record.js';
+import { clusterUnavailableReason, startTestCluster } from '../test/e2e/support/cluster.js';
+import { BUNDLE, NODE as NODE_BIN, ROOT, machine, median, round, writeResults } from './lib.js';
 
 const execFileP = promisify(execFile);
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const build = path.join(root, 'build');
-if (!existsSync(path.join(build, 'src/kube/manifest-handler.js'))) {
-  console.error('bench/manifests.mjs: build/ is missing; run `npm run build` first');
-  process.exit(2);
-}
-const { clusterUnavailableReason, startTestCluster } = await import(path.join(build, 'test/e2e/support/cluster.js'));
-const { createManifestHandler } = await import(path.join(build, 'src/kube/manifest-handler.js'));
-const { NodeRecord } = await import(path.join(build, 'src/node/record.js'));
-const { plan } = await import(path.join(build, 'src/core/plan.js'));
-const { parseListSpec } = await import(path.join(build, 'src/core/lists.js'));
-
+const root = ROOT;
 const reason = clusterUnavailableReason();
 if (reason) {
-  console.error(`bench/manifests.mjs: skipped: ${reason}`);
-  process.exit(2);
+  console.error(`bench manifests: SKIPPED: ${reason}`);
+  process.exit(0);
 }
 const rounds = Number(process.argv.find((a) => a.startsWith('--rounds='))?.split('=')[1] ?? 5);
-const cli = path.join(root, 'bin/cni-node');
-const haveCli = existsSync(path.join(root, 'dist/cni-node.mjs'));
+const haveCli: boolean = true;
 
 // --- the 50 objects ---------------------------------------------------------
 const NODE = 'bench-node';
-const files = {
+const files: Record<string, string> = {
   '01-nad-crd.yaml': readFileSync(path.join(root, 'test/fixtures/manifests/nad-crd.yaml'), 'utf8'),
   '02-rbac.yaml': [
     ...range(5).map((i) => `apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: bench-role-${i}\nrules:\n- apiGroups: ["k8s.cni.cncf.io"]\n  resources: ["*"]\n  verbs: ["get", "list", "watch"]\n`),
@@ -72,7 +66,7 @@ const objectPaths = [
 ];
 if (objectPaths.length !== 50) throw new Error(`expected 50 objects, have ${objectPaths.length}`);
 
-function range(n) {
+function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }
 
@@ -84,13 +78,19 @@ mkdirSync(manifestsDir);
 for (const [name, text] of Object.entries(files)) writeFileSync(path.join(manifestsDir, name), text);
 const kubeconfig = cluster.writeKubeconfig(cluster.tokens.admin, path.join(dir, 'kubeconfig'));
 const env = { NODE_HOSTNAME: NODE, CNI_NODE_SERVICE_ACCOUNT_DIR: path.join(dir, 'no-service-account') };
-const quiet = { item() {}, warn(m) { console.error(`warning: ${m}`); }, info() {} };
+const quiet = { item() {}, warn(m: string) { console.error(`warning: ${m}`); }, info() {}, error(m: string) { console.error(m); } } as unknown as Reporter;
 
 /** In process: the manifest handler driven as the engine drives it. */
-async function inProcess(hostDir, mode, spec, { noRecord = false } = {}) {
-  const counts = { requests: 0, writes: 0, dryRuns: 0 };
+interface Counts {
+  requests: number;
+  writes: number;
+  dryRuns: number;
+}
+
+async function inProcess(hostDir: string, mode: Mode, spec: string, { noRecord = false } = {}): Promise<{ counts: Counts; reports: ItemReport[] }> {
+  const counts: Counts = { requests: 0, writes: 0, dryRuns: 0 };
   const record = noRecord ? undefined : await NodeRecord.load(hostDir, quiet);
-  const options = {
+  const options: EngineOptions = {
     dirs: { pluginsDir: '/nonexistent', hostPluginsDir: '/nonexistent', configsDir: '/nonexistent', hostConfigsDir: hostDir, manifestsDir },
     dryRun: false,
     waitMs: 0,
@@ -103,14 +103,14 @@ async function inProcess(hostDir, mode, spec, { noRecord = false } = {}) {
     options,
     record,
     clientOptions: {
-      onRequest: (e) => {
+      onRequest: (e: RequestEvent) => {
         counts.requests++;
         if (e.write) counts.writes++;
         if (e.dryRun) counts.dryRuns++;
       },
     },
   });
-  const reports = [];
+  const reports: ItemReport[] = [];
   try {
     const list = parseListSpec(spec, 'manifests');
     const current = list.current ?? (mode === 'apply' ? await handler.recorded() : []);
@@ -134,18 +134,18 @@ writeFileSync(path.join(serviceAccountDir, 'namespace'), 'default');
 const apiUrl = new URL(cluster.server);
 const inClusterEnv = { KUBERNETES_SERVICE_HOST: apiUrl.hostname, KUBERNETES_SERVICE_PORT: apiUrl.port, CNI_NODE_SERVICE_ACCOUNT_DIR: serviceAccountDir };
 
-async function cniNode(hostDir, args, { inCluster = false } = {}) {
+async function cniNode(hostDir: string, args: string[], { inCluster = false } = {}): Promise<string> {
   const credentials = inCluster ? inClusterEnv : { KUBECONFIG: kubeconfig };
-  const r = await execFileP(cli, args, {
-    env: { PATH: process.env.PATH, HOME: dir, ...env, ...credentials, CNI_NODE_MANIFESTS_DIR: manifestsDir, CNI_NODE_HOST_CONFIGS_DIR: hostDir },
+  const r = await execFileP(NODE_BIN, [BUNDLE, ...args], {
+    env: { PATH: process.env['PATH'], HOME: dir, ...env, ...credentials, CNI_NODE_MANIFESTS_DIR: manifestsDir, CNI_NODE_HOST_CONFIGS_DIR: hostDir },
   });
   return r.stdout;
 }
 
 /** apiserver_request_total from JSON clients (ours), by kind of request. */
-async function serverCounts() {
+async function serverCounts(): Promise<Counts> {
   const m = await cluster.request('GET', '/metrics');
-  const out = { requests: 0, writes: 0, dryRuns: 0 };
+  const out: Counts = { requests: 0, writes: 0, dryRuns: 0 };
   for (const line of m.text.split('\n')) {
     if (!line.startsWith('apiserver_request_total{') || !line.includes('contentType="application/json"')) continue;
     if (line.includes('resource="leases"')) continue;
@@ -159,17 +159,17 @@ async function serverCounts() {
   return out;
 }
 
-async function resourceVersions() {
+async function resourceVersions(): Promise<string[]> {
   return Promise.all(
     objectPaths.map(async (p) => {
       const r = await cluster.request('GET', p);
       if (r.status !== 200) throw new Error(`${p}: ${r.status} ${r.text}`);
-      return r.body.metadata.resourceVersion;
+      return (r.body as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
     }),
   );
 }
 
-async function allGone() {
+async function allGone(): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     const left = (await Promise.all(objectPaths.map((p) => cluster.request('GET', p)))).filter((r) => r.status !== 404).length;
@@ -180,7 +180,13 @@ async function allGone() {
 }
 
 /** Times fn, with the API server's request counters around it. */
-async function measure(rows, name, fn) {
+interface Row {
+  ms: number[];
+  server: Counts[];
+  client: Counts | undefined;
+}
+
+async function measure<T>(rows: Record<string, Row>, name: string, fn: () => Promise<T>): Promise<T> {
   const before = await serverCounts();
   const t0 = performance.now();
   const result = await fn();
@@ -188,16 +194,17 @@ async function measure(rows, name, fn) {
   const after = await serverCounts();
   // (/metrics, a non-resource URL, is not in apiserver_request_total.)
   const server = { requests: after.requests - before.requests, writes: after.writes - before.writes, dryRuns: after.dryRuns - before.dryRuns };
-  const row = (rows[name] ??= { ms: [], server: [], client: undefined, rv: undefined });
+  const row = (rows[name] ??= { ms: [], server: [], client: undefined });
   row.ms.push(ms);
   row.server.push(server);
-  if (result?.counts) row.client = result.counts;
+  const counts = (result as { counts?: Counts } | undefined)?.counts;
+  if (counts) row.client = counts;
   return result;
 }
 
 // --- runs -------------------------------------------------------------------
-const rows = {};
-const rvChecks = { inProcess: [], cli: [] };
+const rows: Record<string, Row> = {};
+const rvChecks: { inProcess: number[]; cli: number[] } = { inProcess: [], cli: [] };
 try {
   for (let round = 0; round < rounds; round++) {
     const hostDir = mkdtempSync(path.join(dir, 'host-'));
@@ -222,7 +229,7 @@ try {
       rvChecks.cli.push(c1.filter((v, i) => v === c2[i] && v === c3[i]).length);
       await measure(rows, 'cni-node process: uninstall 50 objects', () => cniNode(cliHost, ['uninstall', `--manifests=${LIST}`]));
       await allGone();
-      await measure(rows, 'node -e 0 (start-up floor)', () => execFileP(process.execPath, ['-e', '0']));
+      await measure(rows, 'node -e 0 (start-up floor)', () => execFileP(NODE_BIN, ['-e', '0']));
     }
   }
 } finally {
@@ -231,22 +238,18 @@ try {
 }
 
 // --- report -----------------------------------------------------------------
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-};
 const header = ['case', 'median ms', 'min ms', 'requests', 'writes', 'dry runs'];
 const table = Object.entries(rows).map(([name, r]) => {
-  const s = r.server[r.server.length - 1];
+  const s = r.server[r.server.length - 1] as Counts;
   return [name, median(r.ms).toFixed(0), Math.min(...r.ms).toFixed(0), String(s.requests), String(s.writes), String(s.dryRuns)];
 });
-const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
-const fmt = (row) => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => (row[i] as string).length)));
+const fmt = (row: string[]) => row.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
 console.log(`manifests against kube-apiserver 1.20.2 on loopback, ${rounds} round(s); requests counted at the API server (last round)`);
 console.log(fmt(header));
 console.log(widths.map((w) => '-'.repeat(w)).join('  '));
 for (const row of table) console.log(fmt(row));
-const ok = (xs) => xs.every((n) => n === 50);
+const ok = (xs: number[]) => xs.every((n) => n === 50);
 console.log(`resourceVersions unchanged by the no-op re-applies: in process ${rvChecks.inProcess.join(', ')} of 50${haveCli ? `; cni-node process ${rvChecks.cli.join(', ')} of 50` : ' (CLI not built: run `npm run build`)'}`);
 const noopWrites = [
   rows['in process: re-apply unchanged'],
@@ -254,8 +257,17 @@ const noopWrites = [
   rows['cni-node process: re-install unchanged'],
   rows['cni-node process: re-install unchanged, in-cluster credentials'],
 ]
-  .filter(Boolean)
+  .filter((r): r is Row => r !== undefined)
   .flatMap((r) => r.server.map((s) => s.writes));
+const file = writeResults('manifests', {
+  benchmark: 'manifests',
+  date: new Date().toISOString(),
+  machine: machine(),
+  rounds,
+  cases: Object.fromEntries(Object.entries(rows).map(([name, r]) => [name, { medianMs: round(median(r.ms)), minMs: round(Math.min(...r.ms)), lastRoundAtServer: r.server[r.server.length - 1], client: r.client }])),
+  resourceVersionsUnchanged: rvChecks,
+});
+console.log(`results: ${file}`);
 if (!ok(rvChecks.inProcess) || !ok(rvChecks.cli) || noopWrites.some((w) => w !== 0)) {
   console.error('FAIL: a no-op re-apply wrote to the API server');
   process.exit(1);
