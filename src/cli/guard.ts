@@ -21,7 +21,8 @@
  *  - An error nobody caught (a bug) ends the process with one line, never a stack
  *    trace, unless CNI_NODE_DEBUG=1 (see internalError).
  */
-import { debugEnabled, internalError } from '../core/errors.js';
+import { internalError } from '../core/errors.js';
+import { debugEnabled, SETTINGS } from '../core/settings.js';
 
 /** Exit code of an internal error (EX_SOFTWARE). */
 export const INTERNAL_ERROR_EXIT = 70;
@@ -49,7 +50,7 @@ function guard(): void {
   process.on('SIGUSR1', () => undefined);
 
   const debug = debugEnabled(process.env);
-  const option = inspectorOption(process.execArgv, process.env['NODE_OPTIONS']);
+  const option = inspectorOption(process.execArgv, SETTINGS.nodeOptions.read(process.env));
   if (option !== undefined && !debug) {
     process.stderr.write(
       `${programName()}: refusing to run with the Node.js debugger enabled (${option}): it would let anyone on this host run code in this process; ` +

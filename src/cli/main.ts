@@ -1,24 +1,24 @@
 // First: SIGUSR1, inspector options and uncaught errors are dealt with before anything else runs.
 import { INTERNAL_ERROR_EXIT, programName } from './guard.js';
-import { CniNodeError, debugEnabled, internalError, isCniNodeError } from '../core/errors.js';
+import { CniNodeError, internalError, isCniNodeError } from '../core/errors.js';
 import { parseListSpec, type ListSpec } from '../core/lists.js';
 import type { Kind, Mode } from '../core/plan.js';
 import type { EngineOptions } from '../core/contracts.js';
 import { onStopSignal, signalExitCode, waitForStopSignal } from '../sys/signals.js';
 import { REVISION, VERSION } from '../version.js';
 import { parseCommandArgs, resolveDirs, type Values } from './args.js';
-import { parseDuration } from './duration.js';
+import { debugEnabled, SETTINGS, type Command } from '../core/settings.js';
 import { createReporter, resolveLogFormat, type LogFormat } from './reporter.js';
-import { USAGE } from './usage.js';
+import { usage } from './usage.js';
 
 const LIST_OPTIONS: ReadonlyArray<[Kind, string]> = [
-  ['plugin', 'plugins'],
-  ['config', 'configs'],
-  ['manifest', 'manifests'],
+  ['plugin', SETTINGS.plugins.spec.flag as string],
+  ['config', SETTINGS.configs.spec.flag as string],
+  ['manifest', SETTINGS.manifests.spec.flag as string],
 ];
 
 function logFormat(values: Values): LogFormat {
-  return resolveLogFormat(values['log-format'], process.env);
+  return resolveLogFormat(values, process.env);
 }
 
 export function listsFrom(values: Values, mode: Mode | 'run'): Partial<Record<Kind, ListSpec>> {
@@ -60,7 +60,7 @@ async function runAction(mode: Mode, values: Values, positionals: string[]): Pro
   const options: EngineOptions = {
     dirs: resolveDirs(values, process.env),
     dryRun: values['dry-run'] === true,
-    waitMs: typeof values.wait === 'string' ? parseDuration(values.wait, '--wait') : 0,
+    waitMs: SETTINGS.wait.resolve(values, process.env) ?? 0,
     tolerateMissingPointers: false,
     env: process.env,
     reporter,
@@ -102,11 +102,11 @@ async function runAction(mode: Mode, values: Values, positionals: string[]): Pro
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '') {
-    process.stderr.write(USAGE);
+    process.stderr.write(usage());
     return 2;
   }
   if (command === 'help' || command === '--help' || command === '-h') {
-    process.stdout.write(USAGE);
+    process.stdout.write(usage());
     return 0;
   }
   if (command === 'watch') {
@@ -114,13 +114,13 @@ export async function main(argv: string[]): Promise<number> {
     return watchMain(rest);
   }
   if (!(command in { install: 1, uninstall: 1, apply: 1, list: 1, version: 1, check: 1, run: 1 })) {
-    process.stderr.write(`Unknown command: ${command}\n\n${USAGE}`);
+    process.stderr.write(`Unknown command: ${command}\n\n${usage()}`);
     return 2;
   }
   let values: Values;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseCommandArgs(command, rest));
+    ({ values, positionals } = parseCommandArgs(command as Command, rest));
   } catch (e) {
     if (isCniNodeError(e)) {
       process.stderr.write(`${e.describe()}\nRun 'cni-node help' for usage.\n`);
@@ -129,7 +129,7 @@ export async function main(argv: string[]): Promise<number> {
     throw e;
   }
   if (values.help) {
-    process.stdout.write(USAGE);
+    process.stdout.write(usage());
     return 0;
   }
   try {

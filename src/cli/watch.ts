@@ -7,32 +7,14 @@
  * stop watching, stop a running handler, exit 0. Failures to start exit 1.
  */
 import { CniNodeError, isCniNodeError } from '../core/errors.js';
+import { SETTINGS, settingsOf, type Setting } from '../core/settings.js';
 import { labelSelectorProblem, namespaceProblem, objectNameProblem, resourceTypeProblem } from '../core/selector.js';
 import { HandlerQueue } from '../daemon/handler-queue.js';
 import { prepareChannel, ValueTracker, watchFileValue, watchObjectValue, type ObjectWatchSpec, type WatchContext } from '../daemon/kube-watch.js';
 import { onStopSignal } from '../sys/signals.js';
 import { REVISION, VERSION } from '../version.js';
 import { repeatedOption } from './args.js';
-
-export const KUBE_WATCH_USAGE = `Usage: kube-watch object <Type> <[Namespace/]Name> [Options]
-       kube-watch file <FileName> [Options]
-       kube-watch version
-
-Options:
-    -a,--all-namespaces       Watch objects in all namespaces
-    -l,--label=<Label>        Filter objects with label
-    -j,--jsonpath=<JsonPath>  Path to the object field (default: {})
-    -c,--channel=<Channel>    Channel (default: /var/run/kube-watch/channel)
-    -h,--handler=<Handler>    Handler (default: /usr/share/kube-watch/handler)
-    --kubeconfig=<File>       Kubernetes credentials (default: in-cluster, $KUBECONFIG, ~/.kube/config)
-
-Whenever the value changes, the channel file gets the new value and the handler
-runs with three arguments: channel, current value, previous value.
-Name "" watches all objects of the type (with -l / -a filters).
-`;
-
-export const DEFAULT_CHANNEL = '/var/run/kube-watch/channel';
-export const DEFAULT_HANDLER = '/usr/share/kube-watch/handler';
+import { kubeWatchUsage } from './usage.js';
 
 export type WatchArgs =
   | { target: 'version' }
@@ -44,24 +26,55 @@ function usage(message: string): CniNodeError {
   return new CniNodeError('usage', message);
 }
 
-const VALUE_OPTIONS: Record<string, 'label' | 'jsonpath' | 'channel' | 'handler' | 'kubeconfig'> = {
-  '-l': 'label',
-  '--label': 'label',
-  '-j': 'jsonpath',
-  '--jsonpath': 'jsonpath',
-  '-c': 'channel',
-  '--channel': 'channel',
-  '-h': 'handler',
-  '--handler': 'handler',
-  '--kubeconfig': 'kubeconfig',
-};
+/** kube-watch's options from the settings table, by every way they are written (-l, --label). */
+const OPTIONS = new Map<string, Setting<unknown>>(settingsOf('kube-watch').flatMap((s) => [[`--${s.spec.flag}`, s] as const, ...(s.spec.short ? [[`-${s.spec.short}`, s] as const] : [])]));
 
-const SHORT: Partial<Record<string, string>> = { label: '-l', jsonpath: '-j', channel: '-c', handler: '-h' };
+/** How an option is named in messages: "--label (-l)". */
+const named = (s: Setting<unknown>): string => `--${s.spec.flag}${s.spec.short ? ` (-${s.spec.short})` : ''}`;
+
+interface Scanned {
+  positionals: string[];
+  /** Values by flag name ("label"); a boolean option's value is "". */
+  values: Map<string, string>;
+}
 
 /**
- * Parses kube-watch's command line. Options take their value as `-j=V`,
- * `--jsonpath=V` (the original's form) or as the next argument (`-j V`). Throws a
- * CniNodeError of kind 'usage' (exit 2): `Unknown option: --x`, or a usage message.
+ * The positionals and options of `object`/`file`. Options take their value as
+ * `-j=V`, `--jsonpath=V` (the original's form) or as the next argument (`-j V`).
+ */
+function scan(target: 'object' | 'file', rest: readonly string[]): Scanned {
+  const positionals: string[] = [];
+  const values = new Map<string, string>();
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i] as string;
+    // The positionals: Type and Name for object, FileName for file. Name may be "".
+    if (positionals.length < (target === 'object' ? 2 : 1) && (arg === '' || !arg.startsWith('-'))) {
+      positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    const option = OPTIONS.get(flag);
+    // A boolean option (-a) takes no value: `-a=x` is no option kube-watch knows.
+    if (option === undefined || (option.spec.boolean && eq !== -1)) {
+      if (!arg.startsWith('-')) throw usage(`unexpected argument: ${arg}`);
+      throw usage(`Unknown option: ${flag}`);
+    }
+    let value = '';
+    if (!option.spec.boolean) {
+      if (eq !== -1) value = arg.slice(eq + 1);
+      else if (rest[i + 1] === undefined) throw usage(`option ${flag} needs a value, e.g. ${flag}=…`);
+      else value = rest[++i] as string;
+    }
+    if (values.has(option.spec.flag as string)) throw repeatedOption(named(option));
+    values.set(option.spec.flag as string, value);
+  }
+  return { positionals, values };
+}
+
+/**
+ * Parses kube-watch's command line. Throws a CniNodeError of kind 'usage' (exit 2):
+ * `Unknown option: --x`, or a usage message.
  */
 export function parseWatchArgs(args: readonly string[]): WatchArgs {
   const [target, ...rest] = args;
@@ -73,54 +86,23 @@ export function parseWatchArgs(args: readonly string[]): WatchArgs {
   if (target !== 'object' && target !== 'file') {
     throw usage(target === undefined || target === '' ? 'missing target: object, file or version' : `unknown target: ${target}`);
   }
-  const positionals: string[] = [];
-  const values: Partial<Record<'label' | 'jsonpath' | 'channel' | 'handler' | 'kubeconfig', string>> = {};
-  let allNamespaces = false;
-  const given: string[] = [];
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i] as string;
-    // The positionals: Type and Name for object, FileName for file. Name may be "".
-    if (positionals.length < (target === 'object' ? 2 : 1) && (arg === '' || !arg.startsWith('-'))) {
-      positionals.push(arg);
-      continue;
-    }
-    if (arg === '-a' || arg === '--all-namespaces') {
-      if (given.includes('--all-namespaces')) throw repeatedOption('--all-namespaces (-a)');
-      allNamespaces = true;
-      given.push('--all-namespaces');
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const flag = eq === -1 ? arg : arg.slice(0, eq);
-    const key = VALUE_OPTIONS[flag];
-    if (key === undefined) {
-      if (!arg.startsWith('-')) throw usage(`unexpected argument: ${arg}`);
-      throw usage(`Unknown option: ${flag}`);
-    }
-    let value: string;
-    if (eq !== -1) value = arg.slice(eq + 1);
-    else {
-      const next = rest[i + 1];
-      if (next === undefined) throw usage(`option ${flag} needs a value, e.g. ${flag}=…`);
-      value = next;
-      i++;
-    }
-    if (given.includes(`--${key}`)) throw repeatedOption(`--${key}${SHORT[key] ? ` (${SHORT[key]})` : ''}`);
-    values[key] = value;
-    given.push(`--${key}`);
-  }
-  const channel = values.channel ?? DEFAULT_CHANNEL;
-  const handler = values.handler ?? DEFAULT_HANDLER;
+  const { positionals, values } = scan(target, rest);
+  const channel = values.get('channel') ?? (SETTINGS.channel.spec.default as string);
+  const handler = values.get('handler') ?? (SETTINGS.handler.spec.default as string);
   if (channel === '') throw usage('--channel is empty');
   if (handler === '') throw usage('--handler is empty');
 
   if (target === 'file') {
     const file = positionals[0];
     if (file === undefined || file === '') throw usage('missing <FileName>');
-    const ignored = given.filter((g) => g === '--all-namespaces' || g === '--label' || g === '--jsonpath' || g === '--kubeconfig');
+    const ignored = [...values.keys()].filter((f) => f !== 'channel' && f !== 'handler').map((f) => `--${f}`);
     return { target: 'file', file, channel, handler, ignored };
   }
+  return { target: 'object', ...objectSpec(positionals, values), channel, handler };
+}
 
+/** `object <Type> <[Namespace/]Name>`: checked here, not left to the API server, which would refuse it forever. */
+function objectSpec(positionals: readonly string[], values: ReadonlyMap<string, string>): ObjectWatchSpec {
   const type = positionals[0];
   if (type === undefined || type === '') throw usage('missing <Type> (e.g. configmap)');
   const typeProblem = resourceTypeProblem(type);
@@ -131,25 +113,21 @@ export function parseWatchArgs(args: readonly string[]): WatchArgs {
   const namespace = slash === -1 ? undefined : namespacedName.slice(0, slash);
   const name = slash === -1 ? namespacedName : namespacedName.slice(namespacedName.lastIndexOf('/') + 1);
   if (namespace === '') throw usage(`"${namespacedName}": the namespace before '/' is empty`);
-  // Checked here, not left to the API server: a name or selector it refuses would
-  // be retried forever as a failing watch.
   const nsProblem = namespace === undefined ? undefined : namespaceProblem(namespace);
   if (nsProblem) throw usage(`<Namespace>: ${nsProblem}`);
   const nameProblem = name === '' ? undefined : objectNameProblem(name);
   if (nameProblem) throw usage(`<Name>: ${nameProblem}`);
-  const selectorProblem = values.label === undefined ? undefined : labelSelectorProblem(values.label);
-  if (selectorProblem) throw usage(`--label=${values.label}: not a valid label selector: ${selectorProblem}`);
+  const label = values.get('label');
+  const selectorProblem = label === undefined ? undefined : labelSelectorProblem(label);
+  if (selectorProblem) throw usage(`--label=${label}: not a valid label selector: ${selectorProblem}`);
   return {
-    target: 'object',
     type,
     namespace,
     name,
-    allNamespaces,
-    label: values.label === '' ? undefined : values.label,
-    jsonpath: values.jsonpath ?? '{}',
-    channel,
-    handler,
-    kubeconfig: values.kubeconfig,
+    allNamespaces: values.has('all-namespaces'),
+    label: label === '' ? undefined : label,
+    jsonpath: values.get('jsonpath') ?? (SETTINGS.jsonpath.spec.default as string),
+    kubeconfig: values.get('kubeconfig'),
   };
 }
 
@@ -159,7 +137,7 @@ export async function watchMain(args: string[]): Promise<number> {
     parsed = parseWatchArgs(args);
   } catch (e) {
     if (!isCniNodeError(e)) throw e;
-    process.stderr.write(`${e.message}\n${e.message.startsWith('Unknown option') ? '' : `\n${KUBE_WATCH_USAGE}`}`);
+    process.stderr.write(`${e.message}\n${e.message.startsWith('Unknown option') ? '' : `\n${kubeWatchUsage()}`}`);
     return 2;
   }
   if (parsed.target === 'version') {
@@ -167,7 +145,7 @@ export async function watchMain(args: string[]): Promise<number> {
     return 0;
   }
   if (parsed.target === 'help') {
-    process.stdout.write(KUBE_WATCH_USAGE);
+    process.stdout.write(kubeWatchUsage());
     return 0;
   }
 

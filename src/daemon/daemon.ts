@@ -14,7 +14,8 @@
  * environment settings.
  */
 import path from 'node:path';
-import { CniNodeError, debugEnabled, internalError, isCniNodeError } from '../core/errors.js';
+import { CniNodeError, internalError, isCniNodeError } from '../core/errors.js';
+import { debugEnabled } from '../core/settings.js';
 import type { ListSpec } from '../core/lists.js';
 import { KINDS, type Kind } from '../core/plan.js';
 import { reconcile, type ReconcileResult } from '../engine/engine.js';

@@ -13,6 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Reporter } from '../core/contracts.js';
+import { SETTINGS } from '../core/settings.js';
 import type { KubeClient } from '../kube/client.js';
 
 export type EventType = 'Normal' | 'Warning';
@@ -66,8 +67,8 @@ export class TokenBucket {
 const MAX_MESSAGE = 1024;
 
 export function createEventRecorder(options: EventRecorderOptions): EventRecorder {
-  const podName = options.env['POD_NAME'];
-  const namespace = options.env['POD_NAMESPACE'];
+  const podName = SETTINGS.podName.read(options.env);
+  const namespace = SETTINGS.podNamespace.read(options.env);
   const now = options.now ?? Date.now;
   if (!podName || !namespace) {
     return { enabled: false, emit: () => undefined, flush: async () => undefined, close: () => undefined };
@@ -76,8 +77,9 @@ export function createEventRecorder(options: EventRecorderOptions): EventRecorde
   const repeatMs = options.repeatMs ?? 600_000;
   const maxQueue = options.maxQueue ?? 20;
   const recent = new Map<string, number>();
+  const nodeName = SETTINGS.nodeName.read(options.env);
   const reportedFailures = new Set<string>();
-  let uid: string | undefined = options.env['POD_UID'] || undefined;
+  let uid: string | undefined = SETTINGS.podUid.read(options.env);
   let uidLooked = uid !== undefined;
   let queue: Promise<void> = Promise.resolve();
   let queued = 0;
@@ -109,7 +111,7 @@ export function createEventRecorder(options: EventRecorderOptions): EventRecorde
       reason,
       message: message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message,
       type,
-      source: { component: 'cni-node', ...(options.env['NODE_NAME'] ? { host: options.env['NODE_NAME'] } : {}) },
+      source: { component: 'cni-node', ...(nodeName ? { host: nodeName } : {}) },
       firstTimestamp: at,
       lastTimestamp: at,
       count: 1,

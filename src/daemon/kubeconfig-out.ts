@@ -30,12 +30,12 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CniNodeError, reason } from '../core/errors.js';
 import type { Reporter } from '../core/contracts.js';
-import { DEFAULT_SERVICE_ACCOUNT_DIR, urlHost } from '../kube/in-cluster.js';
+import { SETTINGS } from '../core/settings.js';
+import { urlHost } from '../kube/in-cluster.js';
 import { inspect, readIfExists, removeFile, writeFileAtomic } from '../node/atomic.js';
 import { readRegularBytes } from '../sys/read.js';
 import { TooBigError, watchFile, type FileWatcher } from './file-watch.js';
 
-export const DEFAULT_HOST_PATH_MAP = '/host=/';
 const PRIVATE_MODE = 0o600;
 /**
  * Caps on what is read and written: a projected token is about 1 KiB and a cluster
@@ -79,13 +79,13 @@ export interface KubeconfigContent {
 
 /** The server URL from KUBERNETES_SERVICE_HOST/PORT (or CNI_NODE_KUBECONFIG_SERVER). */
 export function serverFromEnv(env: Readonly<Record<string, string | undefined>>): string {
-  const override = env['CNI_NODE_KUBECONFIG_SERVER'];
+  const override = SETTINGS.kubeconfigServer.read(env);
   if (override) {
     if (!/^https?:\/\/./.test(override)) throw new CniNodeError('usage', `CNI_NODE_KUBECONFIG_SERVER=${override}: expected a URL such as https://10.0.0.1:6443`);
     return override.replace(/\/+$/, '');
   }
-  const host = env['KUBERNETES_SERVICE_HOST'];
-  const port = env['KUBERNETES_SERVICE_PORT'] || '443';
+  const host = SETTINGS.serviceHost.read(env);
+  const port = SETTINGS.servicePort.read(env) ?? '443';
   if (!host) {
     throw new CniNodeError(
       'usage',
@@ -191,20 +191,16 @@ export class KubeconfigOut {
 
   private constructor(private readonly options: KubeconfigOutOptions) {
     const env = options.env;
-    const mode = env['CNI_NODE_KUBECONFIG_CREDENTIALS'] || 'embed';
-    if (mode !== 'embed' && mode !== 'files') {
-      throw new CniNodeError('usage', `CNI_NODE_KUBECONFIG_CREDENTIALS=${mode}: expected embed (CA and token inside the kubeconfig) or files`);
-    }
-    this.mode = mode;
+    this.mode = SETTINGS.kubeconfigCredentials.read(env) ?? 'embed';
     this.server = serverFromEnv(env);
-    this.serviceAccountDir = env['CNI_NODE_SERVICE_ACCOUNT_DIR'] || DEFAULT_SERVICE_ACCOUNT_DIR;
+    this.serviceAccountDir = SETTINGS.serviceAccountDir.read(env) as string;
     this.tokenFile = path.join(this.serviceAccountDir, 'token');
     this.caFile = path.join(this.serviceAccountDir, 'ca.crt');
     if (!path.isAbsolute(options.out) || options.out.endsWith('/')) {
       throw new CniNodeError('usage', `--kubeconfig-out=${options.out}: give the absolute path of the file to write, e.g. /host/etc/cni/net.d/multus.d/multus.kubeconfig`);
     }
-    if (mode === 'files') {
-      const map = parsePathMap(env['CNI_NODE_HOST_PATH_MAP'] ?? DEFAULT_HOST_PATH_MAP);
+    if (this.mode === 'files') {
+      const map = parsePathMap(SETTINGS.hostPathMap.read(env) as string);
       const token = `${options.out}.token`;
       const ca = `${options.out}.ca.crt`;
       const nodeToken = toNodePath(token, map);
@@ -212,7 +208,7 @@ export class KubeconfigOut {
       if (nodeToken === undefined || nodeCa === undefined) {
         throw new CniNodeError(
           'usage',
-          `--kubeconfig-out=${options.out}: cannot tell where this file is on the node; set CNI_NODE_HOST_PATH_MAP=<container-prefix>=<node-prefix> (default ${DEFAULT_HOST_PATH_MAP}), or use CNI_NODE_KUBECONFIG_CREDENTIALS=embed`,
+          `--kubeconfig-out=${options.out}: cannot tell where this file is on the node; set CNI_NODE_HOST_PATH_MAP=<container-prefix>=<node-prefix> (default ${SETTINGS.hostPathMap.shownDefault}), or use CNI_NODE_KUBECONFIG_CREDENTIALS=embed`,
         );
       }
       this.companions = { token, ca, nodeToken, nodeCa };

@@ -28,7 +28,8 @@ import { CniNodeError, reason } from '../core/errors.js';
 import { namespaceProblem } from '../core/names.js';
 import { INPUT_LIMITS } from '../core/input-limits.js';
 import { readRegularSync } from '../sys/read.js';
-import { DEFAULT_SERVICE_ACCOUNT_DIR, urlHost } from './in-cluster.js';
+import { SETTINGS } from '../core/settings.js';
+import { urlHost } from './in-cluster.js';
 
 export interface KubeConfigOptions {
   /** --kubeconfig: wins over everything else. */
@@ -141,19 +142,19 @@ class KubeConfigAuth implements AuthProvider {
 /** Loads the credentials, or throws a CniNodeError that says what was tried and what to do. */
 export async function resolveKubeConfig(options: KubeConfigOptions = {}): Promise<ResolvedKubeConfig> {
   const env = options.env ?? process.env;
-  const saDir = options.serviceAccountDir ?? (env['CNI_NODE_SERVICE_ACCOUNT_DIR'] || DEFAULT_SERVICE_ACCOUNT_DIR);
+  const saDir = options.serviceAccountDir ?? (SETTINGS.serviceAccountDir.read(env) as string);
   const podNamespace = readNamespaceFile(path.join(saDir, 'namespace'));
 
   if (options.kubeconfig) return fromFiles([options.kubeconfig], `--kubeconfig ${options.kubeconfig}`, podNamespace, saDir);
-  const list = (env['KUBECONFIG'] ?? '').split(path.delimiter).filter((f) => f !== '');
+  const list = (SETTINGS.kubeconfigPath.read(env) ?? '').split(path.delimiter).filter((f) => f !== '');
   if (list.length > 0) return fromFiles(list, `KUBECONFIG=${list.join(path.delimiter)}`, podNamespace, saDir);
 
-  const host = env['KUBERNETES_SERVICE_HOST'];
-  const port = env['KUBERNETES_SERVICE_PORT'];
+  const host = SETTINGS.serviceHost.read(env);
+  const port = SETTINGS.servicePort.read(env);
   const tokenFile = path.join(saDir, 'token');
   if (host && port && exists(tokenFile)) return inCluster(host, port, saDir, podNamespace);
 
-  const home = env['HOME'] || os.homedir();
+  const home = SETTINGS.home.read(env) ?? os.homedir();
   const homeConfig = path.join(home, '.kube', 'config');
   if (exists(homeConfig)) return fromFiles([homeConfig], `~/.kube/config (${homeConfig})`, podNamespace, saDir);
 
