@@ -56,6 +56,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { INPUT_LIMITS } from '../core/input-limits.js';
+import { stampKey } from '../sys/file-stamp.js';
 import { readRegularBytes } from '../sys/read.js';
 
 export interface WatchOptions {
@@ -122,11 +123,6 @@ function defaultOnError(e: Error): void {
 
 function toError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
-}
-
-/** An identity of a file system object, from stat. */
-function stampOf(st: { dev: number; ino: number; size: number; mtimeMs: number; ctimeMs: number; mode: number }): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.mode}`;
 }
 
 /**
@@ -267,7 +263,7 @@ class CheckLoop {
 async function statFollowing(file: string): Promise<{ stamp: string; isFile: boolean; size: number }> {
   try {
     const st = await fs.stat(file);
-    return { stamp: stampOf(st), isFile: st.isFile(), size: st.size };
+    return { stamp: stampKey(st), isFile: st.isFile(), size: st.size };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return { stamp: 'none', isFile: false, size: 0 };
@@ -411,11 +407,11 @@ async function snapshot(dir: string, hidden: boolean): Promise<Snapshot> {
       const p = path.join(dir, name);
       try {
         const l = await fs.lstat(p);
-        let stamp = stampOf(l);
+        let stamp = stampKey(l);
         if (l.isSymbolicLink()) {
           const target = await fs.readlink(p).catch(() => '');
           const st = await fs.stat(p).catch(() => undefined);
-          stamp += `->${target}:${st ? stampOf(st) : 'dangling'}`;
+          stamp += `->${target}:${st ? stampKey(st) : 'dangling'}`;
         }
         out.set(name, stamp);
       } catch {

@@ -5,6 +5,7 @@ import type { FileStamp } from '../core/contracts.js';
 import { CniNodeError, reason } from '../core/errors.js';
 import { fileNameProblem, TEMP_PREFIX, TEMP_RANDOM_HEX } from '../core/names.js';
 import { INPUT_LIMITS } from '../core/input-limits.js';
+import { stampOf } from '../sys/file-stamp.js';
 import { openRegular, readRegularBytes } from '../sys/read.js';
 
 const DEFAULT_READ_LIMIT = 16 * 1024 * 1024;
@@ -27,14 +28,6 @@ export { TEMP_PREFIX };
 function assertFileName(dir: string, name: string): void {
   const p = fileNameProblem(name);
   if (p) throw new CniNodeError('invalid', `refusing to touch ${JSON.stringify(name)} in ${dir}: ${p}`);
-}
-
-export function stampOf(st: { size: number; mtimeMs: number; ctimeMs: number; ino: number }): FileStamp {
-  return { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino };
-}
-
-export function sameStamp(a: FileStamp | undefined, b: FileStamp | undefined): boolean {
-  return !!a && !!b && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
 }
 
 export type Existing = { type: 'none' } | { type: 'file'; stamp: FileStamp; mode: number } | { type: 'other'; what: string };

@@ -10,15 +10,14 @@ import {
   inspect,
   ioError,
   removeFile,
-  sameStamp,
   stageFile,
-  stampOf,
   syncDir,
   type Existing,
   type StagedFile,
 } from './atomic.js';
 import { INPUT_LIMITS } from '../core/input-limits.js';
 import { mapLimit } from '../sys/concurrency.js';
+import { sameStamp, stampOf } from '../sys/file-stamp.js';
 import { formatBytes, kindOf, openRegular } from '../sys/read.js';
 import type { NodeRecord } from './record.js';
 

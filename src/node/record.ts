@@ -108,6 +108,11 @@ export class NodeRecord implements ItemRecord {
     return record;
   }
 
+  /** The entries of `kind`, in install order. */
+  entries(kind: string): readonly RecordEntry[] {
+    return this.data.kinds[kind] ?? [];
+  }
+
   names(kind: string): string[] {
     return (this.data.kinds[kind] ?? []).map((e) => e.name);
   }
