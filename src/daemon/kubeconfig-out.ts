@@ -337,8 +337,7 @@ export class KubeconfigOut {
 
   /** Removes what --kubeconfig-out wrote (--uninstall-on-exit). */
   async remove(): Promise<string[]> {
-    this.close();
-    await this.chain;
+    await this.close();
     const removed: string[] = [];
     for (const file of [this.options.out, ...(this.companions ? [this.companions.token, this.companions.ca] : [])]) {
       if (await removeFile(path.dirname(file), path.basename(file)).catch(() => false)) removed.push(file);
@@ -346,8 +345,10 @@ export class KubeconfigOut {
     return removed;
   }
 
-  close(): void {
+  /** Stops watching; resolves once a write under way has finished, so nothing is written after it. */
+  async close(): Promise<void> {
     this.closed = true;
     for (const w of this.watchers) w.close();
+    await this.chain;
   }
 }

@@ -115,20 +115,24 @@ describe('KubeconfigOut', () => {
       const inode = (await stat(out)).ino;
 
       await projectedVolume(sa, 'token-two', 2);
-      await waitFor('the rotated token in the kubeconfig', async () => (await readFile(out, 'utf8')).includes('token-two'));
+      // A write is done (renamed, the directory synced, reported) when onWrite is called;
+      // the file is visible a moment before that.
+      await waitFor('the rotated token written', async () => writes.length >= 2);
+      assert.ok((await readFile(out, 'utf8')).includes('token-two'));
       assert.notEqual((await stat(out)).ino, inode, 'replaced by rename, not edited in place');
       assert.equal((await stat(out)).mode & 0o777, 0o600);
       assert.match(writes[1] ?? '', /rotated/);
       assert.match(reporter.lines.join('\n'), /kubeconfig-out: wrote .*multus.kubeconfig \(the service account token changed \(rotated\)\)/);
 
       await unlink(out);
-      await waitFor('the kubeconfig restored', async () => (await readFile(out, 'utf8').catch(() => '')).includes('token-two'));
+      await waitFor('the kubeconfig restored', async () => writes.length >= 3);
+      assert.ok((await readFile(out, 'utf8')).includes('token-two'));
 
       const removed = await k.remove();
       assert.deepEqual(removed, [out]);
       await assert.rejects(stat(out), { code: 'ENOENT' });
     } finally {
-      k.close();
+      await k.close();
     }
   });
 
@@ -164,7 +168,7 @@ describe('KubeconfigOut', () => {
       await waitFor('the rotated token file', async () => (await readFile(`${out}.token`, 'utf8')) === 'token-two\n');
       assert.equal((await stat(out)).ino, kubeconfigInode, 'the kubeconfig itself did not change');
     } finally {
-      k.close();
+      await k.close();
     }
   });
 
@@ -186,20 +190,25 @@ describe('KubeconfigOut', () => {
     await mkdir(sa);
     const out = path.join(root, 'out', 'kubeconfig');
     const problems: Array<string | undefined> = [];
+    let writes = 0;
     const k = await KubeconfigOut.start({
       out,
       env: { KUBERNETES_SERVICE_HOST: '10.96.0.1', CNI_NODE_SERVICE_ACCOUNT_DIR: sa },
       reporter: quietReporter(),
       debounceMs: 10,
       onProblem: (p) => void problems.push(p),
+      onWrite: () => void writes++,
     });
     try {
       assert.match(problems[0] ?? '', /token .* does not exist/);
       await projectedVolume(sa, 'late-token', 1);
-      await waitFor('the kubeconfig', async () => (await readFile(out, 'utf8').catch(() => '')).includes('late-token'));
+      // Waiting for the file to show the token is not enough: it is visible (renamed)
+      // before the write is done (the directory synced, the problem cleared, onWrite).
+      await waitFor('the kubeconfig written', async () => writes >= 1);
+      assert.ok((await readFile(out, 'utf8')).includes('late-token'));
       assert.equal(problems.at(-1), undefined, 'the problem is cleared');
     } finally {
-      k.close();
+      await k.close();
     }
   });
 });
