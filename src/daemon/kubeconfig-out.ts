@@ -1,30 +1,8 @@
 /**
  * --kubeconfig-out: a kubeconfig for CNI plugins that talk to the API (Multus),
- * made from the pod's service account and kept current.
- *
- * The plugin runs on the node, not in this container, so the file must make sense
- * with the node's paths. Two ways, chosen by CNI_NODE_KUBECONFIG_CREDENTIALS:
- *
- *  - "embed" (the default): the CA and the token are embedded in the file
- *    (certificate-authority-data, token). The file holds no path at all, so there is
- *    nothing to translate, and one atomic rename replaces server, CA and token
- *    together: a plugin never reads a token that does not match the rest. This is
- *    what Multus's own installer writes.
- *  - "files": the CA and the token are written as files next to the kubeconfig
- *    (<out>.ca.crt, <out>.token) and the kubeconfig names them by their NODE paths
- *    (certificate-authority, tokenFile). A container path is turned into a node
- *    path by CNI_NODE_HOST_PATH_MAP, a comma list of <container-prefix>=<node-prefix>
- *    (longest prefix wins), default "/host=/": /host/etc/cni/net.d/x → /etc/cni/net.d/x.
- *
- * Either way the files are mode 0600 (they hold a bearer token), written atomically
- * (temp + fsync + rename, src/node/atomic.ts), only when their content changes, and
- * again whenever the projected token (or the CA) changes: kubelet rotates projected
- * service account tokens by swapping a `..data` symlink, which the file watcher sees.
- *
- * The server is https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT (an IPv6
- * address in brackets), or CNI_NODE_KUBECONFIG_SERVER when set (for nodes whose
- * host network cannot reach the service address). The service account is read from
- * CNI_NODE_SERVICE_ACCOUNT_DIR (default /var/run/secrets/kubernetes.io/serviceaccount).
+ * made from the pod's service account and kept current: CA and token embedded
+ * (the default) or written beside it and named by node paths; mode 0600, atomic,
+ * rewritten when the projected token rotates. docs/ARCHITECTURE.md has the details.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';

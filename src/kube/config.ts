@@ -1,22 +1,8 @@
 /**
- * Where cni-node's Kubernetes credentials come from, in this order:
- *   1. --kubeconfig (EngineOptions.kubeconfig)
- *   2. KUBECONFIG (a list separated by ':', merged as kubectl does: the first file wins)
- *   3. the pod's service account (KUBERNETES_SERVICE_HOST/PORT set and a token file present)
- *   4. ~/.kube/config
- *
- * Kubeconfig files are read as @kubernetes/client-node's KubeConfig reads them;
- * exec plugins, auth providers and proxies are handed to its KubeConfig, so they
- * work as they do there. Nothing else loads the library (4 MB of code): not the
- * in-cluster path, not a kubeconfig with a token, token-file, client certificate
- * or basic auth.
- *
- * Tokens read from files (the in-cluster service account token, and `token-file`
- * in a kubeconfig) are re-read whenever the file changes: projected service
- * account tokens are rotated by the kubelet (an atomic `..data` symlink swap), and
- * @kubernetes/client-node 1.3.0 keeps one cached token per process for up to 60 s
- * (shared by every KubeConfig, whatever file it came from) and reads `token-file`
- * only once. A 401 answer also forces a re-read (see client.ts).
+ * Where cni-node's Kubernetes credentials come from, in this order: --kubeconfig,
+ * KUBECONFIG, the pod's service account, ~/.kube/config. Kubeconfig files are
+ * kubeconfig-file.ts's; the Authorization header is auth.ts's (tokens read again
+ * when their file changes). docs/ARCHITECTURE.md has the details.
  */
 import { statSync } from 'node:fs';
 import type https from 'node:https';

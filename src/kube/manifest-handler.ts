@@ -1,23 +1,10 @@
 /**
  * The engine's handler for `--manifests`: Kubernetes objects from manifest files.
- *
- *  prepare: read every manifest, substitute the environment, parse, check each
- *           document, resolve every kind through discovery (kinds of a CRD earlier
- *           in the run included), and plan every object with a GET and, unless it
- *           is plainly unchanged, a server-side dry-run apply — so the server
- *           validates each object and checks the permission to write it before
- *           anything changes. Nothing that changes anything is sent; every problem
- *           is returned at once, in file and document order.
- *  execute: ensure = server-side apply, in file and document order, of the objects
- *           the plan says differ (see objects.ts: an unchanged re-apply writes
- *           nothing), waiting for a CRD to be Established before objects of its
- *           kinds; prune objects dropped from a kept manifest. remove = delete in
- *           reverse document order; an object already gone is success.
- *  record:  kind "manifest" in the node record: the manifest's sha256 and the
- *           objects it created, so `apply` without `:Current` and pruning know
- *           what is cni-node's.
- *
- * Loaded lazily by the engine (it pulls in the Kubernetes client).
+ * prepare() reads, checks and plans everything and changes nothing
+ * (manifest-prepare.ts); execute() applies in file and document order (waiting for
+ * a CRD to be Established before objects of its kinds) or deletes in reverse;
+ * the record keeps each manifest's sha256 and the objects it created. Loaded
+ * lazily by the engine (it pulls in the Kubernetes client).
  */
 import { aggregate, CniNodeError } from '../core/errors.js';
 import { objectRefProblem, showName } from '../core/names.js';

@@ -1,29 +1,14 @@
 /**
  * List+watch of one Kubernetes collection, kept alive for as long as the caller
- * wants: the engine under `kube-watch object …` and `cni-node run --config-map=…`.
+ * wants: under `kube-watch object …` and `cni-node run --config-map=…`.
  *
  *   const w = listWatch({ client, path: '/api/v1/namespaces/kube-system/configmaps',
  *     fieldSelector: 'metadata.name=multus-cni', signal,
  *     onChange(objects) { … }, onRestart(reason, detail) { … }, onError(error, retryInMs) { … }, onRequest(event) { … } });
  *   await w.synced; w.objects(); w.stop(); await w.done;
  *
- * - LIST (paged) gives the set and its resourceVersion; `onChange` gets it, then
- *   again only when the set changed (watched-set.ts). Calls never overlap and are
- *   not awaited: keep `onChange` quick (its failures go to `onError`).
- * - WATCH from that resourceVersion (allowWatchBookmarks, timeoutSeconds 5–10 min
- *   like client-go), resumed from the last resourceVersion seen whenever it ends;
- *   410 Gone (HTTP status or ERROR event) lists again.
- * - One connection per watcher (its own transport with one socket: the LIST and
- *   the WATCH share it); no polling.
- * - Failed attempts back off (watch-pacer.ts); 429/5xx Retry-After is honoured; a 401
- *   makes the credentials be read again; 403/404 are retried too (RBAC or a CRD
- *   may appear later). A watch silent past timeoutSeconds + 30 s is dropped.
- * - stop()/abort: the request in flight and a pending backoff end at once; no
- *   callback after it. Nothing throws: failures go to onError and are retried.
- * - What it holds is capped (limits.ts): each answer and each event, all pages of
- *   a LIST together, and the set it grows with events. Anything over a cap, nested
- *   too deep or not JSON fails that attempt (the connection is closed without
- *   reading the rest) and is retried with growing backoff; nothing of it is applied.
+ * Nothing throws: failures go to onError and are retried with backoff; no callback
+ * after stop(). How it lists, watches, resumes and caps: docs/ARCHITECTURE.md.
  */
 import type http from 'node:http';
 import { CniNodeError, reason } from '../core/errors.js';
