@@ -156,7 +156,9 @@ function loadDocs(file: string): Doc[] {
   return docs;
 }
 
-const DEPLOY_FILES = existsSync(DEPLOY) ? readdirSync(DEPLOY).filter((f) => /\.ya?ml$/.test(f)).sort() : [];
+// kustomization.yaml is kustomize's file, not a manifest (checked on its own below).
+const KUSTOMIZATION = 'kustomization.yaml';
+const DEPLOY_FILES = existsSync(DEPLOY) ? readdirSync(DEPLOY).filter((f) => /\.ya?ml$/.test(f) && f !== KUSTOMIZATION).sort() : [];
 const EXPECTED_FILES = ['multus-cni-config.yaml', 'multus-cni-rbac.yaml', 'multus-cni-simple.yaml', 'multus-cni.yaml'];
 // The order the README, "Deploying on a cluster" gives for the watch-based example.
 const WATCH_FILES = ['multus-cni-config.yaml', 'multus-cni-rbac.yaml', 'multus-cni.yaml'];
@@ -264,6 +266,15 @@ describe('deploy/ manifests (static checks)', () => {
       assert.ok(allowed.has(d.object.apiVersion), `${describeDoc(d)}: apiVersion ${d.object.apiVersion}`);
       assert.ok(d.object.metadata?.name, `${describeDoc(d)}: no metadata.name`);
     }
+  });
+
+  test('kustomization.yaml makes the watch-based example a kustomize base: its three files, nothing else', () => {
+    const k = parseAllDocuments(readFileSync(path.join(DEPLOY, KUSTOMIZATION), 'utf8'))
+      .map((d) => d.toJS() as { resources?: string[] } | null)
+      .filter((d) => d !== null);
+    assert.equal(k.length, 1);
+    assert.deepEqual(k[0]?.resources, WATCH_FILES);
+    assert.deepEqual(Object.keys(k[0] ?? {}), ['resources'], 'no image, namespace or name changes of its own: those are the overlay\'s');
   });
 
   test('both DaemonSets: every node, node-critical, requests/limits, no privileges beyond writing the two host paths', () => {
