@@ -214,8 +214,10 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
     assert.equal(kubeconfig.ca.trim(), (rootCa.data['ca.crt'] ?? '').trim(), "the cluster's CA, embedded");
     const claims = jwtClaims(kubeconfig.token);
     assert.equal(claims['sub'], SA_USER, 'the token is the cni-node service account\'s');
-    const bound = (claims['kubernetes.io'] as { pod?: { name?: string } } | undefined)?.pod?.name;
-    assert.equal(bound, pod.metadata.name, 'the projected token, bound to the cni-node pod on this node');
+    assert.equal((claims['kubernetes.io'] as { pod?: unknown } | undefined)?.pod, undefined, 'requested by cni-node, not the pod-bound projected token');
+    const lifetime = Number(claims['exp']) - Number(claims['iat']);
+    assert.ok(lifetime >= 600 && lifetime <= 24 * 3600 + 60, `a token of limited life (${lifetime} s)`);
+    assert.match(await k.ok(['-n', SYSTEM, 'logs', pod.metadata.name]), /kubeconfig for plugins at \S+ \(embed; a requested token, renewed before it expires\)/);
 
     // Nothing else on the node changed; the primary config is untouched.
     const diff = diffSnapshots(nodeBefore, snap).filter((d) => !BOOKKEEPING.test(d));
@@ -269,12 +271,11 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
     // Whose credentials Multus used: the kubeconfig's token is valid, and is the
     // cni-node service account's, bound to the DaemonSet pod on this node.
     const kubeconfig = await multusKubeconfig();
-    const review = await k.json<{ status: { authenticated?: boolean; user?: { username?: string; extra?: Record<string, string[]> } } }>(['create', '-f', '-'], {
-      input: JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token: kubeconfig.token } }),
-    });
-    assert.equal(review.status.authenticated, true, 'the token in the kubeconfig cni-node wrote is valid');
-    assert.equal(review.status.user?.username, SA_USER);
-    assert.deepEqual(review.status.user?.extra?.['authentication.kubernetes.io/pod-name'], [(await dsPod()).metadata.name]);
+    const review = await tokenReview(kubeconfig.token);
+    assert.equal(review.authenticated, true, 'the token in the kubeconfig cni-node wrote is valid');
+    assert.equal(review.user?.username, SA_USER);
+    // A token cni-node requested for its account, not the pod's own (bound to the pod, it would die with it).
+    assert.equal(review.user?.extra?.['authentication.kubernetes.io/pod-name'], undefined, 'not bound to the pod');
     // And it is what Multus authenticates with: without the node's binding of
     // the multus-cni role (the README's per-node removal command), the API server
     // refuses Multus *as that account*, and the pod cannot start.
@@ -404,6 +405,7 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
   test('Upgrade-safe: during a rolling update every pod created every 0.5 s gets its networks and the node files are never absent', async (t) => {
     assert.ok(installed, 'needs the install above');
     const old = await dsPod();
+    const oldToken = (await multusKubeconfig()).token;
     const watched = [MULTUS_CONF, `${NETD}/${settings.primaryConflist}`, KUBECONFIG_OUT, `${BIN}/multus`, `${BIN}/macvlan`];
     const watcher = await NodeWatcher.start(k, ns, node, image, watched);
     // Pods are created every 0.5 s from before the rollout until after it; each is
@@ -475,6 +477,11 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
       'no pod sandbox failed (a missing or broken CNI config, or Multus without credentials, would fail it)',
     );
     assert.deepEqual(created.filter((n) => !ok.includes(n)), [], 'every pod got eth0 and net1');
+    // Why none failed, without depending on timing: the token the old pod wrote is
+    // still accepted now that the old pod is long gone (a pod's own projected token
+    // is rejected once its pod is deleted; the API server's 10 s cache is past).
+    const review = await tokenReview(oldToken);
+    assert.equal(review.authenticated, true, `the kubeconfig the old pod wrote still works after it is gone: ${review.error ?? ''}`);
 
     // The watcher: no watched file was ever absent during the rollout.
     const records = await watcher.records();
@@ -630,6 +637,13 @@ async function multusKubeconfig(): Promise<{ server: string; ca: string; token: 
   const token = doc.users[0]?.user.token;
   assert.ok(cluster?.['certificate-authority-data'] && token, 'the kubeconfig embeds the CA and the token');
   return { server: cluster.server, ca: Buffer.from(cluster['certificate-authority-data'], 'base64').toString('utf8'), token };
+}
+
+async function tokenReview(token: string): Promise<{ authenticated?: boolean; error?: string; user?: { username?: string; extra?: Record<string, string[]> } }> {
+  const review = await k.json<{ status: { authenticated?: boolean; error?: string; user?: { username?: string; extra?: Record<string, string[]> } } }>(['create', '-f', '-'], {
+    input: JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } }),
+  });
+  return review.status;
 }
 
 function jwtClaims(token: string): Record<string, unknown> {
