@@ -1,25 +1,31 @@
+# syntax=docker/dockerfile:1
 # cni-node container image.
 #
 #   docker build -t cni-node .
+#   docker buildx build --platform linux/amd64,linux/arm64 -t REGISTRY/cni-node .
 #   docker run --rm cni-node list
 #
 # Stages:
-#   build    – npm ci + npm run build; keeps only dist/ (the self-contained esbuild
-#              bundle), bin/ and package.json. No node_modules reach the image.
-#   plugins  – the CNI plugin binaries for TARGETARCH: by default the pinned
-#              containernetworking/plugins release and the pinned Multus CNI release
-#              (thin plugin), each verified with `sha256sum -c` against the values
-#              pinned below; with PLUGINS_SOURCE=local, binaries from a local dir.
-#              NOTE: the Multus sha256 values are still empty (see that stage), so a
-#              release build stops there until they are pinned, or MULTUS_VERSION=none.
-#   final    – RUNTIME_IMAGE (distroless Node.js 20: no shell, no package manager)
-#              + /opt/cni/bin + /app. ENTRYPOINT is node on the bundle, so the
-#              original's `docker run IMAGE <command> …` examples work unchanged.
+#   vendor-src  empty, unless replaced with `--build-context vendor-src=DIR`: DIR holds
+#               the pinned upstream source tarballs, for builds with no internet.
+#   build       npm ci + npm run build; keeps only dist/ (the self-contained esbuild
+#               bundle), bin/ and package.json. No node_modules reach the image.
+#   plugin-src  the pinned upstream sources of Multus and of the reference CNI plugins,
+#               verified: from vendor-src when the tarball is there, else by git clone.
+#   plugins     builds them from that source with Go for TARGETARCH; one path whatever
+#               the source came from.
+#   (final)     RUNTIME_IMAGE (distroless Node.js 24: no shell, no package manager)
+#               + /opt/cni + /app. ENTRYPOINT is node on the bundle, so the original's
+#               `docker run IMAGE <command> …` examples work unchanged.
 #
-# Build arguments (all optional):
-#   BUILD_IMAGE     image with node ≥ 20 + npm + a POSIX shell (default node:20-bookworm-slim)
-#   RUNTIME_IMAGE   image with node ≥ 20 at /nodejs/bin/node (default distroless nodejs20)
-#   PLUGINS_SOURCE  release (default) | local
+# Two architectures: the build, plugin-src and plugins stages run on BUILDPLATFORM
+# and Go cross-compiles for TARGETARCH (amd64, arm64); the final stage only copies
+# files, so a multi-platform build needs no emulation.
+#
+# Build arguments (all optional; the defaults are the published build):
+#   BUILD_IMAGE     node 24 + npm + a POSIX shell (default node:24-bookworm-slim)
+#   GO_IMAGE        Go ≥ 1.23.4 + git + a POSIX shell (default golang:1.23-bookworm)
+#   RUNTIME_IMAGE   node 24 at /nodejs/bin/node (default distroless nodejs24-debian12)
 #   BUNDLE_SOURCE   npm (default: npm ci + npm run build inside the build) |
 #                   prebuilt (copy an already built dist/ from the named context
 #                   `prebuilt`, for machines whose builds cannot reach the npm registry)
@@ -27,14 +33,14 @@
 #   NODE_EXTRA_CA_CERTS  path of an extra CA bundle *inside the build container*, for
 #                   builds behind a TLS-intercepting proxy (mount the file with
 #                   `podman build -v HOSTFILE:/run/extra-ca.crt:ro` and pass that path)
+#   The pins below (MULTUS_*, CNI_PLUGINS_*): see "Bumping a pinned version" in the README.
 #
-# Offline / local build (what scripts/image-test.sh does; podman or docker buildx):
-#   podman build \
-#     --build-arg BUILD_IMAGE=localhost/… --build-arg RUNTIME_IMAGE=localhost/… \
-#     --build-arg PLUGINS_SOURCE=local --build-context local-plugins=/path/to/plugins \
-#     [--build-arg BUNDLE_SOURCE=prebuilt --build-context prebuilt=/path/containing/dist] .
-#   The named contexts override the empty stages of the same name below; without
-#   them those stages are empty and unused.
+# Offline build (what scripts/image-build.sh does):
+#   podman build --build-context vendor-src=/path/to/vendor-src \
+#     --build-arg BUILD_IMAGE=localhost/… --build-arg GO_IMAGE=localhost/… \
+#     --build-arg RUNTIME_IMAGE=localhost/… .
+#   The tarballs are named multus-cni-<MULTUS_VERSION>.tar.gz and
+#   cni-plugins-<CNI_PLUGINS_VERSION>.tar.gz, each made by `git archive` of the tag.
 #
 # Plugin names. The original image shipped Multus as `multus-cni`, and its users'
 # ConfigMaps and `apply --plugins=multus-cni,…` lists use that name; current Multus
@@ -44,16 +50,30 @@
 # regular file to every reader, so `install --plugins=multus-cni` puts a real binary
 # on the node under the name the user asked for.
 
-ARG BUILD_IMAGE=docker.io/library/node:20-bookworm-slim
-ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs20-debian12
+ARG BUILD_IMAGE=docker.io/library/node:24-bookworm-slim
+ARG GO_IMAGE=docker.io/library/golang:1.23-bookworm
+ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12
 
-# Empty unless replaced with `--build-context local-plugins=DIR` (PLUGINS_SOURCE=local).
-FROM scratch AS local-plugins
+# The pins. A source is used only if it is exactly this commit: a clone must check
+# out MULTUS_COMMIT at tag MULTUS_VERSION, and a tarball must have the sha256
+# MULTUS_TARBALL_SHA256 and carry MULTUS_COMMIT as its `git archive` commit id.
+# Multus v4.2.2 and plugins v1.7.1 are the newest tags that build with Go 1.23.
+ARG MULTUS_REPO=https://github.com/k8snetworkplumbingwg/multus-cni.git
+ARG MULTUS_VERSION=v4.2.2
+ARG MULTUS_COMMIT=00adf22482945de41ff702258593aaf867a48e2d
+ARG MULTUS_TARBALL_SHA256=a3abbca82f5ad449d5dd03caa285fbaa530e49f7d9e3bf1dca8da797e08a61cf
+ARG CNI_PLUGINS_REPO=https://github.com/containernetworking/plugins.git
+ARG CNI_PLUGINS_VERSION=v1.7.1
+ARG CNI_PLUGINS_COMMIT=a5d507e2b884d8bd6a001c9e5a9118113ffef444
+ARG CNI_PLUGINS_TARBALL_SHA256=2ddfed29f36dca32f52fc9058ad608433408d3e2a4399ae3354fe5d741bcedf5
+
+# Empty unless replaced with `--build-context vendor-src=DIR` (offline source tarballs).
+FROM scratch AS vendor-src
 # Empty unless replaced with `--build-context prebuilt=DIR`, DIR holding dist/ (BUNDLE_SOURCE=prebuilt).
 FROM scratch AS prebuilt
 
 # ---------------------------------------------------------------------------
-FROM ${BUILD_IMAGE} AS build
+FROM --platform=$BUILDPLATFORM ${BUILD_IMAGE} AS build
 ARG BUNDLE_SOURCE=npm
 ARG NODE_EXTRA_CA_CERTS
 WORKDIR /src
@@ -85,76 +105,93 @@ RUN set -eu; \
     node /app/dist/cni-node.mjs version >/dev/null
 
 # ---------------------------------------------------------------------------
-FROM ${BUILD_IMAGE} AS plugins
-ARG TARGETARCH
-ARG PLUGINS_SOURCE=release
-ARG NODE_EXTRA_CA_CERTS
-# containernetworking/plugins release. sha256 of the release tarballs
-# cni-plugins-linux-{amd64,arm64}-v1.6.2.tgz. The release assets could not be
-# fetched where this was written; both values were cross-checked against three
-# independent projects that pin the same files (kubespray's checksums among them).
-ARG CNI_PLUGINS_VERSION=v1.6.2
-ARG CNI_PLUGINS_SHA256_AMD64=b8e811578fb66023f90d2e238d80cec3bdfca4b44049af74c374d4fae0f9c090
-ARG CNI_PLUGINS_SHA256_ARM64=01e0e22acc7f7004e4588c1fe1871cc86d7ab562cd858e1761c4641d89ebfaa4
-# Multus CNI release (k8snetworkplumbingwg/multus-cni); only the thin plugin binary
-# `multus` is taken from multus-cni_<version>_linux_<arch>.tar.gz.
-# The sha256 values are NOT pinned yet: they could not be verified from the machine
-# this was written on (no access to the release assets). Take them from the release's
-# checksums.txt, check them independently, and fill them in; until then a release
-# build stops here with a message rather than installing an unverified binary.
-# Build without Multus: --build-arg MULTUS_VERSION=none.
-ARG MULTUS_VERSION=4.1.4
-ARG MULTUS_SHA256_AMD64=
-ARG MULTUS_SHA256_ARM64=
-COPY --from=local-plugins / /tmp/local-plugins/
+# The pinned sources, verified, as plain trees in /src/{multus,plugins} with the
+# commit and its date in /src/*.source (`get NAME REPO TAG COMMIT TARBALL SHA256`).
+# Nothing after this stage knows or cares whether a tree came from a tarball or a
+# clone.
+FROM --platform=$BUILDPLATFORM ${GO_IMAGE} AS plugin-src
+ARG MULTUS_REPO
+ARG MULTUS_VERSION
+ARG MULTUS_COMMIT
+ARG MULTUS_TARBALL_SHA256
+ARG CNI_PLUGINS_REPO
+ARG CNI_PLUGINS_VERSION
+ARG CNI_PLUGINS_COMMIT
+ARG CNI_PLUGINS_TARBALL_SHA256
+COPY --from=vendor-src / /vendor-src/
 RUN set -eu; \
-    out=/out/opt/cni/bin; mkdir -p "$out"; \
-    case "$PLUGINS_SOURCE" in \
-    local) \
-      if [ -z "$(ls -A /tmp/local-plugins)" ]; then \
-        echo "PLUGINS_SOURCE=local needs --build-context local-plugins=DIR with the plugin binaries" >&2; exit 1; \
+    refuse() { echo "REFUSED $1: $2" >&2; exit 1; }; \
+    get() { \
+      name=$1 repo=$2 tag=$3 commit=$4 file=$5 sha=$6 dest=/src/$1; \
+      if [ -e "/vendor-src/$file" ]; then \
+        echo "$name: $file from the vendor-src build context"; \
+        [ -f "/vendor-src/$file" ] || refuse "$file" "not a regular file"; \
+        actual=$(sha256sum <"/vendor-src/$file" | cut -d' ' -f1); \
+        [ "$actual" = "$sha" ] || refuse "$file" "sha256 is $actual, pinned $sha"; \
+        id=$(gzip -dc <"/vendor-src/$file" | git get-tar-commit-id) || id=""; \
+        [ "$id" = "$commit" ] || refuse "$file" "git archive commit is ${id:-(none)}, pinned $commit ($tag)"; \
+        mkdir -p /tmp/x; tar -xzf "/vendor-src/$file" -C /tmp/x --no-same-owner; \
+        set -- /tmp/x/*; \
+        [ $# = 1 ] && [ -d "$1" ] || refuse "$file" "expected one top-level directory"; \
+        mv "$1" "$dest"; rmdir /tmp/x; \
+        epoch=$(stat -c %Y "$dest"); \
+      else \
+        echo "$name: git clone --depth 1 --branch $tag $repo"; \
+        git -c advice.detachedHead=false clone --quiet --depth 1 --branch "$tag" -- "$repo" "$dest" \
+          || refuse "$repo" "git clone of $tag failed; without internet, give the source tarballs with --build-context vendor-src=DIR"; \
+        head=$(git -C "$dest" rev-parse HEAD); \
+        [ "$head" = "$commit" ] || refuse "$repo" "tag $tag is commit $head, pinned $commit"; \
+        epoch=$(git -C "$dest" show -s --format=%ct HEAD); \
+        rm -rf "$dest/.git"; \
       fi; \
-      cp -a /tmp/local-plugins/. "$out/" ;; \
-    release) \
-      arch="${TARGETARCH:-$(dpkg --print-architecture 2>/dev/null || uname -m)}"; \
-      case "$arch" in \
-        amd64|x86_64) arch=amd64; cni_sha=$CNI_PLUGINS_SHA256_AMD64; multus_sha=$MULTUS_SHA256_AMD64 ;; \
-        arm64|aarch64) arch=arm64; cni_sha=$CNI_PLUGINS_SHA256_ARM64; multus_sha=$MULTUS_SHA256_ARM64 ;; \
-        *) echo "unsupported TARGETARCH '$arch' (amd64, arm64)" >&2; exit 1 ;; \
-      esac; \
-      mtgz="multus-cni_${MULTUS_VERSION}_linux_${arch}.tar.gz"; \
-      if [ "$MULTUS_VERSION" != none ] && [ -z "$multus_sha" ]; then \
-        echo "No sha256 pinned for ${mtgz}: set MULTUS_SHA256_$(echo "$arch" | tr a-z A-Z) in the Dockerfile (or --build-arg), or build with --build-arg MULTUS_VERSION=none" >&2; \
-        exit 1; \
-      fi; \
-      fetch() { node -e ' \
-        const [url, file] = process.argv.slice(1); \
-        fetch(url).then(async (r) => { \
-          if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`); \
-          require("fs").writeFileSync(file, Buffer.from(await r.arrayBuffer())); \
-        }).catch((e) => { console.error(`download failed: ${e.message}${e.cause ? ` (${e.cause.code || e.cause.message})` : ""}`); process.exit(1); });' "$1" "$2"; }; \
-      mkdir -p /tmp/dl; cd /tmp/dl; \
-      tgz="cni-plugins-linux-${arch}-${CNI_PLUGINS_VERSION}.tgz"; \
-      fetch "https://github.com/containernetworking/plugins/releases/download/${CNI_PLUGINS_VERSION}/${tgz}" "$tgz"; \
-      echo "${cni_sha}  ${tgz}" | sha256sum -c -; \
-      tar -xzf "$tgz" -C "$out" --no-same-owner; \
-      if [ "$MULTUS_VERSION" != none ]; then \
-        fetch "https://github.com/k8snetworkplumbingwg/multus-cni/releases/download/v${MULTUS_VERSION}/${mtgz}" "$mtgz"; \
-        echo "${multus_sha}  ${mtgz}" | sha256sum -c -; \
-        mkdir m; tar -xzf "$mtgz" -C m --no-same-owner; \
-        bin=$(find m -type f -name multus | head -n1); \
-        [ -n "$bin" ] || { echo "no multus binary in ${mtgz}" >&2; exit 1; }; \
-        cp "$bin" "$out/multus"; \
-      fi; \
-      cd /; rm -rf /tmp/dl ;; \
-    *) echo "PLUGINS_SOURCE must be release or local, not '$PLUGINS_SOURCE'" >&2; exit 1 ;; \
+      printf 'COMMIT=%s\nSOURCE_DATE_EPOCH=%s\n' "$commit" "$epoch" >"/src/$name.source"; \
+      echo "$name: $tag, commit $commit, verified"; \
+    }; \
+    mkdir -p /src; \
+    get multus "$MULTUS_REPO" "$MULTUS_VERSION" "$MULTUS_COMMIT" \
+      "multus-cni-$MULTUS_VERSION.tar.gz" "$MULTUS_TARBALL_SHA256"; \
+    get plugins "$CNI_PLUGINS_REPO" "$CNI_PLUGINS_VERSION" "$CNI_PLUGINS_COMMIT" \
+      "cni-plugins-$CNI_PLUGINS_VERSION.tar.gz" "$CNI_PLUGINS_TARBALL_SHA256"
+
+# ---------------------------------------------------------------------------
+# Multus thin plugin (cmd/multus) and the reference plugins (the repository's own
+# build_linux.sh), static, for TARGETARCH, with the version strings the upstream
+# releases stamp in, so `multus -version` and `CNI_COMMAND=VERSION` name the pins.
+# Only the vendored dependencies are used (no module download, no toolchain
+# download); the Go build cache lives in a cache mount, so a rebuild after a small
+# change recompiles only what changed.
+FROM --platform=$BUILDPLATFORM ${GO_IMAGE} AS plugins
+ARG TARGETARCH
+ARG MULTUS_VERSION
+ARG CNI_PLUGINS_VERSION
+ENV CGO_ENABLED=0 GOFLAGS=-mod=vendor GOTOOLCHAIN=local GOCACHE=/root/.cache/go-build
+COPY --from=plugin-src /src/ /src/
+RUN --mount=type=cache,id=cni-node-go-build,target=/root/.cache/go-build \
+    set -eu; \
+    arch=${TARGETARCH:-$(go env GOHOSTARCH)}; \
+    case "$arch" in \
+      amd64) elf="3e 00" ;; \
+      arm64) elf="b7 00" ;; \
+      *) echo "unsupported TARGETARCH '$arch' (amd64, arm64)" >&2; exit 1 ;; \
     esac; \
-    rm -f "$out/LICENSE" "$out/README.md"; \
-    bad=$(find "$out" -mindepth 1 ! -type f); \
-    if [ -n "$bad" ]; then echo "not regular files among the plugins: $bad" >&2; exit 1; fi; \
-    chown -R 0:0 /out; chmod 0755 "$out"; chmod 0755 "$out"/*; \
-    if [ -f "$out/multus" ]; then rm -f "$out/multus-cni"; ln "$out/multus" "$out/multus-cni"; fi; \
-    (cd "$out" && sha256sum -- * > ../SHA256SUMS); \
+    export GOOS=linux GOARCH="$arch"; \
+    echo "$(go version), building for linux/$arch"; \
+    out=/out/opt/cni/bin; mkdir -p "$out"; \
+    . /src/multus.source; \
+    m=gopkg.in/k8snetworkplumbingwg/multus-cni.v4/pkg/multus; \
+    (cd /src/multus && go build -trimpath -o "$out/multus" -ldflags "-s -w \
+      -X $m.version=$MULTUS_VERSION -X $m.commit=$COMMIT -X $m.gitTreeState=clean -X $m.releaseStatus=,released \
+      -X $m.date=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)" ./cmd/multus); \
+    (cd /src/plugins && GO=go sh build_linux.sh -trimpath -ldflags "-s -w \
+      -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$CNI_PLUGINS_VERSION" >/dev/null); \
+    cp /src/plugins/bin/* "$out/"; \
+    for f in "$out"/*; do \
+      [ "$(od -An -tx1 -j18 -N2 "$f" | tr -s ' ' | sed 's/^ //')" = "$elf" ] \
+        || { echo "$f is not a $arch ELF binary" >&2; exit 1; }; \
+    done; \
+    chown -R 0:0 /out; chmod 0755 "$out" "$out"/*; \
+    ln "$out/multus" "$out/multus-cni"; \
+    (cd "$out" && sha256sum -- * >../SHA256SUMS); \
     chmod 0644 /out/opt/cni/SHA256SUMS; \
     ls -l "$out"
 
@@ -169,12 +206,14 @@ LABEL org.opencontainers.image.title="cni-node" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.source="${SOURCE}"
-# /opt/cni/bin: the plugins (multus-cni hard-linked to multus, when Multus is there);
+# /opt/cni/bin: multus (+ multus-cni, a hard link) and the reference plugins;
 # /opt/cni/SHA256SUMS: their digests, computed once at build time.
 COPY --from=plugins /out/opt/cni/ /opt/cni/
 COPY --from=build /app/ /app/
 WORKDIR /
 # Exec form, no shell: `docker run IMAGE list` runs `node …/cni-node.mjs list`.
+# --disable-sigusr1: SIGUSR1 must not open the Node.js inspector in a root process
+# on the node's network (hostNetwork).
 # kube-watch: `docker run IMAGE watch …` (or --entrypoint /nodejs/bin/node IMAGE /app/bin/kube-watch …).
-ENTRYPOINT ["/nodejs/bin/node", "/app/dist/cni-node.mjs"]
+ENTRYPOINT ["/nodejs/bin/node", "--disable-sigusr1", "/app/dist/cni-node.mjs"]
 CMD []

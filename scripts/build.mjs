@@ -35,7 +35,7 @@ const common = {
   bundle: true,
   format: 'esm',
   platform: 'node',
-  target: 'node20',
+  target: 'node24',
   outExtension: { '.js': '.mjs' },
   sourcemap: 'linked',
   // Smaller image and faster parse; names are kept so stack traces stay readable.

@@ -1,268 +1,93 @@
 #!/usr/bin/env bash
-# Builds the repository's Dockerfile offline with podman and runs the original
-# cni-node README's `docker run` examples against temporary host directories,
-# asserting files, modes, rendered pointers, exit codes and --pause on SIGTERM.
+# The container image, for real: builds the Dockerfile's default path offline
+# (scripts/image-build.sh: local base images, the pinned plugin sources from the
+# vendor-src tarballs), then checks
+#   - what is in the image: multus, multus-cni (a hard link), the 18 reference
+#     plugins, /opt/cni/SHA256SUMS, x86-64 ELF, no shell;
+#   - from inside the image: every plugin answers CNI_COMMAND=VERSION, the reference
+#     plugins report the pinned v1.7.1 and `multus -version` the pinned v4.2.2;
+#   - the arm64 cross-build of the plugins stage: the same plugins, aarch64 ELF;
+#   - the source verification: a tampered tarball, a tarball of another commit and a
+#     clone of another commit are refused, naming the file; a clone of the pinned
+#     commit gives the same tree as the tarball;
+#   - the original cni-node README's `docker run` examples against temporary host
+#     directories: files, modes, rendered pointers, exit codes;
+#   - --pause: SIGUSR1 opens no inspector, SIGTERM stops it at once with exit 0.
 #
-#   sudo scripts/image-test.sh            (needs: sudo scripts/provision.sh, once)
+#   sudo scripts/image-test.sh     (after sudo scripts/setup.sh, once)
 #
-# No registry is reachable here, so nothing is pulled:
-#  - Base images are made locally and cached (see make_bases below):
-#      localhost/cni-node-build-base:<key>    Debian bookworm minbase (debootstrap)
-#                                             + Node.js 20 + npm — stands in for
-#                                             node:20-bookworm-slim
-#      localhost/cni-node-runtime-base:<key>  node + the shared libraries it links
-#                                             (ldd) in an otherwise empty rootfs: no
-#                                             shell, no apt/dpkg — stands in for
-#                                             gcr.io/distroless/nodejs20-debian12
-#    <key> hashes the recipe itself (the functions below), the Debian mirror and
-#    the Node.js binary, so changing any of them rebuilds; otherwise a run reuses
-#    the images (`podman image exists`) or re-imports the rootfs tarballs kept in
-#    /var/cache/cni-node-test/image/<key>/.
-#  - Node.js: Debian bookworm's nodejs package is 18.x, below the project's
-#    engines (>= 20) and the distroless nodejs20 default, so both bases take the
-#    machine's Node.js 20 binary (and npm) instead; the machine must have node >= 20.
-#  - Plugins: PLUGINS_SOURCE=local with Debian's containernetworking-plugins
-#    (/usr/lib/cni) copied into a temporary dir given as the `local-plugins` build
-#    context. Debian ships no Multus, so this image has no multus/multus-cni; the
-#    release build (the default) adds them.
-#  - The build stage runs the real `npm ci` + `npm run build` when the npm registry
-#    is reachable from inside a build container (checked first; the host's CA
-#    bundle is passed in, for TLS-intercepting proxies). Otherwise it falls back to
-#    BUNDLE_SOURCE=prebuilt with the host's `npm run build` output.
-#    Force either with CNI_NODE_IMAGE_BUNDLE=npm|prebuilt.
-#
-# Prints PASS/FAIL per check, the image size, timings, and ends with
+# CNI_NODE_IMAGE: the tag to build (default localhost/cni-node:image-test); derived
+# tags (…-plugins-arm64, …-src, …-clone) are made next to it.
+# Prints PASS/FAIL per check, the image size and its parts, timings, and ends with
 # "N passed, N failed"; exits non-zero on any failure.
 set -euo pipefail
-
-REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
-CACHE_ROOT=${CNI_NODE_TEST_CACHE:-/var/cache/cni-node-test}
-CACHE_DIR=$CACHE_ROOT/image
-IMAGE=${CNI_NODE_IMAGE:-localhost/cni-node:image-test}
-BUNDLE_MODE=${CNI_NODE_IMAGE_BUNDLE:-auto}
-PODMAN=(podman --runtime runc)
-LIMITS=(--ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
-RUN=("${PODMAN[@]}" run --rm --network none "${LIMITS[@]}")
-# Debian's containernetworking-plugins: the plugin source of the offline build.
-DEBIAN_PLUGINS=/usr/lib/cni
 
 T0=$(date +%s%N)
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 log() { printf '==> %s\n' "$*"; }
 die() { printf 'image-test: %s\n' "$*" >&2; exit 1; }
 
+REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
+IMAGE=${CNI_NODE_IMAGE:-localhost/cni-node:image-test}
+PODMAN=(podman --runtime runc)
+LIMITS=(--ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
+RUN=("${PODMAN[@]}" run --rm --network none "${LIMITS[@]}")
+# The pins, as the Dockerfile states them (ARG NAME=value before the first FROM).
+pin() {
+  local v
+  v=$(sed -n "s/^ARG $1=\(.*\)\$/\1/p" "$REPO/Dockerfile" | head -n1)
+  [ -n "$v" ] || die "no 'ARG $1=' line in the Dockerfile"
+  echo "$v"
+}
+MULTUS_VERSION=$(pin MULTUS_VERSION)
+MULTUS_COMMIT=$(pin MULTUS_COMMIT)
+MULTUS_TARBALL_SHA256=$(pin MULTUS_TARBALL_SHA256)
+CNI_PLUGINS_VERSION=$(pin CNI_PLUGINS_VERSION)
+CNI_PLUGINS_COMMIT=$(pin CNI_PLUGINS_COMMIT)
+MULTUS_TARBALL=multus-cni-$MULTUS_VERSION.tar.gz
+CNI_PLUGINS_TARBALL=cni-plugins-$CNI_PLUGINS_VERSION.tar.gz
+REFERENCE_PLUGINS="bandwidth bridge dhcp dummy firewall host-device host-local ipvlan loopback macvlan portmap ptp sbr static tap tuning vlan vrf"
+EXPECTED_PLUGINS=$(printf '%s\n' $REFERENCE_PLUGINS multus multus-cni | LC_ALL=C sort)
+
+
 # ---------------------------------------------------------------------------
 # Preflight: tell the user what is missing instead of failing obscurely.
 [ "$(id -u)" = 0 ] || die "must run as root (podman builds and bind mounts); run: sudo $0"
 missing=()
-for cmd in podman runc debootstrap jq chroot sha256sum; do
+for cmd in podman runc jq git nsenter ss od sha256sum node; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
 done
-[ -x "$DEBIAN_PLUGINS/bridge" ] || missing+=("containernetworking-plugins ($DEBIAN_PLUGINS)")
-[ ${#missing[@]} -eq 0 ] || die "missing: ${missing[*]}; run: sudo scripts/provision.sh"
-NODE_BIN=$(readlink -f "$(command -v node || true)")
-[ -x "$NODE_BIN" ] || die "node not found (Node.js >= 20 is needed for the base images)"
-node_major=$("$NODE_BIN" -p 'process.versions.node.split(".")[0]')
-[ "$node_major" -ge 20 ] || die "node $("$NODE_BIN" --version) is too old: the image needs Node.js >= 20"
-NPM_DIR=$(readlink -f "$(dirname "$NODE_BIN")/../lib/node_modules/npm")
-[ -f "$NPM_DIR/bin/npm-cli.js" ] || die "npm not found next to $NODE_BIN (expected $NPM_DIR)"
+[ ${#missing[@]} -eq 0 ] || die "missing: ${missing[*]}; run: sudo scripts/setup.sh"
+VENDOR_SRC=""
+for d in "${CNI_NODE_VENDOR_SRC:-}" "$REPO/../shared/vendor-src" /work/shared/vendor-src; do
+  if [ -n "$d" ] && [ -f "$d/$MULTUS_TARBALL" ] && [ -f "$d/$CNI_PLUGINS_TARBALL" ]; then
+    VENDOR_SRC=$(cd "$d" && pwd); break
+  fi
+done
+[ -n "$VENDOR_SRC" ] || die "the pinned source tarballs ($MULTUS_TARBALL, $CNI_PLUGINS_TARBALL) were not found; set CNI_NODE_VENDOR_SRC to their dir"
+
+# IMAGE with SUFFIX appended to its tag.
+derived() {
+  case "${IMAGE##*/}" in
+    *:*) echo "$IMAGE-$1" ;;
+    *) echo "$IMAGE:latest-$1" ;;
+  esac
+}
+ARM_IMAGE=$(derived plugins-arm64)
+SRC_IMAGE=$(derived src)
+CLONE_IMAGE=$(derived clone)
 
 WORK=$(mktemp -d /var/tmp/cni-node-image-test.XXXXXX)
 CONTAINERS=()
-MOUNTED=""
+MOUNTED=()
 cleanup() {
   local c
   for c in "${CONTAINERS[@]}"; do "${PODMAN[@]}" rm -f -t 0 "$c" >/dev/null 2>&1 || true; done
-  if [ -n "$MOUNTED" ]; then "${PODMAN[@]}" image unmount "$IMAGE" >/dev/null 2>&1 || true; fi
+  for c in "${MOUNTED[@]}"; do "${PODMAN[@]}" image unmount "$c" >/dev/null 2>&1 || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# ---------------------------------------------------------------------------
-# Base images. Everything that decides their content is in these functions; their
-# text is part of the cache key, so editing the recipe rebuilds the bases.
-
-debian_mirror() {
-  local src=/etc/apt/sources.list.d/debian.sources uri=""
-  if [ -f "$src" ]; then
-    uri=$(awk '/^URIs:/ { print $2; exit }' "$src")
-  fi
-  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-    uri=$(awk '$1 == "deb" && $0 ~ / bookworm / { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { print $i; exit } }' /etc/apt/sources.list)
-  fi
-  echo "${uri:-http://deb.debian.org/debian}"
-}
-
-# $1: empty dir → Debian bookworm minbase with Node.js + npm in /usr/local.
-make_build_rootfs() {
-  local root=$1
-  debootstrap --variant=minbase bookworm "$root" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
-    || { tail -n 30 "$WORK/debootstrap.log" >&2; die "debootstrap failed (log above)"; }
-  install -D -m 0755 "$NODE_BIN" "$root/usr/local/bin/node"
-  mkdir -p "$root/usr/local/lib/node_modules"
-  cp -a "$NPM_DIR" "$root/usr/local/lib/node_modules/npm"
-  ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$root/usr/local/bin/npm"
-  ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$root/usr/local/bin/npx"
-  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/* "$root"/tmp/*
-  chroot "$root" /usr/local/bin/node --version >/dev/null
-  chroot "$root" /usr/local/bin/npm --version >/dev/null
-}
-
-# $1: the build rootfs (for ldd), $2: empty dir → node + its shared libraries and
-# nothing else: no shell, no coreutils, no apt/dpkg. Same layout as distroless
-# (node at /nodejs/bin/node, root user, /tmp), so the Dockerfile's ENTRYPOINT is
-# the same for both.
-make_runtime_rootfs() {
-  local build=$1 root=$2 lib
-  mkdir -p "$root"/{nodejs/bin,etc,tmp,root,home/nonroot}
-  chmod 1777 "$root/tmp"; chmod 0700 "$root/root"
-  install -m 0755 "$build/usr/local/bin/node" "$root/nodejs/bin/node"
-  # ldd lists the loader and every library, by the path the loader will open.
-  for lib in $(chroot "$build" ldd /usr/local/bin/node | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
-    mkdir -p "$root$(dirname "$lib")"
-    cp -L "$build$lib" "$root$lib"
-  done
-  printf '%s\n' 'root:x:0:0:root:/root:/sbin/nologin' 'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin' \
-    'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin' >"$root/etc/passwd"
-  printf '%s\n' 'root:x:0:' 'nobody:x:65534:' 'nonroot:x:65532:' >"$root/etc/group"
-  printf '%s\n' 'hosts: files dns' >"$root/etc/nsswitch.conf"
-  chown 65532:65532 "$root/home/nonroot"
-  chroot "$root" /nodejs/bin/node -e 'require("node:crypto").createHash("sha256"); require("node:dns")' \
-    || die "node does not start in the runtime rootfs"
-  [ ! -e "$root/bin/sh" ] || die "runtime rootfs unexpectedly has a shell"
-}
-
-make_bases() {
-  local dir=$1 build_root=$WORK/build-rootfs runtime_root=$WORK/runtime-rootfs
-  mkdir -p "$build_root" "$runtime_root"
-  log "debootstrap --variant=minbase bookworm ($MIRROR)"
-  make_build_rootfs "$build_root"
-  make_runtime_rootfs "$build_root" "$runtime_root"
-  mkdir -p "$dir"
-  tar --numeric-owner -C "$build_root" -cf "$dir/build-base.tar.tmp" .
-  tar --numeric-owner -C "$runtime_root" -cf "$dir/runtime-base.tar.tmp" .
-  mv "$dir/build-base.tar.tmp" "$dir/build-base.tar"
-  mv "$dir/runtime-base.tar.tmp" "$dir/runtime-base.tar"
-  rm -rf "$build_root" "$runtime_root"
-}
-
-import_base() { # tarball image [--change …]
-  local tarball=$1 image=$2; shift 2
-  "${PODMAN[@]}" import "$@" "$tarball" "$image" >/dev/null
-}
-
-MIRROR=$(debian_mirror)
-KEY=$( {
-  echo "recipe v1 $(uname -m) $MIRROR"
-  declare -f make_build_rootfs make_runtime_rootfs make_bases import_base
-  sha256sum "$NODE_BIN" | cut -d' ' -f1
-  cat "$NPM_DIR/package.json"
-} | sha256sum | cut -c1-16)
-BUILD_BASE=localhost/cni-node-build-base:$KEY
-RUNTIME_BASE=localhost/cni-node-runtime-base:$KEY
-T_BASES=$(date +%s%N)
-if "${PODMAN[@]}" image exists "$BUILD_BASE" && "${PODMAN[@]}" image exists "$RUNTIME_BASE"; then
-  log "base images cached: $BUILD_BASE, $RUNTIME_BASE"
-else
-  if [ ! -f "$CACHE_DIR/$KEY/build-base.tar" ] || [ ! -f "$CACHE_DIR/$KEY/runtime-base.tar" ]; then
-    log "building base images (recipe $KEY)"
-    make_bases "$CACHE_DIR/$KEY"
-  else
-    log "importing cached base rootfs tarballs from $CACHE_DIR/$KEY"
-  fi
-  import_base "$CACHE_DIR/$KEY/build-base.tar" "$BUILD_BASE" \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
-  import_base "$CACHE_DIR/$KEY/runtime-base.tar" "$RUNTIME_BASE" \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENTRYPOINT ["/nodejs/bin/node"]'
-fi
-# Drop base images and tarballs of older recipes: each set is ~0.5 GB.
-for old in "$CACHE_DIR"/*/; do
-  [ -d "$old" ] && [ "$(basename "$old")" != "$KEY" ] && rm -rf "$old"
-done
-for name in cni-node-build-base cni-node-runtime-base; do
-  "${PODMAN[@]}" images --format '{{.Repository}}:{{.Tag}}' "localhost/$name" 2>/dev/null \
-    | grep -v ":$KEY\$" | xargs -r "${PODMAN[@]}" rmi >/dev/null 2>&1 || true
-done
-BASES_MS=$(ms_since "$T_BASES")
-
-# ---------------------------------------------------------------------------
-# Build the repository's Dockerfile.
-
-mkdir -p "$WORK/local-plugins"
-cp -a "$DEBIAN_PLUGINS"/. "$WORK/local-plugins/"
-
-CA_ARGS=()
-ca_file=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}
-if [ -f "$ca_file" ]; then
-  CA_ARGS=(-v "$ca_file:/run/extra-ca.crt:ro" --build-arg NODE_EXTRA_CA_CERTS=/run/extra-ca.crt)
-fi
-
-if [ "$BUNDLE_MODE" = auto ]; then
-  registry=$(cd "$REPO" && npm config get registry 2>/dev/null || echo https://registry.npmjs.org/)
-  probe_ca=()
-  [ -f "$ca_file" ] && probe_ca=(-v "$ca_file:/run/extra-ca.crt:ro" -e NODE_EXTRA_CA_CERTS=/run/extra-ca.crt)
-  if "${PODMAN[@]}" run --rm "${LIMITS[@]}" "${probe_ca[@]}" "$BUILD_BASE" \
-       timeout 20 node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' \
-       "${registry%/}/yaml" >/dev/null 2>&1; then
-    BUNDLE_MODE=npm
-    log "npm registry reachable from a build container: the build stage runs npm ci + npm run build"
-  else
-    BUNDLE_MODE=prebuilt
-    log "npm registry NOT reachable from a build container: using the host's npm run build output (BUNDLE_SOURCE=prebuilt)"
-  fi
-fi
-BUNDLE_ARGS=(--build-arg "BUNDLE_SOURCE=$BUNDLE_MODE")
-if [ "$BUNDLE_MODE" = prebuilt ]; then
-  # The project's own build (scripts/build.mjs) on the host, run in a copy of the
-  # sources so that the work tree's dist/ and build/ are left alone.
-  [ -d "$REPO/node_modules" ] || die "BUNDLE_SOURCE=prebuilt builds on the host and needs node_modules: run npm ci first"
-  pre=$WORK/prebuilt
-  mkdir -p "$pre/scripts"
-  cp -a "$REPO/package.json" "$REPO/package-lock.json" "$REPO/tsconfig.json" "$REPO/src" "$REPO/bin" "$pre/"
-  cp "$REPO/scripts/build.mjs" "$pre/scripts/"
-  ln -s "$REPO/node_modules" "$pre/node_modules"
-  (cd "$pre" && node scripts/build.mjs >"$WORK/prebuilt.log" 2>&1) \
-    || { tail -n 30 "$WORK/prebuilt.log" >&2; die "the host build (scripts/build.mjs) failed"; }
-  BUNDLE_ARGS+=(--build-context "prebuilt=$pre")
-fi
-
-VERSION=$(node -p 'require(process.argv[1]).version' "$REPO/package.json")
-REVISION=$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo uncommitted)
-SOURCE=$(git -C "$REPO" config --get remote.origin.url 2>/dev/null || echo "file://$REPO")
-# buildah 1.28 reuses a cached LABEL layer even when the ARG it expands changed
-# (a new commit would keep the old revision label), so the same values are also
-# given as --label, which podman applies after the cached steps.
-LABEL_ARGS=(--label "org.opencontainers.image.version=$VERSION" --label "org.opencontainers.image.revision=$REVISION"
-  --label "org.opencontainers.image.source=$SOURCE")
-OLD_ID=$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
-
-log "podman build $IMAGE (PLUGINS_SOURCE=local, BUNDLE_SOURCE=$BUNDLE_MODE)"
-T_BUILD=$(date +%s%N)
-if ! "${PODMAN[@]}" build "${LIMITS[@]}" --layers \
-    -f "$REPO/Dockerfile" -t "$IMAGE" \
-    --build-arg "BUILD_IMAGE=$BUILD_BASE" --build-arg "RUNTIME_IMAGE=$RUNTIME_BASE" \
-    --build-arg PLUGINS_SOURCE=local --build-context "local-plugins=$WORK/local-plugins" \
-    "${BUNDLE_ARGS[@]}" "${CA_ARGS[@]}" \
-    --build-arg "VERSION=$VERSION" --build-arg "REVISION=$REVISION" --build-arg "SOURCE=$SOURCE" \
-    "${LABEL_ARGS[@]}" \
-    "$REPO" >"$WORK/build.log" 2>&1; then
-  tail -n 40 "$WORK/build.log" >&2
-  mkdir -p "$CACHE_DIR" && cp "$WORK/build.log" "$CACHE_DIR/last-build.log"
-  die "podman build failed (last lines above; full log: $CACHE_DIR/last-build.log)"
-fi
-BUILD_MS=$(ms_since "$T_BUILD")
-mkdir -p "$CACHE_DIR" && cp "$WORK/build.log" "$CACHE_DIR/last-build.log"
-NEW_ID=$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$IMAGE")
-if [ -n "$OLD_ID" ] && [ "$OLD_ID" != "$NEW_ID" ]; then
-  "${PODMAN[@]}" rmi "$OLD_ID" >/dev/null 2>&1 || true
-fi
-SIZE=$("${PODMAN[@]}" image inspect --format '{{.Size}}' "$IMAGE")
-log "built $IMAGE ($NEW_ID)"
-
-# ---------------------------------------------------------------------------
-# Checks.
 
 PASSED=0
 FAILED=0
@@ -275,8 +100,228 @@ fail() {
 # check NAME COMMAND… : PASS when the command succeeds; on failure print the last command's output.
 check() {
   local name=$1; shift
-  if "$@"; then pass "$name"; else fail "$name" "command: ${LAST_CMD:-}" "exit: ${RC:-}" "stdout: $(head -c 800 "$WORK/out" 2>/dev/null)" "stderr: $(head -c 800 "$WORK/err" 2>/dev/null)"; fi
+  if "$@"; then pass "$name"; else fail "$name" "command: ${LAST_CMD:-}" "exit: ${RC:-}" "stdout: $(head -c 1200 "$WORK/out" 2>/dev/null)" "stderr: $(head -c 1200 "$WORK/err" 2>/dev/null)"; fi
 }
+# build NAME ARGS… : scripts/image-build.sh ARGS…; sets RC, stdout/stderr in $WORK/out, $WORK/err.
+build() {
+  LAST_CMD="scripts/image-build.sh $*"
+  set +e
+  bash "$REPO/scripts/image-build.sh" "$@" >"$WORK/out" 2>"$WORK/err"
+  RC=$?
+  set -e
+}
+mount_image() { # IMAGE → prints its mounted rootfs
+  local root
+  root=$("${PODMAN[@]}" image mount "$1")
+  MOUNTED+=("$1")
+  echo "$root"
+}
+# elf_machine FILE → x86-64 | aarch64 | other:<hex> | not-elf | not-64-bit-le
+elf_machine() {
+  local h
+  h=$(od -An -tx1 -N20 "$1" | tr -d ' \n')
+  [ "${h:0:8}" = 7f454c46 ] || { echo not-elf; return; }
+  [ "${h:8:4}" = 0201 ] || { echo not-64-bit-le; return; }
+  case "${h:36:4}" in 3e00) echo x86-64 ;; b700) echo aarch64 ;; *) echo "other:${h:36:4}" ;; esac
+}
+export -f elf_machine
+jqc() { jq -e "$@" >/dev/null; }
+# all_elf DIR MACHINE: every file in DIR is a 64-bit LE ELF for MACHINE.
+all_elf() {
+  local f ok=0
+  for f in "$1"/*; do
+    if [ "$(elf_machine "$f")" != "$2" ]; then echo "$(basename "$f"): $(elf_machine "$f")" >>"$WORK/err"; ok=1; fi
+  done
+  return $ok
+}
+
+# ---------------------------------------------------------------------------
+# Build: the default path, the same script the cluster tests use.
+log "scripts/image-build.sh --tag $IMAGE (vendor-src: $VENDOR_SRC)"
+T_BUILD=$(date +%s%N)
+if ! CNI_NODE_VENDOR_SRC=$VENDOR_SRC bash "$REPO/scripts/image-build.sh" --tag "$IMAGE" >"$WORK/ref"; then
+  die "scripts/image-build.sh failed (above)"
+fi
+BUILD_MS=$(ms_since "$T_BUILD")
+[ "$(cat "$WORK/ref")" = "$IMAGE" ] || die "scripts/image-build.sh printed '$(cat "$WORK/ref")', not $IMAGE"
+SIZE=$("${PODMAN[@]}" image inspect --format '{{.Size}}' "$IMAGE")
+VERSION=$(node -p 'require(process.argv[1]).version' "$REPO/package.json")
+REVISION=$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null)" ]; then REVISION="$REVISION-dirty"; fi
+SOURCE=$(git -C "$REPO" config --get remote.origin.url 2>/dev/null || echo "file://$REPO")
+log "built $IMAGE in ${BUILD_MS} ms"
+
+ROOT=$(mount_image "$IMAGE")
+IMG_BIN=$ROOT/opt/cni/bin
+
+# -- the image itself
+LAST_CMD="podman image inspect IMAGE"; RC=""
+: >"$WORK/out"; : >"$WORK/err"
+check "image: ENTRYPOINT is exec-form node --disable-sigusr1 on the bundle, CMD empty" \
+  test "$("${PODMAN[@]}" image inspect --format '{{json .Config.Entrypoint}} {{json .Config.Cmd}}' "$IMAGE")" \
+  = '["/nodejs/bin/node","--disable-sigusr1","/app/dist/cni-node.mjs"] null'
+check "image: no shell, no apt/dpkg, no npm, no node_modules" \
+  bash -c '! compgen -G "$1/bin/*sh" >/dev/null && ! compgen -G "$1/usr/bin/*sh" >/dev/null && for f in usr/bin/apt-get usr/bin/dpkg usr/bin/apt bin/sh usr/bin/npm usr/local/bin/npm app/node_modules; do [ ! -e "$1/$f" ] && [ ! -L "$1/$f" ] || exit 1; done' _ "$ROOT"
+check "image: /app holds only dist/, bin/, package.json" \
+  test "$(cd "$ROOT/app" && ls -A | tr '\n' ' ')" = "bin dist package.json "
+check "image: /opt holds only cni/bin and cni/SHA256SUMS" \
+  test "$(cd "$ROOT/opt" && find . -mindepth 1 -maxdepth 2 | LC_ALL=C sort | tr '\n' ' ')" = "./cni ./cni/SHA256SUMS ./cni/bin "
+check "image: OCI labels version/revision/source" \
+  test "$("${PODMAN[@]}" image inspect --format '{{index .Labels "org.opencontainers.image.version"}}|{{index .Labels "org.opencontainers.image.revision"}}|{{index .Labels "org.opencontainers.image.source"}}' "$IMAGE")" \
+  = "$VERSION|$REVISION|$SOURCE"
+ls -A "$IMG_BIN" | LC_ALL=C sort >"$WORK/out"
+check "image: /opt/cni/bin is exactly multus, multus-cni and the 18 reference plugins" \
+  test "$(cat "$WORK/out")" = "$EXPECTED_PLUGINS"
+check "image: multus-cni is a hard link to multus (one inode, 2 links: no second copy in the layer)" \
+  bash -c '[ "$(stat -c "%i %h" "$1/multus")" = "$(stat -c "%i %h" "$1/multus-cni")" ] && [ "$(stat -c %h "$1/multus")" = 2 ]' _ "$IMG_BIN"
+check "image: every plugin a regular file, root:root, mode 0755" \
+  bash -c '[ -z "$(find "$1" -mindepth 1 \( ! -type f -o ! -perm 0755 -o ! -user 0 -o ! -group 0 \))" ]' _ "$IMG_BIN"
+check "image: /opt/cni/SHA256SUMS lists every plugin once and matches" \
+  bash -c '(cd "$1" && sha256sum --quiet --strict -c ../SHA256SUMS) && [ "$(awk "{ print \$2 }" "$1/../SHA256SUMS" | LC_ALL=C sort)" = "$2" ]' _ "$IMG_BIN" "$EXPECTED_PLUGINS"
+: >"$WORK/err"
+check "image: every plugin is an x86-64 ELF (amd64 build)" all_elf "$IMG_BIN" x86-64
+check "image: multus is the size of a stripped Go binary (30–60 MB), not a stub" \
+  bash -c 's=$(stat -c %s "$1/multus"); [ "$s" -gt 30000000 ] && [ "$s" -lt 60000000 ]' _ "$IMG_BIN"
+check "image: a shell cannot be run in it" \
+  bash -c '! "$@" >/dev/null 2>&1' _ "${RUN[@]}" --entrypoint /bin/sh "$IMAGE" -c true
+
+# -- from inside the image: every plugin's VERSION answer and version string
+cat >"$WORK/versions.js" <<'EOF'
+// Runs in the image (no shell there): each plugin with CNI_COMMAND=VERSION, each
+// without CNI_COMMAND (its "about" line on stderr), and `multus -version`.
+const { spawnSync } = require('node:child_process');
+const { readdirSync } = require('node:fs');
+const dir = '/opt/cni/bin';
+const run = (file, args, env) => {
+  const r = spawnSync(`${dir}/${file}`, args, { env, input: '', timeout: 10000, encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, error: r.error?.message };
+};
+const out = {};
+for (const name of readdirSync(dir).sort()) {
+  out[name] = {
+    version: run(name, [], { CNI_COMMAND: 'VERSION' }),
+    about: run(name, [], {}),
+    flag: name.startsWith('multus') ? run(name, ['-version'], {}) : undefined,
+  };
+}
+console.log(JSON.stringify(out));
+EOF
+LAST_CMD="podman run --entrypoint /nodejs/bin/node -v versions.js IMAGE /versions.js"
+set +e
+"${RUN[@]}" --entrypoint /nodejs/bin/node -v "$WORK/versions.js:/versions.js:ro" "$IMAGE" /versions.js >"$WORK/out" 2>"$WORK/err"
+RC=$?
+set -e
+cp "$WORK/out" "$WORK/versions.json"
+check "inside the image: the version probe ran (node spawning every plugin), exit 0" \
+  bash -c '[ "$1" = 0 ] && jq -e . "$2" >/dev/null' _ "$RC" "$WORK/versions.json"
+check "inside the image: every plugin answers CNI_COMMAND=VERSION (exit 0, JSON, supports CNI 1.0.0 and 1.1.0)" \
+  jqc --argjson n 20 '(keys | length) == $n and all(.[]; .version.status == 0
+    and (.version.stdout | fromjson | (.supportedVersions | index("1.0.0") != null and index("1.1.0") != null)))' "$WORK/versions.json"
+check "inside the image: the 18 reference plugins say 'CNI <name> plugin $CNI_PLUGINS_VERSION'" \
+  jqc --arg v "$CNI_PLUGINS_VERSION" --arg names "$REFERENCE_PLUGINS" \
+    '. as $root | all($names | split(" ")[]; . as $p | $root[$p].about.stderr | test("^CNI " + $p + " plugin " + $v + "\n"))' "$WORK/versions.json"
+check "inside the image: multus -version reports $MULTUS_VERSION at commit $MULTUS_COMMIT (multus-cni the same)" \
+  jqc --arg v "$MULTUS_VERSION" --arg c "$MULTUS_COMMIT" \
+    'all(.multus, .["multus-cni"]; .flag.status == 0 and (.flag.stdout | test("^multus: version:" + $v + "\\(clean,released\\), commit:" + $c + ", date:20")))' "$WORK/versions.json"
+for p in bridge multus; do
+  printf '     %s: %s' "$p" "$(jq -r --arg p "$p" '.[$p] | (.about.stderr | split("\n")[0]) + " | " + (.flag.stdout // "" | rtrimstr("\n")) + " | VERSION " + (.version.stdout | rtrimstr("\n"))' "$WORK/versions.json")"
+  echo
+done
+
+# ---------------------------------------------------------------------------
+# arm64: the plugins stage cross-built on this amd64 machine (pure Go, no emulation).
+log "arm64 cross-build: --platform linux/arm64 --target plugins → $ARM_IMAGE"
+T_ARM=$(date +%s%N)
+build --tag "$ARM_IMAGE" --platform linux/arm64 --target plugins --vendor-src "$VENDOR_SRC"
+ARM_MS=$(ms_since "$T_ARM")
+check "arm64: the plugins stage cross-builds (scripts/image-build.sh --platform linux/arm64 --target plugins)" test "$RC" = 0
+if [ "$RC" = 0 ]; then
+  ARM_BIN=$(mount_image "$ARM_IMAGE")/out/opt/cni/bin
+  ls -A "$ARM_BIN" | LC_ALL=C sort >"$WORK/out"; : >"$WORK/err"
+  check "arm64: the same plugin names as the amd64 image" test "$(cat "$WORK/out")" = "$EXPECTED_PLUGINS"
+  check "arm64: every plugin is an aarch64 ELF" all_elf "$ARM_BIN" aarch64
+  check "arm64: SHA256SUMS matches, multus-cni a hard link, and no binary equal to its amd64 twin" \
+    bash -c '(cd "$1" && sha256sum --quiet --strict -c ../SHA256SUMS) && [ "$(stat -c %i "$1/multus")" = "$(stat -c %i "$1/multus-cni")" ] \
+      && for f in "$1"/*; do ! cmp -s "$f" "$2/$(basename "$f")" || exit 1; done' _ "$ARM_BIN" "$IMG_BIN"
+fi
+
+# ---------------------------------------------------------------------------
+# Source verification: only the plugin-src stage is built (seconds), without the
+# layer cache so that the check really runs every time.
+log "source verification (target plugin-src)"
+T_SRC=$(date +%s%N)
+build --tag "$SRC_IMAGE" --target plugin-src --vendor-src "$VENDOR_SRC"
+check "source: the pinned tarballs pass verification (target plugin-src)" test "$RC" = 0
+
+mkdir -p "$WORK/tampered"
+cp "$VENDOR_SRC/$MULTUS_TARBALL" "$VENDOR_SRC/$CNI_PLUGINS_TARBALL" "$WORK/tampered/"
+tf=$WORK/tampered/$MULTUS_TARBALL
+chmod u+w "$tf"
+off=$(( $(stat -c %s "$tf") / 2 ))
+byte=$(od -An -tu1 -j "$off" -N1 "$tf" | tr -d ' ')
+printf "$(printf '\\%03o' $(( byte ^ 1 )))" | dd of="$tf" bs=1 seek="$off" conv=notrunc status=none
+build --tag "$(derived refused)" --target plugin-src --vendor-src "$WORK/tampered" -- --no-cache --layers=false
+check "source: a tarball with one byte changed is refused; the message names the file and its sha256" \
+  bash -c '[ "$1" != 0 ] && grep -q "^REFUSED $3: sha256 is [0-9a-f]\{64\}, pinned $4\$" "$2"' _ "$RC" "$WORK/err" "$MULTUS_TARBALL" "$MULTUS_TARBALL_SHA256"
+
+# A tarball of another commit, its sha256 pinned: only the commit check can stop it.
+mkdir -p "$WORK/other-commit"
+other=$(echo "$CNI_PLUGINS_COMMIT" | rev)
+node -e '
+  const zlib = require("node:zlib"), fs = require("node:fs");
+  const [src, dst, from, to] = process.argv.slice(1);
+  const tar = zlib.gunzipSync(fs.readFileSync(src));
+  const at = tar.indexOf(Buffer.from(from));
+  if (at < 0 || at > 1024) throw new Error("commit id not in the pax header");
+  Buffer.from(to).copy(tar, at);
+  fs.writeFileSync(dst, zlib.gzipSync(tar));' \
+  "$VENDOR_SRC/$CNI_PLUGINS_TARBALL" "$WORK/other-commit/$CNI_PLUGINS_TARBALL" "$CNI_PLUGINS_COMMIT" "$other"
+cp "$VENDOR_SRC/$MULTUS_TARBALL" "$WORK/other-commit/"
+other_sha=$(sha256sum <"$WORK/other-commit/$CNI_PLUGINS_TARBALL" | cut -d' ' -f1)
+build --tag "$(derived refused)" --target plugin-src --vendor-src "$WORK/other-commit" -- --no-cache --layers=false --build-arg "CNI_PLUGINS_TARBALL_SHA256=$other_sha"
+check "source: a tarball of another commit is refused even with its sha256 pinned; the message names the file and both commits" \
+  bash -c '[ "$1" != 0 ] && grep -qF "REFUSED $5: git archive commit is $3, pinned $4 ($6)" "$2"' \
+  _ "$RC" "$WORK/err" "$other" "$CNI_PLUGINS_COMMIT" "$CNI_PLUGINS_TARBALL" "$CNI_PLUGINS_VERSION"
+
+# The clone path, offline: a git repository made from the tarball's tree, tag v1.7.1,
+# served as file:// from the build context; no plugins tarball there, so the
+# Dockerfile clones it. Its commit is not the pinned one: refused. With that commit
+# pinned instead, it passes, and the tree is the tarball's.
+mkdir -p "$WORK/clone-ctx" "$WORK/clone-work"
+cp "$VENDOR_SRC/$MULTUS_TARBALL" "$WORK/clone-ctx/"
+tar -xzf "$VENDOR_SRC/$CNI_PLUGINS_TARBALL" -C "$WORK/clone-work"
+(
+  cd "$WORK/clone-work"/*/
+  export GIT_AUTHOR_NAME=image-test GIT_AUTHOR_EMAIL=image-test@localhost GIT_COMMITTER_NAME=image-test \
+    GIT_COMMITTER_EMAIL=image-test@localhost GIT_AUTHOR_DATE=@1700000000 GIT_COMMITTER_DATE=@1700000000
+  git init -q && git add -A -f && git commit -q -m "$CNI_PLUGINS_VERSION" && git tag "$CNI_PLUGINS_VERSION"
+  git clone -q --bare . "$WORK/clone-ctx/plugins.git"
+)
+local_commit=$(git -C "$WORK/clone-ctx/plugins.git" rev-parse "$CNI_PLUGINS_VERSION^{commit}")
+build --tag "$(derived refused)" --target plugin-src --vendor-src "$WORK/clone-ctx" -- --no-cache --layers=false --build-arg CNI_PLUGINS_REPO=file:///vendor-src/plugins.git
+check "source: a clone whose tag is not the pinned commit is refused; the message names the repository and both commits" \
+  bash -c '[ "$1" != 0 ] && grep -qF "REFUSED file:///vendor-src/plugins.git: tag $5 is commit $3, pinned $4" "$2"' \
+  _ "$RC" "$WORK/err" "$local_commit" "$CNI_PLUGINS_COMMIT" "$CNI_PLUGINS_VERSION"
+build --tag "$CLONE_IMAGE" --target plugin-src --vendor-src "$WORK/clone-ctx" -- --no-cache --layers=false \
+  --build-arg CNI_PLUGINS_REPO=file:///vendor-src/plugins.git --build-arg "CNI_PLUGINS_COMMIT=$local_commit"
+clone_rc=$RC
+build_log=$(sed -n 's/.*(log: \(.*\))$/\1/p' "$WORK/err" | tail -n1)
+check "source: a clone of the pinned commit is taken (git clone --depth 1 --branch, HEAD verified); multus still from its tarball" \
+  bash -c '[ "$1" = 0 ] && grep -qx "plugins: git clone --depth 1 --branch $4 file:///vendor-src/plugins.git" "$2" \
+    && grep -qx "plugins: $4, commit $3, verified" "$2" && grep -qx "multus: $5 from the vendor-src build context" "$2"' \
+  _ "$RC" "$build_log" "$local_commit" "$CNI_PLUGINS_VERSION" "$MULTUS_TARBALL"
+if [ "$clone_rc" = 0 ] && "${PODMAN[@]}" image exists "$SRC_IMAGE"; then
+  a=$(mount_image "$SRC_IMAGE")/src/plugins b=$(mount_image "$CLONE_IMAGE")/src/plugins
+  LAST_CMD="diff -r <tarball tree> <clone tree>"; RC=""
+  diff -rq "$a" "$b" >"$WORK/out" 2>"$WORK/err" || true
+  check "source: the cloned tree and the tarball's tree are the same files, byte for byte (the steps after are one path)" \
+    bash -c '[ ! -s "$1" ] && [ "$(find "$2" -type f | wc -l)" -gt 1000 ]' _ "$WORK/out" "$a"
+fi
+SRC_MS=$(ms_since "$T_SRC")
+
+# ---------------------------------------------------------------------------
+# The original README's docker-run examples.
+
 # cli ARGS… : runs the image with ARGS (podman run options first, then IMAGE and the command).
 # Sets RC; stdout/stderr in $WORK/out, $WORK/err.
 cli() {
@@ -298,27 +343,6 @@ stamp() { stat -c '%i %y %s' "$1" 2>/dev/null || echo missing; }
 # record and lock files (.cni-node*); space-separated, sorted.
 node_files() { ls -A "$1" | grep -v '^\.cni-node' | LC_ALL=C sort | tr '\n' ' '; }
 export -f node_files
-mode() { stat -c '%a' "$1" 2>/dev/null || echo missing; }
-
-ROOT=$("${PODMAN[@]}" image mount "$IMAGE")
-MOUNTED=1
-IMG_BIN=$ROOT/opt/cni/bin
-
-# -- the image itself
-check "image: ENTRYPOINT is exec-form node on the bundle, CMD empty" \
-  test "$("${PODMAN[@]}" image inspect --format '{{json .Config.Entrypoint}} {{json .Config.Cmd}}' "$IMAGE")" \
-  = '["/nodejs/bin/node","/app/dist/cni-node.mjs"] null'
-check "image: no shell, no apt/dpkg, no npm, no node_modules" \
-  bash -c '! compgen -G "$1/bin/*sh" >/dev/null && ! compgen -G "$1/usr/bin/*sh" >/dev/null && for f in usr/bin/apt-get usr/bin/dpkg usr/bin/apt bin/sh usr/bin/npm usr/local/bin/npm app/node_modules; do [ ! -e "$1/$f" ] && [ ! -L "$1/$f" ] || exit 1; done' _ "$ROOT"
-check "image: /app holds only dist/, bin/, package.json" \
-  test "$(cd "$ROOT/app" && ls -A | tr '\n' ' ')" = "bin dist package.json "
-check "image: OCI labels version/revision/source" \
-  test "$("${PODMAN[@]}" image inspect --format '{{index .Labels "org.opencontainers.image.version"}}|{{index .Labels "org.opencontainers.image.revision"}}|{{index .Labels "org.opencontainers.image.source"}}' "$IMAGE")" \
-  = "$VERSION|$REVISION|$SOURCE"
-check "image: plugins are Debian's, mode 0755, listed in /opt/cni/SHA256SUMS" \
-  bash -c 'diff <(ls -A "$1") <(ls -A "$2") && [ -z "$(find "$2" -type f ! -perm 0755)" ] && (cd "$2" && sha256sum --quiet -c ../SHA256SUMS) && [ "$(wc -l <"$2/../SHA256SUMS")" = "$(ls -A "$2" | wc -l)" ]' _ "$DEBIAN_PLUGINS" "$IMG_BIN"
-check "image: a shell cannot be run in it" \
-  bash -c '! "$@" >/dev/null 2>&1' _ "${RUN[@]}" --entrypoint /bin/sh "$IMAGE" -c true
 
 # -- docker run --rm IMAGE → usage on stderr, exit 2
 cli --
@@ -331,14 +355,20 @@ check "version prints $VERSION, exit 0" bash -c '[ "$1" = 0 ] && grep -qF -- "$2
 
 # -- list → plugin names, sorted, one per line
 cli -- list
-expected_list=$(ls -A "$IMG_BIN" | LC_ALL=C sort)
-check "list: the image's plugins, sorted, one per line, exit 0" \
-  bash -c '[ "$1" = 0 ] && [ "$(cat "$2/out")" = "$3" ]' _ "$RC" "$WORK" "$expected_list"
+check "list: multus, multus-cni and the 18 plugins, sorted, one per line, exit 0" \
+  bash -c '[ "$1" = 0 ] && [ "$(cat "$2/out")" = "$3" ]' _ "$RC" "$WORK" "$EXPECTED_PLUGINS"
 
-# -- install --plugins=bridge,ipvlan with -v HOST/bin:/host/opt/cni/bin
 H=$WORK/host
 mkdir -p "$H/bin" "$H/net.d" "$WORK/tpl"
 VBIN=(-v "$H/bin:/host/opt/cni/bin")
+
+# -- install --plugins=flannel,ipvlan: the original's words; flannel is not a
+#    reference plugin any more (Flannel ships its own), so nothing is installed.
+cli "${VBIN[@]}" -- install --plugins=flannel,ipvlan
+check "install --plugins=flannel,ipvlan (the original's example): exit 1, names flannel, node dir unchanged" \
+  bash -c '[ "$1" = 1 ] && grep -q flannel "$2/err" && [ -z "$(node_files "$3")" ]' _ "$RC" "$WORK" "$H/bin"
+
+# -- install --plugins=bridge,ipvlan with -v HOST/bin:/host/opt/cni/bin
 cli "${VBIN[@]}" -- install --plugins=bridge,ipvlan
 check "install --plugins=bridge,ipvlan: exit 0" test "$RC" = 0
 check "install: bridge and ipvlan on the node, mode 0755, bytes equal to the image's" \
@@ -351,6 +381,12 @@ cli "${VBIN[@]}" -- install --plugins=bridge,ipvlan
 check "install again: exit 0, files untouched (same inode, mtime, size)" \
   bash -c '[ "$1" = 0 ] && [ "$(stat -c "%i %y %s" "$2/bridge")" = "$3" ] && [ "$(stat -c "%i %y %s" "$2/ipvlan")" = "$4" ]' \
   _ "$RC" "$H/bin" "$before_bridge" "$before_ipvlan"
+"$H/bin/bridge" >"$WORK/out" 2>"$WORK/err" </dev/null || true
+LAST_CMD="HOST/bin/bridge (no CNI_COMMAND)"; RC=""
+check "install: the bridge on the node runs on the host and says $CNI_PLUGINS_VERSION" grep -q "^CNI bridge plugin $CNI_PLUGINS_VERSION\$" "$WORK/err"
+cli "${VBIN[@]}" -- uninstall --plugins=bridge,ipvlan
+check "uninstall --plugins=bridge,ipvlan: exit 0, node dir empty" \
+  bash -c '[ "$1" = 0 ] && [ -z "$(node_files "$2")" ]' _ "$RC" "$H/bin"
 
 # -- install --configs=05-multus.conf,10-ipvlan.conf with templates mounted into /etc/cni/net.d
 cat >"$H/net.d/10-calico.conflist" <<'EOF'
@@ -404,34 +440,34 @@ check "10-ipvlan.conf: installed as written, mode 0644" \
   bash -c 'cmp -s "$2" "$1/10-ipvlan.conf" && [ "$(stat -c %a "$1/10-ipvlan.conf")" = 644 ]' _ "$H/net.d" "$WORK/tpl/ipvlan.conf"
 check "10-calico.conflist (the pointer target) untouched" test "$(stamp "$H/net.d/10-calico.conflist")" = "$calico_before"
 
-# -- apply --plugins=macvlan,bridge:host-device,bridge,ipvlan
-#    (the original's multus-cni,macvlan:host-device,multus-cni,ipvlan with bridge in
-#    the role of multus-cni, which Debian does not ship)
-cli "${VBIN[@]}" -- install --plugins=host-device
-check "install --plugins=host-device (the 'current' state of the apply example): exit 0" test "$RC" = 0
-bridge_before=$(stamp "$H/bin/bridge")
+# -- apply --plugins=multus-cni,macvlan:host-device,multus-cni,ipvlan (the original's example, word for word)
+cli "${VBIN[@]}" -- install --plugins=host-device,multus-cni,ipvlan
+check "install --plugins=host-device,multus-cni,ipvlan (the 'current' state of the apply example): exit 0" test "$RC" = 0
+check "install: multus-cni on the node is a regular file, mode 0755, the image's multus bytes" \
+  bash -c '[ -f "$1/multus-cni" ] && [ ! -L "$1/multus-cni" ] && [ "$(stat -c %a "$1/multus-cni")" = 755 ] && cmp -s "$1/multus-cni" "$2/multus"' _ "$H/bin" "$IMG_BIN"
+"$H/bin/multus-cni" -version >"$WORK/out" 2>"$WORK/err" </dev/null || true
+LAST_CMD="HOST/bin/multus-cni -version"; RC=""
+check "install: the multus-cni on the node runs on the host and says $MULTUS_VERSION" grep -q "^multus: version:$MULTUS_VERSION(" "$WORK/out"
+multus_before=$(stamp "$H/bin/multus-cni")
 sleep 0.05
-cli "${VBIN[@]}" -- apply --plugins=macvlan,bridge:host-device,bridge,ipvlan
-check "apply --plugins=macvlan,bridge:host-device,bridge,ipvlan: exit 0" test "$RC" = 0
+cli "${VBIN[@]}" -- apply --plugins=multus-cni,macvlan:host-device,multus-cni,ipvlan
+check "apply --plugins=multus-cni,macvlan:host-device,multus-cni,ipvlan: exit 0" test "$RC" = 0
 check "apply: macvlan installed (mode 0755, image's bytes), ipvlan and host-device removed" \
   bash -c 'cmp -s "$1/macvlan" "$2/macvlan" && [ "$(stat -c %a "$1/macvlan")" = 755 ] && [ ! -e "$1/ipvlan" ] && [ ! -e "$1/host-device" ]' _ "$H/bin" "$IMG_BIN"
-check "apply: bridge not touched (same inode, mtime, size)" test "$(stamp "$H/bin/bridge")" = "$bridge_before"
-check "apply: node plugins dir is exactly bridge, macvlan" \
-  bash -c '[ "$(node_files "$1")" = "bridge macvlan " ]' _ "$H/bin"
+check "apply: multus-cni not touched (same inode, mtime, size)" test "$(stamp "$H/bin/multus-cni")" = "$multus_before"
+check "apply: node plugins dir is exactly macvlan, multus-cni" \
+  bash -c '[ "$(node_files "$1")" = "macvlan multus-cni " ]' _ "$H/bin"
 
 # -- uninstall
-cli "${VBIN[@]}" -- uninstall --plugins=macvlan,bridge
-check "uninstall --plugins=macvlan,bridge: exit 0, both removed" \
-  bash -c '[ "$1" = 0 ] && [ ! -e "$2/macvlan" ] && [ ! -e "$2/bridge" ] && [ -z "$(node_files "$2")" ]' _ "$RC" "$H/bin"
+cli "${VBIN[@]}" -- uninstall --plugins=multus-cni,macvlan
+check "uninstall --plugins=multus-cni,macvlan: exit 0, both removed" \
+  bash -c '[ "$1" = 0 ] && [ ! -e "$2/macvlan" ] && [ ! -e "$2/multus-cni" ] && [ -z "$(node_files "$2")" ]' _ "$RC" "$H/bin"
 cli "${VCONF[@]}" -- uninstall --configs=05-multus.conf,10-ipvlan.conf
 check "uninstall --configs=05-multus.conf,10-ipvlan.conf: exit 0, both removed, 10-calico.conflist kept" \
   bash -c '[ "$1" = 0 ] && [ ! -e "$2/05-multus.conf" ] && [ ! -e "$2/10-ipvlan.conf" ] && [ "$(stat -c "%i %y %s" "$2/10-calico.conflist")" = "$3" ]' \
   _ "$RC" "$H/net.d" "$calico_before"
 
 # -- errors reach the user with the right exit codes
-cli "${VBIN[@]}" -- install --plugins=no-such-plugin
-check "install --plugins=no-such-plugin: exit 1, message names it, node dir unchanged" \
-  bash -c '[ "$1" = 1 ] && grep -q no-such-plugin "$2/err" && [ -z "$(node_files "$3")" ]' _ "$RC" "$WORK" "$H/bin"
 cli -- install --no-such-option
 check "unknown option: 'Unknown option: --no-such-option', exit 2" \
   bash -c '[ "$1" = 2 ] && grep -qF "Unknown option: --no-such-option" "$2/err"' _ "$RC" "$WORK"
@@ -440,7 +476,26 @@ check "unknown option: 'Unknown option: --no-such-option', exit 2" \
 cli --entrypoint /nodejs/bin/node -- /app/bin/kube-watch version
 check "kube-watch entry point (/app/bin/kube-watch version): exit 0" test "$RC" = 0
 
-# -- --pause: the container keeps running after the action, stops on SIGTERM within 2 s, exit 0
+# -- --pause: the container keeps running after the action; SIGUSR1 opens no
+#    inspector (and does not stop it); SIGTERM stops it within 2 s, exit 0.
+# listeners PID → the TCP ports listening in that process's network namespace.
+listeners() { nsenter -t "$1" -n ss -Hltn 2>/dev/null | awk '{ print $4 }' | tr '\n' ' '; }
+# First, that the probe sees an inspector when there is one.
+INSPECT_NAME=cni-node-image-test-$$-inspect
+CONTAINERS+=("$INSPECT_NAME")
+"${PODMAN[@]}" run -d --name "$INSPECT_NAME" --network none "${LIMITS[@]}" --entrypoint /nodejs/bin/node \
+  "$IMAGE" --inspect=127.0.0.1:9229 -e 'setInterval(() => {}, 1000)' >/dev/null
+seen=""
+for _ in $(seq 1 50); do
+  pid=$("${PODMAN[@]}" inspect --format '{{.State.Pid}}' "$INSPECT_NAME" 2>/dev/null || echo 0)
+  [ "$pid" -gt 0 ] && seen=$(listeners "$pid") && case "$seen" in *:9229*) break ;; esac
+  sleep 0.1
+done
+LAST_CMD="nsenter -t PID -n ss -Hltn (container with node --inspect)"; RC=""; echo "$seen" >"$WORK/out"; : >"$WORK/err"
+check "control: the listener probe sees node --inspect on 127.0.0.1:9229 in a container" \
+  bash -c 'case "$1" in *127.0.0.1:9229*) exit 0 ;; *) exit 1 ;; esac' _ "$seen"
+"${PODMAN[@]}" rm -f -t 0 "$INSPECT_NAME" >/dev/null 2>&1 || true
+
 mkdir -p "$H/bin-pause"
 PAUSE_NAME=cni-node-image-test-$$-pause
 CONTAINERS+=("$PAUSE_NAME")
@@ -456,6 +511,15 @@ LAST_CMD="podman run -d … IMAGE install --plugins=bridge --pause"; RC="(runnin
 "${PODMAN[@]}" logs "$PAUSE_NAME" >"$WORK/out" 2>"$WORK/err" || true
 check "--pause: the action is done and the container keeps running" test "${ok:-0}:$state" = "1:running"
 sleep 0.3
+pid=$("${PODMAN[@]}" inspect --format '{{.State.Pid}}' "$PAUSE_NAME" 2>/dev/null || echo 0)
+"${PODMAN[@]}" kill --signal USR1 "$PAUSE_NAME" >/dev/null 2>&1 || true
+sleep 1.5
+after_usr1=$("${PODMAN[@]}" inspect --format '{{.State.Status}}' "$PAUSE_NAME" 2>/dev/null || echo gone)
+open=""; [ "$pid" -gt 0 ] && open=$(listeners "$pid")
+"${PODMAN[@]}" logs "$PAUSE_NAME" >"$WORK/out" 2>"$WORK/err" || true
+LAST_CMD="podman kill --signal USR1 (pid $pid); ss: '$open'"; RC="$after_usr1"
+check "--pause: SIGUSR1 opens no inspector (nothing listens in the container, no 'Debugger listening') and the container keeps running" \
+  bash -c '[ "$1" = running ] && [ -z "$2" ] && ! grep -qi "debugger listening" "$3/out" "$3/err"' _ "$after_usr1" "$open" "$WORK"
 was=$("${PODMAN[@]}" inspect --format '{{.State.Status}}' "$PAUSE_NAME" 2>/dev/null || echo gone)
 t_stop=$(date +%s%N)
 "${PODMAN[@]}" stop -t 10 "$PAUSE_NAME" >/dev/null 2>&1 || true
@@ -468,10 +532,21 @@ check "--pause: podman stop (SIGTERM) of the running container returns within 2 
 "${PODMAN[@]}" rm -f -t 0 "$PAUSE_NAME" >/dev/null 2>&1 || true
 
 # ---------------------------------------------------------------------------
+# What the image is made of (for BENCHMARKS.md).
+part() { # NAME PATH…  (sizes of regular files; a hard link counted once)
+  local name=$1; shift
+  printf 'Image part: %-48s %7.2f MB\n' "$name" "$(find "$@" -type f -printf '%i %s\n' 2>/dev/null | sort -u | awk '{ s += $2 } END { print s / 1000000 }')"
+}
 TOTAL_MS=$(ms_since "$T0")
 printf '\nImage: %s\n' "$IMAGE"
 printf 'Image size: %s bytes (%s MB)\n' "$SIZE" "$(awk -v s="$SIZE" 'BEGIN { printf "%.1f", s / 1000000 }')"
-printf 'Base images: %s (%s ms), build: %s ms (BUNDLE_SOURCE=%s), total: %s ms\n' \
-  "$KEY" "$BASES_MS" "$BUILD_MS" "$BUNDLE_MODE" "$TOTAL_MS"
+part "node (/nodejs/bin/node)" "$ROOT/nodejs"
+part "multus (+ multus-cni, a hard link)" "$IMG_BIN/multus"
+part "18 reference plugins" $(for p in $REFERENCE_PLUGINS; do echo "$IMG_BIN/$p"; done)
+part "cni-node bundle (/app/dist, bin, package.json)" "$ROOT/app"
+part "  of which loaded at start (dist/cni-node.mjs)" "$ROOT/app/dist/cni-node.mjs"
+part "shared libraries (/lib, /usr/lib …)" "$ROOT/lib" "$ROOT/lib64" "$ROOT/usr"
+part "everything else (/etc, SHA256SUMS …)" "$ROOT/etc" "$ROOT/opt/cni/SHA256SUMS" "$ROOT/home" "$ROOT/root" "$ROOT/tmp" "$ROOT/var"
+printf 'Timings: build %s ms, arm64 plugins %s ms, source checks %s ms, total %s ms\n' "$BUILD_MS" "$ARM_MS" "$SRC_MS" "$TOTAL_MS"
 printf '%s passed, %s failed\n' "$PASSED" "$FAILED"
 [ "$FAILED" = 0 ]

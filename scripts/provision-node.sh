@@ -34,6 +34,8 @@ if ! [ -x "$bin" ] || [ "$("$bin" --version 2>/dev/null)" != "v$NODE_VERSION" ];
   trap 'rm -rf "$tmp"' EXIT
   npm install --prefix "$tmp" --no-audit --no-fund --no-save --loglevel=error "$pkg@$NODE_VERSION" >/dev/null
   [ "$("$tmp/node_modules/$pkg/bin/node" --version)" = "v$NODE_VERSION" ] || die "$pkg@$NODE_VERSION did not give node v$NODE_VERSION"
+  # mktemp made it 0700; the node binary must be usable by every user of the machine.
+  chmod 0755 "$tmp"
   rm -rf "$dir"
   mv "$tmp" "$dir"
   trap - EXIT
@@ -46,6 +48,7 @@ if [ -e "$LINK" ] || [ -L "$LINK" ]; then
     *) die "$LINK exists and is not a link made by this script; remove it or set PATH yourself" ;;
   esac
 fi
+chmod 0755 "$dir" 2>/dev/null || true
 ln -sfn "$bin" "$LINK"
 hash -r
 log "node $("$LINK" --version) at $LINK (-> $bin); $(command -v node) is first on PATH"

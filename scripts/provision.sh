@@ -21,11 +21,25 @@ if [ -f "$src" ] && grep -q '^Types: deb$' "$src"; then
   sed -i 's/^Types: deb$/Types: deb deb-src/' "$src"
 fi
 
+# bookworm-backports, as ../shared/RECIPES.md describes it ("A newer Go"): the same
+# mirror and key as the bookworm entry. The image's Go base gets golang-1.23-go from
+# there through its own apt sources (scripts/image-bases.sh); this host source lets
+# `apt-cache policy golang-1.23-go` show what that base gets, and keeps a fresh
+# machine like the ones this was developed on. Nothing from it is installed here.
+bp=/etc/apt/sources.list.d/bookworm-backports.sources
+if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  uri=$(awk '/^URIs:/ { print $2; exit }' "$src" 2>/dev/null || true)
+  key=$(awk '/^Signed-By:/ { print $2; exit }' "$src" 2>/dev/null || true)
+  printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: %s\n' \
+    "${uri:-http://deb.debian.org/debian}" "${key:-/usr/share/keyrings/debian-archive-keyring.gpg}" >"$bp.tmp"
+  mv "$bp.tmp" "$bp"
+fi
+
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   containernetworking-plugins iproute2 \
   etcd-server openssl golang-go rsync jq golang-github-modern-go-reflect2-dev \
-  podman runc debootstrap ca-certificates \
+  podman runc debootstrap ca-certificates git \
   containerd iptables conntrack gcc libc6-dev busybox-static curl \
   >/dev/null
 echo "provision.sh: Debian packages installed"

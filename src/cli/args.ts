@@ -45,14 +45,26 @@ export const OPTIONS_BY_COMMAND: Record<string, OptionSpec> = {
   },
 };
 
+const LIST_OPTIONS = new Set(['plugins', 'configs', 'manifests']);
+
 export type Values = Record<string, string | boolean | undefined>;
 
-/** util.parseArgs, with the original's message for an unknown option. */
+/**
+ * util.parseArgs, with the original's message for an unknown option.
+ *
+ * Each option may be given once. The original script let the last one win without
+ * a word, so `apply --plugins=a,b … --plugins=c` silently dropped a list (and, in
+ * apply, removed what it named); no documented use relies on giving one twice.
+ */
 export function parseCommandArgs(command: string, args: string[]): { values: Values; positionals: string[] } {
   const options = OPTIONS_BY_COMMAND[command] as OptionSpec;
   const { tokens } = parseArgs({ args, options, strict: false, allowPositionals: true, tokens: true });
+  const seen = new Set<string>();
   for (const t of tokens) {
-    if (t.kind === 'option' && !(t.name in options)) throw new CniNodeError('usage', `Unknown option: ${t.rawName}`);
+    if (t.kind !== 'option') continue;
+    if (!(t.name in options)) throw new CniNodeError('usage', `Unknown option: ${t.rawName}`);
+    if (seen.has(t.name)) throw repeatedOption(`--${t.name}`, LIST_OPTIONS.has(t.name));
+    seen.add(t.name);
   }
   try {
     const parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
@@ -70,4 +82,12 @@ export function resolveDirs(values: Values, env: NodeJS.ProcessEnv): Dirs {
     dirs[d.key] = typeof flag === 'string' && flag !== '' ? flag : env[d.env] || d.fallback;
   }
   return dirs;
+}
+
+/** The usage error for an option given twice (shared with kube-watch's parser); lists get a hint. */
+export function repeatedOption(flag: string, isList = false): CniNodeError {
+  return new CniNodeError(
+    'usage',
+    `option ${flag} is given more than once; give it once${isList ? ` (a list is one comma-separated value, e.g. ${flag}=a,b)` : ''}`,
+  );
 }

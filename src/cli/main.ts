@@ -1,11 +1,13 @@
-import { CniNodeError, isCniNodeError } from '../core/errors.js';
+// First: SIGUSR1, inspector options and uncaught errors are dealt with before anything else runs.
+import { INTERNAL_ERROR_EXIT, programName } from './guard.js';
+import { CniNodeError, debugEnabled, internalError, isCniNodeError } from '../core/errors.js';
 import { parseListSpec, type ListSpec } from '../core/lists.js';
 import type { Kind, Mode } from '../core/plan.js';
 import type { EngineOptions } from '../engine/types.js';
 import { REVISION, VERSION } from '../version.js';
 import { parseCommandArgs, resolveDirs, type Values } from './args.js';
 import { parseDuration } from './duration.js';
-import { waitForStopSignal } from './pause.js';
+import { STOP_SIGNALS, signalExitCode, waitForStopSignal } from './pause.js';
 import { createReporter, resolveLogFormat, type LogFormat } from './reporter.js';
 import { USAGE } from './usage.js';
 
@@ -49,10 +51,18 @@ async function runAction(mode: Mode, values: Values, positionals: string[]): Pro
   if (Object.keys(lists).length === 0) {
     throw new CniNodeError('usage', `${mode}: give at least one of --plugins, --configs, --manifests`);
   }
+  // A stop signal during the action interrupts it at its next safe point (every
+  // wait, lock and API retry listens to this signal); the run then says so and
+  // exits as a process stopped by that signal does (128 + its number).
   const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  let stoppedBy: NodeJS.Signals | undefined;
+  const stop = (sig: NodeJS.Signals) => {
+    stoppedBy = sig;
+    // A second signal ends the process at once (the default action): a force stop.
+    for (const s of STOP_SIGNALS) process.off(s, stop);
+    controller.abort();
+  };
+  for (const sig of STOP_SIGNALS) process.on(sig, stop);
   const options: EngineOptions = {
     dirs: resolveDirs(values, process.env),
     dryRun: values['dry-run'] === true,
@@ -64,20 +74,32 @@ async function runAction(mode: Mode, values: Values, positionals: string[]): Pro
     ...(typeof values.kubeconfig === 'string' ? { kubeconfig: values.kubeconfig } : {}),
   };
   const { reconcile } = await import('../engine/engine.js');
+  let paused: Promise<NodeJS.Signals> | undefined;
   try {
     const result = await reconcile({ mode, lists }, options);
     if (!options.dryRun && result.reports.length > 0 && result.changed === 0) reporter.info('nothing to change');
+    // Listening for the pause's signals before the action's listeners go: no moment
+    // in which a signal would kill the process without a word. (A signal that came
+    // during a run which still finished means: stop now, no pause.)
+    if (values.pause === true && stoppedBy === undefined) paused = waitForStopSignal();
   } catch (e) {
+    if (stoppedBy !== undefined) {
+      // Whatever was in progress ended because of the signal: say that, not what the
+      // interrupted step would have said (a wait "timing out", a lock "not released").
+      const what = isCniNodeError(e) && e.kind === 'interrupted' ? `: ${e.message}` : '';
+      reporter.error(`${mode} interrupted by ${stoppedBy}${what}; the run did not finish (every write is atomic: each item is either done or untouched)`);
+      return signalExitCode(stoppedBy);
+    }
     if (isCniNodeError(e)) reporter.error(e.describe());
     else throw e;
     return e.exitCode;
   } finally {
-    process.off('SIGTERM', stop);
-    process.off('SIGINT', stop);
+    for (const sig of STOP_SIGNALS) process.off(sig, stop);
   }
-  if (values.pause === true && !controller.signal.aborted) {
-    reporter.info('done; pausing until SIGTERM or SIGINT (--pause)');
-    await waitForStopSignal();
+  if (paused) {
+    if (stoppedBy === undefined) reporter.info('done; pausing until SIGTERM, SIGINT or SIGHUP (--pause)');
+    const sig = await paused;
+    reporter.info(`received ${sig}: stopping (--pause)`);
   }
   return 0;
 }
@@ -153,7 +175,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    process.stderr.write(`cni-node: internal error (please report it): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exitCode = 70;
+    process.stderr.write(`${programName()}: ${internalError(e, debugEnabled(process.env))}\n`);
+    process.exitCode = INTERNAL_ERROR_EXIT;
   },
 );

@@ -1,3 +1,5 @@
+import { nameProblem, showName } from './names.js';
+
 /**
  * Validation of rendered CNI network configuration, the way a container runtime
  * (libcni) will read it. A file that fails here would make the runtime skip it, or
@@ -114,8 +116,10 @@ export function checkNetworkConfig(fileName: string, text: string): { ok: true; 
       noteIpam(doc);
     }
   }
+  // Types name binaries in the plugins dir (cni-node check runs them): the same plain-name rule as every other name.
   for (const t of [...types, ...ipamTypes]) {
-    if (t.includes('/') || t === '.' || t === '..') problems.push(`plugin type "${t}" is not a plain binary name`);
+    const bad = nameProblem(t);
+    if (bad) problems.push(`plugin type "${showName(t)}" is not a plain binary name: ${bad}`);
   }
   if (problems.length > 0) return { ok: false, problems };
   return { ok: true, info: { name: name as string, cniVersion: cniVersion as string, types, ipamTypes, isList } };

@@ -11,7 +11,36 @@ import { CniNodeError } from './errors.js';
 const REFERENCE = /\$(\$|\{([^}]*)\}?|[A-Za-z_][A-Za-z0-9_]*)/g;
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-export function substituteEnv(text: string, env: Readonly<Record<string, string | undefined>>, where: string): string {
+/**
+ * The largest substituted text: a Kubernetes object is at most about 1.5 MiB (etcd's
+ * request limit), and a manifest holds a few. A variable referenced many times could
+ * otherwise multiply the text; the size is computed before the text is built.
+ */
+export const MAX_SUBSTITUTED_BYTES = 8 * 1024 * 1024;
+
+function substitutedSize(text: string, env: Readonly<Record<string, string | undefined>>): { bytes: number; top?: string } {
+  let bytes = Buffer.byteLength(text);
+  const sizes = new Map<string, number>();
+  const uses = new Map<string, number>();
+  for (const m of text.matchAll(REFERENCE)) {
+    const ref = m[1] as string;
+    const name = ref.startsWith('{') ? (m[2] ?? '') : ref;
+    if (ref === '$' || !NAME.test(name) || !Object.hasOwn(env, name) || env[name] === undefined) continue;
+    let size = sizes.get(name);
+    if (size === undefined) sizes.set(name, (size = Buffer.byteLength(env[name] as string)));
+    bytes += size - m[0].length;
+    uses.set(name, (uses.get(name) ?? 0) + 1);
+  }
+  const sizeOf = (n: string) => sizes.get(n) ?? 0;
+  const [top, count] = [...uses].sort((a, b) => b[1] * sizeOf(b[0]) - a[1] * sizeOf(a[0]))[0] ?? [];
+  return { bytes, ...(top !== undefined ? { top: `$${top} (${sizeOf(top)} bytes) ${count} times` } : {}) };
+}
+
+export function substituteEnv(text: string, env: Readonly<Record<string, string | undefined>>, where: string, maxBytes: number = MAX_SUBSTITUTED_BYTES): string {
+  const size = substitutedSize(text, env);
+  if (size.bytes > maxBytes) {
+    throw new CniNodeError('invalid', `${where} would be ${size.bytes} bytes once its variables are substituted${size.top ? ` (${size.top})` : ''}; at most ${maxBytes} bytes are allowed; nothing was sent`);
+  }
   const missing: string[] = [];
   const bad: string[] = [];
   const out = text.replace(REFERENCE, (whole, ref: string, braced: string | undefined) => {

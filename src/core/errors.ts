@@ -27,12 +27,19 @@ export class CniNodeError extends Error {
   readonly kind: ErrorKind;
   /** Further problems found in the same validation pass, so one run reports them all. */
   readonly details: readonly string[];
+  /**
+   * The items ("kind name", e.g. "config 05-multus.conf") this problem belongs to,
+   * when it belongs to particular items: the daemon then holds just those and
+   * keeps converging the rest. Empty: a problem of the whole run.
+   */
+  readonly items: readonly string[];
 
-  constructor(kind: ErrorKind, message: string, details: readonly string[] = [], options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(kind: ErrorKind, message: string, details: readonly string[] = [], options?: { cause?: unknown; items?: readonly string[] }) {
+    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = 'CniNodeError';
     this.kind = kind;
     this.details = details;
+    this.items = options?.items ?? [];
   }
 
   get exitCode(): number {
@@ -51,6 +58,16 @@ export function aggregate(kind: ErrorKind, summary: string, problems: readonly s
   return new CniNodeError(kind, `${summary} (${problems.length} problems)`, problems);
 }
 
+/**
+ * Marks `e` as a problem of the item `kind name` (see CniNodeError.items) and
+ * returns it: the same object, so a subclass (an API error with its status) stays.
+ */
+export function ofItem<E extends CniNodeError>(e: E, kind: string, name: string): E {
+  const item = `${kind} ${name}`;
+  if (!e.items.includes(item)) (e as { items: readonly string[] }).items = [...e.items, item];
+  return e;
+}
+
 export function isCniNodeError(e: unknown): e is CniNodeError {
   return e instanceof CniNodeError;
 }
@@ -62,4 +79,22 @@ export function reason(e: unknown): string {
     return code && !e.message.includes(code) ? `${code}: ${e.message}` : e.message;
   }
   return String(e);
+}
+
+/**
+ * What an operator sees of an error that is not a CniNodeError (a bug): one line,
+ * "internal error (please report it): <message>". The stack trace only with the
+ * explicit debug setting (CNI_NODE_DEBUG=1), never by default: stack traces are for
+ * the developers, and they are noise (and detail about the process) in a node's logs.
+ */
+export function internalError(e: unknown, debug: boolean): string {
+  const message = e instanceof Error ? `${e.name && !e.message.startsWith(e.name) ? `${e.name}: ` : ''}${e.message}` : String(e);
+  const oneLine = message.replace(/\s*\n\s*/g, ' ').slice(0, 2_000);
+  const stack = debug && e instanceof Error && typeof e.stack === 'string' ? `\n${e.stack}` : '';
+  return `internal error (please report it): ${oneLine}${stack}`;
+}
+
+/** The explicit debug setting: CNI_NODE_DEBUG=1 (stack traces of internal errors; Node's inspector options allowed). */
+export function debugEnabled(env: Readonly<Record<string, string | undefined>>): boolean {
+  return env['CNI_NODE_DEBUG'] === '1';
 }

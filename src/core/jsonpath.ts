@@ -501,22 +501,42 @@ function format(v: unknown): string | undefined {
   return undefined; // undefined, functions, symbols: nothing to print
 }
 
-function run(nodes: readonly TemplateNode[], current: unknown, out: string[]): void {
+/** The output being built, with its size checked as it grows (see compileJsonPath's maxBytes). */
+class Output {
+  readonly parts: string[] = [];
+  private bytes = 0;
+
+  constructor(
+    private readonly maxBytes: number,
+    private readonly template: string,
+  ) {}
+
+  add(text: string): void {
+    this.bytes += Buffer.byteLength(text);
+    if (this.bytes > this.maxBytes) {
+      throw new CniNodeError('invalid', `JSONPath template ${show(this.template)} gives more than ${this.maxBytes} bytes on this object; the value is refused (the limit keeps a template from multiplying a large object)`);
+    }
+    this.parts.push(text);
+  }
+}
+
+function run(nodes: readonly TemplateNode[], current: unknown, out: Output): void {
   for (const node of nodes) {
     switch (node.t) {
       case 'text':
-        out.push(node.text);
+        out.add(node.text);
         break;
       case 'literal':
-        out.push(typeof node.value === 'string' ? node.value : JSON.stringify(node.value));
+        out.add(typeof node.value === 'string' ? node.value : JSON.stringify(node.value));
         break;
       case 'path': {
-        const texts: string[] = [];
+        let first = true;
         for (const v of evalPath(node.path, [current])) {
           const text = format(v);
-          if (text !== undefined) texts.push(text);
+          if (text === undefined) continue;
+          out.add(first ? text : ` ${text}`);
+          first = false;
         }
-        out.push(texts.join(' '));
         break;
       }
       case 'range':
@@ -529,8 +549,10 @@ function run(nodes: readonly TemplateNode[], current: unknown, out: string[]): v
 /**
  * Compiles a kubectl JSONPath template (`{.data.plugins}`, `{range .items[*]}{.metadata.name}{"\n"}{end}`).
  * The default kube-watch template `{}` prints the whole object as compact JSON.
+ * The output is capped at `maxBytes` (default unlimited), checked as it is built:
+ * a template can repeat a large object many times (nested ranges, `..`).
  */
-export function compileJsonPath(template: string): (obj: unknown) => string {
+export function compileJsonPath(template: string, opts: { maxBytes?: number } = {}): (obj: unknown) => string {
   let nodes: TemplateNode[];
   try {
     nodes = new Parser(String(template)).parseTemplate();
@@ -538,11 +560,12 @@ export function compileJsonPath(template: string): (obj: unknown) => string {
     if (e instanceof CniNodeError) throw e;
     throw new CniNodeError('invalid', `invalid JSONPath template ${show(String(template))}: ${reason(e)}`);
   }
+  const maxBytes = opts.maxBytes ?? Infinity;
   return (obj: unknown): string => {
     try {
-      const out: string[] = [];
+      const out = new Output(maxBytes, template);
       run(nodes, obj, out);
-      return out.join('');
+      return out.parts.join('');
     } catch (e) {
       if (e instanceof CniNodeError) throw e;
       throw new CniNodeError('invalid', `JSONPath template ${show(template)} cannot be evaluated on this object: ${reason(e)}`, [], { cause: e });

@@ -13,6 +13,9 @@ import { nameProblem } from './names.js';
  *  - The inserted content is literal: pointers inside it are not expanded again.
  *  - A pointer to a file that is itself rendered in the same run gets the newly
  *    rendered content; a pointer to itself or a cycle between templates is an error.
+ *  - A rendered config has a size cap (MAX_RENDERED_BYTES), checked from the sizes
+ *    of the parts before the text is built: a 1 MiB file pointed to 600 times is
+ *    refused with a clear error instead of building 600 MiB in memory.
  */
 export interface Pointer {
   name: string;
@@ -79,6 +82,41 @@ export function renderWith(template: string, pointers: readonly Pointer[], resol
   return out + template.slice(last);
 }
 
+/**
+ * The largest rendered config: 1 MiB. A CNI config is a few KiB (a Multus config
+ * with its delegate well under 100 KiB); more is a mistake or pointer amplification.
+ */
+export const MAX_RENDERED_BYTES = 1024 * 1024;
+
+function size(bytes: number): string {
+  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+  if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${bytes} bytes`;
+}
+
+/**
+ * The size in bytes of renderWith(template, pointers, …) without building it, or an
+ * error if it is over `maxBytes`. `sizeOf` gives each value's size in bytes.
+ */
+function renderedSizeProblem(name: string, template: string, pointers: readonly Pointer[], sizeOf: (n: string) => number, maxBytes: number): CniNodeError | undefined {
+  let total = Buffer.byteLength(template);
+  const uses = new Map<string, number>();
+  for (const p of pointers) {
+    total += sizeOf(p.name) - (p.end - p.start); // a pointer is ASCII: its length is its size
+    uses.set(p.name, (uses.get(p.name) ?? 0) + 1);
+  }
+  if (total <= maxBytes) return undefined;
+  const parts = [...uses]
+    .map(([n, count]) => ({ n, count, bytes: sizeOf(n) }))
+    .sort((a, b) => b.count * b.bytes - a.count * a.bytes)
+    .slice(0, 3)
+    .map(({ n, count, bytes }) => `__${n}__ (${size(bytes)}) ${count === 1 ? 'once' : `${count} times`}`);
+  return new CniNodeError(
+    'invalid',
+    `config ${name} would be ${size(total)} once rendered (${parts.join(', ')}); a rendered config may be at most ${size(maxBytes)} (a CNI config is a few KiB); nothing was written`,
+  );
+}
+
 export type RenderOutcome =
   | { status: 'rendered'; content: string; pointers: string[] }
   /** Pointer targets that do not exist (yet) on the node. */
@@ -93,6 +131,7 @@ export type RenderOutcome =
 export function renderTemplates(
   templates: ReadonlyMap<string, string>,
   readNodeFile: (name: string) => string | undefined,
+  maxBytes: number = MAX_RENDERED_BYTES,
 ): Map<string, RenderOutcome> {
   const outcomes = new Map<string, RenderOutcome>();
   const parsed = new Map<string, Pointer[]>();
@@ -149,7 +188,11 @@ export function renderTemplates(
     else if (missing.length > 0) outcome = { status: 'missing', missing, pointers: names };
     else {
       const text = templates.get(name) as string;
-      outcome = { status: 'rendered', content: renderWith(text, pointers, (n) => values.get(n) as string), pointers: names };
+      const sizes = new Map([...values].map(([n, v]) => [n, Buffer.byteLength(v)]));
+      const tooBig = renderedSizeProblem(name, text, pointers, (n) => sizes.get(n) ?? 0, maxBytes);
+      outcome = tooBig
+        ? { status: 'error', error: tooBig }
+        : { status: 'rendered', content: renderWith(text, pointers, (n) => values.get(n) as string), pointers: names };
     }
     outcomes.set(name, outcome);
     return outcome;

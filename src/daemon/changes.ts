@@ -19,6 +19,7 @@
 import path from 'node:path';
 import type { Kind } from '../core/plan.js';
 import type { Dirs } from '../engine/types.js';
+import { INPUT_LIMITS } from '../node/input-limits.js';
 import type { RecordEntry } from '../node/record.js';
 import { digestFile, sameStamp, stampOf, type Stamp, type TemplateSnapshot } from './node-state.js';
 import type { TriggerSource } from './queue.js';
@@ -76,7 +77,7 @@ export class ChangeFilter {
   private async changedFiles(before: ReadonlyMap<string, string | undefined> | undefined, dir: string, source: 'template' | 'manifest'): Promise<Change[]> {
     const out: Change[] = [];
     for (const [name, was] of before ?? []) {
-      const now = await digestFile(path.join(dir, name));
+      const now = await digestFile(path.join(dir, name), source === 'manifest' ? INPUT_LIMITS.manifest : INPUT_LIMITS.template);
       if (now === was) continue;
       const what = was === undefined ? 'appeared' : now === undefined ? 'was removed' : 'changed';
       out.push({ source, reason: `${source} ${name} ${what} in ${dir}` });

@@ -14,7 +14,7 @@
  * environment settings.
  */
 import path from 'node:path';
-import { CniNodeError, isCniNodeError } from '../core/errors.js';
+import { CniNodeError, debugEnabled, internalError, isCniNodeError } from '../core/errors.js';
 import type { ListSpec } from '../core/lists.js';
 import { KINDS, type Kind } from '../core/plan.js';
 import { reconcile, type ReconcileResult } from '../engine/engine.js';
@@ -76,6 +76,7 @@ export interface DaemonDeps {
 const READINESS_CONFIGMAP = 'configmap';
 const READINESS_CONFIGMAP_INVALID = 'configmap-invalid';
 const fightReadinessKey = (key: string) => `fight ${key}`;
+const invalidReadinessKey = (item: string) => `invalid ${item}`;
 
 export class Daemon {
   private readonly abort = new AbortController();
@@ -91,6 +92,8 @@ export class Daemon {
   private configMapRv: string | undefined;
   private intents = new Map<string, string>();
   private waiting = new Map<string, string[]>();
+  /** Items held for their own problems, with the problem last reported. */
+  private invalid = new Map<string, string>();
   private reconciles = 0;
   private failures = 0;
   private lastFailed = false;
@@ -115,7 +118,7 @@ export class Daemon {
     this.queue = new ReconcileQueue((triggers) => this.reconcileOnce(triggers), {
       debounceMs: settings.debounceMs,
       maxDelayMs: settings.maxDelayMs,
-      onError: (e) => deps.reporter.error(`internal error in the reconcile loop (please report it): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`),
+      onError: (e) => deps.reporter.error(`reconcile loop: ${internalError(e, debugEnabled(settings.env))}`),
     });
     if (!settings.configMap) {
       this.desired = mergeDesired(settings.flags, undefined);
@@ -304,9 +307,6 @@ export class Daemon {
     this.releaseStaleHolds(desired);
 
     reporter.info(`reconcile #${id}: ${describeTriggers(triggers)}`);
-    // Before the engine reads anything: a change from here on is seen afterwards.
-    const { dirs } = this.settings;
-    this.changes.setSnapshot(await snapshotTemplates(dirs.configsDir, dirs.hostConfigsDir, desired.config ?? [], { dir: dirs.manifestsDir, names: desired.manifest ?? [] }));
 
     const reports: ItemReport[] = [];
     const engineReporter: Reporter = {
@@ -322,6 +322,9 @@ export class Daemon {
     let result: ReconcileResult | undefined;
     let failure: unknown;
     try {
+      // Before the engine reads anything: a change from here on is seen afterwards.
+      const { dirs } = this.settings;
+      this.changes.setSnapshot(await snapshotTemplates(dirs.configsDir, dirs.hostConfigsDir, desired.config ?? [], { dir: dirs.manifestsDir, names: desired.manifest ?? [] }));
       result = await reconcile(
         { mode: 'apply', lists: this.listsFor(desired, triggers) },
         {
@@ -330,6 +333,7 @@ export class Daemon {
           dryRun: false,
           waitMs: 0,
           tolerateMissingPointers: true,
+          isolateInvalid: true,
           env: this.settings.env,
           reporter: engineReporter,
           signal: this.abort.signal,
@@ -349,43 +353,46 @@ export class Daemon {
     }
 
     if (failure === undefined && result) {
-      const outcome = result.waiting.size > 0 ? 'waiting' : 'success';
+      const held = result.invalid;
+      const outcome = held.size > 0 ? 'partial' : result.waiting.size > 0 ? 'waiting' : 'success';
       metrics.reconciles.inc({ result: outcome });
       metrics.duration.observe({ result: outcome }, seconds);
       metrics.lastSuccess.set(Date.now() / 1000);
       readiness.succeeded(result.waiting);
-      this.failures = 0;
       this.reportWaiting(result.waiting);
+      this.reportInvalid(held, Object.keys(this.listsFor(desired, triggers)) as Kind[], desired);
       const counts = new Map<string, number>();
       for (const r of reports) counts.set(r.result, (counts.get(r.result) ?? 0) + 1);
       for (const r of reports) if (r.result === 'installed' || r.result === 'updated' || r.result === 'removed') metrics.changes.inc({ kind: r.kind, result: r.result });
       const summary = [...counts].map(([k, n]) => `${n} ${k}`).join(', ') || 'no items';
-      reporter.info(`reconcile #${id} done in ${ms} ms: ${result.changed === 0 ? 'nothing changed' : `${result.changed} changed`} (${summary})`);
-      if (this.lastFailed) events.emit('Normal', 'Reconciled', `the node is in the desired state again (reconcile #${id})`);
-      this.lastFailed = false;
+      const heldText = held.size > 0 ? `; ${held.size} item(s) left as they are for their own problems: ${[...held.keys()].join(', ')}` : '';
+      reporter.info(`reconcile #${id} done in ${ms} ms: ${result.changed === 0 ? 'nothing changed' : `${result.changed} changed`} (${summary})${heldText}`);
+      if (held.size === 0) {
+        this.failures = 0;
+        if (this.lastFailed) events.emit('Normal', 'Reconciled', `the node is in the desired state again (reconcile #${id})`);
+        this.lastFailed = false;
+      } else {
+        // A held item is retried when its input changes (which triggers anyway), and
+        // slowly in case what is wrong is on the node (a file cni-node cannot read).
+        const input = [...held.values()].flat().every((p) => p.kind !== 'io');
+        this.scheduleRetry(id, input);
+        this.lastFailed = true;
+      }
     } else {
       metrics.reconciles.inc({ result: 'failed' });
       metrics.duration.observe({ result: 'failed' }, seconds);
-      const text = isCniNodeError(failure) ? failure.describe() : failure instanceof Error ? (failure.stack ?? failure.message) : String(failure);
-      const short = isCniNodeError(failure) ? failure.message : String(failure);
+      const text = isCniNodeError(failure) ? failure.describe() : internalError(failure, debugEnabled(this.settings.env));
+      const short = isCniNodeError(failure) ? failure.message : internalError(failure, false);
       // Bad input (a template, a list, a plugin missing from the image) is fixed by a
       // change, which triggers anyway: retry it slowly. Anything else (I/O, the API,
       // a lock) may pass by itself: retry soon, backing off.
       const input = isCniNodeError(failure) && (failure.kind === 'invalid' || failure.kind === 'usage');
-      this.failures++;
-      const base = input ? this.settings.retryInputMs : this.settings.retryBaseMs;
-      const cap = input ? this.settings.retryInputMaxMs : this.settings.retryMaxMs;
-      const step = Math.min(cap, base * 2 ** (this.failures - 1));
-      const delay = Math.round(step / 2 + (Math.random() * step) / 2);
+      const delay = this.scheduleRetry(id, input);
       const next = `${input ? 'fix the input (ConfigMap, templates, manifests) or the node; ' : ''}retrying in ${(delay / 1000).toFixed(1)} s`;
-      reporter.error(`reconcile #${id} failed after ${ms} ms (${next}): ${isCniNodeError(failure) ? text : `internal error (please report it): ${text}`}`);
+      reporter.error(`reconcile #${id} failed after ${ms} ms (${next}): ${text}`);
       readiness.failed(short);
       events.emit('Warning', 'ReconcileFailed', `${short}${isCniNodeError(failure) && failure.details.length > 0 ? `: ${failure.details.join('; ')}` : ''}`);
       this.lastFailed = true;
-      this.retryTimer = setTimeout(() => {
-        this.retryTimer = undefined;
-        this.trigger('retry', `retry after reconcile #${id} failed`);
-      }, delay);
     }
     await this.afterReconcile(reports);
   }
@@ -492,6 +499,49 @@ export class Daemon {
       if (!now.has(config)) reporter.info(`config ${config}: no longer waiting`);
     }
     this.waiting = new Map(now);
+  }
+
+  /** Schedules the retry after reconcile `id` failed (or held items); returns the delay. */
+  private scheduleRetry(id: number, input: boolean): number {
+    this.failures++;
+    const base = input ? this.settings.retryInputMs : this.settings.retryBaseMs;
+    const cap = input ? this.settings.retryInputMaxMs : this.settings.retryMaxMs;
+    const step = Math.min(cap, base * 2 ** (this.failures - 1));
+    const delay = Math.round(step / 2 + (Math.random() * step) / 2);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.trigger('retry', `retry after reconcile #${id} ${this.invalid.size > 0 ? 'left items with problems' : 'failed'}`);
+    }, delay);
+    return delay;
+  }
+
+  /**
+   * Items the engine held for their own problems (a template that renders too big,
+   * a plugin missing from the image, an invalid manifest): each is left as it is on
+   * the node, in its last good state, while everything else is converged. Each is
+   * reported when it starts or its problem changes (log, Event) and stays in
+   * readiness until a reconcile that covered its kind no longer holds it.
+   */
+  private reportInvalid(now: ReadonlyMap<string, readonly CniNodeError[]>, kinds: readonly Kind[], desired: DesiredLists): void {
+    const { reporter, readiness, events } = this.deps;
+    for (const [item, problems] of now) {
+      const text = problems.map((p) => p.describe()).join('\n');
+      if (this.invalid.get(item) === text) continue;
+      this.invalid.set(item, text);
+      const short = problems.map((p) => p.message).join('; ');
+      const msg = `${item} is left as it is on the node (its last good state, if any) until its problem is fixed; the rest of the node is converged: ${short}`;
+      reporter.error(`${text}\n  (${item} is left as it is on the node until this is fixed; the rest of the node is converged)`);
+      readiness.set(invalidReadinessKey(item), msg);
+      events.emit('Warning', 'ItemInvalid', msg);
+    }
+    for (const item of [...this.invalid.keys()]) {
+      const [kind, name] = [item.slice(0, item.indexOf(' ')) as Kind, item.slice(item.indexOf(' ') + 1)];
+      // Judged only by a reconcile that covered its kind, or when it is no longer desired at all.
+      if (now.has(item) || (!kinds.includes(kind) && (desired[kind] ?? []).includes(name))) continue;
+      this.invalid.delete(item);
+      readiness.set(invalidReadinessKey(item), undefined);
+      reporter.info(`${item}: no longer has a problem`);
+    }
   }
 
   private clearRetry(): void {

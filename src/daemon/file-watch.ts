@@ -55,6 +55,8 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { INPUT_LIMITS } from '../node/input-limits.js';
+import { readRegularBytes } from '../node/read.js';
 
 export interface WatchOptions {
   /** Quiet time that ends a burst of events (default 50 ms). */
@@ -70,6 +72,24 @@ export interface WatchOptions {
 export interface FileWatchOptions extends WatchOptions {
   /** Deliver the initial content too (default true). */
   initial?: boolean;
+  /**
+   * The largest content read (bytes). A bigger file is not read: a TooBigError goes
+   * to onError (once per version of the file) and nothing is delivered, so the
+   * last content delivered stands. Default: no limit.
+   */
+  maxBytes?: number;
+}
+
+/** A watched file over FileWatchOptions.maxBytes: reported, not read. */
+export class TooBigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly size: number,
+    readonly maxBytes: number,
+  ) {
+    super(`${file} is ${size} bytes, over the limit of ${maxBytes}; it is not read (the last content read stands)`);
+    this.name = 'TooBigError';
+  }
 }
 
 export interface DirWatchOptions extends WatchOptions {
@@ -244,25 +264,33 @@ class CheckLoop {
 }
 
 /** The file's identity (following symlinks): 'none' when absent. */
-async function statFollowing(file: string): Promise<{ stamp: string; isFile: boolean }> {
+async function statFollowing(file: string): Promise<{ stamp: string; isFile: boolean; size: number }> {
   try {
     const st = await fs.stat(file);
-    return { stamp: stampOf(st), isFile: st.isFile() };
+    return { stamp: stampOf(st), isFile: st.isFile(), size: st.size };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return { stamp: 'none', isFile: false };
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return { stamp: 'none', isFile: false, size: 0 };
     throw e;
   }
 }
 
-/** The file's content following symlinks; undefined if absent or not a regular file. */
-async function readFollowing(file: string, isFile: boolean): Promise<Buffer | undefined> {
+/**
+ * The file's content following symlinks; undefined if absent or not a regular file.
+ * Read by read.ts's rules: a FIFO or device swapped in after the stat is never
+ * opened for a read that would block; a file over `maxBytes` (one that grew since
+ * the stat: the stat's size was checked against FileWatchOptions.maxBytes) is an
+ * error (reported through onError), never read whole.
+ */
+async function readFollowing(file: string, isFile: boolean, maxBytes: number): Promise<Buffer | undefined> {
   if (!isFile) return undefined;
   try {
-    return await fs.readFile(file);
+    return await readRegularBytes(file, { maxBytes });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR' || code === 'ELOOP') return undefined;
+    // Replaced by something that is not a regular file since the stat: as absent.
+    if (!(await statFollowing(file).catch(() => ({ isFile: false }))).isFile) return undefined;
     throw e;
   }
 }
@@ -307,6 +335,13 @@ export function watchFile(
 
   let baseline: Promise<void> = Promise.resolve();
 
+  const tooBig = (st: { stamp: string; isFile: boolean; size: number }): boolean => {
+    if (options.maxBytes === undefined || !st.isFile || st.size <= options.maxBytes) return false;
+    if (st.stamp !== lastStamp && !loop.closed) onError(new TooBigError(target, st.size, options.maxBytes));
+    lastStamp = st.stamp;
+    return true;
+  };
+
   const check = async (full: boolean): Promise<void> => {
     // Events during the start are checked once the baseline is delivered.
     await baseline;
@@ -315,7 +350,8 @@ export function watchFile(
     const st = await statFollowing(target);
     // The safety net reads the file only when its stat changed.
     if (full && st.stamp === lastStamp) return;
-    const content = await readFollowing(target, st.isFile);
+    if (tooBig(st)) return;
+    const content = await readFollowing(target, st.isFile, options.maxBytes ?? INPUT_LIMITS.watchedFile);
     lastStamp = st.stamp;
     if (loop.closed || sameContent(content, delivered)) return;
     delivered = content;
@@ -326,16 +362,18 @@ export function watchFile(
 
   // Watch first, read second: a change between the two is then an event, not lost.
   baseline = (async (): Promise<void> => {
+    let skip = false;
     try {
       await watches.plan(await dirsFor(target));
       const st = await statFollowing(target);
-      delivered = await readFollowing(target, st.isFile);
+      skip = tooBig(st);
+      if (!skip) delivered = await readFollowing(target, st.isFile, options.maxBytes ?? INPUT_LIMITS.watchedFile);
       lastStamp = st.stamp;
     } catch (e) {
       // Unreadable for now (permissions, I/O): reported; later checks try again.
       if (!loop.closed) onError(toError(e));
     }
-    if (options.initial !== false && !loop.closed) await deliver(delivered);
+    if (options.initial !== false && !skip && !loop.closed) await deliver(delivered);
   })();
 
   const ready = baseline.then(() => delivered?.toString('utf8'));

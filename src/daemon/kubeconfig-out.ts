@@ -42,10 +42,11 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CniNodeError, reason } from '../core/errors.js';
 import type { Reporter } from '../engine/types.js';
+import { DEFAULT_SERVICE_ACCOUNT_DIR, urlHost } from '../kube/in-cluster.js';
 import { inspect, readIfExists, removeFile, writeFileAtomic } from '../node/atomic.js';
-import { watchFile, type FileWatcher } from './file-watch.js';
+import { readRegularBytes } from '../node/read.js';
+import { TooBigError, watchFile, type FileWatcher } from './file-watch.js';
 
-export const DEFAULT_SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 /** Lifetime asked for a requested token; renewed at 80 % of the lifetime the API server grants. */
 export const TOKEN_TTL_SECONDS = 24 * 3600;
 /** When the API refuses to issue tokens (RBAC): ask again after this long. */
@@ -54,6 +55,30 @@ const TOKEN_REFUSED_RETRY_MS = 10 * 60_000;
 const TOKEN_RETRY_MS = 30_000;
 export const DEFAULT_HOST_PATH_MAP = '/host=/';
 const PRIVATE_MODE = 0o600;
+/**
+ * Caps on what is read and written: a projected token is about 1 KiB and a cluster
+ * CA bundle a few KiB, so anything near these sizes is not a service account; it
+ * is refused (and reported) before it is read, and never copied to the node.
+ */
+export const MAX_TOKEN_BYTES = 64 * 1024;
+export const MAX_CA_BYTES = 1024 * 1024;
+/** The kubeconfig: the CA base64-encoded, the token and a few lines. */
+export const MAX_KUBECONFIG_BYTES = 2 * 1024 * 1024;
+
+/**
+ * Reads a service-account file (links followed: kubelet projects them through
+ * `..data`), refusing what is not a regular file or is over `max` bytes, before
+ * reading it. Undefined when it does not exist.
+ */
+async function readCapped(file: string, max: number, what: string): Promise<Buffer | undefined> {
+  // read.ts: stat first (a device is never opened), O_NONBLOCK, fstat, at most max + 1 bytes.
+  return readRegularBytes(file, {
+    maxBytes: max,
+    what,
+    notRegular: (kind) => `${what} ${file} is not a regular file (it is ${kind})`,
+    tooBig: (size) => `${what} ${file} is ${size} bytes, over the limit of ${max}; it is not copied into the kubeconfig`,
+  });
+}
 
 export type CredentialsMode = 'embed' | 'files';
 export type TokenMode = 'request' | 'projected';
@@ -118,8 +143,7 @@ export function serverFromEnv(env: Readonly<Record<string, string | undefined>>)
     );
   }
   if (!/^\d+$/.test(port)) throw new CniNodeError('usage', `KUBERNETES_SERVICE_PORT=${port} is not a port number`);
-  const h = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
-  return `https://${h}:${port}`;
+  return `https://${urlHost(host)}:${port}`;
 }
 
 /** Parses CNI_NODE_HOST_PATH_MAP ("/host=/,/var/lib/x=/data/x"). */
@@ -267,9 +291,16 @@ export class KubeconfigOut {
     const k = new KubeconfigOut(options);
     const watchOpts = {
       initial: false,
+      // The watches are triggers: a file over the cap is not read by them; sync()
+      // reads (and refuses) the service account itself, and replaces a planted
+      // oversized file at the kubeconfig's path.
+      maxBytes: MAX_KUBECONFIG_BYTES,
       ...(options.debounceMs !== undefined ? { debounceMs: options.debounceMs } : {}),
       ...(options.recheckMs !== undefined ? { recheckMs: options.recheckMs } : {}),
-      onError: (e: Error) => options.reporter.warn(`--kubeconfig-out: watching the service account: ${e.message}`),
+      onError: (e: Error) => {
+        if (e instanceof TooBigError) void k.sync('event');
+        else options.reporter.warn(`--kubeconfig-out: watching the service account: ${e.message}`);
+      },
     };
     // Any of these changing is a reason to look; write() says which one it was.
     k.watchers.push(watchFile(k.tokenFile, () => k.sync('event'), watchOpts));
@@ -365,11 +396,11 @@ export class KubeconfigOut {
   }
 
   private async readServiceAccount(): Promise<{ token: string; ca: string }> {
-    const tokenBytes = await readIfExists(this.tokenFile);
+    const tokenBytes = await readCapped(this.tokenFile, MAX_TOKEN_BYTES, 'the service account token');
     if (tokenBytes === undefined) throw new CniNodeError('missing', `the service account token ${this.tokenFile} does not exist (does the pod have a service account token mounted?)`);
     const token = tokenBytes.toString('utf8').trim();
     if (token === '') throw new CniNodeError('missing', `the service account token ${this.tokenFile} is empty`);
-    const caBytes = await readIfExists(this.caFile);
+    const caBytes = await readCapped(this.caFile, MAX_CA_BYTES, 'the cluster CA');
     if (caBytes === undefined) throw new CniNodeError('missing', `the cluster CA ${this.caFile} does not exist`);
     const ca = caBytes.toString('utf8');
     if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new CniNodeError('invalid', `the cluster CA ${this.caFile} is not a PEM certificate`);
@@ -384,10 +415,10 @@ export class KubeconfigOut {
    */
   private async tokenOnNode(projected: string): Promise<{ token: string; issuedAt: number; expiresAt: number } | undefined> {
     const file = this.companions ? this.companions.token : this.options.out;
-    const existing = await inspect(path.dirname(file), path.basename(file)).catch(() => undefined);
-    if (existing?.type !== 'file' || existing.stamp.size > 64 * 1024) return undefined;
-    const text = (await readIfExists(file, { noFollow: true }).catch(() => undefined))?.toString('utf8');
-    if (text === undefined) return undefined;
+    // A node file: a regular file of a size cni-node could have written, or nothing to keep.
+    const bytes = await readRegularBytes(file, { maxBytes: this.companions ? MAX_TOKEN_BYTES : MAX_KUBECONFIG_BYTES, follow: false, what: 'the kubeconfig on the node' }).catch(() => undefined);
+    if (bytes === undefined) return undefined;
+    const text = bytes.toString('utf8');
     let token: string | undefined;
     if (this.companions) {
       token = text.trim();
@@ -435,12 +466,17 @@ export class KubeconfigOut {
     } else {
       files.push([this.options.out, renderKubeconfig({ server: this.server, caData: ca, token })]);
     }
+    for (const [file, content] of files) {
+      const bytes = Buffer.byteLength(content);
+      if (bytes > MAX_KUBECONFIG_BYTES) throw new CniNodeError('invalid', `${file} would be ${bytes} bytes, over the limit of ${MAX_KUBECONFIG_BYTES}; nothing was written`);
+    }
     const written: string[] = [];
     for (const [file, content] of files) {
       const dir = path.dirname(file);
       const name = path.basename(file);
       const existing = await inspect(dir, name).catch(() => undefined);
-      if (existing?.type === 'file' && existing.mode === PRIVATE_MODE) {
+      // Compared only when it could be ours: a huge file planted there is replaced, not read.
+      if (existing?.type === 'file' && existing.mode === PRIVATE_MODE && existing.stamp.size === Buffer.byteLength(content)) {
         const now = await readIfExists(file, { noFollow: true }).catch(() => undefined);
         if (now?.equals(Buffer.from(content))) continue;
       }

@@ -8,7 +8,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Kind } from '../core/plan.js';
 
-export type ReconcileOutcome = 'success' | 'waiting' | 'failed';
+export type ReconcileOutcome = 'success' | 'waiting' | 'partial' | 'failed';
 
 export interface DaemonMetrics {
   registry: Registry;
@@ -61,7 +61,7 @@ export function createMetrics(): DaemonMetrics {
     registry,
     reconciles: new Counter({
       name: 'cni_node_reconciles_total',
-      help: 'Reconciles run by cni-node run, by result (success, waiting: done except templates waiting for pointer targets, failed).',
+      help: 'Reconciles run by cni-node run, by result (success, waiting: done except templates waiting for pointer targets, partial: done except items left as they are for their own problems, failed).',
       labelNames: ['result'] as const,
       registers,
     }),

@@ -14,8 +14,11 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { nameProblem } from '../core/names.js';
 import { findPointers } from '../core/template.js';
 import { sha256 } from '../node/digest.js';
+import { INPUT_LIMITS } from '../node/input-limits.js';
+import { readRegularBytes } from '../node/read.js';
 import type { FileStamp } from '../node/atomic.js';
 import { RECORD_FILE, type RecordEntry } from '../node/record.js';
 
@@ -27,11 +30,14 @@ export type RecordSections = Partial<Record<string, RecordEntry[]>>;
  */
 export async function readRecord(dir: string): Promise<RecordSections> {
   try {
-    const v = JSON.parse(await fs.readFile(path.join(dir, RECORD_FILE), 'utf8')) as { kinds?: unknown };
+    const bytes = await readRegularBytes(path.join(dir, RECORD_FILE), { maxBytes: INPUT_LIMITS.record, follow: false });
+    if (bytes === undefined) return {};
+    const v = JSON.parse(bytes.toString('utf8')) as { kinds?: unknown };
     if (!v || typeof v.kinds !== 'object' || v.kinds === null) return {};
     const out: RecordSections = {};
     for (const [k, list] of Object.entries(v.kinds as Record<string, unknown>)) {
-      if (Array.isArray(list)) out[k] = list.filter((e): e is RecordEntry => typeof (e as RecordEntry | null)?.name === 'string');
+      // Bad names are refused (and reported) by the engine's loader; here they are only skipped.
+      if (Array.isArray(list)) out[k] = list.filter((e): e is RecordEntry => typeof (e as RecordEntry | null)?.name === 'string' && nameProblem((e as RecordEntry).name) === undefined);
     }
     return out;
   } catch {
@@ -39,10 +45,15 @@ export async function readRecord(dir: string): Promise<RecordSections> {
   }
 }
 
-/** sha256 of a file's content (symlinks followed), or undefined if it is absent or unreadable. */
-export async function digestFile(file: string): Promise<string | undefined> {
+/**
+ * sha256 of a file's content (symlinks followed), or undefined if it is absent or
+ * cannot be read: not a regular file (a FIFO is never opened for a read that would
+ * block), or over `maxBytes` (default: a pointer target's or template's cap).
+ */
+export async function digestFile(file: string, maxBytes: number = INPUT_LIMITS.template): Promise<string | undefined> {
   try {
-    return sha256(await fs.readFile(file));
+    const bytes = await readRegularBytes(file, { maxBytes });
+    return bytes === undefined ? undefined : sha256(bytes);
   } catch {
     return undefined;
   }
@@ -91,8 +102,9 @@ export async function snapshotTemplates(
     names.map(async (name) => {
       let text: Buffer | undefined;
       try {
-        text = await fs.readFile(path.join(configsDir, name));
+        text = await readRegularBytes(path.join(configsDir, name), { maxBytes: INPUT_LIMITS.template });
       } catch {
+        // Not a regular file, or too big: the reconcile reports it; a fix is a template change.
         text = undefined;
       }
       templates.set(name, text === undefined ? undefined : sha256(text));
@@ -114,7 +126,7 @@ export async function snapshotTemplates(
   const targetDigests = new Map<string, string | undefined>();
   await Promise.all([...targets.keys()].map(async (t) => targetDigests.set(t, await digestFile(path.join(hostConfigsDir, t)))));
   const manifestDigests = new Map<string, string | undefined>();
-  await Promise.all(manifests.names.map(async (m) => manifestDigests.set(m, await digestFile(path.join(manifests.dir, m)))));
+  await Promise.all(manifests.names.map(async (m) => manifestDigests.set(m, await digestFile(path.join(manifests.dir, m), INPUT_LIMITS.manifest))));
   return { templates, manifests: manifestDigests, targets, targetDigests };
 }
 

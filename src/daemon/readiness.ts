@@ -7,8 +7,16 @@
  *  - and never while a standing problem is reported: an invalid list in the
  *    ConfigMap (the last good desired state is kept), the ConfigMap missing, an item
  *    held because something else keeps rewriting it, --kubeconfig-out failing.
- * The 503 body says why, one reason per line.
+ * The 503 body says why, one reason per line: each line at most MAX_REASON_CHARS and
+ * the body at most MAX_BODY_CHARS (reasons quote untrusted input, such as every bad
+ * entry of a ConfigMap list; the log has the whole text).
  */
+export const MAX_REASON_CHARS = 2_000;
+export const MAX_BODY_CHARS = 16_000;
+
+function capped(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 40)}… (${text.length - max + 40} more characters; see the log)`;
+}
 
 export type LastReconcile =
   | { state: 'none' }
@@ -67,6 +75,18 @@ export class Readiness {
     else if (this.last.state === 'waiting') reasons.push(`waiting: ${this.last.reason}`);
     reasons.push(...this.conditions.values());
     if (this.last.state === 'failed' && !this.completed) reasons.push('no reconcile has completed yet');
-    return reasons.length === 0 ? { ready: true, reason: 'ok' } : { ready: false, reason: reasons.join('\n') };
+    if (reasons.length === 0) return { ready: true, reason: 'ok' };
+    const lines: string[] = [];
+    let length = 0;
+    for (const [i, r] of reasons.entries()) {
+      const line = capped(r.replace(/\s*\n\s*/g, ' '), MAX_REASON_CHARS);
+      if (length + line.length > MAX_BODY_CHARS) {
+        lines.push(`… and ${reasons.length - i} more reason(s); see the log`);
+        break;
+      }
+      lines.push(line);
+      length += line.length + 1;
+    }
+    return { ready: false, reason: lines.join('\n') };
   }
 }

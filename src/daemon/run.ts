@@ -15,17 +15,21 @@
  *   --kubeconfig-out: see kubeconfig-out.ts (CNI_NODE_KUBECONFIG_CREDENTIALS,
  *       CNI_NODE_HOST_PATH_MAP, CNI_NODE_KUBECONFIG_SERVER, CNI_NODE_SERVICE_ACCOUNT_DIR).
  *
- * SIGTERM / SIGINT: the running reconcile stops at its next safe point (between two
+ * SIGTERM / SIGINT / SIGHUP: the running reconcile stops at its next safe point (between two
  * atomic item writes), the watches stop, and the process exits 0 within 2 s. With
  * --uninstall-on-exit everything cni-node's record holds for the kinds the daemon
  * managed is removed first (and the --kubeconfig-out file). A plain restart
  * removes nothing, so a rolling update never leaves the node without its config.
+ * SIGHUP stops like SIGTERM (there is nothing to reload: every input is watched).
+ * SIGUSR1 is logged and ignored: it never opens a debugger (see cli/guard.ts).
  */
 import { CniNodeError } from '../core/errors.js';
 import type { ListSpec } from '../core/lists.js';
-import type { Kind } from '../core/plan.js';
+import { KINDS, type Kind } from '../core/plan.js';
 import { resolveDirs, type Values } from '../cli/args.js';
+import { assertDirsApart } from '../node/dirs.js';
 import { parseDuration } from '../cli/duration.js';
+import { STOP_SIGNALS } from '../cli/pause.js';
 import { createReporter, resolveLogFormat } from '../cli/reporter.js';
 import type { KubeClient } from '../kube/client.js';
 import { VERSION } from '../version.js';
@@ -53,7 +57,7 @@ function envCount(env: NodeJS.ProcessEnv, name: string, fallback: number): numbe
   return Number(v);
 }
 
-/** Waits for SIGTERM or SIGINT; calls onSignal at once (before the promise's reactions run). */
+/** Waits for a stop signal (SIGTERM, SIGINT, SIGHUP); calls onSignal at once (before the promise's reactions run). */
 function stopSignal(onSignal: (sig: NodeJS.Signals) => void): { promise: Promise<NodeJS.Signals>; dispose(): void } {
   let resolve: (s: NodeJS.Signals) => void = () => undefined;
   const promise = new Promise<NodeJS.Signals>((r) => (resolve = r));
@@ -64,13 +68,11 @@ function stopSignal(onSignal: (sig: NodeJS.Signals) => void): { promise: Promise
     onSignal(sig);
     resolve(sig);
   };
-  process.on('SIGTERM', handler);
-  process.on('SIGINT', handler);
+  for (const sig of STOP_SIGNALS) process.on(sig, handler);
   return {
     promise,
     dispose() {
-      process.off('SIGTERM', handler);
-      process.off('SIGINT', handler);
+      for (const sig of STOP_SIGNALS) process.off(sig, handler);
     },
   };
 }
@@ -117,6 +119,8 @@ export async function runCommand(values: Values, flags: Partial<Record<Kind, Lis
     ...(kubeconfig ? { kubeconfig } : {}),
   };
   const uninstallTimeoutMs = envDuration(env, 'CNI_NODE_UNINSTALL_TIMEOUT', 20_000);
+  // Overlapping source and node dirs: a usage error at start, not a failing reconcile (a ConfigMap may name any kind).
+  await assertDirsApart(settingsBase.dirs, configMapText ? KINDS : (Object.keys(flags) as Kind[]));
 
   const metrics = createMetrics();
   const readiness = new Readiness();
@@ -139,6 +143,9 @@ export async function runCommand(values: Values, flags: Partial<Record<Kind, Lis
     hardExit.unref();
     void daemon?.stop();
   });
+
+  const onDebugSignal = () => reporter.warn('received SIGUSR1: ignored (cni-node never opens a debugger; it would let any local user run code as this process)');
+  process.on('SIGUSR1', onDebugSignal);
 
   let exitCode = 0;
   try {
@@ -258,6 +265,7 @@ export async function runCommand(values: Values, flags: Partial<Record<Kind, Lis
     throw e;
   } finally {
     signals.dispose();
+    process.off('SIGUSR1', onDebugSignal);
     for (const c of cleanups.reverse()) {
       try {
         await c();

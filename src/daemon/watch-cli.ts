@@ -23,16 +23,30 @@
  * (or was last) running. A failing handler (non-zero exit, killed, cannot be
  * started) is logged to stderr and the watch goes on.
  *
- * SIGTERM / SIGINT: stop watching, stop a running handler (SIGTERM, SIGKILL after
- * 1 s), drop queued runs, exit 0. Usage errors exit 2, failures to start exit 1.
+ * Limits: a value is at most MAX_VALUE_BYTES (16 MiB; checked while the JSONPath
+ * template is evaluated, and before a watched file is read); a bigger one is
+ * refused with a log line and the channel keeps the last value. The handler gets
+ * the values as arguments, which the kernel limits to MAX_ARG_BYTES (128 KiB − 1)
+ * each: for a bigger value the channel file is still written, the handler is not
+ * run, and the log says so (a handler that needs big values reads the channel).
+ *
+ * Bad input is refused up front, never retried: an option given twice, a type,
+ * name, namespace or label selector that cannot be valid (exit 2), and an API
+ * server that refuses the watch request itself as invalid (exit 2).
+ *
+ * SIGTERM / SIGINT / SIGHUP: stop watching, stop a running handler (SIGTERM, SIGKILL
+ * after 1 s), drop queued runs, exit 0. Usage errors exit 2, failures to start exit 1.
  *
  * Exported for reuse and tests: parseWatchArgs, HandlerQueue, valueOf, KUBE_WATCH_USAGE.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { repeatedOption } from '../cli/args.js';
+import { STOP_SIGNALS } from '../cli/pause.js';
 import { CniNodeError, isCniNodeError, reason } from '../core/errors.js';
 import { compileJsonPath } from '../core/jsonpath.js';
+import { labelSelectorProblem, namespaceProblem, objectNameProblem, resourceTypeProblem } from '../core/selector.js';
 import { writeFileAtomic } from '../node/atomic.js';
 import { REVISION, VERSION } from '../version.js';
 
@@ -52,6 +66,11 @@ Whenever the value changes, the channel file gets the new value and the handler
 runs with three arguments: channel, current value, previous value.
 Name "" watches all objects of the type (with -l / -a filters).
 `;
+
+/** The largest value (bytes) kube-watch holds, writes to the channel and hands to the handler. */
+export const MAX_VALUE_BYTES = 16 * 1024 * 1024;
+/** The largest single argument the kernel passes to a program (MAX_ARG_STRLEN, 128 KiB, with its NUL). */
+export const MAX_ARG_BYTES = 128 * 1024 - 1;
 
 export const DEFAULT_CHANNEL = '/var/run/kube-watch/channel';
 export const DEFAULT_HANDLER = '/usr/share/kube-watch/handler';
@@ -91,6 +110,8 @@ const VALUE_OPTIONS: Record<string, 'label' | 'jsonpath' | 'channel' | 'handler'
   '--kubeconfig': 'kubeconfig',
 };
 
+const SHORT: Partial<Record<string, string>> = { label: '-l', jsonpath: '-j', channel: '-c', handler: '-h' };
+
 /**
  * Parses kube-watch's command line. Options take their value as `-j=V`,
  * `--jsonpath=V` (the original's form) or as the next argument (`-j V`). Throws a
@@ -118,6 +139,7 @@ export function parseWatchArgs(args: readonly string[]): WatchArgs {
       continue;
     }
     if (arg === '-a' || arg === '--all-namespaces') {
+      if (given.includes('--all-namespaces')) throw repeatedOption('--all-namespaces (-a)');
       allNamespaces = true;
       given.push('--all-namespaces');
       continue;
@@ -137,6 +159,7 @@ export function parseWatchArgs(args: readonly string[]): WatchArgs {
       value = next;
       i++;
     }
+    if (given.includes(`--${key}`)) throw repeatedOption(`--${key}${SHORT[key] ? ` (${SHORT[key]})` : ''}`);
     values[key] = value;
     given.push(`--${key}`);
   }
@@ -154,12 +177,22 @@ export function parseWatchArgs(args: readonly string[]): WatchArgs {
 
   const type = positionals[0];
   if (type === undefined || type === '') throw usage('missing <Type> (e.g. configmap)');
+  const typeProblem = resourceTypeProblem(type);
+  if (typeProblem) throw usage(`<Type>: ${typeProblem}`);
   const namespacedName = positionals[1] ?? '';
   // As the original: Namespace is before the first '/', Name after the last one.
   const slash = namespacedName.indexOf('/');
   const namespace = slash === -1 ? undefined : namespacedName.slice(0, slash);
   const name = slash === -1 ? namespacedName : namespacedName.slice(namespacedName.lastIndexOf('/') + 1);
   if (namespace === '') throw usage(`"${namespacedName}": the namespace before '/' is empty`);
+  // Checked here, not left to the API server: a name or selector it refuses would
+  // be retried forever as a failing watch.
+  const nsProblem = namespace === undefined ? undefined : namespaceProblem(namespace);
+  if (nsProblem) throw usage(`<Namespace>: ${nsProblem}`);
+  const nameProblem = name === '' ? undefined : objectNameProblem(name);
+  if (nameProblem) throw usage(`<Name>: ${nameProblem}`);
+  const selectorProblem = values.label === undefined ? undefined : labelSelectorProblem(values.label);
+  if (selectorProblem) throw usage(`--label=${values.label}: not a valid label selector: ${selectorProblem}`);
   return {
     target: 'object',
     type,
@@ -268,34 +301,43 @@ export class HandlerQueue {
 
   private run(current: string, previous: string): Promise<void> {
     const { handler, channel } = this.options;
+    // The kernel refuses (E2BIG) to start a program with an argument over 128 KiB.
+    const tooBig = ([['the current value', current], ['the previous value', previous]] as const).filter(([, v]) => Buffer.byteLength(v) > MAX_ARG_BYTES);
+    if (tooBig.length > 0) {
+      const what = tooBig.map(([w, v]) => `${w} is ${Buffer.byteLength(v)} bytes`).join(' and ');
+      this.fail(
+        `handler ${handler} not run: ${what}, over the ${MAX_ARG_BYTES + 1}-byte limit the kernel sets on one program argument (E2BIG); ` +
+          `the channel ${channel} holds the current value: a handler for values this big should read it from there`,
+      );
+      this.runs++;
+      return Promise.resolve();
+    }
     this.options.log(`running handler ${handler}`);
     return new Promise<void>((resolve) => {
+      // One report per run: a handler that cannot be started emits 'error' and then 'close'.
+      let settled = false;
+      const done = (failure?: string): void => {
+        if (settled) return;
+        settled = true;
+        this.running = undefined;
+        this.runs++;
+        if (failure !== undefined) this.fail(failure);
+        resolve();
+      };
       let child: ChildProcess;
       try {
         // Its own process group, so stop() can end it with everything it started.
         child = spawn(handler, [channel, current, previous], { stdio: ['ignore', 'inherit', 'inherit'], env: this.options.env ?? process.env, detached: true });
       } catch (e) {
-        this.fail(`handler ${handler} could not be started: ${reason(e)}`);
-        resolve();
+        done(`handler ${handler} could not be started: ${reason(e)}`);
         return;
       }
       this.running = child;
-      let settled = false;
-      const done = (): void => {
-        if (settled) return;
-        settled = true;
-        this.running = undefined;
-        this.runs++;
-        resolve();
-      };
-      child.once('error', (e) => {
-        this.fail(`handler ${handler} could not be started: ${reason(e)}`);
-        done();
-      });
+      child.once('error', (e) => done(`handler ${handler} could not be started: ${reason(e)}`));
       child.once('close', (code, signal) => {
-        if (signal) this.fail(`handler ${handler} was killed by ${signal}`);
-        else if (code !== 0) this.fail(`handler ${handler} failed with exit code ${code}`);
-        done();
+        if (signal) done(`handler ${handler} was killed by ${signal}`);
+        else if (code !== 0) done(`handler ${handler} failed with exit code ${code}`);
+        else done();
       });
     });
   }
@@ -314,9 +356,15 @@ class ValueTracker {
   constructor(
     private readonly queue: HandlerQueue,
     private readonly log: (line: string) => void,
+    private readonly warn: (line: string) => void,
   ) {}
 
   offer(value: string): void {
+    const bytes = Buffer.byteLength(value);
+    if (bytes > MAX_VALUE_BYTES) {
+      this.warn(`the new value is ${bytes} bytes, over the limit of ${MAX_VALUE_BYTES}; it is refused: the channel keeps the last value and the handler does not run`);
+      return;
+    }
     if (this.first) {
       this.first = false;
       if (value === '') return; // "" after "" is no change, also the first time
@@ -362,25 +410,38 @@ export async function watchMain(args: string[]): Promise<number> {
     log(`${sig}: stopping`);
     controller.abort();
   };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  // A failure that retrying cannot mend (the API server refused the request itself) ends the watch.
+  let fatal: CniNodeError | undefined;
+  const giveUp = (e: CniNodeError): void => {
+    fatal ??= e;
+    controller.abort();
+  };
+  for (const sig of STOP_SIGNALS) process.once(sig, onSignal);
   // Signal listeners alone do not keep Node running.
   const keepAlive = setInterval(() => undefined, 1 << 30);
   const stopped = new Promise<void>((resolve) => controller.signal.addEventListener('abort', () => resolve(), { once: true }));
 
   const queue = new HandlerQueue({ handler: parsed.handler, channel: parsed.channel, log, warn });
-  const tracker = new ValueTracker(queue, log);
+  const tracker = new ValueTracker(queue, log, warn);
   try {
     await prepareChannel(parsed.channel);
     if (parsed.target === 'file') {
       for (const opt of parsed.ignored) warn(`${opt} does not apply to a file; ignored`);
       await watchFileValue(parsed.file, tracker, controller.signal, log, warn);
     } else {
-      await watchObjectValue(parsed, tracker, controller.signal, stopped, log, warn);
+      await watchObjectValue(parsed, tracker, controller.signal, stopped, log, warn, giveUp);
+    }
+    if (fatal) {
+      warn(fatal.describe());
+      return fatal.exitCode;
     }
     return 0;
   } catch (e) {
     if (isCniNodeError(e)) {
+      if (fatal) {
+        warn(fatal.describe());
+        return fatal.exitCode;
+      }
       if (e.kind === 'interrupted' || controller.signal.aborted) return 0;
       warn(e.describe());
       return e.exitCode;
@@ -389,8 +450,7 @@ export async function watchMain(args: string[]): Promise<number> {
   } finally {
     await queue.stop();
     clearInterval(keepAlive);
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
+    for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
   }
 }
 
@@ -415,9 +475,13 @@ async function watchFileValue(
   log: (l: string) => void,
   warn: (l: string) => void,
 ): Promise<void> {
-  const { watchFile } = await import('./file-watch.js');
+  const { watchFile, TooBigError } = await import('./file-watch.js');
   log(`watching file ${file}`);
-  const watcher = watchFile(file, (content) => tracker.offer(content ?? ''), { signal, onError: (e) => warn(e.message) });
+  const watcher = watchFile(file, (content) => tracker.offer(content ?? ''), {
+    signal,
+    maxBytes: MAX_VALUE_BYTES,
+    onError: (e) => warn(e instanceof TooBigError ? `${e.message}; the channel keeps the last value and the handler does not run` : e.message),
+  });
   await watcher.ready;
   await new Promise<void>((resolve) => {
     if (signal.aborted) resolve();
@@ -433,16 +497,18 @@ async function watchObjectValue(
   stopped: Promise<void>,
   log: (l: string) => void,
   warn: (l: string) => void,
+  giveUp: (e: CniNodeError) => void,
 ): Promise<void> {
   let evaluate: (obj: unknown) => string;
   try {
-    evaluate = compileJsonPath(a.jsonpath);
+    evaluate = compileJsonPath(a.jsonpath, { maxBytes: MAX_VALUE_BYTES });
   } catch (e) {
     throw isCniNodeError(e) ? new CniNodeError('usage', `--jsonpath: ${e.message}`) : e;
   }
-  const [{ createKubeClient }, { listWatch, resolveResourceType, collectionPath }, { backoffDelay }] = await Promise.all([
+  const [{ createKubeClient }, { listWatch }, { resolveResourceType, resourcePath }, { backoffDelay }] = await Promise.all([
     import('../kube/client.js'),
     import('../kube/watch.js'),
+    import('../kube/discovery.js'),
     import('../kube/retry.js'),
   ]);
   const client = await createKubeClient({ ...(a.kubeconfig !== undefined ? { kubeconfig: a.kubeconfig } : {}), env: process.env, signal });
@@ -457,14 +523,14 @@ async function watchObjectValue(
       } catch (e) {
         if (signal.aborted) return;
         if (isCniNodeError(e) && (e.kind === 'invalid' || e.kind === 'usage')) throw new CniNodeError('usage', e.message);
-        const delay = backoffDelay(attempt, { attempts: 0, baseDelayMs: 1_000, maxDelayMs: 30_000 });
+        const delay = backoffDelay(attempt, { baseDelayMs: 1_000, maxDelayMs: 30_000 });
         warn(`cannot resolve type "${a.type}" yet: ${isCniNodeError(e) ? e.message : reason(e)}; retrying in ${(delay / 1000).toFixed(1)} s`);
         await Promise.race([new Promise((r) => setTimeout(r, delay).unref()), stopped]);
         if (signal.aborted) return;
       }
     }
     const namespace = !type.namespaced ? undefined : a.allNamespaces ? undefined : (a.namespace ?? client.namespace);
-    const collection = collectionPath(type, namespace);
+    const collection = resourcePath(type, namespace);
     const single = a.name !== '' && !a.allNamespaces;
     const what = `${type.resource}${type.group ? `.${type.group}` : ''} ${a.name === '' ? '(all)' : a.name}${namespace ? ` in namespace ${namespace}` : type.namespaced ? ' in all namespaces' : ''}${a.label ? ` with label ${a.label}` : ''}`;
     log(`watching ${what}, jsonpath ${a.jsonpath}`);
@@ -480,7 +546,7 @@ async function watchObjectValue(
         try {
           value = valueOf(evaluate, objects, single);
         } catch (e) {
-          warn(`jsonpath ${a.jsonpath}: ${isCniNodeError(e) ? e.message : reason(e)}`);
+          warn(`${isCniNodeError(e) ? e.message : `jsonpath ${a.jsonpath}: ${reason(e)}`}; the channel keeps the last value`);
           return;
         }
         tracker.offer(value);
@@ -488,7 +554,12 @@ async function watchObjectValue(
       onRestart: (why, detail) => {
         if (why !== 'timeout') log(`watch restarted (${why}): ${detail}`);
       },
-      onError: (e, retryInMs) => warn(`${e.message}; retrying in ${(retryInMs / 1000).toFixed(1)} s`),
+      onError: (e, retryInMs) => {
+        // 400/422 to a list or watch: the request itself is wrong (a selector or name
+        // the checks above let through); asking again gets the same answer.
+        if (e.kind === 'invalid') giveUp(new CniNodeError('usage', `cannot watch ${what}: ${e.message}; this is not retried (check <Type>, <Name> and --label)`));
+        else warn(`${e.message}; retrying in ${(retryInMs / 1000).toFixed(1)} s`);
+      },
     });
     await stopped;
     await watcher.done;

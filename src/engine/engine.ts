@@ -1,9 +1,11 @@
 import { promises as fs } from 'node:fs';
 import { CniNodeError } from '../core/errors.js';
+import { nameProblem, showName } from '../core/names.js';
 import type { ListSpec } from '../core/lists.js';
 import { KINDS, plan, type Kind, type KindState, type Mode, type PlannedAction } from '../core/plan.js';
 import { cleanTempFiles, TEMP_PREFIX } from '../node/atomic.js';
 import { createConfigHandler } from '../node/configs.js';
+import { assertDirsApart } from '../node/dirs.js';
 import { DirLock } from '../node/lock.js';
 import { createPluginHandler } from '../node/plugins.js';
 import { NodeRecord } from '../node/record.js';
@@ -13,7 +15,10 @@ import type { EngineOptions, ItemReport, KindHandler, Reporter } from './types.j
  * The one reconcile engine behind install, uninstall, apply and the daemon:
  *   validate everything → plan → stage → act item by item → record.
  * A run either does everything it was asked or, when any item is invalid, reports
- * every problem and changes nothing.
+ * every problem and changes nothing. The daemon asks for one exception
+ * (EngineOptions.isolateInvalid): a problem that belongs to particular items holds
+ * just those items as they are on the node, and everything else is converged; the
+ * held items and their problems come back in ReconcileResult.invalid.
  *
  * A run first looks without taking the lock (reads only). If everything is already
  * as desired it stops there: a no-op run writes nothing at all to the node, not
@@ -30,6 +35,8 @@ export interface ReconcileResult {
   /** Configs whose pointer targets do not exist yet (daemon mode), by config name. */
   waiting: Map<string, string[]>;
   changed: number;
+  /** With isolateInvalid: items ("kind name") left as they are because of their own problems. */
+  invalid: Map<string, CniNodeError[]>;
   /** Internal: a record was damaged; only a locked pass may move it aside. */
   needsMending?: boolean;
 }
@@ -53,6 +60,7 @@ function changedCount(reports: readonly ItemReport[]): number {
 export async function reconcile(request: ReconcileRequest, options: EngineOptions): Promise<ReconcileResult> {
   const kinds = KINDS.filter((k) => request.lists[k] !== undefined);
   const { dirs } = options;
+  await assertDirsApart(dirs, kinds);
 
   // The node dirs this run writes, each with its own lock and record.
   const nodeDirs: string[] = [];
@@ -83,8 +91,9 @@ export async function reconcile(request: ReconcileRequest, options: EngineOption
     } catch (e) {
       // Bad input is bad under the lock too: report it now. Anything else may be a
       // race with another writer that the lock resolves: look again, locked.
-      if (e instanceof CniNodeError && (e.kind === 'invalid' || e.kind === 'missing' || e.kind === 'usage')) throw e;
-      look = { reports: [], waiting: new Map(), changed: 1 };
+      // A stop signal ends the run here too, before any lock is taken.
+      if (e instanceof CniNodeError && (e.kind === 'invalid' || e.kind === 'missing' || e.kind === 'usage' || e.kind === 'interrupted')) throw e;
+      look = { reports: [], waiting: new Map(), changed: 1, invalid: new Map() };
     }
     // Leftovers of an interrupted run, or a damaged record, need the locked pass to mend.
     const mend = look.needsMending || (await Promise.all(nodeDirs.map(hasTempFiles))).some(Boolean);
@@ -151,15 +160,30 @@ async function pass(
       state[h.kind] = { desired: spec.desired, current };
     }
     const hold = options.hold;
-    const actions = plan(request.mode, state).filter((a) => !hold?.has(`${a.kind} ${a.name}`));
+    let actions = plan(request.mode, state).filter((a) => !hold?.has(`${a.kind} ${a.name}`));
+    // Every name was validated where it came from (command line, ConfigMap, record);
+    // checked once more here, where names turn into paths and API calls.
+    for (const a of actions) {
+      const bad = nameProblem(a.name);
+      if (bad) throw new CniNodeError('invalid', `${a.kind} ${showName(a.name)}: ${bad}; nothing was changed`);
+    }
     const actionsOf = (h: KindHandler) => actions.filter((a) => a.kind === h.kind);
 
-    const problems: CniNodeError[] = [];
+    let problems: CniNodeError[] = [];
     const waiting = new Map<string, string[]>();
     for (const h of handlers) {
       const prepared = await h.prepare(actionsOf(h));
       problems.push(...prepared.problems);
       for (const [k, v] of prepared.waiting) waiting.set(k, v);
+    }
+    const invalid = new Map<string, CniNodeError[]>();
+    if (options.isolateInvalid && problems.length > 0 && problems.every(isItemProblem)) {
+      // Every problem names the items it belongs to: hold those, converge the rest.
+      // Anything else (the API unreachable, a lock lost, a dir missing) stops the run.
+      for (const p of problems) for (const item of p.items) invalid.set(item, [...(invalid.get(item) ?? []), p]);
+      actions = actions.filter((a) => !invalid.has(`${a.kind} ${a.name}`));
+      for (const item of invalid.keys()) if (item.startsWith('config ')) waiting.delete(item.slice('config '.length));
+      problems = [];
     }
     if (problems.length === 1) throw problems[0] as CniNodeError;
     if (problems.length > 1) {
@@ -186,10 +210,15 @@ async function pass(
       if (!dryRun) for (const h of handlers) await h.commit();
     }
     const damaged = [...records.values()].some((r) => r.damaged);
-    return { reports, waiting, changed: changedCount(reports), ...(damaged ? { needsMending: true } : {}) };
+    return { reports, waiting, changed: changedCount(reports), invalid, ...(damaged ? { needsMending: true } : {}) };
   } finally {
     for (const h of handlers) await h.close().catch(() => undefined);
   }
+}
+
+/** A problem of particular items that only a change of input (or of the node) fixes. */
+function isItemProblem(p: CniNodeError): boolean {
+  return p.items.length > 0 && (p.kind === 'invalid' || p.kind === 'missing' || p.kind === 'io');
 }
 
 function describe(a: PlannedAction): string {

@@ -46,6 +46,13 @@ export interface EngineOptions {
   tolerateMissingPointers: boolean;
   env: Readonly<Record<string, string | undefined>>;
   kubeconfig?: string;
+  /**
+   * Daemon mode: a problem that belongs to particular items (CniNodeError.items)
+   * holds just those items as they are on the node, and the run converges the rest
+   * (ReconcileResult.invalid lists them). Off (the CLI): any problem stops the whole
+   * run before anything changes.
+   */
+  isolateInvalid?: boolean;
   /** Items ("kind name") to leave alone: neither ensured nor removed (the daemon's fight detector). */
   hold?: ReadonlySet<string>;
   reporter: Reporter;

@@ -16,15 +16,17 @@
  * (shared by every KubeConfig, whatever file it came from) and reads `token-file`
  * only once. A 401 answer also forces a re-read (see client.ts).
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import type https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { CniNodeError, reason } from '../core/errors.js';
-
-export const DEFAULT_SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+import { namespaceProblem } from '../core/names.js';
+import { INPUT_LIMITS } from '../node/input-limits.js';
+import { readRegularSync } from '../node/read.js';
+import { DEFAULT_SERVICE_ACCOUNT_DIR, urlHost } from './in-cluster.js';
 
 export interface KubeConfigOptions {
   /** --kubeconfig: wins over everything else. */
@@ -88,9 +90,11 @@ export class TokenFileAuth implements AuthProvider {
     if (this.token === undefined || stamp !== this.stamp) {
       let text: string;
       try {
-        text = readFileSync(this.file, 'utf8');
+        const bytes = readRegularSync(this.file, { maxBytes: INPUT_LIMITS.token, what: 'the API token file' });
+        if (bytes === undefined) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${this.file}'`), { code: 'ENOENT' });
+        text = bytes.toString('utf8');
       } catch (e) {
-        throw new CniNodeError('missing', `cannot read the API token file ${this.file}: ${reason(e)}`);
+        throw e instanceof CniNodeError ? e : new CniNodeError('missing', `cannot read the API token file ${this.file}: ${reason(e)}`);
       }
       const token = text.trim();
       if (token === '') throw new CniNodeError('missing', `the API token file ${this.file} is empty`);
@@ -159,7 +163,6 @@ export async function resolveKubeConfig(options: KubeConfigOptions = {}): Promis
 }
 
 function inCluster(host: string, port: string, saDir: string, podNamespace: string | undefined): ResolvedKubeConfig {
-  const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   const scheme = port === '80' || port === '8080' || port === '8001' ? 'http' : 'https';
   const caFile = path.join(saDir, 'ca.crt');
   const tokenFile = path.join(saDir, 'token');
@@ -167,9 +170,10 @@ function inCluster(host: string, port: string, saDir: string, podNamespace: stri
   let ca: Buffer | undefined;
   if (scheme === 'https') {
     try {
-      ca = readFileSync(caFile);
+      ca = readRegularSync(caFile, { maxBytes: INPUT_LIMITS.certificate, what: 'the cluster CA' });
+      if (ca === undefined) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${caFile}'`), { code: 'ENOENT' });
     } catch (e) {
-      throw new CniNodeError('missing', `in-cluster credentials: cannot read the cluster CA ${caFile}: ${reason(e)}`);
+      throw new CniNodeError('missing', `in-cluster credentials: cannot read the cluster CA ${caFile}: ${e instanceof CniNodeError ? e.message : reason(e)}`);
     }
   }
   let identity = `the service account token in ${tokenFile}`;
@@ -180,7 +184,7 @@ function inCluster(host: string, port: string, saDir: string, podNamespace: stri
     // Reported when a request needs the token.
   }
   return {
-    server: `${scheme}://${hostPart}:${port}`,
+    server: `${scheme}://${urlHost(host)}:${port}`,
     source: `in-cluster service account (${saDir})`,
     identity,
     tls: ca ? { ca, rejectUnauthorized: true } : {},
@@ -198,8 +202,11 @@ async function fromFiles(files: string[], source: string, podNamespace: string |
   for (const [i, file] of files.entries()) {
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      const bytes = readRegularSync(file, { maxBytes: INPUT_LIMITS.kubeconfig, what: 'the kubeconfig' });
+      if (bytes === undefined) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${file}'`), { code: 'ENOENT' });
+      text = bytes.toString('utf8');
     } catch (e) {
+      if (e instanceof CniNodeError) throw new CniNodeError(e.kind, `kubeconfig ${file} (from ${source}): ${e.message}`);
       const code = (e as NodeJS.ErrnoException).code;
       throw new CniNodeError(code === 'ENOENT' ? 'missing' : 'io', `kubeconfig ${file} (from ${source}): ${code === 'ENOENT' ? 'no such file' : reason(e)}`);
     }
@@ -299,18 +306,33 @@ function rawTokenFile(raws: { file: string; doc: unknown }[], userName: string):
 }
 
 function fileOrData(file: string | undefined, data: string | undefined): Buffer | undefined {
-  if (file) return readFileSync(file);
+  if (file) {
+    const bytes = readRegularSync(file, { maxBytes: INPUT_LIMITS.certificate });
+    if (bytes === undefined) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${file}'`), { code: 'ENOENT' });
+    return bytes;
+  }
   if (data) return Buffer.from(data, 'base64');
   return undefined;
 }
 
+/**
+ * The pod's namespace from the service account's namespace file; undefined if there
+ * is none. Its content becomes part of API paths, so it must be a namespace name:
+ * anything else is refused loudly rather than used or silently replaced.
+ */
 function readNamespaceFile(file: string): string | undefined {
+  let ns: string;
   try {
-    const ns = readFileSync(file, 'utf8').trim();
-    return ns === '' ? undefined : ns;
+    const bytes = readRegularSync(file, { maxBytes: INPUT_LIMITS.namespace, what: "the service account's namespace file" });
+    if (bytes === undefined) return undefined;
+    ns = bytes.toString('utf8').trim();
   } catch {
     return undefined;
   }
+  if (ns === '') return undefined;
+  const bad = namespaceProblem(ns);
+  if (bad) throw new CniNodeError('invalid', `the service account's namespace file ${file}: ${bad}`);
+  return ns;
 }
 
 function exists(file: string): boolean {

@@ -20,13 +20,14 @@
  * Loaded lazily by the engine (it pulls in the Kubernetes client).
  */
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { aggregate, CniNodeError, reason, type ErrorKind } from '../core/errors.js';
-import { nameProblem } from '../core/names.js';
+import { ofItem, aggregate, CniNodeError, reason, type ErrorKind } from '../core/errors.js';
+import { nameProblem, objectRefProblem, showName } from '../core/names.js';
 import type { PlannedAction } from '../core/plan.js';
 import type { EngineOptions, ItemReport, KindHandler } from '../engine/types.js';
-import type { NodeRecord } from '../node/record.js';
+import { INPUT_LIMITS } from '../node/input-limits.js';
+import { readRegularBytes } from '../node/read.js';
+import { RECORD_FILE, type NodeRecord } from '../node/record.js';
 import { createKubeClient, isStatus, type KubeClient, type KubeClientOptions } from './client.js';
 import { Discovery, type ResourceInfo } from './discovery.js';
 import { inContext, KubeUnreachableError } from './errors.js';
@@ -35,7 +36,6 @@ import {
   describeRef,
   emptyCounts,
   isCrd,
-  isRef,
   objectToApply,
   parseManifest,
   refKey,
@@ -138,7 +138,7 @@ class ManifestHandler implements KindHandler {
     for (const action of mine) {
       const bad = nameProblem(action.name);
       if (bad) {
-        problem(fileOrder.get(key(action)) ?? 0, new CniNodeError('invalid', `manifest: ${bad}`));
+        problem(fileOrder.get(key(action)) ?? 0, ofItem(new CniNodeError('invalid', `manifest: ${bad}`), 'manifest', action.name));
         continue;
       }
       const file = path.join(this.options.dirs.manifestsDir, action.name);
@@ -148,17 +148,23 @@ class ManifestHandler implements KindHandler {
       let docs: ReturnType<typeof parseManifest>['documents'] = [];
       let sha256: string | undefined;
       try {
-        const text = await fs.readFile(file, 'utf8');
-        const rendered = renderManifest(text, this.options.env, action.name);
-        sha256 = createHash('sha256').update(rendered).digest('hex');
-        const parsed = parseManifest(rendered, action.name);
-        docs = parsed.documents;
-        fileProblems = parsed.problems;
-      } catch (e) {
-        if (e instanceof CniNodeError) fileProblems = [e.describe()];
-        else if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        // Only a regular file, up to the cap (read.ts): a FIFO here must not hang the
+        // run while it holds the node configs dir's lock. Links are followed (ConfigMap volumes).
+        const bytes = await readRegularBytes(file, { maxBytes: INPUT_LIMITS.manifest, what: `manifest ${action.name}` });
+        if (bytes === undefined) {
           fileKind = 'missing';
           fileProblems = [`manifest ${action.name} not found in ${this.options.dirs.manifestsDir}`];
+        } else {
+          const rendered = renderManifest(bytes.toString('utf8'), this.options.env, action.name);
+          sha256 = createHash('sha256').update(rendered).digest('hex');
+          const parsed = parseManifest(rendered, action.name);
+          docs = parsed.documents;
+          fileProblems = parsed.problems;
+        }
+      } catch (e) {
+        if (e instanceof CniNodeError) {
+          fileKind = e.kind;
+          fileProblems = [e.describe()];
         } else {
           fileKind = 'io';
           fileProblems = [`manifest ${action.name}: cannot read ${file}: ${reason(e)}`];
@@ -172,7 +178,7 @@ class ManifestHandler implements KindHandler {
           );
           loaded.push({ action, docs: [], fromRecord: recordedRefs });
         } else {
-          for (const p of fileProblems) problem(fileOrder.get(key(action)) ?? 0, new CniNodeError(fileKind, p));
+          for (const p of fileProblems) problem(fileOrder.get(key(action)) ?? 0, ofItem(new CniNodeError(fileKind, p), 'manifest', action.name));
         }
         continue;
       }
@@ -206,7 +212,7 @@ class ManifestHandler implements KindHandler {
               if (doc.namespace) ref.namespace = doc.namespace;
               pf.objects.push({ ref, where: doc.where });
             } else {
-              problem(docOrder(action, doc), new CniNodeError('invalid', `${doc.where}: ${r.problem ?? 'unknown kind'}`));
+              problem(docOrder(action, doc), ofItem(new CniNodeError('invalid', `${doc.where}: ${r.problem ?? 'unknown kind'}`), 'manifest', action.name));
             }
             continue;
           }
@@ -254,7 +260,7 @@ class ManifestHandler implements KindHandler {
             f.prune.push(await this.resolveRef(ref, `manifest ${f.action.name} (recorded ${describeRef(ref)})`));
           }
         } catch (e) {
-          problem(fileOrder.get(key(f.action)) ?? 0, asCniNodeError(e));
+          problem(fileOrder.get(key(f.action)) ?? 0, ofItem(asCniNodeError(e), 'manifest', f.action.name));
         }
       }
       this.prepared.set(key(f.action), f);
@@ -295,7 +301,7 @@ class ManifestHandler implements KindHandler {
           unreachable ??= e;
           return;
         }
-        planProblems.push({ order: o.order ?? 0, error: asCniNodeError(inContext(e, o.where)) });
+        planProblems.push({ order: o.order ?? 0, error: ofItem(asCniNodeError(inContext(e, o.where)), 'manifest', f.action.name) });
       }
     });
     // Unreachable: one message, not one per object.
@@ -457,9 +463,33 @@ class ManifestHandler implements KindHandler {
     return po;
   }
 
+  /**
+   * The object references the record holds for manifest `name`. Each must pass
+   * names.ts (they build DELETE URLs); a bad one is refused with a warning naming
+   * the record file, and never sent to the API.
+   */
   private recordedRefs(name: string): ObjectRef[] {
     const objects = this.record?.get(RECORD_KIND, name)?.meta?.['objects'];
-    return Array.isArray(objects) ? objects.filter(isRef) : [];
+    if (objects === undefined) return [];
+    const where = `cni-node's record ${path.join(this.options.dirs.hostConfigsDir, RECORD_FILE)}: manifest ${name}`;
+    if (!Array.isArray(objects)) {
+      this.warnOnce(`${where}: the list of objects is not a list; refused, nothing is deleted on its word`);
+      return [];
+    }
+    const good: ObjectRef[] = [];
+    for (const ref of objects) {
+      const bad = objectRefProblem(ref);
+      if (bad) this.warnOnce(`${where}: object reference ${showName(JSON.stringify(ref) ?? String(ref), 120)}: ${bad}; refused, never sent to the API`);
+      else good.push(ref as ObjectRef);
+    }
+    return good;
+  }
+
+  private readonly warned = new Set<string>();
+  private warnOnce(message: string): void {
+    if (this.warned.has(message)) return;
+    this.warned.add(message);
+    this.options.reporter.warn(message);
   }
 }
 

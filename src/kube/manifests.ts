@@ -9,6 +9,7 @@
  */
 import { parseAllDocuments, type Tags } from 'yaml';
 import { substituteEnv } from '../core/envsubst.js';
+import { apiVersionProblem, kindProblem, namespaceProblem, objectNameProblem, objectRefProblem } from '../core/names.js';
 import type { ResourceInfo } from './discovery.js';
 import { splitApiVersion } from './discovery.js';
 
@@ -106,8 +107,6 @@ export function parseManifest(text: string, file: string): ParsedManifest {
   return { documents, problems };
 }
 
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
-
 function checkObject(value: unknown, file: string, index: number, where: string, problems: string[]): ManifestDocument | undefined {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     problems.push(`${where}: is not a Kubernetes object (a YAML mapping with apiVersion, kind and metadata.name)`);
@@ -133,17 +132,16 @@ function checkObject(value: unknown, file: string, index: number, where: string,
   const apiVersion = (obj.apiVersion as string).trim();
   const kind = (obj.kind as string).trim();
   const name = (meta as { name: string }).name;
-  if (apiVersion.split('/').length > 2 || apiVersion.endsWith('/')) {
-    problems.push(`${where}: apiVersion "${apiVersion}" is not of the form group/version or version`);
-    return undefined;
-  }
   const ns = (meta as { namespace?: unknown }).namespace;
-  if (ns !== undefined && ns !== null && (typeof ns !== 'string' || (ns !== '' && !DNS_SUBDOMAIN.test(ns)))) {
-    problems.push(`${where}: metadata.namespace ${JSON.stringify(ns)} is not a valid namespace name`);
-    return undefined;
-  }
-  if (name.includes('/') || name === '.' || name === '..') {
-    problems.push(`${where}: metadata.name "${name}" cannot be used in a URL path`);
+  // The same rules as for the object references recorded from it (names.ts): these
+  // values build API paths, now and when the object is deleted later.
+  const bad =
+    apiVersionProblem(apiVersion) ??
+    kindProblem(kind) ??
+    (ns !== undefined && ns !== null && ns !== '' ? (typeof ns === 'string' ? namespaceProblem(ns) : `namespace ${JSON.stringify(ns)} is not a valid namespace name`) : undefined) ??
+    objectNameProblem(name);
+  if (bad) {
+    problems.push(`${where}: ${bad.startsWith('namespace ') ? `metadata.${bad}` : bad}`);
     return undefined;
   }
   const doc: ManifestDocument = { file, index, where: `${where} (${kind} ${name})`, object: obj, apiVersion, kind, name };
@@ -178,16 +176,9 @@ export function describeRef(ref: ObjectRef): string {
   return `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`;
 }
 
+/** A well-formed object reference: every part passes names.ts (nothing that could change an API path). */
 export function isRef(v: unknown): v is ObjectRef {
-  const r = v as Partial<ObjectRef> | null;
-  return (
-    r !== null &&
-    typeof r === 'object' &&
-    typeof r.apiVersion === 'string' &&
-    typeof r.kind === 'string' &&
-    typeof r.name === 'string' &&
-    (r.namespace === undefined || typeof r.namespace === 'string')
-  );
+  return objectRefProblem(v) === undefined;
 }
 
 /**

@@ -23,6 +23,7 @@
 import { CniNodeError } from '../core/errors.js';
 import { isStatus, type KubeClient } from './client.js';
 import { resourcePath, type ResourceInfo } from './discovery.js';
+import { serverText } from './limits.js';
 import { comparable, containsDesired, sameJson, type KubeObject, type ObjectRef } from './manifests.js';
 import { sleep } from './retry.js';
 
@@ -189,14 +190,15 @@ export async function waitForCrdEstablished(client: KubeClient, name: string, op
       accept: [404],
       signal: opts.signal,
     });
-    last = res.status === 404 ? [] : (res.body.status?.conditions ?? []);
+    const conditions = res.status === 404 ? [] : res.body?.status?.conditions;
+    last = Array.isArray(conditions) ? conditions.filter((c): c is CrdCondition => typeof c === 'object' && c !== null) : [];
     if (last.some((c) => c.type === 'Established' && c.status === 'True')) return;
     const refused = last.find((c) => c.type === 'NamesAccepted' && c.status === 'False');
     if (refused) {
-      throw new CniNodeError('invalid', `CustomResourceDefinition ${name} cannot be established: ${refused.reason ?? 'NamesNotAccepted'}: ${refused.message ?? ''}`.trim());
+      throw new CniNodeError('invalid', `CustomResourceDefinition ${name} cannot be established: ${serverText(refused.reason ?? 'NamesNotAccepted', 100)}: ${serverText(refused.message)}`.trim());
     }
     if (Date.now() >= deadline) {
-      const state = last.map((c) => `${c.type}=${c.status}${c.message ? ` (${c.message})` : ''}`).join(', ') || (res.status === 404 ? 'not found' : 'no conditions');
+      const state = serverText(last.map((c) => `${String(c.type)}=${String(c.status)}${c.message ? ` (${String(c.message)})` : ''}`).join(', ')) || (res.status === 404 ? 'not found' : 'no conditions');
       throw new CniNodeError('api', `CustomResourceDefinition ${name} is not Established after ${Math.round(timeoutMs / 1000)} s (${state})`);
     }
     await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), opts.signal);
@@ -216,7 +218,7 @@ function isObjectNotFound(body: unknown): boolean {
 class NotServedError extends CniNodeError {}
 
 function notServed(info: ResourceInfo, body: unknown): NotServedError {
-  const msg = (body as { message?: string } | undefined)?.message ?? 'not found';
+  const msg = serverText((body as { message?: unknown } | undefined)?.message ?? 'not found');
   return new NotServedError(
     'api',
     `the API server does not serve ${info.resource} in ${info.apiVersion} (${msg})${info.definedByCrd ? `; its CustomResourceDefinition ${info.definedByCrd} is not Established yet` : ''}`,

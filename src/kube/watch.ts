@@ -1,102 +1,42 @@
 /**
- * List+watch of one Kubernetes resource collection, kept alive for as long as the
- * caller wants: the engine under `kube-watch object …` and `cni-node run
- * --config-map=…`.
+ * List+watch of one Kubernetes collection, kept alive for as long as the caller
+ * wants: the engine under `kube-watch object …` and `cni-node run --config-map=…`.
  *
- * API
- * ---
- *   const w = listWatch({
- *     client,                                   // a KubeClient (client.ts): server, TLS and credentials
- *     path: '/api/v1/namespaces/kube-system/configmaps',
- *     fieldSelector: 'metadata.name=multus-cni',  // and/or labelSelector
- *     signal,                                   // abort = stop (promptly: sockets and timers released at once)
- *     onChange(objects) { … },                  // the current set, whenever it changed
- *     onRestart(reason, detail) { … },          // an established watch ended and is being re-established
- *                                               // (WatchRestartReason; 'timeout' is the normal renewal)
- *     onError(error, retryInMs) { … },          // one failed attempt (list or watch), retried after retryInMs;
- *                                               // also an exception of onChange (retryInMs 0)
- *     onRequest(event) { … },                   // every HTTP request sent: {verb: list|watch, path, status | error}
- *   });
- *   await w.synced;         // true once the first list was delivered (false if stopped before)
- *   w.objects();            // the current set
- *   w.stop(); await w.done; // or abort the signal
+ *   const w = listWatch({ client, path: '/api/v1/namespaces/kube-system/configmaps',
+ *     fieldSelector: 'metadata.name=multus-cni', signal,
+ *     onChange(objects) { … }, onRestart(reason, detail) { … }, onError(error, retryInMs) { … }, onRequest(event) { … } });
+ *   await w.synced; w.objects(); w.stop(); await w.done;
  *
- * Semantics
- * ---------
- * - The first successful LIST gives the set and its resourceVersion; `onChange` is
- *   called with it (also when empty). A WATCH from that resourceVersion follows
- *   (allowWatchBookmarks, timeoutSeconds between 5 and 10 min, like client-go).
- * - `onChange(objects)` is called ONLY when the set changed: objects compared by
- *   uid and resourceVersion (a re-list that brings the same objects, a reconnect,
- *   a bookmark, the server's timeout: no call). Objects are sorted by namespace
- *   and name and carry `kind` and `apiVersion` (filled in for listed items, as
- *   kubectl does). Events of one network read are applied together, then compared
- *   once. Calls never overlap and are not awaited: keep `onChange` quick and queue
- *   long work (its exceptions and rejections go to `onError`).
- * - Exactly one connection per watcher at a time (its own keep-alive agent with
- *   one socket: the LIST and the WATCH after it share it); no polling.
- * - Restarts: an ended watch (server timeout, API server shutdown, network drop)
- *   is resumed from the last resourceVersion seen (an event or a bookmark); a 410
- *   Gone (HTTP status or an ERROR event with code 410) means that resourceVersion
- *   is too old: the collection is listed again. Failed attempts back off
- *   exponentially with jitter (0.5 s doubling, capped at 30 s), honouring
- *   Retry-After on 429/5xx; a watch that made progress (an event, or 10 s of life)
- *   that ended cleanly or with 410 is re-established at once. A 401 makes the
- *   credentials be read again (rotated service account token). 403/404 are
- *   retried with backoff too (RBAC or a CRD may appear later) and reported.
- *   A watch that stays silent past its timeoutSeconds + 30 s (a dead peer that
- *   never closed the connection) is dropped and re-established ('stalled'); the
- *   same watchdog gives up on a watch request that is never answered.
- * - stop()/abort: the request in flight is destroyed and a pending backoff timer
- *   cleared at once; `done` resolves within milliseconds; no callback after it.
- * - Nothing here throws after listWatch() returns: failures are reported to
- *   onError and retried until stopped.
- *
- * Also here: resolveResourceType() turns a kubectl-style type name (cm,
- * configmaps, deployments.apps, a CRD's short name) into a resource, for
- * `kube-watch object <Type> …`.
- *
- * Why not client.watch(): the watch needs its own single-socket agent, the
- * response headers (Retry-After) of a refused watch, a stall watchdog and a
- * per-attempt abort; client.ts still provides the credentials (config.ts), the
- * error translation (errors.ts) and the backoff arithmetic (retry.ts).
+ * - LIST (paged) gives the set and its resourceVersion; `onChange` gets it, then
+ *   again only when the set changed (watched-set.ts). Calls never overlap and are
+ *   not awaited: keep `onChange` quick (its failures go to `onError`).
+ * - WATCH from that resourceVersion (allowWatchBookmarks, timeoutSeconds 5–10 min
+ *   like client-go), resumed from the last resourceVersion seen whenever it ends;
+ *   410 Gone (HTTP status or ERROR event) lists again.
+ * - One connection per watcher (its own transport with one socket: the LIST and
+ *   the WATCH share it); no polling.
+ * - Failed attempts back off (watch-pacer.ts); 429/5xx Retry-After is honoured; a 401
+ *   makes the credentials be read again; 403/404 are retried too (RBAC or a CRD
+ *   may appear later). A watch silent past timeoutSeconds + 30 s is dropped.
+ * - stop()/abort: the request in flight and a pending backoff end at once; no
+ *   callback after it. Nothing throws: failures go to onError and are retried.
+ * - What it holds is capped (limits.ts): each answer and each event, all pages of
+ *   a LIST together, and the set it grows with events. Anything over a cap, nested
+ *   too deep or not JSON fails that attempt (the connection is closed without
+ *   reading the rest) and is retried with growing backoff; nothing of it is applied.
  */
-import http from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
 import { CniNodeError, reason } from '../core/errors.js';
 import type { KubeClient } from './client.js';
-import type { ResolvedKubeConfig } from './config.js';
-import { resourcePath } from './discovery.js';
-import { isTlsError, isTransientNetworkError, KubeUnreachableError, networkCode, statusError } from './errors.js';
-import { backoffDelay, retryAfterMs, type RetryPolicy } from './retry.js';
+import { formatBytes, MAX_ANSWER_BYTES, MAX_WATCHED_BYTES, parseServerJson, tooLarge } from './limits.js';
+import { readAll, KubeTransport, type Outcome, type Query } from './transport.js';
+import { readWatchStream, type StreamEnd, type WatchEventLine } from './watch-stream.js';
+import { isWatchedObject, WatchedSet, type SizedObject, type WatchedObject } from './watched-set.js';
+import { WatchPacer, type WatchEnd, type WatchRestartReason } from './watch-pacer.js';
+import { retryAfterMs, sleep, type BackoffPolicy } from './retry.js';
 
-export interface ObjectMeta {
-  name?: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  [key: string]: unknown;
-}
-
-/** A Kubernetes object as the API server sends it. */
-export interface WatchedObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata: ObjectMeta;
-  [key: string]: unknown;
-}
-
-/**
- * Why an established watch ended:
- *  - 'timeout': the server ended it after timeoutSeconds (normal; resumed at once)
- *  - 'closed':  the server ended it early (e.g. an API server shutting down)
- *  - 'expired': 410 Gone, the resourceVersion is too old (listed again)
- *  - 'error':   the connection failed or an ERROR event other than 410 came
- *  - 'stalled': no end and no data past timeoutSeconds + 30 s (dropped by us)
- */
-export type WatchRestartReason = 'timeout' | 'closed' | 'expired' | 'error' | 'stalled';
+export type { ObjectMeta, WatchedObject } from './watched-set.js';
+export type { WatchRestartReason } from './watch-pacer.js';
 
 export interface WatchRequestEvent {
   verb: 'list' | 'watch';
@@ -116,14 +56,16 @@ export interface ListWatchOptions {
   signal?: AbortSignal;
   /** The current set, called after the first list and whenever the set changed. */
   onChange: (objects: WatchedObject[]) => unknown;
+  /** An established watch ended and is being re-established ('timeout' is the normal renewal). */
   onRestart?: (reason: WatchRestartReason, detail: string) => void;
-  /** A failed attempt (the error says what and where) and the delay before the next one. */
+  /** A failed attempt (the error says what and where) and the delay before the next one; also a failed onChange (0). */
   onError?: (error: CniNodeError, retryInMs: number) => void;
+  /** Every HTTP request sent. */
   onRequest?: (event: WatchRequestEvent) => void;
   /** Server-side watch timeout; default random 300–599 s. */
   timeoutSeconds?: number;
   /** Backoff of failed attempts (default 500 ms doubling to 30 s, equal jitter). */
-  backoff?: Pick<RetryPolicy, 'baseDelayMs' | 'maxDelayMs'>;
+  backoff?: BackoffPolicy;
   /** Page size of the LIST (default 500). */
   pageSize?: number;
   /** Connect timeout per attempt (default 10 s). */
@@ -152,549 +94,371 @@ export interface ListWatcher {
   readonly done: Promise<void>;
 }
 
-export const DEFAULT_WATCH_BACKOFF: Pick<RetryPolicy, 'baseDelayMs' | 'maxDelayMs'> = { baseDelayMs: 500, maxDelayMs: 30_000 };
+export const DEFAULT_WATCH_BACKOFF: BackoffPolicy = { baseDelayMs: 500, maxDelayMs: 30_000 };
 
+/**
+ * Pages of one LIST. A server can hand out `continue` tokens for ever with pages
+ * too small for the byte cap to stop it; 32 MiB of the smallest objects (~100
+ * bytes) in pages of 500 is ~670 pages.
+ */
+export const MAX_LIST_PAGES = 1_000;
+
+/** Starts a list+watch; see the top of this file. */
+export function listWatch(options: ListWatchOptions): ListWatcher {
+  return new ListWatch(options);
+}
+
+/** A LIST answer, as it may come: any field may be missing or of another type. */
 interface ListBody {
-  kind?: string;
-  apiVersion?: string;
-  metadata?: { resourceVersion?: string; continue?: string };
-  items?: WatchedObject[];
+  kind?: unknown;
+  apiVersion?: unknown;
+  metadata?: { resourceVersion?: unknown; continue?: unknown } | null;
+  items?: unknown;
 }
-
-interface WatchEventLine {
-  type?: string;
-  object?: WatchedObject & { code?: number; reason?: string; message?: string };
-}
-
-class Stopped extends Error {}
 
 /** A failed attempt, with what the server said about when to come back. */
 class AttemptError extends Error {
   constructor(
     readonly error: CniNodeError,
-    readonly status?: number,
-    readonly retryAfter?: number,
+    readonly retryAfter = 0,
+    /** The watch had opened, and then sent something refused (see WatchPacer.refused). */
+    readonly opened = false,
   ) {
     super(error.message);
   }
 }
 
-function keyOf(o: WatchedObject): string {
-  return o.metadata.uid ?? `${o.metadata.namespace ?? ''}/${o.metadata.name ?? ''}`;
-}
+export class ListWatch implements ListWatcher {
+  readonly synced: Promise<boolean>;
+  readonly done: Promise<void>;
+  private restartCount = 0;
+  private readonly transport: KubeTransport;
+  private readonly set = new WatchedSet();
+  private readonly pacer: WatchPacer;
+  private readonly stopper = new AbortController();
+  private readonly random: () => number;
+  private readonly maxDelayMs: number;
+  /** The request in flight; aborted by stop() and by the stall watchdog. */
+  private attempt: AbortController | undefined;
+  private rv: string | undefined;
+  private needList = true;
+  /** The resourceVersion comes from a list that no watch has started from yet. */
+  private freshList = false;
+  private resolveSynced: (listed: boolean) => void = () => undefined;
 
-function sortKey(o: WatchedObject): string {
-  return `${o.metadata.namespace ?? ''}\u0000${o.metadata.name ?? ''}`;
-}
+  /** Starts at once; see the top of this file. */
+  constructor(private readonly options: ListWatchOptions) {
+    // One socket: the LIST and the WATCH after it take turns on it.
+    this.transport = new KubeTransport(options.client.config, { maxSockets: 1, connectTimeoutMs: options.connectTimeoutMs, userAgent: options.userAgent });
+    this.random = options.random ?? Math.random;
+    const backoff = options.backoff ?? DEFAULT_WATCH_BACKOFF;
+    this.maxDelayMs = backoff.maxDelayMs;
+    this.pacer = new WatchPacer(backoff, this.random);
+    this.synced = new Promise<boolean>((resolve) => (this.resolveSynced = resolve));
+    const stop = (): void => this.stop();
+    if (options.signal?.aborted) this.stop();
+    else options.signal?.addEventListener('abort', stop, { once: true });
+    this.stopper.signal.addEventListener('abort', () => this.attempt?.abort(), { once: true });
+    this.done = this.run()
+      .catch((e: unknown) => this.reportError(wrap(e, 'watch loop'), 0))
+      .finally(() => {
+        this.resolveSynced(false);
+        options.signal?.removeEventListener('abort', stop);
+        this.transport.close();
+      });
+  }
 
-function signatureOf(store: Map<string, WatchedObject>): string {
-  return [...store.entries()]
-    .map(([k, o]) => `${k}@${o.metadata.resourceVersion ?? ''}`)
-    .sort()
-    .join('\n');
-}
+  get restarts(): number {
+    return this.restartCount;
+  }
 
-function isObject(v: unknown): v is WatchedObject {
-  return typeof v === 'object' && v !== null && typeof (v as { metadata?: unknown }).metadata === 'object' && (v as { metadata?: unknown }).metadata !== null;
-}
+  objects(): WatchedObject[] {
+    return this.set.objects();
+  }
 
-/** Starts a list+watch; see the top of this file. */
-export function listWatch(options: ListWatchOptions): ListWatcher {
-  const config: ResolvedKubeConfig = options.client.config;
-  const backoff: RetryPolicy = { attempts: Number.MAX_SAFE_INTEGER, ...(options.backoff ?? DEFAULT_WATCH_BACKOFF) };
-  const random = options.random ?? Math.random;
-  const isHttps = config.server.startsWith('https:');
-  const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
-  const progressMs = options.progressMs ?? 10_000;
-  const stallGraceMs = options.stallGraceMs ?? 30_000;
-  const pageSize = options.pageSize ?? 500;
-  // One socket per watcher: the LIST and the WATCH after it take turns on it.
-  const agent: http.Agent = config.proxyAgent ?? (isHttps ? new https.Agent({ keepAlive: true, maxSockets: 1, ...config.tls }) : new http.Agent({ keepAlive: true, maxSockets: 1 }));
-  const ownsAgent = config.proxyAgent === undefined;
+  resourceVersion(): string | undefined {
+    return this.rv;
+  }
 
-  const stopper = new AbortController();
-  const stop = (): void => stopper.abort();
-  if (options.signal?.aborted) stop();
-  else options.signal?.addEventListener('abort', stop, { once: true });
+  stop(): void {
+    this.stopper.abort();
+  }
 
-  let store = new Map<string, WatchedObject>();
-  let delivered: string | undefined;
-  let rv: string | undefined;
-  let restarts = 0;
-  let resolveSynced: (v: boolean) => void = () => undefined;
-  const synced = new Promise<boolean>((resolve) => (resolveSynced = resolve));
-  let current: AbortController | undefined;
-  let sleeping: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
+  private get stopped(): boolean {
+    return this.stopper.signal.aborted;
+  }
 
-  stopper.signal.addEventListener('abort', () => {
-    current?.abort();
-    if (sleeping) {
-      clearTimeout(sleeping.timer);
-      sleeping.resolve();
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      const delay = await this.cycle();
+      if (delay > 0) await sleep(delay, this.stopper.signal).catch(() => undefined);
     }
-  });
+  }
 
-  const reportError = (e: CniNodeError, retryIn: number): void => {
+  /** One attempt: a LIST when needed, then one WATCH until it ends. Returns the delay before the next. */
+  private async cycle(): Promise<number> {
+    const attempt = (this.attempt = new AbortController());
     try {
-      options.onError?.(e, retryIn);
-    } catch {
-      // A reporting hook must not break the watch.
-    }
-  };
-
-  const deliver = (): void => {
-    if (stopper.signal.aborted) return; // no callback after stop()
-    const sig = signatureOf(store);
-    if (sig === delivered) return;
-    delivered = sig;
-    const objects = sorted();
-    try {
-      const r = options.onChange(objects);
-      if (r && typeof (r as Promise<void>).then === 'function') {
-        (r as Promise<void>).catch((e: unknown) => reportError(wrap(e, 'onChange'), 0));
-      }
+      if (this.needList) await this.list(attempt.signal);
+      const end = await this.watch(attempt);
+      if (this.stopped) return 0;
+      return this.watchEnded(end);
     } catch (e) {
-      reportError(wrap(e, 'onChange'), 0);
+      if (this.stopped) return 0;
+      const failed = e instanceof AttemptError ? e : new AttemptError(wrap(e, 'watch'));
+      const delay = failed.opened ? this.pacer.refused() : this.pacer.failed(failed.retryAfter);
+      this.reportError(failed.error, delay);
+      return delay;
+    } finally {
+      this.attempt = undefined;
     }
-  };
+  }
 
-  const sorted = (): WatchedObject[] => [...store.values()].sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : sortKey(a) > sortKey(b) ? 1 : 0));
-
-  const sleep = (ms: number): Promise<void> =>
-    new Promise<void>((resolve) => {
-      if (stopper.signal.aborted || ms <= 0) {
-        resolve();
-        return;
-      }
-      const timer = setTimeout(() => {
-        sleeping = undefined;
-        resolve();
-      }, ms);
-      sleeping = { timer, resolve };
-    });
-
-  const report = (ev: WatchRequestEvent): void => {
-    try {
-      options.onRequest?.(ev);
-    } catch {
-      // Counting must not break the watch.
-    }
-  };
-
-  /** Sends a GET and resolves with the response head (any status). */
-  const open = (verb: 'list' | 'watch', query: Record<string, string | number | boolean | undefined>, signal: AbortSignal, timeoutMs: number): Promise<http.IncomingMessage> =>
-    new Promise<http.IncomingMessage>((resolve, reject) => {
-      void (async () => {
-        const url = new URL(config.server + options.path);
-        for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
-        const headers: Record<string, string> = { accept: 'application/json', 'user-agent': options.userAgent ?? 'cni-node' };
-        let auth: string | undefined;
-        try {
-          auth = await config.auth.header();
-        } catch (e) {
-          reject(new AttemptError(wrap(e, 'credentials')));
-          return;
-        }
-        if (auth) headers['authorization'] = auth;
-        if (signal.aborted) {
-          reject(stopper.signal.aborted ? new Stopped() : new AttemptError(new CniNodeError('api', `${verb} ${config.server}${options.path}: abandoned`)));
-          return;
-        }
-        const req = (isHttps ? https : http).request(url, { method: 'GET', headers, agent, signal }, (res) => {
-          report({ verb, path: options.path, status: res.statusCode ?? 0 });
-          resolve(res);
-        });
-        req.on('socket', (socket) => {
-          if (!socket.connecting) return;
-          const timer = setTimeout(
-            () => req.destroy(Object.assign(new Error(`connecting to ${config.server} timed out after ${connectTimeoutMs} ms`), { code: 'CONNECT_TIMEOUT' })),
-            connectTimeoutMs,
-          );
-          socket.once(isHttps ? 'secureConnect' : 'connect', () => clearTimeout(timer));
-          socket.once('close', () => clearTimeout(timer));
-        });
-        if (timeoutMs > 0) {
-          req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'REQUEST_TIMEOUT' })));
-        }
-        req.on('error', (e) => {
-          if (stopper.signal.aborted) {
-            reject(new Stopped());
-            return;
-          }
-          report({ verb, path: options.path, error: networkCode(e) });
-          reject(new AttemptError(networkError(e, verb)));
-        });
-        req.end();
-      })();
-    });
-
-  const networkError = (e: unknown, verb: string): CniNodeError => {
-    const where = `${verb} ${config.server}${options.path}`;
-    if (isTlsError(e)) {
-      return new CniNodeError('api', `cannot talk to the Kubernetes API server at ${config.server} over TLS: ${reason(e)}. Check the cluster CA and server name in the credentials from ${config.source}`);
-    }
-    if (isTransientNetworkError(e)) {
-      return new KubeUnreachableError(`cannot reach the Kubernetes API server at ${config.server} (${where}): ${reason(e)}; the address comes from ${config.source}`, config.server, networkCode(e));
-    }
-    return new CniNodeError('api', `${where} failed: ${reason(e)}`);
-  };
-
-  const readAll = (res: http.IncomingMessage): Promise<string> =>
-    new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-      res.on('error', reject);
-      res.on('aborted', () => reject(Object.assign(new Error('the API server closed the connection mid-answer'), { code: 'ECONNRESET' })));
-    });
-
-  /** A non-2xx answer as an AttemptError (with Retry-After), after re-reading credentials on 401. */
-  const refused = async (res: http.IncomingMessage, verb: string): Promise<AttemptError> => {
-    const text = await readAll(res).catch(() => '');
-    const status = res.statusCode ?? 0;
-    if (status === 401) config.auth.invalidate();
-    const err = statusError(status, text, { method: 'GET', path: `${options.path} (${verb})`, server: config.server, credentials: config.source });
-    let hint = retryAfterMs(res.headers['retry-after'], backoff.maxDelayMs);
-    if (hint === undefined) {
-      try {
-        const secs = (JSON.parse(text) as { details?: { retryAfterSeconds?: number } }).details?.retryAfterSeconds;
-        if (typeof secs === 'number' && secs >= 0) hint = Math.min(backoff.maxDelayMs, secs * 1000);
-      } catch {
-        // Not a Status: no hint.
-      }
-    }
-    return new AttemptError(err, status, hint);
-  };
-
-  /** LIST (all pages): replaces the set; returns the list's resourceVersion. */
-  const list = async (signal: AbortSignal): Promise<void> => {
-    const next = new Map<string, WatchedObject>();
+  /** LIST, all pages: replaces the set and delivers it. */
+  private async list(signal: AbortSignal): Promise<void> {
+    const objects: SizedObject[] = [];
     let cont: string | undefined;
     let listRv: string | undefined;
-    do {
-      const res = await open(
-        'list',
-        { fieldSelector: options.fieldSelector, labelSelector: options.labelSelector, limit: pageSize, continue: cont },
-        signal,
-        options.listTimeoutMs ?? 60_000,
-      );
-      if ((res.statusCode ?? 0) < 200 || (res.statusCode ?? 0) >= 300) throw await refused(res, 'list');
-      let body: ListBody;
-      try {
-        body = JSON.parse(await readAll(res)) as ListBody;
-      } catch (e) {
-        if (stopper.signal.aborted) throw new Stopped();
-        throw new AttemptError(new CniNodeError('api', `list ${config.server}${options.path}: ${e instanceof SyntaxError ? 'the answer is not JSON' : reason(e)}`));
+    let listed = 0;
+    for (let pages = 1; ; pages++) {
+      const { page, bytes } = await this.listPage(signal, cont, MAX_WATCHED_BYTES - listed);
+      listed += bytes;
+      listRv ??= stringOrUndefined(page.metadata?.resourceVersion);
+      const kind = stringOrUndefined(page.kind);
+      const apiVersion = stringOrUndefined(page.apiVersion);
+      const itemKind = kind?.endsWith('List') ? kind.slice(0, -4) : undefined;
+      const items = Array.isArray(page.items) ? page.items : [];
+      // Each item is counted as its share of the page's bytes.
+      const share = Math.ceil(bytes / Math.max(1, items.length));
+      for (const item of items) {
+        // Listed items carry no kind and apiVersion; fill them in, as kubectl does.
+        if (isWatchedObject(item)) objects.push({ object: { ...(apiVersion ? { apiVersion } : {}), ...(itemKind ? { kind: itemKind } : {}), ...item }, bytes: share });
       }
-      listRv ??= body.metadata?.resourceVersion;
-      const itemKind = body.kind?.endsWith('List') ? body.kind.slice(0, -4) : undefined;
-      for (const item of body.items ?? []) {
-        if (!isObject(item)) continue;
-        const obj: WatchedObject = { ...(body.apiVersion ? { apiVersion: body.apiVersion } : {}), ...(itemKind ? { kind: itemKind } : {}), ...item };
-        next.set(keyOf(obj), obj);
+      cont = stringOrUndefined(page.metadata?.continue);
+      if (cont === undefined) break;
+      if (pages >= MAX_LIST_PAGES) {
+        throw new AttemptError(new CniNodeError('api', `list ${this.where}: the API server sent more than ${MAX_LIST_PAGES} pages; refused (narrow the watch: a namespace, name or label selector)`));
       }
-      cont = body.metadata?.continue || undefined;
-    } while (cont !== undefined);
-    store = next;
-    rv = listRv;
-  };
+    }
+    this.set.replace(objects);
+    this.rv = listRv;
+    this.needList = false;
+    this.freshList = true;
+    this.pacer.answered();
+    this.deliver();
+    this.resolveSynced(true);
+  }
 
-  type WatchEnd = { reason: WatchRestartReason; detail: string; progressed: boolean; status?: number; retryAfter?: number };
+  /**
+   * One page of the LIST, and its size. `budget` is what is left of the cap on
+   * the LIST's pages together: the page is refused as soon as it goes over that,
+   * or over the cap on one answer.
+   */
+  private async listPage(signal: AbortSignal, cont: string | undefined, budget: number): Promise<{ page: ListBody; bytes: number }> {
+    const { fieldSelector, labelSelector } = this.options;
+    const query = { fieldSelector, labelSelector, limit: this.options.pageSize ?? 500, continue: cont };
+    const res = await this.open('list', query, signal, this.options.listTimeoutMs ?? 60_000);
+    if (!ok(res)) throw await this.refused(res, 'list');
+    const answer = this.transport.answerTo('GET', this.options.path);
+    const [cap, what] =
+      budget < MAX_ANSWER_BYTES
+        ? [MAX_WATCHED_BYTES, `the LIST of ${this.where}, all its pages together,`]
+        : [MAX_ANSWER_BYTES, answer];
+    let page: unknown;
+    let bytes: number;
+    try {
+      const text = await readAll(res, Math.min(budget, MAX_ANSWER_BYTES), (seen) => tooLarge(what, cap, seen, cap === MAX_WATCHED_BYTES ? NARROW : undefined));
+      bytes = Buffer.byteLength(text);
+      page = parseServerJson(text, answer);
+    } catch (e) {
+      if (e instanceof CniNodeError) throw new AttemptError(e);
+      throw new AttemptError(new CniNodeError('api', `list ${this.where}: ${e instanceof SyntaxError ? 'the answer is not JSON' : reason(e)}`));
+    }
+    if (typeof page !== 'object' || page === null || Array.isArray(page)) throw new AttemptError(new CniNodeError('api', `list ${this.where}: the answer is not a JSON object`));
+    return { page: page as ListBody, bytes };
+  }
 
-  /** One WATCH from `rv`, until it ends; applies events as they come. */
-  const watchOnce = async (signal: AbortController): Promise<WatchEnd> => {
-    const timeoutSeconds = options.timeoutSeconds ?? 300 + Math.floor(random() * 300);
-    // The watchdog covers the whole attempt: a server (or proxy) that never answers
-    // the request, and a stream that goes silent without ever ending.
-    const stallMs = timeoutSeconds * 1000 + stallGraceMs;
+  /**
+   * One WATCH from the last resourceVersion, until it ends. A watchdog covers the
+   * whole attempt: a server (or proxy) that never answers the request, and a
+   * stream that goes silent without ever ending.
+   */
+  private async watch(attempt: AbortController): Promise<WatchEnd> {
+    const timeoutSeconds = this.options.timeoutSeconds ?? 300 + Math.floor(this.random() * 300);
+    const stallMs = timeoutSeconds * 1000 + (this.options.stallGraceMs ?? 30_000);
     let stalled = false;
     const watchdog = setTimeout(() => {
       stalled = true;
-      signal.abort();
+      attempt.abort();
     }, stallMs);
+    const fromList = this.freshList;
+    this.freshList = false;
     try {
-      return await streamWatch(signal, timeoutSeconds, () => stalled);
-    } catch (e) {
-      if (stalled && !stopper.signal.aborted) {
-        throw new AttemptError(new CniNodeError('api', `watch ${config.server}${options.path}: no answer within ${stallMs / 1000} s; trying again`));
+      const { fieldSelector, labelSelector } = this.options;
+      const query = { watch: 1, allowWatchBookmarks: true, timeoutSeconds, resourceVersion: this.rv || undefined, fieldSelector, labelSelector };
+      const res = await this.open('watch', query, attempt.signal, 0);
+      if (res.statusCode === 410) {
+        await readAll(res, MAX_ANSWER_BYTES, (seen) => tooLarge('a 410 answer', MAX_ANSWER_BYTES, seen)).catch(() => '');
+        return { reason: 'expired', detail: 'resourceVersion too old (410 Gone)', progressed: !fromList };
       }
+      if (!ok(res)) throw await this.refused(res, 'watch');
+      this.pacer.answered();
+      return await this.follow(res, timeoutSeconds, fromList, () => stalled);
+    } catch (e) {
+      if (stalled && !this.stopped) throw new AttemptError(new CniNodeError('api', `watch ${this.where}: no answer within ${stallMs / 1000} s; trying again`));
       throw e;
     } finally {
       clearTimeout(watchdog);
     }
-  };
+  }
 
-  const streamWatch = async (signal: AbortController, timeoutSeconds: number, isStalled: () => boolean): Promise<WatchEnd> => {
-    const res = await open(
-      'watch',
-      {
-        watch: 1,
-        allowWatchBookmarks: true,
-        timeoutSeconds,
-        resourceVersion: rv,
-        fieldSelector: options.fieldSelector,
-        labelSelector: options.labelSelector,
-      },
-      signal.signal,
-      0,
-    );
-    const status = res.statusCode ?? 0;
-    if (status === 410) {
-      await readAll(res).catch(() => '');
-      return { reason: 'expired', detail: 'resourceVersion too old (410 Gone)', progressed: true };
-    }
-    if (status < 200 || status >= 300) throw await refused(res, 'watch');
-
+  /** Applies the events of an open watch until it ends, and says how it ended. */
+  private async follow(res: http.IncomingMessage, timeoutSeconds: number, fromList: boolean, isStalled: () => boolean): Promise<WatchEnd> {
     const started = Date.now();
     let events = 0;
-    return await new Promise<WatchEnd>((resolve, reject) => {
-      let buffered = '';
-      let finished = false;
-      const finish = (end: WatchEnd | Error): void => {
-        if (finished) return;
-        finished = true;
-        res.removeAllListeners('data');
-        res.destroy();
-        if (end instanceof Error) reject(end);
-        else resolve(end);
-      };
-      const progressed = (): boolean => events > 0 || Date.now() - started >= progressMs;
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buffered += chunk;
-        let nl: number;
-        let changed = false;
-        while ((nl = buffered.indexOf('\n')) !== -1) {
-          const line = buffered.slice(0, nl).trim();
-          buffered = buffered.slice(nl + 1);
-          if (line === '') continue;
-          let ev: WatchEventLine;
-          try {
-            ev = JSON.parse(line) as WatchEventLine;
-          } catch {
-            finish(new AttemptError(new CniNodeError('api', `watch ${config.server}${options.path}: the API server sent a line that is not JSON: ${line.slice(0, 200)}`)));
-            return;
-          }
-          const obj = ev.object;
-          if (ev.type === 'ERROR') {
-            const code = obj?.code;
-            const message = obj?.message ?? JSON.stringify(obj);
-            if (code === 410) {
-              finish({ reason: 'expired', detail: `resourceVersion too old (ERROR event 410: ${message})`, progressed: true });
-            } else {
-              finish({ reason: 'error', detail: `ERROR event${code ? ` ${code}` : ''}: ${message}`, progressed: false, ...(code ? { status: code } : {}) });
-            }
-            return;
-          }
-          if (!isObject(obj)) continue;
-          events++;
-          if (obj.metadata.resourceVersion) rv = obj.metadata.resourceVersion;
-          if (ev.type === 'BOOKMARK') continue;
-          if (ev.type === 'DELETED') store.delete(keyOf(obj));
-          else if (ev.type === 'ADDED' || ev.type === 'MODIFIED') store.set(keyOf(obj), obj);
-          else continue;
-          changed = true;
-        }
-        if (changed) deliver();
-      });
-      res.on('end', () => {
-        const lived = Date.now() - started;
+    const end: StreamEnd = await readWatchStream(res, (lines) => {
+      const applied = this.apply(lines);
+      events += applied.events;
+      return applied.problem;
+    });
+    const lived = Date.now() - started;
+    const progressed = events > 0 || lived >= (this.options.progressMs ?? 10_000);
+    switch (end.how) {
+      case 'ended': {
         const timedOut = lived >= Math.max(timeoutSeconds * 1000 - 1_000, timeoutSeconds * 900);
-        finish({
-          reason: timedOut ? 'timeout' : 'closed',
-          detail: timedOut ? `the server ended the watch after ${timeoutSeconds} s, as asked` : `the server closed the watch after ${(lived / 1000).toFixed(1)} s`,
-          // Ending as asked is healthy however short timeoutSeconds was.
-          progressed: timedOut || progressed(),
-        });
-      });
-      const broke = (e: unknown): void => {
-        if (stopper.signal.aborted) finish(new Stopped());
-        else if (isStalled()) finish({ reason: 'stalled', detail: `silent for longer than timeoutSeconds (${timeoutSeconds} s) + ${stallGraceMs / 1000} s; reconnecting`, progressed: false });
-        else finish({ reason: 'error', detail: `the connection broke: ${reason(e)}`, progressed: progressed() });
-      };
-      res.on('error', broke);
-      res.on('aborted', () => broke(new Error('aborted')));
-      res.on('close', () => {
-        if (!res.complete) broke(new Error('connection closed mid-stream'));
-      });
-    });
-  };
-
-  const loop = async (): Promise<void> => {
-    let failures = 0;
-    let listed = false;
-    let needList = true;
-    while (!stopper.signal.aborted) {
-      const attempt = new AbortController();
-      current = attempt;
-      let delay = 0;
-      try {
-        if (needList) {
-          await list(attempt.signal);
-          needList = false;
-          deliver();
-          if (!listed) {
-            listed = true;
-            resolveSynced(true);
-          }
-        }
-        const end = await watchOnce(attempt);
-        restarts++;
-        try {
-          options.onRestart?.(end.reason, end.detail);
-        } catch {
-          // A reporting hook must not break the watch.
-        }
-        if (end.reason === 'expired') needList = true;
-        if (end.progressed) failures = 0;
-        if (end.progressed && (end.reason === 'timeout' || end.reason === 'closed' || end.reason === 'expired')) {
-          delay = 0;
-        } else {
-          failures++;
-          delay = Math.max(backoffDelay(failures, backoff, random), end.retryAfter ?? 0);
-          if (end.reason === 'error' && end.status !== undefined) {
-            reportError(new CniNodeError('api', `watch ${config.server}${options.path}: ${end.detail}`), delay);
-          }
-        }
-      } catch (e) {
-        if (e instanceof Stopped || stopper.signal.aborted) break;
-        const err = e instanceof AttemptError ? e : new AttemptError(wrap(e, 'watch'));
-        if (err.status === 410) needList = true;
-        failures++;
-        delay = Math.max(backoffDelay(failures, backoff, random), err.retryAfter ?? 0);
-        reportError(err.error, delay);
-      } finally {
-        current = undefined;
+        if (timedOut) return { reason: 'timeout', detail: `the server ended the watch after ${timeoutSeconds} s, as asked`, progressed: true };
+        return { reason: 'closed', detail: `the server closed the watch after ${(lived / 1000).toFixed(1)} s`, progressed };
       }
-      if (delay > 0) await sleep(delay);
+      case 'error-event':
+        if (end.code === 410) return { reason: 'expired', detail: `resourceVersion too old (ERROR event 410: ${end.message})`, progressed: events > 0 || !fromList };
+        return { reason: 'error', detail: `ERROR event${end.code ? ` ${end.code}` : ''}: ${end.message}`, progressed: false, status: end.code };
+      case 'refused':
+        // Nothing of it was applied; resumed from the last event that was.
+        throw new AttemptError(new CniNodeError('api', `watch ${this.where}: ${end.problem}`), 0, true);
+      case 'broken':
+        if (this.stopped) throw end.error;
+        if (isStalled()) return { reason: 'stalled', detail: `silent for longer than timeoutSeconds (${timeoutSeconds} s) + ${(this.options.stallGraceMs ?? 30_000) / 1000} s; reconnecting`, progressed: false };
+        return { reason: 'error', detail: `the connection broke: ${reason(end.error)}`, progressed };
     }
-  };
+  }
 
-  const done = loop()
-    .catch((e: unknown) => reportError(wrap(e, 'watch loop'), 0))
-    .finally(() => {
-      resolveSynced(false);
-      options.signal?.removeEventListener('abort', stop);
-      if (ownsAgent) agent.destroy();
-    });
+  /**
+   * Applies the events of one network read, then delivers once; returns how many
+   * there were, and a problem if one would grow the set over its cap (it and the
+   * events after it are not applied).
+   */
+  private apply(lines: WatchEventLine[]): { events: number; problem?: string } {
+    let events = 0;
+    let changed = false;
+    let problem: string | undefined;
+    for (const { type, object, bytes } of lines) {
+      if (!isWatchedObject(object)) continue;
+      if (this.set.bytesAfter(type, object, bytes) > MAX_WATCHED_BYTES) {
+        problem = `the objects this watch holds would be larger than the ${formatBytes(MAX_WATCHED_BYTES)} cap with the next event; refused (${NARROW})`;
+        break;
+      }
+      events++;
+      const rv = stringOrUndefined(object.metadata.resourceVersion);
+      if (rv !== undefined) this.rv = rv;
+      if (this.set.apply(type, object, bytes)) changed = true;
+    }
+    if (changed) this.deliver();
+    return { events, ...(problem !== undefined ? { problem } : {}) };
+  }
 
-  return {
-    synced,
-    objects: sorted,
-    resourceVersion: () => rv,
-    get restarts() {
-      return restarts;
-    },
-    stop,
-    done,
-  };
+  /** An established watch ended: report it, and say when to watch again. */
+  private watchEnded(end: WatchEnd): number {
+    this.restartCount++;
+    try {
+      this.options.onRestart?.(end.reason, end.detail);
+    } catch {
+      // A reporting hook must not break the watch.
+    }
+    if (end.reason === 'expired') this.needList = true;
+    const delay = this.pacer.ended(end);
+    if (end.reason === 'error' && end.status !== undefined) this.reportError(new CniNodeError('api', `watch ${this.where}: ${end.detail}`), delay);
+    return delay;
+  }
+
+  /** Sends a GET and resolves with the answer's head (any status). */
+  private async open(verb: 'list' | 'watch', query: Query, signal: AbortSignal, timeoutMs: number): Promise<http.IncomingMessage> {
+    const report = (outcome: Outcome): void => {
+      if ('error' in outcome && this.stopped) return;
+      try {
+        this.options.onRequest?.({ verb, path: this.options.path, ...('status' in outcome ? { status: outcome.status } : { error: outcome.error }) });
+      } catch {
+        // Counting must not break the watch.
+      }
+    };
+    try {
+      return await this.transport.open({ method: 'GET', path: this.options.path, query, timeoutMs, signal }, report);
+    } catch (e) {
+      if (this.stopped) throw e;
+      throw new AttemptError(this.transport.failure(e, verb, this.options.path));
+    }
+  }
+
+  /** A non-2xx answer as an AttemptError (with Retry-After); a 401 makes the credentials be read again. */
+  private async refused(res: http.IncomingMessage, verb: string): Promise<AttemptError> {
+    let text = '';
+    let unread: CniNodeError | undefined;
+    try {
+      text = await readAll(res, MAX_ANSWER_BYTES, (seen) => tooLarge(this.transport.answerTo('GET', this.options.path), MAX_ANSWER_BYTES, seen));
+    } catch (e) {
+      if (e instanceof CniNodeError) unread = e;
+    }
+    const status = res.statusCode ?? 0;
+    if (status === 401) this.options.client.config.auth.invalidate();
+    const error = unread ?? this.transport.refusal({ status, text }, 'GET', `${this.options.path} (${verb})`);
+    let hint = retryAfterMs(res.headers['retry-after'], this.maxDelayMs);
+    if (hint === undefined) {
+      try {
+        const secs = (JSON.parse(text) as { details?: { retryAfterSeconds?: number } }).details?.retryAfterSeconds;
+        if (typeof secs === 'number' && secs >= 0) hint = Math.min(this.maxDelayMs, secs * 1000);
+      } catch {
+        // Not a Status: no hint.
+      }
+    }
+    return new AttemptError(error, hint);
+  }
+
+  private deliver(): void {
+    if (this.stopped) return; // no callback after stop()
+    const objects = this.set.changed();
+    if (!objects) return;
+    try {
+      const r = this.options.onChange(objects);
+      if (r && typeof (r as Promise<void>).then === 'function') (r as Promise<void>).catch((e: unknown) => this.reportError(wrap(e, 'onChange'), 0));
+    } catch (e) {
+      this.reportError(wrap(e, 'onChange'), 0);
+    }
+  }
+
+  private reportError(e: CniNodeError, retryInMs: number): void {
+    try {
+      this.options.onError?.(e, retryInMs);
+    } catch {
+      // A reporting hook must not break the watch.
+    }
+  }
+
+  private get where(): string {
+    return `${this.transport.server}${this.options.path}`;
+  }
+}
+
+const NARROW = 'narrow the watch: a namespace, name or label selector';
+
+function stringOrUndefined(v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+function ok(res: http.IncomingMessage): boolean {
+  const status = res.statusCode ?? 0;
+  return status >= 200 && status < 300;
 }
 
 function wrap(e: unknown, what: string): CniNodeError {
   if (e instanceof CniNodeError) return e;
   return new CniNodeError('api', `${what}: ${reason(e)}`, [], { cause: e });
 }
-
-// ---- kubectl-style resource types ----------------------------------------------
-
-export interface ResourceType {
-  /** "" for the core group. */
-  group: string;
-  version: string;
-  /** Plural resource name used in paths (configmaps). */
-  resource: string;
-  kind: string;
-  namespaced: boolean;
-}
-
-/** Common built-in types, resolved without asking the server. */
-const BUILTIN: ReadonlyArray<{ names: string[]; type: ResourceType }> = [
-  { names: ['configmap', 'configmaps', 'cm'], type: { group: '', version: 'v1', resource: 'configmaps', kind: 'ConfigMap', namespaced: true } },
-  { names: ['secret', 'secrets'], type: { group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true } },
-  { names: ['pod', 'pods', 'po'], type: { group: '', version: 'v1', resource: 'pods', kind: 'Pod', namespaced: true } },
-  { names: ['node', 'nodes', 'no'], type: { group: '', version: 'v1', resource: 'nodes', kind: 'Node', namespaced: false } },
-  { names: ['namespace', 'namespaces', 'ns'], type: { group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false } },
-  { names: ['service', 'services', 'svc'], type: { group: '', version: 'v1', resource: 'services', kind: 'Service', namespaced: true } },
-  { names: ['endpoints', 'ep'], type: { group: '', version: 'v1', resource: 'endpoints', kind: 'Endpoints', namespaced: true } },
-  { names: ['serviceaccount', 'serviceaccounts', 'sa'], type: { group: '', version: 'v1', resource: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true } },
-  { names: ['persistentvolumeclaim', 'persistentvolumeclaims', 'pvc'], type: { group: '', version: 'v1', resource: 'persistentvolumeclaims', kind: 'PersistentVolumeClaim', namespaced: true } },
-  { names: ['persistentvolume', 'persistentvolumes', 'pv'], type: { group: '', version: 'v1', resource: 'persistentvolumes', kind: 'PersistentVolume', namespaced: false } },
-  { names: ['event', 'events', 'ev'], type: { group: '', version: 'v1', resource: 'events', kind: 'Event', namespaced: true } },
-];
-
-interface DiscoveredResource {
-  name: string;
-  singularName?: string;
-  shortNames?: string[];
-  kind: string;
-  namespaced: boolean;
-  verbs?: string[];
-}
-
-/**
- * Resolves a kubectl-style type (`configmap`, `configmaps`, `cm`, `ConfigMap`,
- * `deployments.apps`, `deployments.v1.apps`, a CRD's plural, singular or short
- * name) to a resource. Common core types come from a built-in table; anything else
- * from API discovery (the core group first, then each group's preferred version).
- * Throws a CniNodeError ('invalid') naming the type when nothing matches.
- */
-export async function resolveResourceType(client: Pick<KubeClient, 'request' | 'server'>, type: string): Promise<ResourceType> {
-  const wanted = type.trim().toLowerCase();
-  if (wanted === '') throw new CniNodeError('usage', 'the object type is empty (e.g. configmap)');
-  const builtin = BUILTIN.find((b) => b.names.includes(wanted));
-  if (builtin) return builtin.type;
-
-  // "resource.group" or "resource.version.group".
-  const [head, ...rest] = wanted.split('.');
-  const matches = (r: DiscoveredResource): boolean =>
-    [r.name, r.singularName ?? '', r.kind.toLowerCase(), ...(r.shortNames ?? [])].some((n) => n !== '' && n.toLowerCase() === head);
-
-  const groupVersions: { group: string; version: string }[] = [];
-  const core = await client.request<{ versions?: string[] }>({ method: 'GET', path: '/api', accept: [404] });
-  for (const v of core.body?.versions ?? ['v1']) groupVersions.push({ group: '', version: v });
-  const apis = await client.request<{ groups?: { name: string; versions?: { version: string }[]; preferredVersion?: { version: string } }[] }>({
-    method: 'GET',
-    path: '/apis',
-    accept: [404],
-  });
-  for (const g of apis.body?.groups ?? []) {
-    const pref = g.preferredVersion?.version ?? g.versions?.[0]?.version;
-    const versions = [...(pref ? [pref] : []), ...(g.versions ?? []).map((v) => v.version).filter((v) => v !== pref)];
-    for (const v of versions) groupVersions.push({ group: g.name, version: v });
-  }
-
-  let groupFilter: string | undefined;
-  let versionFilter: string | undefined;
-  if (rest.length > 0) {
-    const full = rest.join('.');
-    const groups = new Set(groupVersions.map((gv) => gv.group));
-    if (groups.has(full)) groupFilter = full;
-    else if (rest.length > 1 && groups.has(rest.slice(1).join('.'))) {
-      versionFilter = rest[0];
-      groupFilter = rest.slice(1).join('.');
-    } else {
-      throw new CniNodeError('invalid', `unknown object type "${type}": the API server at ${client.server} serves no API group "${full}"`);
-    }
-  }
-
-  const seenGroups = new Set<string>();
-  for (const gv of groupVersions) {
-    if (groupFilter !== undefined && gv.group !== groupFilter) continue;
-    if (versionFilter !== undefined && gv.version !== versionFilter) continue;
-    // Only the first (preferred) version of each group, unless a version was named.
-    if (versionFilter === undefined && seenGroups.has(gv.group)) continue;
-    seenGroups.add(gv.group);
-    const path = gv.group === '' ? `/api/${gv.version}` : `/apis/${gv.group}/${gv.version}`;
-    const res = await client.request<{ resources?: DiscoveredResource[] }>({ method: 'GET', path, accept: [404, 503] });
-    if (res.status !== 200) continue;
-    const found = (res.body?.resources ?? []).find((r) => !r.name.includes('/') && matches(r) && (r.verbs === undefined || r.verbs.includes('watch')));
-    if (found) return { group: gv.group, version: gv.version, resource: found.name, kind: found.kind, namespaced: found.namespaced };
-  }
-  throw new CniNodeError('invalid', `unknown object type "${type}": the API server at ${client.server} has no resource of that name that can be watched (try e.g. configmap, pod, node)`);
-}
-
-/** The collection path of a type: in one namespace, or across all (namespace undefined) or cluster-scoped. */
-export function collectionPath(type: ResourceType, namespace: string | undefined): string {
-  return resourcePath({ group: type.group, version: type.version, resource: type.resource, namespaced: type.namespaced }, namespace);
-}
-

@@ -2,6 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs, constants } from 'node:fs';
 import path from 'node:path';
 import { CniNodeError, reason } from '../core/errors.js';
+import { fileNameProblem, TEMP_PREFIX, TEMP_RANDOM_HEX } from '../core/names.js';
+import { INPUT_LIMITS } from './input-limits.js';
+import { openRegular, readRegularBytes } from './read.js';
+
+const DEFAULT_READ_LIMIT = 16 * 1024 * 1024;
 
 /**
  * Every write to the node goes through here: a temporary file in the same
@@ -11,7 +16,17 @@ import { CniNodeError, reason } from '../core/errors.js';
  */
 
 /** Temporary files are hidden and never end in .conf/.conflist/.json, so a runtime never loads one. */
-export const TEMP_PREFIX = '.cni-node-tmp.';
+export { TEMP_PREFIX };
+
+/**
+ * Every path this module touches is `dir` + one plain file name: a name with a
+ * separator or `..` (from a damaged record, say) can never make it write or remove
+ * anything outside `dir`, whatever the caller checked before.
+ */
+function assertFileName(dir: string, name: string): void {
+  const p = fileNameProblem(name);
+  if (p) throw new CniNodeError('invalid', `refusing to touch ${JSON.stringify(name)} in ${dir}: ${p}`);
+}
 
 /** What identifies a file's bytes without reading them again (see record.ts). */
 export interface FileStamp {
@@ -33,6 +48,7 @@ export type Existing = { type: 'none' } | { type: 'file'; stamp: FileStamp; mode
 
 /** What is at `dir/name` now, without following a symbolic link. */
 export async function inspect(dir: string, name: string): Promise<Existing> {
+  assertFileName(dir, name);
   try {
     const st = await fs.lstat(path.join(dir, name));
     if (st.isFile()) return { type: 'file', stamp: stampOf(st), mode: st.mode & 0o7777 };
@@ -85,16 +101,16 @@ export interface StagedFile {
  * fsyncs it. Nothing is visible until commitStaged(). `from` is the bytes, or a
  * file to copy (copied by the kernel: copy_file_range, no trip through memory).
  */
-export async function stageFile(dir: string, name: string, from: { data: Uint8Array | string } | { copyOf: string }, mode: number): Promise<StagedFile> {
+export async function stageFile(dir: string, name: string, from: { data: Uint8Array | string } | { copyOf: string; maxBytes?: number }, mode: number): Promise<StagedFile> {
   const existing = await inspect(dir, name);
   const problem = destinationProblem(dir, name, existing);
   if (problem) throw new CniNodeError('io', problem);
 
-  const temp = path.join(dir, `${TEMP_PREFIX}${name}.${randomBytes(6).toString('hex')}`);
+  const temp = path.join(dir, `${TEMP_PREFIX}${name}.${randomBytes(TEMP_RANDOM_HEX / 2).toString('hex')}`);
   let fh: fs.FileHandle | undefined;
   try {
     if ('copyOf' in from) {
-      await fs.copyFile(from.copyOf, temp, constants.COPYFILE_EXCL);
+      await copyRegular(from.copyOf, temp, from.maxBytes ?? INPUT_LIMITS.plugin, path.join(dir, name));
       fh = await fs.open(temp, constants.O_RDWR | constants.O_NOFOLLOW);
     } else {
       fh = await fs.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
@@ -107,9 +123,49 @@ export async function stageFile(dir: string, name: string, from: { data: Uint8Ar
   } catch (e) {
     await fh?.close().catch(() => undefined);
     await fs.rm(temp, { force: true }).catch(() => undefined);
+    if (e instanceof CniNodeError) throw e;
     throw ioError(`cannot write ${path.join(dir, name)}`, e);
   }
   return { dir, name, temp };
+}
+
+/**
+ * Copies the regular file `source` (at most maxBytes) to the new file `temp`. The
+ * source is opened by the rules of read.ts (never a FIFO or a device, which would
+ * block or never end); the copy is then made by the kernel (copy_file_range)
+ * from that very open file, through /proc/self/fd, so a file swapped in by name
+ * since the check is never the one copied. Without /proc, the bytes are copied
+ * from the open file in chunks.
+ */
+async function copyRegular(source: string, temp: string, maxBytes: number, target: string): Promise<void> {
+  const opened = await openRegular(source, { maxBytes, what: 'the source file' });
+  if (!opened) throw new CniNodeError('io', `cannot write ${target}: its source ${source} does not exist (it vanished since it was checked); run again`);
+  const { fh } = opened;
+  try {
+    try {
+      await fs.copyFile(`/proc/self/fd/${fh.fd}`, temp, constants.COPYFILE_EXCL);
+      return;
+    } catch (e) {
+      // Without /proc (ENOENT for the fd's link): copy from the open file instead.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || (await fs.stat('/proc/self/fd').then(() => true, () => false))) throw e;
+    }
+    const out = await fs.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      const buf = Buffer.allocUnsafe(1 << 20);
+      let total = 0;
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+        if (bytesRead === 0) break;
+        total += bytesRead;
+        if (total > maxBytes) throw new CniNodeError('invalid', `${source} grew past ${maxBytes} bytes while it was copied`);
+        await out.write(buf.subarray(0, bytesRead));
+      }
+    } finally {
+      await out.close();
+    }
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
 }
 
 /**
@@ -159,8 +215,8 @@ export async function writeFileAtomic(dir: string, name: string, data: Uint8Arra
  * not there. With sync: false the caller fsyncs the directory once per batch.
  */
 export async function removeFile(dir: string, name: string, opts: { sync?: boolean } = {}): Promise<boolean> {
-  const target = path.join(dir, name);
   const existing = await inspect(dir, name);
+  const target = path.join(dir, name);
   if (existing.type === 'none') return false;
   if (existing.type === 'other' && existing.what === 'a directory') {
     throw new CniNodeError('io', `${target} is a directory; cni-node removes only files (remove it by hand)`);
@@ -184,26 +240,30 @@ export async function cleanTempFiles(dir: string): Promise<string[]> {
     return [];
   }
   const stale = names.filter((n) => n.startsWith(TEMP_PREFIX));
-  await Promise.all(stale.map((n) => fs.rm(path.join(dir, n), { force: true })));
-  return stale;
+  // Only files (or links) are removed: something else under a temporary name (a
+  // directory someone made) is not cni-node's, and must not crash the run either.
+  const removed = await Promise.all(stale.map((n) => fs.unlink(path.join(dir, n)).then(() => n, () => undefined)));
+  return removed.filter((n): n is string => n !== undefined);
 }
 
 /**
- * Reads a file if it is there. With `noFollow`, a symbolic link at the last
- * component is refused (ELOOP), so a link planted in a node dir cannot make
- * cni-node read another place. Templates, which kubelet mounts from a ConfigMap as
- * links into `..data/`, are read with links followed.
+ * Reads a regular file of at most maxBytes if it is there (read.ts: never a FIFO,
+ * device or directory). With `noFollow`, a symbolic link at the last component is
+ * refused, so a link planted in a node dir cannot make cni-node read another
+ * place. Templates, which kubelet mounts from a ConfigMap as links into `..data/`,
+ * are read with links followed. maxBytes defaults to 16 MiB.
  */
-export async function readIfExists(file: string, opts: { noFollow?: boolean } = {}): Promise<Buffer | undefined> {
+export async function readIfExists(file: string, opts: { noFollow?: boolean; maxBytes?: number; what?: string } = {}): Promise<Buffer | undefined> {
+  const maxBytes = opts.maxBytes ?? DEFAULT_READ_LIMIT;
+  const what = opts.what ? `${opts.what} ${file}` : file;
   try {
-    const fh = await fs.open(file, constants.O_RDONLY | (opts.noFollow ? constants.O_NOFOLLOW : 0));
-    try {
-      return await fh.readFile();
-    } finally {
-      await fh.close();
-    }
+    return await readRegularBytes(file, {
+      maxBytes,
+      follow: opts.noFollow !== true,
+      notRegular: (kind) => `cannot read ${what}: it is ${kind}, not a regular file`,
+      tooBig: (size) => `cannot read ${what}: it is ${size} bytes, over the limit of ${maxBytes}`,
+    });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw ioError(`cannot read ${file}`, e);
+    throw e instanceof CniNodeError && e.kind !== 'io' ? new CniNodeError('io', e.message) : e;
   }
 }

@@ -1,6 +1,8 @@
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { checkNetworkConfig, isNetworkConfigName, type NetworkConfigInfo } from '../core/cni-config.js';
+import { INPUT_LIMITS } from './input-limits.js';
+import { readRegularBytes } from './read.js';
 
 /**
  * Looks at the node dirs the way a container runtime will: the lexically first
@@ -89,7 +91,10 @@ export async function checkNode(configsDir: string, pluginsDir: string): Promise
   for (const file of names) {
     let text: string;
     try {
-      text = await fs.readFile(path.join(configsDir, file), 'utf8');
+      // As a runtime would load it, but only a regular file, and only up to the cap (read.ts).
+      const bytes = await readRegularBytes(path.join(configsDir, file), { maxBytes: INPUT_LIMITS.template });
+      if (bytes === undefined) continue;
+      text = bytes.toString('utf8');
     } catch (e) {
       files.push({ file, valid: false, problems: [`cannot read: ${(e as Error).message}`], plugins: [] });
       continue;

@@ -1,9 +1,9 @@
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { CniNodeError } from '../core/errors.js';
+import { CniNodeError, ofItem } from '../core/errors.js';
 import { checkNetworkConfig, isNetworkConfigName, type NetworkConfigInfo } from '../core/cni-config.js';
 import type { PlannedAction } from '../core/plan.js';
-import { findPointers, renderTemplates } from '../core/template.js';
+import { findPointers, MAX_RENDERED_BYTES, renderTemplates } from '../core/template.js';
 import type { EngineOptions, ItemReport, KindHandler } from '../engine/types.js';
 import {
   commitStaged,
@@ -11,7 +11,6 @@ import {
   discardStaged,
   inspect,
   ioError,
-  readIfExists,
   removeFile,
   stageFile,
   syncDir,
@@ -19,11 +18,13 @@ import {
   type StagedFile,
 } from './atomic.js';
 import { sha256 } from './digest.js';
+import { INPUT_LIMITS } from './input-limits.js';
+import { readRegularBytes } from './read.js';
 import type { NodeRecord } from './record.js';
 
 export const CONFIG_MODE = 0o644;
 /** CNI configs are a few KiB; a huge "template" is a mistake (or an attack), not a config. */
-export const MAX_TEMPLATE_BYTES = 1024 * 1024;
+export const MAX_TEMPLATE_BYTES = INPUT_LIMITS.template;
 
 interface Decision {
   result: 'installed' | 'updated' | 'unchanged';
@@ -41,7 +42,9 @@ interface Rendered {
 /**
  * Reads a pointer target from the node configs dir. A symbolic link is followed
  * only if it stays inside the dir, so a planted link cannot make cni-node copy
- * another file of the node into a config.
+ * another file of the node into a config. Only a regular file of at most 1 MiB is
+ * read (read.ts): a FIFO, device or directory there is refused, never opened for a
+ * read that would block.
  */
 async function readNodeConfig(dir: string, name: string): Promise<string | undefined> {
   const file = path.join(dir, name);
@@ -56,33 +59,26 @@ async function readNodeConfig(dir: string, name: string): Promise<string | undef
   if (path.dirname(real) !== realDir) {
     throw new CniNodeError('invalid', `${file} is a link to ${real}, outside ${dir}; a pointer may only name a file in the node configs dir`);
   }
-  const st = await fs.stat(real);
-  if (!st.isFile()) throw new CniNodeError('invalid', `${file} is not a regular file`);
-  if (st.size > MAX_TEMPLATE_BYTES) throw new CniNodeError('invalid', `${file} is ${st.size} bytes; a pointer target must be under 1 MiB`);
-  return (await readIfExists(real))?.toString('utf8');
+  const bytes = await readRegularBytes(real, {
+    maxBytes: MAX_TEMPLATE_BYTES,
+    follow: false,
+    notRegular: (kind) => `pointer target ${file} is ${kind}, not a regular file; a pointer names a config file in the node configs dir`,
+    tooBig: (size) => `${file} is ${size} bytes; a pointer target must be under 1 MiB`,
+  });
+  return bytes?.toString('utf8');
 }
 
 async function readTemplate(dir: string, name: string): Promise<string> {
   const file = path.join(dir, name);
-  let st;
-  try {
-    st = await fs.stat(file);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new CniNodeError('invalid', `config template ${name} is not in the configs dir ${dir} (mount it there, e.g. from a ConfigMap)`);
-    }
-    throw ioError(`config template ${name}: cannot read ${file}`, e);
-  }
-  if (!st.isFile()) throw new CniNodeError('invalid', `config template ${name}: ${file} is not a regular file`);
-  if (st.size > MAX_TEMPLATE_BYTES) {
-    throw new CniNodeError('invalid', `config template ${name} is ${(st.size / 1048576).toFixed(1)} MiB; templates are limited to 1 MiB (a CNI config is a few KiB)`);
-  }
-  const fh = await fs.open(file, constants.O_RDONLY);
-  let bytes: Buffer;
-  try {
-    bytes = await fh.readFile();
-  } finally {
-    await fh.close();
+  // Links are followed: kubelet mounts a ConfigMap's keys as links into `..data/`.
+  const bytes = await readRegularBytes(file, {
+    maxBytes: MAX_TEMPLATE_BYTES,
+    what: `config template ${name}`,
+    notRegular: (kind) => `config template ${name}: ${file} is ${kind}, not a regular file`,
+    tooBig: (size) => `config template ${name} is ${(size / 1048576).toFixed(1)} MiB; templates are limited to 1 MiB (a CNI config is a few KiB)`,
+  });
+  if (bytes === undefined) {
+    throw new CniNodeError('invalid', `config template ${name} is not in the configs dir ${dir} (mount it there, e.g. from a ConfigMap)`);
   }
   if (bytes.includes(0)) throw new CniNodeError('invalid', `config template ${name} contains NUL bytes; it is binary, not a text template`);
   try {
@@ -92,12 +88,27 @@ async function readTemplate(dir: string, name: string): Promise<string> {
   }
 }
 
-/** Waits for `names` to appear in `dir`, up to `ms`. Returns those still missing. */
+/**
+ * Waits for `names` to appear in `dir`, up to `ms`. Returns those still missing.
+ * A stop signal ends the wait at once with an 'interrupted' error: a wait that was
+ * cut short did not time out, and must not be reported as if it had.
+ */
 async function waitForFiles(dir: string, names: string[], ms: number, signal?: AbortSignal): Promise<string[]> {
   const deadline = Date.now() + ms;
   let missing = names;
-  while (missing.length > 0 && Date.now() < deadline && !signal?.aborted) {
-    await new Promise((r) => setTimeout(r, Math.min(250, Math.max(0, deadline - Date.now()))));
+  const interrupted = () => new CniNodeError('interrupted', `stopped while waiting for ${missing.join(', ')} to appear in ${dir} (--wait); nothing was written`);
+  while (missing.length > 0 && Date.now() < deadline) {
+    if (signal?.aborted) throw interrupted();
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.min(250, Math.max(0, deadline - Date.now())));
+      signal?.addEventListener('abort', done, { once: true });
+    });
+    if (signal?.aborted) throw interrupted();
     const still: string[] = [];
     for (const n of missing) if ((await inspect(dir, n)).type === 'none') still.push(n);
     missing = still;
@@ -129,7 +140,7 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
         const existing = await inspect(hostConfigsDir, a.name);
         const p = destinationProblem(hostConfigsDir, a.name, existing);
         if (p && !(a.op === 'remove' && existing.type === 'other' && existing.what === 'a symbolic link')) {
-          problems.push(new CniNodeError('invalid', `config ${a.name}: ${p}`));
+          problems.push(ofItem(new CniNodeError('invalid', `config ${a.name}: ${p}`), 'config', a.name));
         }
         if (a.op !== 'ensure') continue;
         try {
@@ -138,7 +149,7 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
           templates.set(a.name, text);
           for (const ptr of pointers) targets.add(ptr.name);
         } catch (e) {
-          if (e instanceof CniNodeError) problems.push(e);
+          if (e instanceof CniNodeError) problems.push(ofItem(e, 'config', a.name));
           else throw e;
         }
       }
@@ -159,7 +170,7 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
             else throw e;
           }
         }
-        return renderTemplates(templates, (n) => files.get(n));
+        return renderTemplates(templates, (n) => files.get(n), MAX_RENDERED_BYTES);
       };
       let outcomes = await readAll();
       const missingNow = [...new Set([...outcomes.values()].flatMap((o) => (o.status === 'missing' ? o.missing.filter((m) => !refused.has(m)) : [])))];
@@ -168,12 +179,14 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
         const still = await waitForFiles(hostConfigsDir, missingNow, options.waitMs, options.signal);
         if (still.length < missingNow.length) outcomes = await readAll();
       }
-      problems.push(...refused.values());
+      // A refused target is a problem of every template that points to it.
+      const refusedFor = new Map<string, string[]>();
 
       for (const [name, outcome] of outcomes) {
         if (outcome.status === 'error') {
-          problems.push(outcome.error);
+          problems.push(ofItem(outcome.error, 'config', name));
         } else if (outcome.status === 'missing') {
+          for (const m of outcome.missing) if (refused.has(m)) refusedFor.set(m, [...(refusedFor.get(m) ?? []), name]);
           const absent = outcome.missing.filter((m) => !refused.has(m));
           if (absent.length === 0) continue;
           if (options.tolerateMissingPointers) {
@@ -186,14 +199,14 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
             options.waitMs > 0
               ? `it did not appear within ${Math.round(options.waitMs / 1000)}s (--wait)`
               : 'if the primary CNI writes it later, add --wait=60s';
-          problems.push(new CniNodeError('missing', `config ${name}: pointer ${list} names ${files}, which does not exist; nothing was written (${advice})`));
+          problems.push(ofItem(new CniNodeError('missing', `config ${name}: pointer ${list} names ${files}, which does not exist; nothing was written (${advice})`), 'config', name));
         } else {
           const r: Rendered = { content: outcome.content };
           if (isNetworkConfigName(name)) {
             const check = checkNetworkConfig(name, outcome.content);
             if (!check.ok) {
               const from = outcome.pointers.length ? ` (rendered from the template with ${outcome.pointers.map((p) => `__${p}__`).join(', ')})` : '';
-              problems.push(new CniNodeError('invalid', `config ${name} is not a valid CNI network configuration${from}`, check.problems));
+              problems.push(ofItem(new CniNodeError('invalid', `config ${name} is not a valid CNI network configuration${from}`, check.problems), 'config', name));
               continue;
             }
             r.info = check.info;
@@ -201,6 +214,7 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
           rendered.set(name, r);
         }
       }
+      for (const [target, e] of refused) problems.push((refusedFor.get(target) ?? []).reduce((p, name) => ofItem(p, 'config', name), e));
       return { problems, waiting };
     },
 
@@ -269,9 +283,11 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
     const existing = await inspect(hostConfigsDir, name);
     if (existing.type === 'other') throw new CniNodeError('io', `config ${name}: ${destinationProblem(hostConfigsDir, name, existing)}`);
     let result: Decision['result'] = existing.type === 'none' ? 'installed' : 'updated';
-    if (existing.type === 'file' && existing.mode === CONFIG_MODE) {
-      const onNode = await readIfExists(path.join(hostConfigsDir, name), { noFollow: true });
-      if (onNode && onNode.equals(Buffer.from(r.content))) result = 'unchanged';
+    const content = Buffer.from(r.content);
+    // Only a file of the very same size can be unchanged; only that many bytes are read.
+    if (existing.type === 'file' && existing.mode === CONFIG_MODE && existing.stamp.size === content.length) {
+      const onNode = await readRegularBytes(path.join(hostConfigsDir, name), { maxBytes: content.length, follow: false, what: `config ${name} on the node` });
+      if (onNode && onNode.equals(content)) result = 'unchanged';
     }
     const d: Decision = { result, content: r.content, digest: sha256(r.content), ...(existing.type === 'file' ? { stamp: existing.stamp } : {}) };
     decisions.set(name, d);

@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { CniNodeError } from '../core/errors.js';
 import { ioError } from './atomic.js';
+import { INPUT_LIMITS } from './input-limits.js';
+import { readRegular } from './read.js';
 
 /**
  * A lease on a node directory, so two cni-node processes on one node (two
@@ -14,6 +16,15 @@ import { ioError } from './atomic.js';
  * not identify a holder across containers (every container's first process is PID 1).
  * So the lock is a file created with O_EXCL whose mtime the holder refreshes; a lock
  * not refreshed for `staleMs` belongs to a holder that died and may be taken over.
+ * A lock whose mtime is more than `staleMs` in the FUTURE is stale too: the clock
+ * was stepped back since it was written, and a live holder would have refreshed it
+ * to the new "now" within staleMs / 5.
+ *
+ * The lock file is untrusted input: it is read without following a link, only if
+ * it is a regular file of at most INPUT_LIMITS.lock bytes (read.ts), and anything
+ * else in its place (a directory, a link, a FIFO, a huge file) stops the run with
+ * one line saying what is there. Its content is shown as the holder only when it
+ * looks like what cni-node writes (`HOST pid N HEX`), never a foreign file's text.
  */
 export const LOCK_FILE = '.cni-node.lock';
 
@@ -49,15 +60,20 @@ export class DirLock {
         const fh = await fs.open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
         try {
           await fh.writeFile(`${token}\n`);
-        } finally {
           await fh.close();
+        } catch (e) {
+          // The file is ours (O_EXCL): never leave it empty or half-written (a full
+          // disk), or the next run would wait for a holder that does not exist.
+          await fh.close().catch(() => undefined);
+          await fs.rm(file, { force: true }).catch(() => undefined);
+          throw e;
         }
         return new DirLock(file, token, Math.max(100, Math.floor(staleMs / 5)));
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create the lock ${file}`, e);
       }
       const holder = await describeHolder(file);
-      if (holder && Date.now() - holder.mtimeMs > staleMs) {
+      if (holder && isStale(holder.mtimeMs, staleMs)) {
         // The holder stopped refreshing: it died. Remove its lock only if it is
         // still the same one we judged stale.
         const again = await describeHolder(file);
@@ -69,11 +85,11 @@ export class DirLock {
       if (Date.now() >= deadline) {
         throw new CniNodeError(
           'conflict',
-          `another cni-node (${holder?.token ?? 'unknown'}) holds the lock ${file} and did not release it within ${Math.round(opts.timeoutMs / 1000)}s; if no other cni-node runs on this node, remove the file`,
+          `another cni-node (${holder ? showHolder(holder.token) : 'unknown'}) holds the lock ${file} and did not release it within ${Math.round(opts.timeoutMs / 1000)}s; if no other cni-node runs on this node, remove the file`,
         );
       }
       if (!announced && holder) {
-        opts.onWait?.(holder.token);
+        opts.onWait?.(showHolder(holder.token));
         announced = true;
       }
       if (opts.signal?.aborted) throw new CniNodeError('interrupted', `interrupted while waiting for the lock ${file}`);
@@ -86,7 +102,7 @@ export class DirLock {
       const now = new Date();
       const holder = await describeHolder(this.file);
       if (!holder || holder.token !== this.token) {
-        this.lost = holder ? `taken over by ${holder.token}` : 'removed';
+        this.lost = holder ? `taken over by ${showHolder(holder.token)}` : 'removed';
         return;
       }
       await fs.utimes(this.file, now, now);
@@ -108,12 +124,32 @@ export class DirLock {
   }
 }
 
+/** Not refreshed for staleMs, or stamped more than staleMs in the future (the clock was stepped back). */
+function isStale(mtimeMs: number, staleMs: number): boolean {
+  return Math.abs(Date.now() - mtimeMs) > staleMs;
+}
+
+/** What cni-node writes into its lock: `HOST pid N HEX`. */
+const TOKEN = /^[A-Za-z0-9._-]{1,253} pid \d{1,10} [0-9a-f]{1,64}$/;
+
+/** The holder as it may be printed: a token cni-node could have written, else only a description of the content. */
+function showHolder(token: string): string {
+  if (TOKEN.test(token)) return token;
+  if (token === '') return 'no holder written in the lock yet';
+  return `unrecognised lock content, ${Buffer.byteLength(token)} bytes`;
+}
+
+/**
+ * The lock's holder (its content, trimmed) and mtime; undefined if there is no lock.
+ * Anything but a small regular file in the lock's place is a CniNodeError saying what it is.
+ */
 async function describeHolder(file: string): Promise<{ token: string; mtimeMs: number } | undefined> {
-  try {
-    const [text, st] = await Promise.all([fs.readFile(file, 'utf8'), fs.lstat(file)]);
-    return { token: text.trim(), mtimeMs: st.mtimeMs };
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
+  const read = await readRegular(file, {
+    maxBytes: INPUT_LIMITS.lock,
+    follow: false,
+    notRegular: (kind) => `the lock ${file} is ${kind}, not a lock file cni-node made; if no other cni-node runs on this node, remove it by hand`,
+    tooBig: (size) => `the lock ${file} is ${size} bytes, not a lock file cni-node made (at most ${INPUT_LIMITS.lock}); if no other cni-node runs on this node, remove it by hand`,
+  });
+  if (!read) return undefined;
+  return { token: read.bytes.toString('utf8').trim(), mtimeMs: read.stat.mtimeMs };
 }

@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { CniNodeError } from '../core/errors.js';
+import { CniNodeError, ofItem } from '../core/errors.js';
 import type { PlannedAction } from '../core/plan.js';
 import type { EngineOptions, ItemReport, ItemResult, KindHandler } from '../engine/types.js';
 import {
@@ -18,6 +18,8 @@ import {
   type FileStamp,
   type StagedFile,
 } from './atomic.js';
+import { INPUT_LIMITS } from './input-limits.js';
+import { formatBytes, kindOf, openRegular } from './read.js';
 import type { NodeRecord } from './record.js';
 
 export const PLUGIN_MODE = 0o755;
@@ -43,17 +45,24 @@ export async function availablePlugins(pluginsDir: string): Promise<string[]> {
   return names.sort();
 }
 
-/** Byte-for-byte comparison, read in chunks so two large binaries are never both held whole. */
-async function sameBytes(a: string, b: string, size: number): Promise<boolean> {
-  let fa: fs.FileHandle;
-  let fb: fs.FileHandle;
-  try {
-    [fa, fb] = await Promise.all([fs.open(a, 'r'), fs.open(b, 'r')]);
-  } catch (e) {
-    // Gone since it was inspected (another cni-node, or a person): not the same.
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+/**
+ * Byte-for-byte comparison, read in chunks so two large binaries are never both
+ * held whole. Both are opened by read.ts's rules (regular files only, O_NONBLOCK):
+ * a FIFO swapped in since they were inspected cannot block the run.
+ */
+async function sameBytes(source: string, onNode: string, size: number): Promise<boolean> {
+  const a = await openRegular(source, { maxBytes: INPUT_LIMITS.plugin, what: 'plugin source' });
+  const b = await openRegular(onNode, { maxBytes: INPUT_LIMITS.plugin, follow: false, what: 'plugin on the node' }).catch(async (e: unknown) => {
+    await a?.fh.close();
     throw e;
+  });
+  // Gone since it was inspected (another cni-node, or a person): not the same.
+  if (!a || !b) {
+    await Promise.all([a?.fh.close(), b?.fh.close()]);
+    return false;
   }
+  const fa = a.fh;
+  const fb = b.fh;
   try {
     const chunk = 1 << 20;
     const ba = Buffer.allocUnsafe(chunk);
@@ -155,17 +164,20 @@ export function createPluginHandler(options: EngineOptions, record: NodeRecord):
             const file = sourceOf(a.name);
             try {
               const st = await fs.stat(file);
-              if (!st.isFile()) problems.push(new CniNodeError('invalid', `plugin ${a.name}: ${file} is not a regular file`));
+              if (!st.isFile()) problems.push(ofItem(new CniNodeError('invalid', `plugin ${a.name}: ${file} is ${kindOf(st)}, not a regular file`), 'plugin', a.name));
+              else if (st.size > INPUT_LIMITS.plugin) {
+                problems.push(ofItem(new CniNodeError('invalid', `plugin ${a.name}: ${file} is ${formatBytes(st.size)}; plugin binaries are limited to ${formatBytes(INPUT_LIMITS.plugin)}`), 'plugin', a.name));
+              }
               else sources.set(a.name, stampOf(st));
             } catch (e) {
               if ((e as NodeJS.ErrnoException).code === 'ENOENT') missing.push(a.name);
-              else problems.push(ioError(`plugin ${a.name}: cannot read ${file}`, e));
+              else problems.push(ofItem(ioError(`plugin ${a.name}: cannot read ${file}`, e), 'plugin', a.name));
             }
           }
           const existing = await inspect(hostPluginsDir, a.name);
           const p = destinationProblem(hostPluginsDir, a.name, existing);
           if (p && !(a.op === 'remove' && existing.type === 'other' && existing.what === 'a symbolic link')) {
-            problems.push(new CniNodeError('invalid', `plugin ${a.name}: ${p}`));
+            problems.push(ofItem(new CniNodeError('invalid', `plugin ${a.name}: ${p}`), 'plugin', a.name));
           }
         }),
       );
@@ -177,6 +189,8 @@ export function createPluginHandler(options: EngineOptions, record: NodeRecord):
             new CniNodeError(
               'invalid',
               `plugin ${name} is not in the plugins dir ${pluginsDir}${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}; \`cni-node list\` shows the ${known.length} available`,
+              [],
+              { items: [`plugin ${name}`] },
             ),
           );
         }
@@ -188,7 +202,7 @@ export function createPluginHandler(options: EngineOptions, record: NodeRecord):
       const ensures = actions.filter((a) => a.op === 'ensure');
       await mapLimit(ensures, STAGE_CONCURRENCY, async (a) => {
         const d = await decide(a.name);
-        if (d.result !== 'unchanged') staged.set(a.name, await stageFile(hostPluginsDir, a.name, { copyOf: sourceOf(a.name) }, PLUGIN_MODE));
+        if (d.result !== 'unchanged') staged.set(a.name, await stageFile(hostPluginsDir, a.name, { copyOf: sourceOf(a.name), maxBytes: INPUT_LIMITS.plugin }, PLUGIN_MODE));
       });
       // Record the intent before anything becomes visible, so a crash between the
       // renames and the final record never leaves a plugin cni-node wrote unrecorded.
@@ -230,7 +244,7 @@ export function createPluginHandler(options: EngineOptions, record: NodeRecord):
         return report;
       }
       let s = staged.get(name);
-      if (!s) s = await stageFile(hostPluginsDir, name, { copyOf: sourceOf(name) }, PLUGIN_MODE);
+      if (!s) s = await stageFile(hostPluginsDir, name, { copyOf: sourceOf(name), maxBytes: INPUT_LIMITS.plugin }, PLUGIN_MODE);
       staged.delete(name);
       const stamp = await commitStaged(s);
       wrote = true;

@@ -114,9 +114,13 @@ describe('parseNameList', () => {
   test('blank is empty', () => {
     assert.deepEqual(parseNameList(' \n', 'configs'), []);
   });
-  test('a name longer than 255 characters is refused', () => {
-    invalid(() => parseNameList('x'.repeat(256), 'plugins'));
-    assert.deepEqual(parseNameList('x'.repeat(255), 'plugins'), ['x'.repeat(255)]);
+  // Issue 13: the limit is in UTF-8 bytes and leaves room for the temporary file
+  // name (.cni-node-tmp.NAME.RANDOM must fit in the file system's 255 bytes).
+  test('a name longer than 228 bytes in UTF-8 is refused', () => {
+    invalid(() => parseNameList('x'.repeat(229), 'plugins'));
+    invalid(() => parseNameList('é'.repeat(115), 'plugins')); // 115 characters, 230 bytes
+    assert.deepEqual(parseNameList('x'.repeat(228), 'plugins'), ['x'.repeat(228)]);
+    assert.deepEqual(parseNameList('é'.repeat(114), 'plugins'), ['é'.repeat(114)]);
   });
 });
 

@@ -66,6 +66,16 @@ describe('findPointers', () => {
     }
   });
 
+  // Issue 13: pointer names pass the same validation as every other untrusted name.
+  test('untrusted pointer names are refused, never read (over 228 UTF-8 bytes, reserved names)', () => {
+    for (const bad of ['x'.repeat(229), `${'x'.repeat(224)}.conf`, '.cni-node-state', '.cni-node.lock']) {
+      const r = nodeDir({ [bad]: '{}' });
+      const out = renderTemplates(new Map([['t.conf', `{"a":__${bad}__}`]]), r.read).get('t.conf');
+      assert.equal(out?.status, 'error', bad);
+      assert.deepEqual(r.reads, [], `${bad}: nothing is read`);
+    }
+  });
+
   test('. and .. pointers are errors', () => {
     assert.throws(() => findPointers('__..__', 't.conf'), (e: unknown) => e instanceof CniNodeError && /"\.\." is not a file name/.test(e.message));
     assert.throws(() => findPointers('__.__', 't.conf'), (e: unknown) => e instanceof CniNodeError && /"\." is not a file name/.test(e.message));

@@ -29,6 +29,19 @@ describe('desired state from the ConfigMap', () => {
     assert.match(r.problems[2] ?? '', /key manifests.*Desired:Current form/);
   });
 
+  // Issue 13: the ConfigMap is untrusted input; its names pass the same validation as
+  // every other name, byte length included (a 229-byte name passed before and failed
+  // with ENAMETOOLONG on the temporary file).
+  test('untrusted names from the ConfigMap are refused, never acted on (separators, control characters, over 228 UTF-8 bytes)', () => {
+    const r = desiredFromConfigMap({ plugins: `bridge,${'x'.repeat(229)}`, configs: `${'é'.repeat(112)}.conf`, manifests: 'a\u0007.yaml' }, 'kube-system/multus-cni');
+    assert.equal(r.ok, false);
+    if (r.ok) return;
+    assert.equal(r.problems.length, 3, r.problems.join('\n'));
+    assert.match(r.problems[0] ?? '', /key plugins.*229 bytes long in UTF-8; names are limited to 228 bytes/);
+    assert.match(r.problems[1] ?? '', /key configs.*229 bytes long in UTF-8/);
+    assert.match(r.problems[2] ?? '', /key manifests.*control character/);
+  });
+
   test('ConfigMap lists win for their kinds; flags give the rest', () => {
     const merged = mergeDesired({ plugin: { desired: ['flag-plugin'] }, manifest: { desired: ['m.yaml'] } }, { plugin: ['cm-plugin'], config: [] });
     assert.deepEqual(merged, { plugin: ['cm-plugin'], config: [], manifest: ['m.yaml'] });

@@ -254,8 +254,8 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       assert.equal(await d.metric('cni_node_api_requests_total', { verb: 'list', code: '503' }), 2);
 
       // Now the open watch is cut and re-opening it is refused: 503, 503, then 429 + Retry-After: 2.
-      // First the watch lives 10 s (progress, which resets the backoff: the failures
-      // of the LIST above still count until then).
+      // First the watch lives 10 s (progress: its cut is then a normal reconnect, not
+      // one more short-lived watch).
       await until('watch open', async () => proxy.seen.slice(mark).filter(isWatch).length === 1, 5_000, d);
       const opened = (proxy.seen.slice(mark).find(isWatch) as Seen).at;
       await sleep(10_500 - (Date.now() - opened));

@@ -381,4 +381,18 @@ describe('kube-watch object against a real kube-apiserver', { skip: clusterSkip 
       assert.equal((await stopProc(p)).code, 0);
     }
   });
+
+  test('a watch request the API server refuses as invalid ends kube-watch with exit 2; it is not retried', async () => {
+    // A selector whose form kube-watch checks but whose number (beyond int64) only the server refuses.
+    const dir = await tempDir();
+    const t0 = Date.now();
+    const p = run(['object', 'configmap', '', '--label=n>99999999999999999999', `--channel=${path.join(dir, 'channel')}`, '--handler=/bin/true'], env);
+    const r = await Promise.race([p.exited, sleep(15_000).then(() => undefined)]);
+    if (!r) p.child.kill('SIGKILL');
+    assert.ok(r, `still running after 15 s (retrying)\n${p.stdout()}${p.stderr()}`);
+    assert.equal(r.code, 2, p.stderr());
+    assert.match(p.stderr(), /cannot watch configmaps .*: the API server refused .*; this is not retried \(check <Type>, <Name> and --label\)/, p.stderr());
+    assert.ok(Date.now() - t0 < 10_000, p.stderr());
+    assert.doesNotMatch(p.stderr(), /retrying in/, p.stderr());
+  });
 });

@@ -20,6 +20,7 @@ import { createKubeClient, type RequestEvent } from '../../src/kube/client.js';
 import { KubeApiError, KubeUnreachableError } from '../../src/kube/errors.js';
 import { createManifestHandler, RECORD_KIND } from '../../src/kube/manifest-handler.js';
 import type { RetryPolicy } from '../../src/kube/retry.js';
+import { listWatch } from '../../src/kube/watch.js';
 import { NodeRecord } from '../../src/node/record.js';
 import { clusterUnavailableReason, SERVICE_ACCOUNT_USER, startTestCluster, type TestCluster } from './support/cluster.js';
 
@@ -708,25 +709,33 @@ test('in-cluster credentials: service account namespace, and a rotated token is 
   assert.equal(await get(`${cms('kube-system')}/in-pod-namespace`), undefined);
 });
 
-test('watch: events for one object, until aborted', { skip, timeout: 30_000 }, async () => {
+test('watch: the changes of one object, until stopped', { skip, timeout: 30_000 }, async () => {
   const client = await createKubeClient({ kubeconfig: cluster.writeKubeconfig(cluster.tokens.admin), env: {} });
   const ac = new AbortController();
+  const seen: string[] = [];
+  const watcher = listWatch({
+    client,
+    path: cms('default'),
+    fieldSelector: 'metadata.name=watched',
+    signal: ac.signal,
+    onChange: (objects) => seen.push(objects.map((o) => `${o.metadata.name}:${(o as Obj & { data?: Record<string, string> }).data?.['v'] ?? ''}`).join(',')),
+  });
+  const seenAfter = async (n: number): Promise<void> => {
+    for (const deadline = Date.now() + 10_000; seen.length < n && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+  };
   try {
-    const seen: string[] = [];
-    const watching = (async () => {
-      for await (const ev of client.watch<Obj & { data?: Record<string, string> }>(cms('default'), { query: { fieldSelector: 'metadata.name=watched' }, signal: ac.signal })) {
-        if (ev.type === 'BOOKMARK') continue;
-        seen.push(`${ev.type}:${ev.object.data?.['v'] ?? ''}`);
-        if (seen.length === 3) ac.abort();
-      }
-    })();
-    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await watcher.synced, true);
     assert.equal((await cluster.request('POST', cms('default'), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'watched' }, data: { v: '1' } })).status, 201);
+    await seenAfter(2);
     assert.equal((await cluster.request('PATCH', `${cms('default')}/watched`, { data: { v: '2' } })).status, 200);
+    await seenAfter(3);
     assert.equal((await cluster.request('DELETE', `${cms('default')}/watched`)).status, 200);
-    await watching;
-    assert.deepEqual(seen, ['ADDED:1', 'MODIFIED:2', 'DELETED:2']);
+    await seenAfter(4);
+    ac.abort();
+    await watcher.done;
+    assert.deepEqual(seen, ['', 'watched:1', 'watched:2', '']);
   } finally {
+    ac.abort();
     client.close();
   }
 });

@@ -1,6 +1,7 @@
-// The request layer against a small local HTTP server that plays the failures a
-// real API server (or the network in front of it) produces. The real API server
-// is exercised in test/e2e/manifests.test.ts.
+// The request layer (client.ts, and the transport under it that list+watch shares)
+// against a small local HTTP server that plays the failures and the framing a real
+// API server (or the network in front of it) produces. The real API server is
+// exercised in test/e2e/manifests.test.ts and test/kube/watch.test.ts.
 import assert from 'node:assert/strict';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -11,6 +12,7 @@ import { after, test } from 'node:test';
 import { CniNodeError } from '../../src/core/errors.js';
 import { createKubeClient, isStatus, KubeClient, type KubeClientOptions, type RequestEvent } from '../../src/kube/client.js';
 import { KubeApiError, KubeUnreachableError } from '../../src/kube/errors.js';
+import { listWatch, type WatchRequestEvent } from '../../src/kube/watch.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'cni-node-client-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -209,41 +211,98 @@ test('abort: a request in backoff stops at once with an interrupted error', asyn
   }
 });
 
-test('watch: one event per line, split across chunks; an ERROR event is passed on; abort ends it quietly', async () => {
-  const s = await server((req, res) => {
-    assert.match(req.url ?? '', /watch=1/);
-    assert.match(req.url ?? '', /resourceVersion=7/);
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.write('{"type":"ADDED","object":{"metadata":{"name":"a"}}}\n{"type":"MODI');
-    setTimeout(() => res.write('FIED","object":{"metadata":{"name":"a"}}}\n\n{"type":"ERROR","object":{"kind":"Status","code":410}}\n'), 20);
+// ---- listWatch (watch.ts) over the same transport -----------------------------------
+
+/** A list+watch of /api/v1/namespaces/a/configmaps whose callbacks are recorded. */
+async function watcher(url: string, backoff = { baseDelayMs: 50, maxDelayMs: 200 }) {
+  const c = await client(url);
+  const changes: string[][] = [];
+  const restarts: string[] = [];
+  const errors: { message: string; retryInMs: number }[] = [];
+  const requests: WatchRequestEvent[] = [];
+  const w = listWatch({
+    client: c,
+    path: '/api/v1/namespaces/a/configmaps',
+    fieldSelector: 'metadata.name=a',
+    backoff,
+    onChange: (objects) => changes.push(objects.map((o) => `${o.metadata.name}@${o.metadata.resourceVersion}`)),
+    onRestart: (reason) => restarts.push(reason),
+    onError: (e, retryInMs) => errors.push({ message: e.message, retryInMs }),
+    onRequest: (ev) => requests.push(ev),
   });
-  const c = await client(s.url);
-  const ac = new AbortController();
-  try {
-    const seen: string[] = [];
-    for await (const ev of c.watch<{ code?: number; metadata?: { name: string } }>('/api/v1/configmaps', { query: { resourceVersion: 7 }, signal: ac.signal })) {
-      seen.push(`${ev.type}:${ev.object.metadata?.name ?? ev.object.code}`);
-      if (seen.length === 3) ac.abort();
+  return { w, c, changes, restarts, errors, requests };
+}
+
+const cm = (rv: string): unknown => ({ metadata: { name: 'a', namespace: 'a', uid: 'u1', resourceVersion: rv } });
+
+test('listWatch: one event per line, split across chunks; an ERROR 410 event lists again; stop ends it quietly', async () => {
+  let lists = 0;
+  let watches = 0;
+  const s = await server((req, res) => {
+    const url = new URL(req.url ?? '', 'http://x');
+    if (url.searchParams.get('watch') !== '1') {
+      lists++;
+      json(res, 200, { kind: 'ConfigMapList', apiVersion: 'v1', metadata: { resourceVersion: lists === 1 ? '7' : '9' }, items: lists === 1 ? [] : [cm('9')] });
+      return;
     }
-    assert.deepEqual(seen, ['ADDED:a', 'MODIFIED:a', 'ERROR:410']);
+    watches++;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.flushHeaders();
+    if (watches > 1) return; // the second watch stays open
+    assert.equal(url.searchParams.get('resourceVersion'), '7');
+    assert.equal(url.searchParams.get('allowWatchBookmarks'), 'true');
+    res.write(`${JSON.stringify({ type: 'ADDED', object: cm('8') })}\n{"type":"MODI`);
+    setTimeout(() => res.write(`FIED","object":${JSON.stringify(cm('9'))}}\n\n{"type":"ERROR","object":{"kind":"Status","code":410,"message":"too old"}}\n`), 20);
+  });
+  const r = await watcher(s.url);
+  try {
+    assert.equal(await r.w.synced, true);
+    await until(() => r.requests.length === 4);
+    assert.deepEqual(r.changes, [[], ['a@8'], ['a@9']], 'each event as it came; the re-list brought the same object: no call');
+    assert.deepEqual(r.restarts, ['expired']);
+    assert.deepEqual(
+      r.requests.map((q) => `${q.verb}:${q.status}`),
+      ['list:200', 'watch:200', 'list:200', 'watch:200'],
+    );
+    assert.equal(r.w.resourceVersion(), '9');
+    const started = Date.now();
+    r.w.stop();
+    await r.w.done;
+    assert.ok(Date.now() - started < 500);
+    assert.deepEqual(r.errors, [], 'stopping is not an error');
   } finally {
-    c.close();
+    r.w.stop();
+    await r.w.done;
+    r.c.close();
     await s.close();
   }
 });
 
-test('watch: an error answer is thrown as a KubeApiError', async () => {
-  const s = await server((_req, res) => json(res, 403, { kind: 'Status', code: 403, reason: 'Forbidden', message: 'configmaps is forbidden: User "x" cannot watch resource "configmaps" in API group "" in the namespace "a"' }));
-  const c = await client(s.url);
+test('listWatch: a refused watch is reported with the API server\'s reason and retried with backoff', async () => {
+  let watches = 0;
+  const s = await server((req, res) => {
+    if (!/watch=1/.test(req.url ?? '')) return json(res, 200, { kind: 'ConfigMapList', apiVersion: 'v1', metadata: { resourceVersion: '1' }, items: [] });
+    watches++;
+    json(res, 403, { kind: 'Status', code: 403, reason: 'Forbidden', message: 'configmaps is forbidden: User "x" cannot watch resource "configmaps" in API group "" in the namespace "a"' });
+  });
+  const r = await watcher(s.url);
   try {
-    await assert.rejects(
-      (async () => {
-        for await (const _ of c.watch('/api/v1/namespaces/a/configmaps')) assert.fail('no events expected');
-      })(),
-      /forbidden: user "x" may not watch configmaps in namespace "a"/,
-    );
+    await until(() => watches >= 3);
+    assert.match(r.errors[0]?.message ?? '', /forbidden: user "x" may not watch configmaps in namespace "a"/);
+    assert.ok(r.errors.every((e) => e.retryInMs >= 25), JSON.stringify(r.errors));
+    assert.equal(r.requests.filter((q) => q.verb === 'list').length, 1, 'resumed, not listed again');
   } finally {
-    c.close();
+    r.w.stop();
+    await r.w.done;
+    r.c.close();
     await s.close();
   }
 });
+
+async function until(cond: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { CniNodeError } from '../../src/core/errors.js';
-import { backoffDelay, DEFAULT_RETRY, maxTotalDelay, retryAfterMs, sleep } from '../../src/kube/retry.js';
+import { Backoff, backoffDelay, DEFAULT_RETRY, maxTotalDelay, retryAfterMs, sleep } from '../../src/kube/retry.js';
 
 test('backoffDelay doubles, is capped, and is jittered between half and all of each step', () => {
   const p = { attempts: 6, baseDelayMs: 250, maxDelayMs: 4_000 };
@@ -19,11 +19,23 @@ test('backoffDelay (property): always within [step/2, step], step = min(max, bas
       fc.double({ min: 0, max: 1, noNaN: true }),
       (attempt, base, max, r) => {
         const step = Math.min(max, base * 2 ** (attempt - 1));
-        const d = backoffDelay(attempt, { attempts: 50, baseDelayMs: base, maxDelayMs: max }, () => r);
+        const d = backoffDelay(attempt, { baseDelayMs: base, maxDelayMs: max }, () => r);
         assert.ok(d >= Math.floor(step / 2) && d <= Math.ceil(step), `${d} for step ${step}`);
       },
     ),
   );
+});
+
+test('Backoff: counts consecutive failures, grows to its cap, honours a longer Retry-After, starts over after reset', () => {
+  const b = new Backoff({ baseDelayMs: 100, maxDelayMs: 1_000 }, () => 1);
+  assert.deepEqual([1, 2, 3, 4, 5, 6].map(() => b.fail()), [100, 200, 400, 800, 1_000, 1_000]);
+  assert.equal(b.failures, 6);
+  assert.equal(b.fail(5_000), 5_000, 'a server asking for longer is obeyed');
+  assert.equal(b.fail(10), 1_000, 'a shorter hint does not shorten the backoff');
+  b.reset();
+  assert.equal(b.failures, 0);
+  assert.equal(b.fail(), 100);
+  assert.equal(b.fail(0, { baseDelayMs: 1_000, maxDelayMs: 60_000 }), 2_000, 'another policy for one failure, the same count');
 });
 
 test('the default policy gives up within seconds', () => {

@@ -9,7 +9,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CniNodeError } from '../../src/core/errors.js';
 import { createKubeClient, type KubeClient } from '../../src/kube/client.js';
-import { listWatch, resolveResourceType, type ListWatchOptions, type WatchedObject, type WatchRequestEvent, type WatchRestartReason } from '../../src/kube/watch.js';
+import { resolveResourceType } from '../../src/kube/discovery.js';
+import { listWatch, type ListWatchOptions, type WatchedObject, type WatchRequestEvent, type WatchRestartReason } from '../../src/kube/watch.js';
 import { clusterUnavailableReason, startTestCluster, type TestCluster } from '../e2e/support/cluster.js';
 import { FaultProxy, type Seen } from '../e2e/support/fault-proxy.js';
 
@@ -359,6 +360,65 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
       await put(name, { plugins: 'after' });
       await until('edit after restart', () => r.changes.length === 2, 10_000);
       assert.deepEqual(values(r.last()), [`${ns}/${name}=after`]);
+    } finally {
+      r.controller.abort();
+      await r.watcher.done;
+    }
+  });
+
+  test('after a run of refused attempts, a watch the server answers and then cuts at once is resumed after the first step, not the run\'s', async () => {
+    const name = `cm-${++seq}`;
+    await put(name, { plugins: 'a' });
+    const isWatch = (s: Seen): boolean => s.query.get('fieldSelector') === `metadata.name=${name}` && s.query.get('watch') === '1';
+    const r = record(client, { path: cmPath, fieldSelector: `metadata.name=${name}`, backoff: { baseDelayMs: 200, maxDelayMs: 4_000 } });
+    const watches = (): WatchRequestEvent[] => r.requests.filter((q) => q.verb === 'watch');
+    try {
+      await r.watcher.synced;
+      await until('watch open', () => watches().length === 1 && watches()[0]?.status === 200);
+      for (let i = 0; i < 5; i++) proxy.inject(isWatch, { status: 503 });
+      proxy.drop();
+      // Five 503s: 0.1-0.2, 0.2-0.4, 0.4-0.8, 0.8-1.6, 1.6-3.2 s apart; then the server answers.
+      await until('open again after the 503s', () => watches().length === 7 && watches()[6]?.status === 200, 15_000);
+      assert.deepEqual(watches().map((q) => q.status), [200, 503, 503, 503, 503, 503, 200]);
+      const cutAt = Date.now();
+      proxy.drop();
+      await until('watching again', () => proxy.count(isWatch) === 8, 10_000);
+      const gap = (proxy.seen.filter(isWatch).at(-1) as Seen).at - cutAt;
+      // The run of 503s had reached the 3.2 s step (the next would be 2-4 s); the
+      // server answered since, so the cut watch waits the short-watch step: 0.2-0.4 s.
+      assert.ok(gap < 1_500, `resumed ${gap} ms after the cut`);
+      assert.equal(r.changes.length, 1, 'no spurious onChange');
+      assert.equal(proxy.count((s) => s.query.get('fieldSelector') === `metadata.name=${name}` && s.query.get('watch') === null), 1, 'never re-listed');
+    } finally {
+      r.controller.abort();
+      await r.watcher.done;
+    }
+  });
+
+  test('410 for every watch right after its list: listed again with growing delays, not in a loop', async () => {
+    const name = `cm-${++seq}`;
+    await put(name, { plugins: 'a' });
+    const mine = (s: Seen): boolean => s.query.get('fieldSelector') === `metadata.name=${name}`;
+    const isWatch = (s: Seen): boolean => mine(s) && s.query.get('watch') === '1';
+    const isList = (s: Seen): boolean => mine(s) && s.query.get('watch') === null;
+    const gone = { status: 410, body: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' } };
+    const r = record(client, { path: cmPath, fieldSelector: `metadata.name=${name}`, backoff: { baseDelayMs: 200, maxDelayMs: 4_000 } });
+    try {
+      await r.watcher.synced;
+      await until('watch open', () => proxy.count(isWatch) === 1);
+      for (let i = 0; i < 4; i++) proxy.inject(isWatch, gone);
+      proxy.drop();
+      await until('listed four more times and watching', () => proxy.count(isList) === 5 && proxy.count(isWatch) === 6, 15_000);
+      const seen = proxy.seen.filter((s) => isWatch(s) || isList(s));
+      // After each 410'd watch: how long until the next list.
+      const gaps = seen.flatMap((s, i) => (isWatch(s) && s.status === 410 && seen[i + 1] ? [(seen[i + 1] as Seen).at - s.at] : []));
+      assert.equal(gaps.length, 4, JSON.stringify(seen.map((s) => `${isWatch(s) ? 'watch' : 'list'} ${s.status}`)));
+      // The first 410 came for a resumed watch (the normal case): listed again at once.
+      // The next three came right after a list: 0.1-0.2, 0.2-0.4, 0.4-0.8 s.
+      assert.ok((gaps[0] as number) < 1_000, `re-listed at once after a resumed watch's 410: ${gaps.join(', ')} ms`);
+      assert.ok((gaps[3] as number) >= 350 && (gaps[3] as number) > (gaps[1] as number), `growing delays: ${gaps.join(', ')} ms`);
+      assert.ok(r.restarts.filter((x) => x.reason === 'expired').length === 4, JSON.stringify(r.restarts));
+      assert.equal(r.changes.length, 1, 'the re-lists brought the same object: no onChange');
     } finally {
       r.controller.abort();
       await r.watcher.done;

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, readdir, readFile, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { CniNodeError } from '../../src/core/errors.js';
 import { DirLock, LOCK_FILE } from '../../src/node/lock.js';
-import { tempDir } from './support.js';
+import { smallTmpfs, tempDir, tmpfsUnavailableReason } from './support.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -148,5 +149,86 @@ describe('DirLock', () => {
   test('a directory that does not exist: an io error', async (t) => {
     const dir = path.join(await tempDir(t), 'missing');
     await assert.rejects(DirLock.acquire(dir, { timeoutMs: 100 }), errorOf('io', /cannot create the lock/));
+  });
+
+  // Issue 13: the lock file is untrusted input.
+  test('a lock of the wrong kind (directory, FIFO, link, huge file): one line saying what it is, never read', async (t) => {
+    const makers: Array<[string, (f: string) => Promise<void>, RegExp]> = [
+      ['directory', (f) => mkdir(f), /is a directory, not a lock file cni-node made; if no other cni-node runs on this node, remove it by hand/],
+      ['FIFO', async (f) => void execFileSync('mkfifo', [f]), /is a FIFO \(named pipe\), not a lock file/],
+      ['link to /dev/zero', (f) => symlink('/dev/zero', f), /is a symbolic link, not a lock file/],
+      ['link to a valid-looking lock', async (f) => {
+        await writeFile(`${f}-elsewhere`, 'node-a pid 1 abcd\n');
+        await symlink(`${f}-elsewhere`, f);
+      }, /is a symbolic link, not a lock file/],
+      ['huge file', async (f) => {
+        await writeFile(f, '');
+        await truncate(f, 2 ** 30);
+      }, /is 1073741824 bytes, not a lock file cni-node made/],
+    ];
+    for (const [what, make, re] of makers) {
+      const dir = await tempDir(t);
+      await make(path.join(dir, LOCK_FILE));
+      const started = Date.now();
+      await assert.rejects(DirLock.acquire(dir, { timeoutMs: 5_000 }), (e: unknown) => {
+        assert.ok(e instanceof CniNodeError, `${what}: ${String(e)}`);
+        assert.match(e.message, re, what);
+        assert.doesNotMatch(e.message, /\n/, `${what}: one line`);
+        return true;
+      });
+      assert.ok(Date.now() - started < 2_000, `${what}: at once, not after the timeout`);
+    }
+  });
+
+  test("a lock with foreign content: only a token cni-node could have written is shown as the holder", async (t) => {
+    const dir = await tempDir(t);
+    await writeFile(path.join(dir, LOCK_FILE), 'root:x:0:0:root:/root:/bin/bash\n');
+    const seen: string[] = [];
+    await assert.rejects(DirLock.acquire(dir, { timeoutMs: 300, onWait: (h) => seen.push(h) }), (e: unknown) => {
+      assert.match((e as Error).message, /another cni-node \(unrecognised lock content, 31 bytes\) holds the lock/);
+      assert.doesNotMatch((e as Error).message, /root:x/);
+      return true;
+    });
+    assert.deepEqual(seen, ['unrecognised lock content, 31 bytes']);
+  });
+
+  test('a lock stamped in the future (the clock was stepped back) is stale: taken over at once', async (t) => {
+    const dir = await tempDir(t);
+    const file = path.join(dir, LOCK_FILE);
+    await writeFile(file, 'other-node pid 1 deadbeef\n');
+    const future = new Date(Date.now() + 3_600_000);
+    await utimes(file, future, future);
+    const started = Date.now();
+    const lock = await DirLock.acquire(dir, { timeoutMs: 5_000, staleMs: 15_000 });
+    assert.ok(Date.now() - started < 1_000, 'without waiting for the timeout');
+    await lock.release();
+  });
+
+  test('a live holder whose clock jumped back is not taken over: its next refresh brings the mtime back to now', async (t) => {
+    const dir = await tempDir(t);
+    const holder = await DirLock.acquire(dir, { timeoutMs: 1000, staleMs: 300 });
+    try {
+      const soon = new Date(Date.now() + 200); // in the future, but within the lease
+      await utimes(path.join(dir, LOCK_FILE), soon, soon);
+      await assert.rejects(DirLock.acquire(dir, { timeoutMs: 600, staleMs: 300 }), errorOf('conflict', /holds the lock/));
+      holder.assertHeld();
+    } finally {
+      await holder.release();
+    }
+  });
+
+  test('a failed write of the lock (disk full) leaves no lock file behind', { skip: tmpfsUnavailableReason() }, async (t) => {
+    const dir = await smallTmpfs(t, 64);
+    await writeFile(path.join(dir, 'filler'), Buffer.alloc(60 * 1024)).catch(() => undefined);
+    // Fill the last blocks so the lock's line cannot be written.
+    for (let i = 0; ; i++) {
+      try {
+        await writeFile(path.join(dir, `f${i}`), Buffer.alloc(4096));
+      } catch {
+        break;
+      }
+    }
+    await assert.rejects(DirLock.acquire(dir, { timeoutMs: 1000 }), errorOf('io', /cannot create the lock .*ENOSPC/));
+    assert.ok(!(await readdir(dir)).includes(LOCK_FILE), 'no empty lock left behind');
   });
 });

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { lstat, mkdir, readdir, readFile, symlink, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { NodeRecord, RECORD_FILE } from '../../src/node/record.js';
-import { capture, snapshot, tempDir, tick } from './support.js';
+import { capture, remountReadOnly, smallTmpfs, snapshot, tempDir, tick, tmpfsUnavailableReason } from './support.js';
 
 describe('NodeRecord', () => {
   test('is hidden and never looks like a network config to a runtime', () => {
@@ -143,5 +144,83 @@ describe('NodeRecord', () => {
     assert.deepEqual(r.names('config'), []);
     assert.equal(rep.warnings.length, 1);
     assert.match(rep.warnings[0] as string, /cannot read/);
+  });
+});
+
+// Issue 13: the record is untrusted input like every other file in a node dir.
+describe('NodeRecord: untrusted names from the record are refused, never acted on', () => {
+  const hostile = ['../../../victim', '/etc/passwd', 'a/b', '..', '.cni-node.lock', 'x\nplugin y: removed', 'x'.repeat(300)];
+
+  test('entries whose names fail names.ts are left out, each named in a warning with the record file; the good ones stay', async (t) => {
+    const dir = await tempDir(t);
+    const entries = [{ name: 'bridge' }, ...hostile.map((name) => ({ name })), { name: 'macvlan' }];
+    await writeFile(path.join(dir, RECORD_FILE), JSON.stringify({ format: 'cni-node/record/v1', kinds: { plugin: entries } }));
+    const rep = capture();
+    const r = await NodeRecord.load(dir, rep);
+    assert.deepEqual(r.names('plugin'), ['bridge', 'macvlan']);
+    assert.equal(r.get('plugin', '../../../victim'), undefined);
+    assert.ok(rep.warnings.length >= 5 && rep.warnings.length <= 6, rep.warnings.join('\n'));
+    for (const w of rep.warnings) assert.ok(w.includes(path.join(dir, RECORD_FILE)), w);
+    assert.match(rep.warnings[0] as string, /plugin entry "\.\.\/\.\.\/\.\.\/victim" contains a path separator.*refused/);
+    assert.ok(rep.warnings.some((w) => /2 more bad entries/.test(w)), 'a long list is summarised');
+    assert.ok(!rep.warnings.join('\n').includes('\nplugin y'), 'control characters are escaped, never printed raw');
+    // Saved without them.
+    await r.save();
+    const saved = JSON.parse(await readFile(path.join(dir, RECORD_FILE), 'utf8')) as { kinds: { plugin: { name: string }[] } };
+    assert.deepEqual(saved.kinds.plugin.map((e) => e.name), ['bridge', 'macvlan']);
+  });
+
+  test('read-only (dry run): refused the same way, the file left as it is and marked for mending', async (t) => {
+    const dir = await tempDir(t);
+    await writeFile(path.join(dir, RECORD_FILE), JSON.stringify({ format: 'cni-node/record/v1', kinds: { config: [{ name: '../x.conf' }] } }));
+    const before = await snapshot(dir);
+    const rep = capture();
+    const r = await NodeRecord.load(dir, rep, { readOnly: true });
+    assert.deepEqual(r.names('config'), []);
+    assert.equal(r.damaged, true);
+    assert.equal(rep.warnings.length, 1);
+    assert.deepEqual(await snapshot(dir), before);
+  });
+
+  test('fields of the wrong type are dropped, never trusted (a stamp that is a string, meta that is not an object)', async (t) => {
+    const dir = await tempDir(t);
+    await writeFile(path.join(dir, RECORD_FILE), JSON.stringify({ format: 'cni-node/record/v1', kinds: { plugin: [{ name: 'bridge', stamp: 'absent', meta: 'x', sha256: 7 }] } }));
+    const r = await NodeRecord.load(dir, capture());
+    assert.deepEqual(r.get('plugin', 'bridge'), { name: 'bridge' });
+  });
+});
+
+describe('NodeRecord: a record that cannot be read is moved aside, or the run stops', () => {
+  for (const [what, make, re] of [
+    ['a FIFO', async (f: string) => execFileSync('mkfifo', [f]), /is a FIFO \(named pipe\), not a regular file/],
+    ['a symbolic link (to a valid record elsewhere)', async (f: string) => {
+      const elsewhere = `${path.dirname(f)}-elsewhere`;
+      await writeFile(elsewhere, JSON.stringify({ format: 'cni-node/record/v1', kinds: { plugin: [{ name: 'victim' }] } }));
+      await symlink(elsewhere, f);
+    }, /is a symbolic link, not a regular file/],
+    ['over 16 MiB', async (f: string) => {
+      await writeFile(f, JSON.stringify({ format: 'cni-node/record/v1', kinds: {} }));
+      await truncate(f, 17 * 1024 * 1024);
+    }, /is 17\.0 MiB; the limit is 16\.0 MiB/],
+  ] as const) {
+    test(`${what}: moved aside with a warning saying why, never read, not overwritten`, async (t) => {
+      const dir = await tempDir(t);
+      await make(path.join(dir, RECORD_FILE));
+      const rep = capture();
+      const r = await NodeRecord.load(dir, rep);
+      assert.deepEqual(r.names('plugin'), []);
+      assert.equal(rep.warnings.length, 1);
+      assert.match(rep.warnings[0] as string, re);
+      assert.match(rep.warnings[0] as string, /moved to .*\.cni-node-state\.unreadable-/);
+      assert.ok((await readdir(dir)).some((n) => n.startsWith(`${RECORD_FILE}.unreadable-`)));
+    });
+  }
+
+  test('when it cannot be moved aside (a read-only dir), load stops with an error and the record is left as it is', { skip: tmpfsUnavailableReason() }, async (t) => {
+    const dir = await smallTmpfs(t, 256);
+    await writeFile(path.join(dir, RECORD_FILE), 'garbage');
+    await remountReadOnly(dir);
+    await assert.rejects(NodeRecord.load(dir, capture()), /cannot read cni-node's record .* and cannot move it aside .*EROFS.*stopping rather than overwrite it/);
+    assert.equal(await readFile(path.join(dir, RECORD_FILE), 'utf8'), 'garbage');
   });
 });

@@ -1,7 +1,9 @@
 // A TLS-terminating loopback proxy in front of the test kube-apiserver that counts
 // every TCP connection, TLS connection and HTTP request, and can inject faults:
 // answer a request with a status (410, 429 + Retry-After, 5xx) or a watch ERROR
-// event instead of the server, delay every response (head and each chunk), cut
+// event instead of the server, or with whatever bytes a test writes (a proxy gone
+// wrong: endless bodies and lines, nesting, control characters; see
+// streamBytes), delay every response (head and each chunk), cut
 // every connection, freeze streams (a silent peer), or accept requests and never
 // answer. When the upstream API server is down, the client's request is cut (as a
 // load balancer with no backend does) and counted.
@@ -31,7 +33,52 @@ export interface Seen {
 
 export type Fault =
   | { status: number; headers?: Record<string, string>; body?: unknown }
-  | { watchErrorEvent: { code: number; reason: string; message: string } };
+  | { watchErrorEvent: { code: number; reason: string; message: string } }
+  /** The test writes the answer itself. */
+  | { respond: (res: http.ServerResponse) => void };
+
+/** What streamBytes wrote before it stopped. */
+export interface Streamed {
+  /** Bytes of the body handed to the connection. */
+  written: number;
+  /** The client closed the connection before `maxBytes` were written. */
+  closedByClient: boolean;
+}
+
+/**
+ * Writes `head`, then `fill` again and again (waiting whenever the connection is
+ * full, as a real sender does), until `maxBytes` of body are written (then `tail`
+ * and the end) or the client goes away.
+ */
+export function streamBytes(res: http.ServerResponse, opts: { head: string; fill: string; maxBytes: number; tail?: string }): Promise<Streamed> {
+  const fill = Buffer.from(opts.fill);
+  return new Promise((resolve) => {
+    let written = 0;
+    let done = false;
+    const stop = (closedByClient: boolean): void => {
+      if (done) return;
+      done = true;
+      resolve({ written, closedByClient });
+    };
+    res.on('close', () => stop(!res.writableFinished));
+    const pump = (): void => {
+      while (!done && !res.destroyed) {
+        if (written >= opts.maxBytes) {
+          res.end(opts.tail ?? '', () => stop(false));
+          return;
+        }
+        written += fill.length;
+        if (!res.write(fill)) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+    };
+    written += Buffer.byteLength(opts.head);
+    res.write(opts.head);
+    pump();
+  });
+}
 
 export class FaultProxy {
   readonly seen: Seen[] = [];
@@ -137,7 +184,10 @@ export class FaultProxy {
       req.resume();
       later(() => {
         if (res.destroyed) return;
-        if ('watchErrorEvent' in fault) {
+        if ('respond' in fault) {
+          fault.respond(res);
+          seen.status = res.statusCode;
+        } else if ('watchErrorEvent' in fault) {
           seen.status = 200;
           res.writeHead(200, { 'content-type': 'application/json' });
           res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', ...fault.watchErrorEvent } })}\n`);
