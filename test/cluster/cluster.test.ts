@@ -611,10 +611,11 @@ test('Teardown: stopping the local cluster leaves the host as it was (sysctls, m
 // ---------------------------------------------------------------------------
 
 async function firstReadyNode(): Promise<string> {
-  const nodes = await k.json<KubeList<KubeObject & { spec?: { unschedulable?: boolean }; status: { conditions: Array<{ type: string; status: string }> } }>>(['get', 'nodes']);
-  const ready = nodes.items.filter((n) => !n.spec?.unschedulable && n.status.conditions.some((c) => c.type === 'Ready' && c.status === 'True') && n.metadata.labels?.['kubernetes.io/os'] === 'linux');
-  assert.ok(ready.length > 0, 'the cluster has a Ready, schedulable Linux node');
-  return (ready[0] as KubeObject).metadata.name;
+  return waitFor('a Ready, schedulable Linux node', 120_000, async () => {
+    const nodes = await k.json<KubeList<KubeObject & { spec?: { unschedulable?: boolean }; status: { conditions: Array<{ type: string; status: string }> } }>>(['get', 'nodes']);
+    const ready = nodes.items.filter((n) => !n.spec?.unschedulable && n.status.conditions.some((c) => c.type === 'Ready' && c.status === 'True') && n.metadata.labels?.['kubernetes.io/os'] === 'linux');
+    return ready[0]?.metadata.name;
+  }, 2_000);
 }
 
 async function dsPod(): Promise<Pod> {
