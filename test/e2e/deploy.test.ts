@@ -15,26 +15,16 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { substituteEnv } from '../../src/core/envsubst.js';
 import { cleanEnv, runCli as runCliProcess, show, type CliResult } from '../support/cli.js';
+import { REPO_ROOT } from '../support/repo.js';
 import { clusterUnavailableReason, SERVICE_ACCOUNT_USER, startTestCluster, type ClusterResponse, type TestCluster } from './support/cluster.js';
 
 // ---------------------------------------------------------------------------
 // The repository and its manifests
 
-function findRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json')) || !existsSync(path.join(dir, 'deploy'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('cannot find the repository root (package.json next to deploy/)');
-    dir = up;
-  }
-  return dir;
-}
-
-const ROOT = findRoot();
+const ROOT = REPO_ROOT;
 const DEPLOY = path.join(ROOT, 'deploy');
 const CLI = path.join(ROOT, 'bin', 'cni-node');
 const CALICO = path.join(ROOT, 'test', 'fixtures', 'calico', '10-calico.conflist');

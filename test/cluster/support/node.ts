@@ -30,6 +30,30 @@ for d in "$@"; do
 done
 `;
 
+/**
+ * A pod pinned to `node` whose own networking does not depend on the CNI
+ * configuration under test (host network), that tolerates every taint and stops
+ * at once.
+ */
+function nodePod(name: string, namespace: string, node: string, spec: object, container: object, volumes: object[]): object {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace, labels: { 'app.kubernetes.io/part-of': 'cni-node-e2e' } },
+    spec: {
+      nodeName: node,
+      hostNetwork: true,
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      terminationGracePeriodSeconds: 1,
+      tolerations: [{ operator: 'Exists' }],
+      ...spec,
+      containers: [{ imagePullPolicy: 'IfNotPresent', ...container }],
+      volumes,
+    },
+  };
+}
+
 export class NodeHelper {
   private constructor(
     readonly k: Kubectl,
@@ -40,33 +64,14 @@ export class NodeHelper {
 
   static async create(k: Kubectl, namespace: string, node: string, image: string): Promise<NodeHelper> {
     const name = 'node-helper';
-    const pod = {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name, namespace, labels: { 'app.kubernetes.io/part-of': 'cni-node-e2e' } },
-      spec: {
-        nodeName: node,
-        // Its own networking must not depend on the CNI configuration under test.
-        hostNetwork: true,
-        // To find and kill -9 the cni-node container's process (the crash test).
-        hostPID: true,
-        automountServiceAccountToken: false,
-        enableServiceLinks: false,
-        terminationGracePeriodSeconds: 1,
-        tolerations: [{ operator: 'Exists' }],
-        containers: [
-          {
-            name: 'shell',
-            image,
-            imagePullPolicy: 'IfNotPresent',
-            command: ['sh', '-c', "trap 'exit 0' TERM; while :; do sleep 1; done"],
-            securityContext: { privileged: true },
-            volumeMounts: [{ name: 'host', mountPath: '/host' }],
-          },
-        ],
-        volumes: [{ name: 'host', hostPath: { path: '/' } }],
-      },
-    };
+    // hostPID: to find and kill -9 the cni-node container's process (the crash test).
+    const pod = nodePod(name, namespace, node, { hostPID: true }, {
+      name: 'shell',
+      image,
+      command: ['sh', '-c', "trap 'exit 0' TERM; while :; do sleep 1; done"],
+      securityContext: { privileged: true },
+      volumeMounts: [{ name: 'host', mountPath: '/host' }],
+    }, [{ name: 'host', hostPath: { path: '/' } }]);
     await k.ok(['apply', '-f', '-'], { input: JSON.stringify(pod) });
     await k.ok(['-n', namespace, 'wait', '--for=condition=Ready', `pod/${name}`, '--timeout=180s'], { timeoutMs: 200_000 });
     return new NodeHelper(k, namespace, name, node);
@@ -181,36 +186,19 @@ export class NodeWatcher {
   /** Starts watching `files` (node paths under /etc/cni/net.d or /opt/cni/bin) on `node`. */
   static async start(k: Kubectl, namespace: string, node: string, image: string, files: string[]): Promise<NodeWatcher> {
     const name = 'node-watcher';
-    const pod = {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name, namespace, labels: { 'app.kubernetes.io/part-of': 'cni-node-e2e' } },
-      spec: {
-        nodeName: node,
-        hostNetwork: true,
-        automountServiceAccountToken: false,
-        enableServiceLinks: false,
-        terminationGracePeriodSeconds: 1,
-        tolerations: [{ operator: 'Exists' }],
-        containers: [
-          {
-            name: 'watch',
-            image,
-            imagePullPolicy: 'IfNotPresent',
-            command: ['/nodejs/bin/node', '-e', WATCH_SCRIPT, JSON.stringify(files.map((f) => `/host${f}`))],
-            securityContext: { runAsUser: 0, readOnlyRootFilesystem: true },
-            volumeMounts: [
-              { name: 'net-d', mountPath: '/host/etc/cni/net.d', readOnly: true },
-              { name: 'bin', mountPath: '/host/opt/cni/bin', readOnly: true },
-            ],
-          },
-        ],
-        volumes: [
-          { name: 'net-d', hostPath: { path: '/etc/cni/net.d' } },
-          { name: 'bin', hostPath: { path: '/opt/cni/bin' } },
-        ],
-      },
-    };
+    const pod = nodePod(name, namespace, node, {}, {
+      name: 'watch',
+      image,
+      command: ['/nodejs/bin/node', '-e', WATCH_SCRIPT, JSON.stringify(files.map((f) => `/host${f}`))],
+      securityContext: { runAsUser: 0, readOnlyRootFilesystem: true },
+      volumeMounts: [
+        { name: 'net-d', mountPath: '/host/etc/cni/net.d', readOnly: true },
+        { name: 'bin', mountPath: '/host/opt/cni/bin', readOnly: true },
+      ],
+    }, [
+      { name: 'net-d', hostPath: { path: '/etc/cni/net.d' } },
+      { name: 'bin', hostPath: { path: '/opt/cni/bin' } },
+    ]);
     await k.ok(['apply', '-f', '-'], { input: JSON.stringify(pod) });
     await k.ok(['-n', namespace, 'wait', '--for=condition=Ready', `pod/${name}`, '--timeout=180s'], { timeoutMs: 200_000 });
     const w = new NodeWatcher(k, namespace, name);

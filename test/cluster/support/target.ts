@@ -11,20 +11,10 @@
 // on a node, at a cluster by accident.
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { REPO_ROOT } from '../../support/repo.js';
 import { run, show } from './kubectl.js';
 
-function findRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json')) || !existsSync(path.join(dir, 'deploy'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('cannot find the repository root (package.json next to deploy/)');
-    dir = up;
-  }
-  return dir;
-}
-
-export const ROOT = findRoot();
+export const ROOT = REPO_ROOT;
 const TEST_CLUSTER = path.join(ROOT, 'scripts', 'test-cluster.sh');
 const IMAGE_BUILD = path.join(ROOT, 'scripts', 'image-build.sh');
 const CACHE_DIR = process.env['CNI_NODE_TEST_CACHE'] ?? '/var/cache/cni-node-test';
