@@ -203,6 +203,20 @@ export async function runCommand(values: Values, flags: Partial<Record<Kind, Lis
         env,
         reporter,
         recheckMs: settingsBase.recheckMs,
+        // A token of the pod's service account that outlives the pod (see kubeconfig-out.ts).
+        requestToken: async (sa, expirationSeconds) => {
+          const c = await getClient();
+          if (!c) throw new CniNodeError('api', 'no API access');
+          const res = await c.request<{ status?: { token?: string; expirationTimestamp?: string } }>({
+            method: 'POST',
+            path: `/api/v1/namespaces/${sa.namespace}/serviceaccounts/${sa.name}/token`,
+            body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds } },
+            // Issuing a token changes nothing on the server: safe to repeat.
+            idempotent: true,
+            timeoutMs: 30_000,
+          });
+          return { token: res.body.status?.token ?? '', expiresAt: Date.parse(res.body.status?.expirationTimestamp ?? '') };
+        },
         onProblem: (problem) => {
           readiness.set('kubeconfig-out', problem);
           if (problem) events.emit('Warning', 'KubeconfigOutFailed', problem);
@@ -220,7 +234,7 @@ export async function runCommand(values: Values, flags: Partial<Record<Kind, Lis
       `cni-node ${VERSION} run: node plugins ${settings.dirs.hostPluginsDir}, node configs ${settings.dirs.hostConfigsDir}, templates ${settings.dirs.configsDir}` +
         `${configMap ? `, desired state from ConfigMap ${configMap.namespace}/${configMap.name}` : ''}` +
         `${server ? `, serving /healthz /readyz /metrics on ${server.address}` : ''}` +
-        `${kubeconfigOut ? `, kubeconfig for plugins at ${kubeconfigOutPath} (${kubeconfigOut.mode})` : ''}` +
+        `${kubeconfigOut ? `, kubeconfig for plugins at ${kubeconfigOutPath} (${kubeconfigOut.mode}; ${kubeconfigOut.tokenSource})` : ''}` +
         `${uninstallOnExit ? ', --uninstall-on-exit' : ''}`,
     );
     if (!stopping) await daemon.start();
