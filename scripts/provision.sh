@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, everything the test suite needs on a fresh
-# Debian 12 machine: the real CNI plugins, iproute2 for network namespaces, and
-# the tools that build the test kube-apiserver and the container image.
+# Debian 12 machine: the real CNI plugins, iproute2 for network namespaces, the
+# tools that build Kubernetes and the container image, and what the single-node
+# test cluster runs on (scripts/test-cluster.sh): containerd and runc, iptables and
+# conntrack for kube-proxy, gcc and the static libc for the pause container,
+# busybox-static for the test image, curl for the README's commands.
 # Idempotent: safe to run again; apt skips what is already there.
 set -euo pipefail
 
@@ -37,5 +40,6 @@ apt-get install -y -qq --no-install-recommends \
   containernetworking-plugins iproute2 \
   etcd-server openssl golang-go rsync jq golang-github-modern-go-reflect2-dev \
   podman runc debootstrap ca-certificates git \
+  containerd iptables conntrack gcc libc6-dev busybox-static curl \
   >/dev/null
 echo "provision.sh: Debian packages installed"

@@ -2,7 +2,9 @@
 # The README's setup command. On a fresh Debian 12 machine, as root:
 #   - Debian packages the tests use (real CNI plugins, iproute2, etcd, podman, …)
 #   - Node.js 24 (what the image ships) first on PATH, so the suite runs on it
-#   - the test kube-apiserver, built once per machine from Debian's source package
+#   - Kubernetes 1.20.2 (the test kube-apiserver and the single-node test cluster:
+#     control plane, kubelet, kube-proxy, kubectl), built once per machine from
+#     Debian's source package
 #   - the local base images of the image build (Debian + Node 24, a distroless-like
 #     runtime, Debian + Go 1.23), made once per machine with debootstrap
 #   - the image's Go plugins (Multus + the reference plugins, amd64 and arm64), built
@@ -30,7 +32,7 @@ warm_plugins() {
 
 step "Debian packages" bash scripts/provision.sh
 step "Node.js 24" bash scripts/provision-node.sh
-step "test kube-apiserver" bash scripts/test-cluster.sh provision
+step "Kubernetes 1.20.2 (6 binaries)" bash scripts/test-cluster.sh provision
 step "image base images" image_bases
 step "image Go plugins (native + cross)" warm_plugins
 step "npm ci" npm ci --no-audit --no-fund

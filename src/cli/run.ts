@@ -170,7 +170,7 @@ class DaemonProcess {
       `cni-node ${VERSION} run: node plugins ${settings.dirs.hostPluginsDir}, node configs ${settings.dirs.hostConfigsDir}, templates ${settings.dirs.configsDir}` +
         `${configMap ? `, desired state from ConfigMap ${configMap.namespace}/${configMap.name}` : ''}` +
         `${server ? `, serving /healthz /readyz /metrics on ${server.address}` : ''}` +
-        `${kubeconfigOut ? `, kubeconfig for plugins at ${this.options.kubeconfigOutPath} (${kubeconfigOut.mode})` : ''}` +
+        `${kubeconfigOut ? `, kubeconfig for plugins at ${this.options.kubeconfigOutPath} (${kubeconfigOut.mode}; ${kubeconfigOut.tokenSource})` : ''}` +
         `${this.options.uninstallOnExit ? ', --uninstall-on-exit' : ''}`,
     );
     if (!this.stopping) await daemon.start();
@@ -236,6 +236,20 @@ class DaemonProcess {
       env: this.env,
       reporter: this.reporter,
       recheckMs: this.options.settings.recheckMs,
+      // A token of the pod's service account that outlives the pod (see kubeconfig-out.ts).
+      requestToken: async (sa, expirationSeconds) => {
+        const c = await this.client();
+        if (!c) throw new CniNodeError('api', 'no API access');
+        const res = await c.request<{ status?: { token?: string; expirationTimestamp?: string } }>({
+          method: 'POST',
+          path: `/api/v1/namespaces/${sa.namespace}/serviceaccounts/${sa.name}/token`,
+          body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds } },
+          // Issuing a token changes nothing on the server: safe to repeat.
+          idempotent: true,
+          timeoutMs: 30_000,
+        });
+        return { token: res.body.status?.token ?? '', expiresAt: Date.parse(res.body.status?.expirationTimestamp ?? '') };
+      },
       onProblem: (problem) => {
         this.readiness.set('kubeconfig-out', problem);
         if (problem) events.emit('Warning', 'KubeconfigOutFailed', problem);

@@ -164,6 +164,13 @@ export const SETTINGS = {
     parse: oneOf(['embed', 'files'] as const, 'embed (CA and token inside the kubeconfig) or files'),
     meaning: '--kubeconfig-out: embed the CA and token, or write them as files beside it (files)',
   }),
+  kubeconfigToken: setting<'request' | 'projected'>('kubeconfig-token', {
+    group: 'environment',
+    env: 'CNI_NODE_KUBECONFIG_TOKEN',
+    default: 'request',
+    parse: oneOf(['request', 'projected'] as const, "request (a token cni-node requests for its service account, not bound to the pod) or projected (the pod's own token)"),
+    meaning: "--kubeconfig-out: a token cni-node requests for its service account (outlives the pod), or the pod's projected token",
+  }),
   hostPathMap: setting('host-path-map', {
     group: 'environment',
     env: 'CNI_NODE_HOST_PATH_MAP',

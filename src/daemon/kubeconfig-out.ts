@@ -2,7 +2,9 @@
  * --kubeconfig-out: a kubeconfig for CNI plugins that talk to the API (Multus),
  * made from the pod's service account and kept current: CA and token embedded
  * (the default) or written beside it and named by node paths; mode 0600, atomic,
- * rewritten when the projected token rotates. docs/ARCHITECTURE.md has the details.
+ * rewritten when the token rotates. The token is one cni-node requests for its
+ * service account (not bound to the pod, so a rolling update does not break Multus
+ * meanwhile), or the pod's projected token. docs/ARCHITECTURE.md has the details.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -14,6 +16,12 @@ import { inspect, readIfExists, removeFile, writeFileAtomic } from '../node/atom
 import { readRegularBytes } from '../sys/read.js';
 import { TooBigError, watchFile, type FileWatcher } from './file-watch.js';
 
+/** Lifetime asked for a requested token; renewed at 80 % of the lifetime the API server grants. */
+export const TOKEN_TTL_SECONDS = 24 * 3600;
+/** When the API refuses to issue tokens (RBAC): ask again after this long. */
+const TOKEN_REFUSED_RETRY_MS = 10 * 60_000;
+/** When a token request fails otherwise (network, server): ask again after this long. */
+const TOKEN_RETRY_MS = 30_000;
 const PRIVATE_MODE = 0o600;
 /**
  * Caps on what is read and written: a projected token is about 1 KiB and a cluster
@@ -41,6 +49,38 @@ async function readCapped(file: string, max: number, what: string): Promise<Buff
 }
 
 export type CredentialsMode = 'embed' | 'files';
+export type TokenMode = 'request' | 'projected';
+
+export interface ServiceAccountRef {
+  namespace: string;
+  name: string;
+}
+
+/** Issues a token for `sa` (TokenRequest); throws the API's error (a `status` of 401/403/404 means "not allowed"). */
+export type TokenRequester = (sa: ServiceAccountRef, expirationSeconds: number) => Promise<{ token: string; expiresAt: number }>;
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+/** A JWT's claims, unverified (the API server verifies; here they only say what a token is), or undefined. */
+function jwtClaims(token: string): Record<string, unknown> | undefined {
+  const part = token.split('.')[1];
+  if (part === undefined || part.length > 16_384) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as unknown;
+    return typeof claims === 'object' && claims !== null && !Array.isArray(claims) ? (claims as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The service account a projected token belongs to (its `sub` claim), or undefined if it is not one. Not verified: it is the pod's own token. */
+export function serviceAccountOfToken(token: string): ServiceAccountRef | undefined {
+  const sub = jwtClaims(token)?.['sub'];
+  const m = typeof sub === 'string' ? /^system:serviceaccount:([^:]+):([^:]+)$/.exec(sub) : null;
+  if (!m || !DNS_LABEL.test(m[1] as string) || !DNS_SUBDOMAIN.test(m[2] as string)) return undefined;
+  return { namespace: m[1] as string, name: m[2] as string };
+}
 
 export interface KubeconfigContent {
   server: string;
@@ -147,10 +187,15 @@ export interface KubeconfigOutOptions {
   /** File watch tuning (tests). */
   debounceMs?: number;
   recheckMs?: number;
+  /** Issues tokens for the pod's service account (CNI_NODE_KUBECONFIG_TOKEN=request); without it the projected token is used. */
+  requestToken?: TokenRequester;
+  /** Shortest time between token renewals (default 60 s; tests). */
+  renewMinMs?: number;
 }
 
 export class KubeconfigOut {
   readonly mode: CredentialsMode;
+  readonly tokenMode: TokenMode;
   readonly server: string;
   readonly serviceAccountDir: string;
   readonly tokenFile: string;
@@ -166,10 +211,17 @@ export class KubeconfigOut {
   /** What the files were last made from, to say truthfully why they are written again. */
   private lastToken: string | undefined;
   private lastCa: string | undefined;
+  /** The requested token in use, if any. */
+  private requested: { token: string; issuedAt: number; expiresAt: number } | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+  /** Why a requested token is not in use (logged once per reason). */
+  private tokenProblem: string | undefined;
 
   private constructor(private readonly options: KubeconfigOutOptions) {
     const env = options.env;
     this.mode = SETTINGS.kubeconfigCredentials.read(env) ?? 'embed';
+    const tokenMode = SETTINGS.kubeconfigToken.read(env) ?? 'request';
+    this.tokenMode = options.requestToken ? tokenMode : 'projected';
     this.server = serverFromEnv(env);
     this.serviceAccountDir = SETTINGS.serviceAccountDir.read(env) as string;
     this.tokenFile = path.join(this.serviceAccountDir, 'token');
@@ -217,8 +269,57 @@ export class KubeconfigOut {
     // Someone removed or edited the file on the node: put it back.
     k.watchers.push(watchFile(options.out, () => k.sync('event'), watchOpts));
     await Promise.all(k.watchers.map((w) => w.ready));
-    await k.sync('start');
+    if (k.tokenMode === 'request') await k.renew('start');
+    else await k.sync('start');
     return k;
+  }
+
+  /** What the kubeconfig's token is: for the startup log. */
+  get tokenSource(): string {
+    return this.requested ? 'a requested token, renewed before it expires' : 'the projected token of the pod';
+  }
+
+  /**
+   * Requests a fresh token, writes it, and schedules the next renewal. Never throws:
+   * while no requested token is valid, the projected one is written (as without
+   * CNI_NODE_KUBECONFIG_TOKEN=request), and the request is tried again.
+   */
+  private async renew(why: string): Promise<void> {
+    if (this.closed || !this.options.requestToken) return;
+    let delay: number;
+    try {
+      const { token } = await this.readServiceAccount();
+      const sa = serviceAccountOfToken(token);
+      if (!sa) throw Object.assign(new Error(`${this.tokenFile} is not a service account token`), { status: 404 });
+      // A restart (or the new pod of a rolling update) keeps the token already on the
+      // node while it is good for a while: nothing is rewritten without a reason.
+      const kept = this.requested === undefined ? await this.tokenOnNode(token) : undefined;
+      if (kept) {
+        this.requested = kept;
+      } else {
+        const got = await this.options.requestToken(sa, TOKEN_TTL_SECONDS);
+        if (!got.token || !Number.isFinite(got.expiresAt)) throw new Error('the API server answered the token request without a token');
+        this.requested = { token: got.token, issuedAt: Date.now(), expiresAt: got.expiresAt };
+      }
+      if (this.tokenProblem !== undefined) this.options.reporter.info(`kubeconfig-out: using a requested token for ${sa.namespace}/${sa.name} again`);
+      this.tokenProblem = undefined;
+      const { issuedAt, expiresAt } = this.requested;
+      delay = Math.max(this.options.renewMinMs ?? 60_000, issuedAt + 0.8 * (expiresAt - issuedAt) - Date.now());
+    } catch (e) {
+      const status = (e as { status?: unknown }).status;
+      const refused = status === 401 || status === 403 || status === 404;
+      if (this.requested && this.requested.expiresAt - Date.now() < 60_000) this.requested = undefined;
+      const problem = `kubeconfig-out: cannot request a token for the service account (${e instanceof Error ? e.message : String(e)}); ${
+        this.requested ? 'keeping the current one until it expires' : "using the pod's projected token, which stops working when the pod is deleted: Multus fails pods during rolling updates"
+      }${refused ? ' (allow it: create serviceaccounts/token for this service account, as deploy/multus-cni-rbac.yaml does)' : ''}`;
+      if (problem !== this.tokenProblem) this.options.reporter.warn(problem);
+      this.tokenProblem = problem;
+      delay = refused ? TOKEN_REFUSED_RETRY_MS : TOKEN_RETRY_MS;
+    }
+    await this.sync(why);
+    if (this.closed) return;
+    this.renewTimer = setTimeout(() => void this.renew('the requested token is due for renewal'), delay);
+    this.renewTimer.unref();
   }
 
   /**
@@ -267,12 +368,51 @@ export class KubeconfigOut {
     return { token, ca };
   }
 
+  /**
+   * The requested token in the kubeconfig already on the node, if it can be kept: a
+   * token of the same service account (same uid and issuer as the pod's own token),
+   * not bound to a pod, with more than a fifth of its life left. Anything else (no
+   * file, another token, a file too big to be ours) means: request a new one.
+   */
+  private async tokenOnNode(projected: string): Promise<{ token: string; issuedAt: number; expiresAt: number } | undefined> {
+    const file = this.companions ? this.companions.token : this.options.out;
+    // A node file: a regular file of a size cni-node could have written, or nothing to keep.
+    const bytes = await readRegularBytes(file, { maxBytes: this.companions ? MAX_TOKEN_BYTES : MAX_KUBECONFIG_BYTES, follow: false, what: 'the kubeconfig on the node' }).catch(() => undefined);
+    if (bytes === undefined) return undefined;
+    const text = bytes.toString('utf8');
+    let token: string | undefined;
+    if (this.companions) {
+      token = text.trim();
+    } else {
+      const m = /^ {4}token: (".*")$/m.exec(text);
+      try {
+        token = m ? (JSON.parse(m[1] as string) as string) : undefined;
+      } catch {
+        token = undefined;
+      }
+    }
+    if (!token || token === projected) return undefined;
+    const mine = jwtClaims(projected);
+    const found = jwtClaims(token);
+    if (!mine || !found) return undefined;
+    const k8s = (c: Record<string, unknown>) => (c['kubernetes.io'] ?? {}) as { pod?: unknown; serviceaccount?: { uid?: unknown } };
+    if (found['sub'] !== mine['sub'] || found['iss'] !== mine['iss'] || k8s(found).pod !== undefined || k8s(found).serviceaccount?.uid !== k8s(mine).serviceaccount?.uid) return undefined;
+    const iat = Number(found['iat']) * 1000;
+    const exp = Number(found['exp']) * 1000;
+    if (!Number.isFinite(iat) || !Number.isFinite(exp) || exp <= iat || exp - Date.now() < Math.max(60_000, 0.2 * (exp - iat))) return undefined;
+    return { token, issuedAt: iat, expiresAt: exp };
+  }
+
   /** Writes what differs; returns the paths written and why. */
   private async write(hint: string): Promise<{ written: string[]; why: string }> {
-    const { token, ca } = await this.readServiceAccount();
+    const account = await this.readServiceAccount();
+    const ca = account.ca;
+    const token = this.requested?.token ?? account.token;
     const why =
       this.lastToken !== undefined && token !== this.lastToken
-        ? 'the service account token changed (rotated)'
+        ? this.requested
+          ? 'the requested token was renewed'
+          : 'the service account token changed (rotated)'
         : this.lastCa !== undefined && ca !== this.lastCa
           ? 'the cluster CA changed'
           : hint === 'event'
@@ -326,6 +466,7 @@ export class KubeconfigOut {
   /** Stops watching; resolves once a write under way has finished, so nothing is written after it. */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.renewTimer !== undefined) clearTimeout(this.renewTimer);
     for (const w of this.watchers) w.close();
     await this.chain;
   }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { CniNodeError, reason } from '../core/errors.js';
 import { nameProblem, showName } from '../core/names.js';
 import type { FileStamp, ItemRecord, RecordEntry, Reporter } from '../core/contracts.js';
-import { writeFileAtomic } from './atomic.js';
+import { removeFile, writeFileAtomic } from './atomic.js';
 import { INPUT_LIMITS } from '../core/input-limits.js';
 import { readRegularBytes } from '../sys/read.js';
 
@@ -140,11 +140,16 @@ export class NodeRecord implements ItemRecord {
     }
   }
 
-  /** Writes the record atomically if it changed; an unchanged record is not rewritten. */
+  /**
+   * Writes the record atomically if it changed; an unchanged record is not rewritten.
+   * A record of nothing is removed instead (a missing record reads as an empty one),
+   * so that uninstalling everything leaves the node dir exactly as it was before.
+   */
   async save(): Promise<void> {
     if (!this.dirty) return;
     for (const k of Object.keys(this.data.kinds)) if (this.data.kinds[k]?.length === 0) delete this.data.kinds[k];
-    await writeFileAtomic(this.dir, RECORD_FILE, `${JSON.stringify(this.data, null, 1)}\n`, 0o644);
+    if (Object.keys(this.data.kinds).length === 0) await removeFile(this.dir, RECORD_FILE);
+    else await writeFileAtomic(this.dir, RECORD_FILE, `${JSON.stringify(this.data, null, 1)}\n`, 0o644);
     this.dirty = false;
   }
 }

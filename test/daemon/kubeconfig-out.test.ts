@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { KubeconfigOut, parsePathMap, renderKubeconfig, serverFromEnv, toNodePath } from '../../src/daemon/kubeconfig-out.js';
+import { KubeconfigOut, parsePathMap, renderKubeconfig, serverFromEnv, serviceAccountOfToken, toNodePath, type TokenRequester } from '../../src/daemon/kubeconfig-out.js';
 import type { Reporter } from '../../src/core/contracts.js';
 
 const CA = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';
@@ -210,5 +210,144 @@ describe('KubeconfigOut', () => {
     } finally {
       await k.close();
     }
+  });
+});
+
+/** A projected service account token as the kubelet writes one: a JWT whose sub names the account (unsigned here: cni-node does not verify its own token). */
+function saJwt(sub: string, extra = ''): string {
+  const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  return `${enc({ alg: 'RS256' })}.${enc({ sub, extra })}.sig`;
+}
+
+describe('kubeconfig-out: a requested token, which outlives the pod', () => {
+  const env = (sa: string) => ({ KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443', CNI_NODE_SERVICE_ACCOUNT_DIR: sa });
+  const setup = async (token: string) => {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'cni-node-kco-'));
+    roots.push(root);
+    const sa = path.join(root, 'sa');
+    await mkdir(sa);
+    await projectedVolume(sa, token, 1);
+    return { sa, out: path.join(root, 'net.d', 'multus.d', 'multus.kubeconfig') };
+  };
+  const tokenIn = async (out: string) => {
+    const kc = new KubeConfig();
+    kc.loadFromString(await readFile(out, 'utf8'));
+    return kc.getCurrentUser()?.token;
+  };
+
+  test('the service account of a projected token, names validated', () => {
+    assert.deepEqual(serviceAccountOfToken(saJwt('system:serviceaccount:kube-system:cni-node')), { namespace: 'kube-system', name: 'cni-node' });
+    assert.equal(serviceAccountOfToken('static-token'), undefined);
+    assert.equal(serviceAccountOfToken(saJwt('system:node:n1')), undefined);
+    assert.equal(serviceAccountOfToken(saJwt('system:serviceaccount:kube-system:../../secrets')), undefined, 'a name that is no name is not put into an API path');
+    assert.equal(serviceAccountOfToken(saJwt('system:serviceaccount:Kube_System:x')), undefined);
+    assert.equal(serviceAccountOfToken('a.%%%.c'), undefined);
+  });
+
+  test('the kubeconfig carries the requested token, renewed before it expires', async () => {
+    const { sa, out } = await setup(saJwt('system:serviceaccount:kube-system:cni-node'));
+    const asked: Array<{ ns: string; name: string; seconds: number }> = [];
+    let n = 0;
+    const requestToken: TokenRequester = async (acct, seconds) => {
+      asked.push({ ns: acct.namespace, name: acct.name, seconds });
+      n++;
+      return { token: `requested-${n}`, expiresAt: Date.now() + 50 };
+    };
+    const reporter = quietReporter();
+    const writes: string[] = [];
+    const k = await KubeconfigOut.start({ out, env: env(sa), reporter, debounceMs: 10, requestToken, renewMinMs: 100, onWrite: (w) => void writes.push(w) });
+    try {
+      assert.equal(k.tokenMode, 'request');
+      assert.equal(await tokenIn(out), 'requested-1');
+      assert.deepEqual(asked[0], { ns: 'kube-system', name: 'cni-node', seconds: 24 * 3600 });
+      assert.match(k.tokenSource, /requested/);
+      await waitFor('the renewed token', async () => (await tokenIn(out)) === 'requested-2' && writes.length >= 2);
+      assert.equal(writes[1], 'the requested token was renewed');
+      // A rotation of the projected token does not replace the requested one.
+      await projectedVolume(sa, saJwt('system:serviceaccount:kube-system:cni-node', 'rotated'), 2);
+      await sleep(60);
+      assert.match((await tokenIn(out)) ?? '', /^requested-/);
+    } finally {
+      await k.close();
+    }
+    const calls = n;
+    await sleep(300);
+    assert.equal(n, calls, 'no renewal after close');
+  });
+
+  test('a restart keeps the requested token already on the node while it is good; not one that is bound to a pod or nearly expired', async () => {
+    const sub = 'system:serviceaccount:kube-system:cni-node';
+    const now = Math.floor(Date.now() / 1000);
+    const claims = (extra: object) => {
+      const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+      return `${enc({ alg: 'RS256' })}.${enc({ sub, iss: 'https://kubernetes.default.svc', 'kubernetes.io': { serviceaccount: { uid: 'u1' } }, ...extra })}.sig`;
+    };
+    const projected = claims({ iat: now, exp: now + 3600, 'kubernetes.io': { pod: { name: 'p' }, serviceaccount: { uid: 'u1' } } });
+    const { sa, out } = await setup(projected);
+    let asked = 0;
+    const requestToken: TokenRequester = async () => {
+      asked++;
+      return { token: claims({ iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 86400, n: asked }), expiresAt: Date.now() + 86_400_000 };
+    };
+    const start = () => KubeconfigOut.start({ out, env: env(sa), reporter: quietReporter(), debounceMs: 10, requestToken });
+    await (await start()).close();
+    assert.equal(asked, 1);
+    const first = await tokenIn(out);
+    const before = await stat(out);
+    await (await start()).close();
+    assert.equal(asked, 1, 'no new token requested');
+    assert.equal(await tokenIn(out), first);
+    const after = await stat(out);
+    assert.deepEqual([after.ino, after.mtimeMs], [before.ino, before.mtimeMs], 'the kubeconfig is not rewritten');
+
+    for (const [what, token] of [
+      ['bound to a pod', claims({ iat: now, exp: now + 86400, 'kubernetes.io': { pod: { name: 'old' }, serviceaccount: { uid: 'u1' } } })],
+      ['nearly expired', claims({ iat: now - 86000, exp: now + 400 })],
+      ['of a service account since re-created', claims({ iat: now, exp: now + 86400, 'kubernetes.io': { serviceaccount: { uid: 'u0' } } })],
+    ] as const) {
+      await writeFile(out, renderKubeconfig({ server: 'https://10.96.0.1:443', caData: CA, token }), { mode: 0o600 });
+      const asks: number = asked;
+      await (await start()).close();
+      assert.equal(asked, asks + 1, `a token ${what} is replaced by a new one`);
+      assert.notEqual(await tokenIn(out), token);
+    }
+  });
+
+  test('refused by RBAC: the projected token, a warning that says what to allow, and a later retry', async () => {
+    const projected = saJwt('system:serviceaccount:kube-system:cni-node');
+    const { sa, out } = await setup(projected);
+    const reporter = quietReporter();
+    const k = await KubeconfigOut.start({
+      out,
+      env: env(sa),
+      reporter,
+      debounceMs: 10,
+      requestToken: async () => {
+        throw Object.assign(new Error('serviceaccounts "cni-node" is forbidden'), { status: 403 });
+      },
+    });
+    try {
+      assert.equal(await tokenIn(out), projected);
+      const warning = reporter.lines.find((l) => l.startsWith('warn: '));
+      assert.match(warning ?? '', /forbidden.*projected token.*rolling updates.*create serviceaccounts\/token/);
+      assert.match(k.tokenSource, /projected/);
+    } finally {
+      await k.close();
+    }
+  });
+
+  test('CNI_NODE_KUBECONFIG_TOKEN=projected: no request at all; a bad value is a usage error', async () => {
+    const projected = saJwt('system:serviceaccount:kube-system:cni-node');
+    const { sa, out } = await setup(projected);
+    let asked = 0;
+    const requestToken: TokenRequester = async () => {
+      asked++;
+      return { token: 'x', expiresAt: Date.now() + 3_600_000 };
+    };
+    const k = await KubeconfigOut.start({ out, env: { ...env(sa), CNI_NODE_KUBECONFIG_TOKEN: 'projected' }, reporter: quietReporter(), debounceMs: 10, requestToken });
+    await k.close();
+    assert.equal(asked, 0);
+    assert.equal(await tokenIn(out), projected);
+    await assert.rejects(KubeconfigOut.start({ out, env: { ...env(sa), CNI_NODE_KUBECONFIG_TOKEN: 'bound' }, reporter: quietReporter(), requestToken }), /CNI_NODE_KUBECONFIG_TOKEN=bound/);
   });
 });

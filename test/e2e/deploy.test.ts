@@ -15,26 +15,16 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { substituteEnv } from '../../src/core/envsubst.js';
 import { cleanEnv, runCli as runCliProcess, show, type CliResult } from '../support/cli.js';
+import { REPO_ROOT } from '../support/repo.js';
 import { clusterUnavailableReason, SERVICE_ACCOUNT_USER, startTestCluster, type ClusterResponse, type TestCluster } from './support/cluster.js';
 
 // ---------------------------------------------------------------------------
 // The repository and its manifests
 
-function findRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json')) || !existsSync(path.join(dir, 'deploy'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('cannot find the repository root (package.json next to deploy/)');
-    dir = up;
-  }
-  return dir;
-}
-
-const ROOT = findRoot();
+const ROOT = REPO_ROOT;
 const DEPLOY = path.join(ROOT, 'deploy');
 const CLI = path.join(ROOT, 'bin', 'cni-node');
 const CALICO = path.join(ROOT, 'test', 'fixtures', 'calico', '10-calico.conflist');
@@ -156,7 +146,9 @@ function loadDocs(file: string): Doc[] {
   return docs;
 }
 
-const DEPLOY_FILES = existsSync(DEPLOY) ? readdirSync(DEPLOY).filter((f) => /\.ya?ml$/.test(f)).sort() : [];
+// kustomization.yaml is kustomize's file, not a manifest (checked on its own below).
+const KUSTOMIZATION = 'kustomization.yaml';
+const DEPLOY_FILES = existsSync(DEPLOY) ? readdirSync(DEPLOY).filter((f) => /\.ya?ml$/.test(f) && f !== KUSTOMIZATION).sort() : [];
 const EXPECTED_FILES = ['multus-cni-config.yaml', 'multus-cni-rbac.yaml', 'multus-cni-simple.yaml', 'multus-cni.yaml'];
 // The order the README, "Deploying on a cluster" gives for the watch-based example.
 const WATCH_FILES = ['multus-cni-config.yaml', 'multus-cni-rbac.yaml', 'multus-cni.yaml'];
@@ -264,6 +256,15 @@ describe('deploy/ manifests (static checks)', () => {
       assert.ok(allowed.has(d.object.apiVersion), `${describeDoc(d)}: apiVersion ${d.object.apiVersion}`);
       assert.ok(d.object.metadata?.name, `${describeDoc(d)}: no metadata.name`);
     }
+  });
+
+  test('kustomization.yaml makes the watch-based example a kustomize base: its three files, nothing else', () => {
+    const k = parseAllDocuments(readFileSync(path.join(DEPLOY, KUSTOMIZATION), 'utf8'))
+      .map((d) => d.toJS() as { resources?: string[] } | null)
+      .filter((d) => d !== null);
+    assert.equal(k.length, 1);
+    assert.deepEqual(k[0]?.resources, WATCH_FILES);
+    assert.deepEqual(Object.keys(k[0] ?? {}), ['resources'], 'no image, namespace or name changes of its own: those are the overlay\'s');
   });
 
   test('both DaemonSets: every node, node-critical, requests/limits, no privileges beyond writing the two host paths', () => {
@@ -416,6 +417,8 @@ describe('deploy/ manifests (static checks)', () => {
     assert.ok(crb.every((r) => !r.verbs?.includes('delete')), 'no delete of ClusterRoleBindings');
     const cms = ns.filter((r) => r.resources?.includes('configmaps'));
     assert.deepEqual(cms.map((r) => r.resourceNames), [['multus-cni']]);
+    const tokens = every.filter((r) => r.resources?.some((x) => x.startsWith('serviceaccounts')));
+    assert.deepEqual(tokens, [{ apiGroups: [''], resources: ['serviceaccounts/token'], verbs: ['create'], resourceNames: ['cni-node'] }], 'tokens of its own service account only');
     // The per-node binding hands out exactly the role the daemon may bind.
     const cm = one<ConfigMap>('multus-cni-config.yaml', 'ConfigMap', 'multus-cni');
     const manifest = cm.data?.[list(cm.data['manifests'])[0] as string] ?? '';
@@ -743,6 +746,13 @@ describe('deploy/ against a real kube-apiserver', { skip: clusterSkip, timeout: 
       await forbidden('list Secrets', as('GET', `/api/v1/namespaces/${SA_NAMESPACE}/secrets`));
       await forbidden('list Secrets cluster-wide', as('GET', '/api/v1/secrets'));
       await forbidden('get pods', as('GET', `/api/v1/namespaces/${SA_NAMESPACE}/pods`));
+      const tokenRequest = { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 600 } };
+      const issued = await as<{ status?: { token?: string } }>('POST', `/api/v1/namespaces/${SA_NAMESPACE}/serviceaccounts/${SA_NAME}/token`, tokenRequest);
+      assert.equal(issued.status, 201, `request a token of its own service account (for Multus' kubeconfig): HTTP ${issued.status}: ${issued.text.slice(0, 300)}`);
+      assert.ok(issued.body.status?.token, 'a token is issued');
+      await forbidden('request a token of another service account', as('POST', `/api/v1/namespaces/${SA_NAMESPACE}/serviceaccounts/default/token`, tokenRequest));
+      await forbidden('request a token of cni-node in another namespace', as('POST', `/api/v1/namespaces/default/serviceaccounts/${SA_NAME}/token`, tokenRequest));
+      await forbidden('read service accounts', as('GET', `/api/v1/namespaces/${SA_NAMESPACE}/serviceaccounts/${SA_NAME}`));
     });
 
     test('records Events in its own namespace only', async () => {
@@ -847,7 +857,15 @@ describe('deploy/ against a real kube-apiserver', { skip: clusterSkip, timeout: 
         await writeFile(path.join(tree.hostConfigs, '10-calico.conflist'), calicoText);
         const saDir = path.join(tree.root, 'serviceaccount');
         await mkdir(saDir);
-        await writeFile(path.join(saDir, 'token'), sa);
+        // A real service account token (a JWT, as the kubelet projects one).
+        const projected = await cluster.request<{ status?: { token?: string } }>('POST', `/api/v1/namespaces/${SA_NAMESPACE}/serviceaccounts/${SA_NAME}/token`, {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: { expirationSeconds: 3600 },
+        });
+        const projectedToken = projected.body.status?.token;
+        assert.ok(projectedToken, `a token for the pod: ${projected.text.slice(0, 300)}`);
+        await writeFile(path.join(saDir, 'token'), projectedToken);
         await writeFile(path.join(saDir, 'ca.crt'), cluster.caData);
         await writeFile(path.join(saDir, 'namespace'), SA_NAMESPACE);
         const fieldValues: Record<string, string> = {
@@ -898,7 +916,17 @@ describe('deploy/ against a real kube-apiserver', { skip: clusterSkip, timeout: 
         assert.equal(statSync(kubeconfigOut).mode & 0o777, 0o600);
         assert.ok(kc.includes(JSON.stringify(cluster.server)), kc);
         const token = (parseAllDocuments(kc)[0]?.toJS() as { users?: Array<{ user?: { token?: string } }> }).users?.[0]?.user?.token;
-        assert.equal(token, sa, 'the pod service account token');
+        // Not the pod's own token (that one dies with the pod: rolling updates would
+        // leave Multus without credentials), but one cni-node requested for its account.
+        assert.ok(token && token !== projectedToken, 'a token cni-node requested, not the projected one');
+        assert.match(output, /kubeconfig for plugins at .*\(embed; a requested token, renewed before it expires\)/);
+        const review = await cluster.request<{ status?: { authenticated?: boolean; user?: { username?: string } } }>('POST', '/apis/authentication.k8s.io/v1/tokenreviews', {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenReview',
+          spec: { token },
+        });
+        assert.equal(review.body.status?.authenticated, true, review.text);
+        assert.equal(review.body.status?.user?.username, SERVICE_ACCOUNT_USER);
         await eventually('Multus, with this kubeconfig, may read pods', async () => (await cluster.request('GET', '/api/v1/namespaces/default/pods/p', undefined, { token })).status === 404);
 
         // Updating the ConfigMap: a plugin added.

@@ -43,6 +43,23 @@ describe('NodeRecord', () => {
     assert.deepEqual(again.names('plugin'), ['macvlan', 'bridge']);
   });
 
+  test('a record of nothing is removed, so uninstalling everything leaves the dir as it was before', async (t) => {
+    const dir = await tempDir(t);
+    const r = await NodeRecord.load(dir, capture());
+    r.set('plugin', { name: 'macvlan', sha256: 'aa' });
+    r.set('config', { name: '05-multus.conf', sha256: 'bb' });
+    await r.save();
+    r.delete('plugin', 'macvlan');
+    await r.save();
+    assert.deepEqual(await readdir(dir), [RECORD_FILE], 'one entry left: still recorded');
+    r.delete('config', '05-multus.conf');
+    await r.save();
+    assert.deepEqual(await readdir(dir), [], 'nothing left: no record file, no temp files');
+    const again = await NodeRecord.load(dir, capture());
+    assert.deepEqual(again.names('plugin'), []);
+    assert.deepEqual(again.names('config'), []);
+  });
+
   test('saves only when something changed', async (t) => {
     const dir = await tempDir(t);
     const r = await NodeRecord.load(dir, capture());
@@ -101,10 +118,12 @@ describe('NodeRecord', () => {
       assert.doesNotMatch(aside, /\.(conf|conflist|json)$/);
       assert.equal(await readFile(path.join(dir, aside), 'utf8'), content);
       assert.ok((rep.warnings[0] as string).includes(aside));
-      // The next save writes a fresh, valid record.
+      // The next save leaves a state that loads cleanly: an empty record is no file at all.
       await r.save();
-      assert.deepEqual((await NodeRecord.load(dir, capture())).names('plugin'), []);
-      assert.ok((await readdir(dir)).includes(RECORD_FILE));
+      const rep2 = capture();
+      assert.deepEqual((await NodeRecord.load(dir, rep2)).names('plugin'), []);
+      assert.deepEqual(rep2.warnings, [], 'no second warning');
+      assert.ok(!(await readdir(dir)).includes(RECORD_FILE));
     });
   }
 

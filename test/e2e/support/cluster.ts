@@ -19,9 +19,9 @@ const execFileAsync = promisify(execFile);
 
 export const KUBE_VERSION = '1.20.2';
 
-/** Same default and override as scripts/test-cluster.sh, so both agree on where the binary lives. */
+/** Same default and override as scripts/test-cluster.sh, so both agree on where the binaries live. */
 const CACHE_DIR = process.env['CNI_NODE_TEST_CACHE'] ?? '/var/cache/cni-node-test';
-export const KUBE_APISERVER_BIN = path.join(CACHE_DIR, `kube-apiserver-${KUBE_VERSION}`);
+export const KUBE_APISERVER_BIN = path.join(CACHE_DIR, `kubernetes-${KUBE_VERSION}`, 'kube-apiserver');
 
 const READY_TIMEOUT_MS = 60_000;
 const ETCD_READY_TIMEOUT_MS = 30_000;
