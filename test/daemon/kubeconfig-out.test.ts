@@ -5,7 +5,8 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { KubeconfigOut, parsePathMap, renderKubeconfig, serverFromEnv, serviceAccountOfToken, toNodePath, type TokenRequester } from '../../src/daemon/kubeconfig-out.js';
+import { KubeconfigOut } from '../../src/daemon/kubeconfig-out.js';
+import { parsePathMap, renderKubeconfig, serverFromEnv, serviceAccountOfToken, toNodePath, type TokenRequester } from '../../src/daemon/kubeconfig-render.js';
 import type { Reporter } from '../../src/core/contracts.js';
 
 const CA = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { renderKubeconfig } from '../../src/daemon/kubeconfig-out.js';
+import { renderKubeconfig } from '../../src/daemon/kubeconfig-render.js';
 import { renderManifest } from '../../src/kube/manifests.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
