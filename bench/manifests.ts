@@ -21,7 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { parseListSpec } from '../src/core/lists.js';
 import { plan, type Mode } from '../src/core/plan.js';
-import type { EngineOptions, ItemReport, Reporter } from '../src/engine/types.js';
+import type { EngineOptions, ItemReport, Reporter } from '../src/core/contracts.js';
 import type { RequestEvent } from '../src/kube/client.js';
 import { createManifestHandler } from '../src/kube/manifest-handler.js';
 import { NodeRecord } from '../src/node/record.js';

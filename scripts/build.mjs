@@ -6,6 +6,7 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8'));
@@ -30,7 +31,10 @@ if (process.argv.includes('--clean')) {
 // dynamic import only when used. Everything else is one file: every extra module
 // costs a resolution and a read at start-up, and `version` or a no-op install
 // should start as fast as bare Node.
-const LAZY = /(?:^|\/)(daemon\/run|daemon\/watch-cli|kube\/manifest-handler)\.js$/;
+// Each is named by its source; an import of it, from wherever, is recognised by
+// the file it resolves to.
+const LAZY = { run: 'src/cli/run.ts', watch: 'src/cli/watch.ts', 'manifest-handler': 'src/kube/manifest-handler.ts' };
+const lazyByFile = new Map(Object.entries(LAZY).map(([name, file]) => [`${root}${file.replace(/\.ts$/, '.js')}`, name]));
 const common = {
   bundle: true,
   format: 'esm',
@@ -131,10 +135,10 @@ await build({
     {
       name: 'lazy-entries',
       setup(b) {
-        b.onResolve({ filter: LAZY }, (args) => {
+        b.onResolve({ filter: /\.js$/ }, (args) => {
           if (args.kind !== 'dynamic-import') return undefined;
-          const m = LAZY.exec(args.path);
-          return { path: `./lazy/${m[1].split('/')[1]}.mjs`, external: true };
+          const name = lazyByFile.get(path.resolve(args.resolveDir, args.path));
+          return name === undefined ? undefined : { path: `./lazy/${name}.mjs`, external: true };
         });
       },
     },
@@ -143,11 +147,7 @@ await build({
 
 await build({
   ...common,
-  entryPoints: {
-    run: `${root}src/daemon/run.ts`,
-    'watch-cli': `${root}src/daemon/watch-cli.ts`,
-    'manifest-handler': `${root}src/kube/manifest-handler.ts`,
-  },
+  entryPoints: Object.fromEntries(Object.entries(LAZY).map(([name, file]) => [name, `${root}${file}`])),
   outdir: `${root}dist/lazy`,
   splitting: true,
   chunkNames: 'chunks/[name]-[hash]',

@@ -1,4 +1,4 @@
-import type { Dirs } from '../engine/types.js';
+import type { Dirs } from '../core/contracts.js';
 import { checkNode } from '../node/check.js';
 import type { LogFormat } from './reporter.js';
 

@@ -1,24 +1,24 @@
 // First: SIGUSR1, inspector options and uncaught errors are dealt with before anything else runs.
 import { INTERNAL_ERROR_EXIT, programName } from './guard.js';
-import { CniNodeError, debugEnabled, internalError, isCniNodeError } from '../core/errors.js';
+import { CniNodeError, internalError, isCniNodeError } from '../core/errors.js';
 import { parseListSpec, type ListSpec } from '../core/lists.js';
 import type { Kind, Mode } from '../core/plan.js';
-import type { EngineOptions } from '../engine/types.js';
+import type { EngineOptions } from '../core/contracts.js';
+import { onStopSignal, signalExitCode, waitForStopSignal } from '../sys/signals.js';
 import { REVISION, VERSION } from '../version.js';
 import { parseCommandArgs, resolveDirs, type Values } from './args.js';
-import { parseDuration } from './duration.js';
-import { STOP_SIGNALS, signalExitCode, waitForStopSignal } from './pause.js';
+import { debugEnabled, SETTINGS, type Command } from '../core/settings.js';
 import { createReporter, resolveLogFormat, type LogFormat } from './reporter.js';
-import { USAGE } from './usage.js';
+import { usage } from './usage.js';
 
 const LIST_OPTIONS: ReadonlyArray<[Kind, string]> = [
-  ['plugin', 'plugins'],
-  ['config', 'configs'],
-  ['manifest', 'manifests'],
+  ['plugin', SETTINGS.plugins.spec.flag as string],
+  ['config', SETTINGS.configs.spec.flag as string],
+  ['manifest', SETTINGS.manifests.spec.flag as string],
 ];
 
 function logFormat(values: Values): LogFormat {
-  return resolveLogFormat(values['log-format'], process.env);
+  return resolveLogFormat(values, process.env);
 }
 
 export function listsFrom(values: Values, mode: Mode | 'run'): Partial<Record<Kind, ListSpec>> {
@@ -54,19 +54,13 @@ async function runAction(mode: Mode, values: Values, positionals: string[]): Pro
   // A stop signal during the action interrupts it at its next safe point (every
   // wait, lock and API retry listens to this signal); the run then says so and
   // exits as a process stopped by that signal does (128 + its number).
+  // A second signal ends the process at once (the default action): a force stop.
   const controller = new AbortController();
-  let stoppedBy: NodeJS.Signals | undefined;
-  const stop = (sig: NodeJS.Signals) => {
-    stoppedBy = sig;
-    // A second signal ends the process at once (the default action): a force stop.
-    for (const s of STOP_SIGNALS) process.off(s, stop);
-    controller.abort();
-  };
-  for (const sig of STOP_SIGNALS) process.on(sig, stop);
+  const stop = onStopSignal(() => controller.abort());
   const options: EngineOptions = {
     dirs: resolveDirs(values, process.env),
     dryRun: values['dry-run'] === true,
-    waitMs: typeof values.wait === 'string' ? parseDuration(values.wait, '--wait') : 0,
+    waitMs: SETTINGS.wait.resolve(values, process.env) ?? 0,
     tolerateMissingPointers: false,
     env: process.env,
     reporter,
@@ -81,8 +75,9 @@ async function runAction(mode: Mode, values: Values, positionals: string[]): Pro
     // Listening for the pause's signals before the action's listeners go: no moment
     // in which a signal would kill the process without a word. (A signal that came
     // during a run which still finished means: stop now, no pause.)
-    if (values.pause === true && stoppedBy === undefined) paused = waitForStopSignal();
+    if (values.pause === true && stop.signal === undefined) paused = waitForStopSignal();
   } catch (e) {
+    const stoppedBy = stop.signal;
     if (stoppedBy !== undefined) {
       // Whatever was in progress ended because of the signal: say that, not what the
       // interrupted step would have said (a wait "timing out", a lock "not released").
@@ -94,10 +89,10 @@ async function runAction(mode: Mode, values: Values, positionals: string[]): Pro
     else throw e;
     return e.exitCode;
   } finally {
-    for (const sig of STOP_SIGNALS) process.off(sig, stop);
+    stop.dispose();
   }
   if (paused) {
-    if (stoppedBy === undefined) reporter.info('done; pausing until SIGTERM, SIGINT or SIGHUP (--pause)');
+    if (stop.signal === undefined) reporter.info('done; pausing until SIGTERM, SIGINT or SIGHUP (--pause)');
     const sig = await paused;
     reporter.info(`received ${sig}: stopping (--pause)`);
   }
@@ -107,25 +102,25 @@ async function runAction(mode: Mode, values: Values, positionals: string[]): Pro
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '') {
-    process.stderr.write(USAGE);
+    process.stderr.write(usage());
     return 2;
   }
   if (command === 'help' || command === '--help' || command === '-h') {
-    process.stdout.write(USAGE);
+    process.stdout.write(usage());
     return 0;
   }
   if (command === 'watch') {
-    const { watchMain } = await import('../daemon/watch-cli.js');
+    const { watchMain } = await import('./watch.js');
     return watchMain(rest);
   }
   if (!(command in { install: 1, uninstall: 1, apply: 1, list: 1, version: 1, check: 1, run: 1 })) {
-    process.stderr.write(`Unknown command: ${command}\n\n${USAGE}`);
+    process.stderr.write(`Unknown command: ${command}\n\n${usage()}`);
     return 2;
   }
   let values: Values;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseCommandArgs(command, rest));
+    ({ values, positionals } = parseCommandArgs(command as Command, rest));
   } catch (e) {
     if (isCniNodeError(e)) {
       process.stderr.write(`${e.describe()}\nRun 'cni-node help' for usage.\n`);
@@ -134,7 +129,7 @@ export async function main(argv: string[]): Promise<number> {
     throw e;
   }
   if (values.help) {
-    process.stdout.write(USAGE);
+    process.stdout.write(usage());
     return 0;
   }
   try {
@@ -154,7 +149,7 @@ export async function main(argv: string[]): Promise<number> {
       }
       case 'run': {
         if (positionals.length > 0) throw new CniNodeError('usage', `unexpected argument: ${positionals[0]}`);
-        const { runCommand } = await import('../daemon/run.js');
+        const { runCommand } = await import('./run.js');
         return await runCommand(values, listsFrom(values, 'run'));
       }
       default:

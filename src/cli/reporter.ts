@@ -1,14 +1,12 @@
-import type { ItemReport, Reporter } from '../engine/types.js';
+import type { ItemReport, Reporter } from '../core/contracts.js';
 
-import { CniNodeError } from '../core/errors.js';
+import { SETTINGS, type Env, type Values } from '../core/settings.js';
 
 export type LogFormat = 'text' | 'json';
 
 /** --log-format, else CNI_NODE_LOG_FORMAT, else text. */
-export function resolveLogFormat(flag: unknown, env: NodeJS.ProcessEnv): LogFormat {
-  const f = flag ?? env['CNI_NODE_LOG_FORMAT'] ?? 'text';
-  if (f !== 'text' && f !== 'json') throw new CniNodeError('usage', `--log-format=${String(f)}: expected text or json`);
-  return f;
+export function resolveLogFormat(values: Values, env: Env): LogFormat {
+  return SETTINGS.logFormat.resolve(values, env) ?? 'text';
 }
 
 const WOULD: Record<string, string> = {

@@ -94,7 +94,3 @@ export function internalError(e: unknown, debug: boolean): string {
   return `internal error (please report it): ${oneLine}${stack}`;
 }
 
-/** The explicit debug setting: CNI_NODE_DEBUG=1 (stack traces of internal errors; Node's inspector options allowed). */
-export function debugEnabled(env: Readonly<Record<string, string | undefined>>): boolean {
-  return env['CNI_NODE_DEBUG'] === '1';
-}

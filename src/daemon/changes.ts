@@ -18,10 +18,11 @@
  */
 import path from 'node:path';
 import type { Kind } from '../core/plan.js';
-import type { Dirs } from '../engine/types.js';
-import { INPUT_LIMITS } from '../node/input-limits.js';
-import type { RecordEntry } from '../node/record.js';
-import { digestFile, sameStamp, stampOf, type Stamp, type TemplateSnapshot } from './node-state.js';
+import type { Dirs } from '../core/contracts.js';
+import { INPUT_LIMITS } from '../core/input-limits.js';
+import type { RecordEntry } from '../core/contracts.js';
+import { sameStamp, stampAt, type Stamp } from '../sys/file-stamp.js';
+import { digestFile, type TemplateSnapshot } from './node-state.js';
 import type { TriggerSource } from './queue.js';
 
 export interface Change {
@@ -120,7 +121,7 @@ export class ChangeFilter {
     const key = itemKey(kind, name);
     const expected = this.expected.get(key);
     if (expected === undefined || this.isHeld(key)) return undefined;
-    const now = await stampOf(path.join(dir, name));
+    const now = await stampAt(path.join(dir, name));
     if (sameStamp(now, expected)) return undefined;
     const what = now === 'absent' ? 'was deleted' : now === 'other' ? 'was replaced by something that is not a file' : 'was changed';
     return { source: 'repair', reason: `${kind} ${name}, installed by cni-node, ${what} on the node` };

@@ -12,7 +12,8 @@
  * cause; the daemon goes on.
  */
 import { randomBytes } from 'node:crypto';
-import type { Reporter } from '../engine/types.js';
+import type { Reporter } from '../core/contracts.js';
+import { SETTINGS } from '../core/settings.js';
 import type { KubeClient } from '../kube/client.js';
 
 export type EventType = 'Normal' | 'Warning';
@@ -66,42 +67,116 @@ export class TokenBucket {
 const MAX_MESSAGE = 1024;
 
 export function createEventRecorder(options: EventRecorderOptions): EventRecorder {
-  const podName = options.env['POD_NAME'];
-  const namespace = options.env['POD_NAMESPACE'];
-  const now = options.now ?? Date.now;
+  const podName = SETTINGS.podName.read(options.env);
+  const namespace = SETTINGS.podNamespace.read(options.env);
   if (!podName || !namespace) {
     return { enabled: false, emit: () => undefined, flush: async () => undefined, close: () => undefined };
   }
-  const bucket = new TokenBucket(options.burst ?? 10, options.refillMs ?? 30_000, now);
-  const repeatMs = options.repeatMs ?? 600_000;
-  const maxQueue = options.maxQueue ?? 20;
-  const recent = new Map<string, number>();
-  const reportedFailures = new Set<string>();
-  let uid: string | undefined = options.env['POD_UID'] || undefined;
-  let uidLooked = uid !== undefined;
-  let queue: Promise<void> = Promise.resolve();
-  let queued = 0;
-  let closed = false;
+  return new PodEvents(options, podName, namespace);
+}
 
-  const send = async (type: EventType, reason: string, message: string): Promise<void> => {
-    const client = await options.client();
-    if (!client || closed) return;
-    if (!uidLooked) {
-      uidLooked = true;
-      try {
-        const res = await client.request<{ metadata?: { uid?: string } }>({
-          method: 'GET',
-          path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(podName)}`,
-          accept: [403, 404],
-          retry: { attempts: 2, baseDelayMs: 200, maxDelayMs: 400 },
-        });
-        if (res.status === 200) uid = res.body.metadata?.uid;
-      } catch {
-        // Without the uid the Event is still recorded; describe may not show it.
+/** Events on one pod: rate-limited, not repeated, sent one at a time. */
+class PodEvents implements EventRecorder {
+  readonly enabled = true;
+  private readonly now: () => number;
+  private readonly bucket: TokenBucket;
+  private readonly repeatMs: number;
+  private readonly maxQueue: number;
+  /** When each type + reason + message was last sent. */
+  private readonly recent = new Map<string, number>();
+  private readonly nodeName: string | undefined;
+  private readonly reportedFailures = new Set<string>();
+  private uid: string | undefined;
+  private uidLooked: boolean;
+  private queue: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private closed = false;
+
+  constructor(
+    private readonly options: EventRecorderOptions,
+    private readonly podName: string,
+    private readonly namespace: string,
+  ) {
+    this.now = options.now ?? Date.now;
+    this.bucket = new TokenBucket(options.burst ?? 10, options.refillMs ?? 30_000, this.now);
+    this.repeatMs = options.repeatMs ?? 600_000;
+    this.maxQueue = options.maxQueue ?? 20;
+    this.nodeName = SETTINGS.nodeName.read(options.env);
+    this.uid = SETTINGS.podUid.read(options.env);
+    this.uidLooked = this.uid !== undefined;
+  }
+
+  emit(type: EventType, reason: string, message: string): void {
+    if (this.closed) return;
+    const key = `${type}\0${reason}\0${message}`;
+    const t = this.now();
+    const seen = this.recent.get(key);
+    if (seen !== undefined && t - seen < this.repeatMs) {
+      this.options.onOutcome?.(type, 'repeat');
+      return;
+    }
+    if (this.queued >= this.maxQueue || !this.bucket.take()) {
+      this.options.onOutcome?.(type, 'limited');
+      return;
+    }
+    this.recent.set(key, t);
+    if (this.recent.size > 200) for (const [k, v] of this.recent) if (t - v >= this.repeatMs) this.recent.delete(k);
+    this.queued++;
+    this.queue = this.queue.then(() => this.send(type, reason, message)).finally(() => this.queued--);
+  }
+
+  flush(): Promise<void> {
+    return this.queue;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private async send(type: EventType, reason: string, message: string): Promise<void> {
+    const client = await this.options.client();
+    if (!client || this.closed) return;
+    if (!this.uidLooked) await this.lookUpUid(client);
+    try {
+      await client.request({
+        method: 'POST',
+        path: `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/events`,
+        body: this.event(type, reason, message),
+        retry: { attempts: 3, baseDelayMs: 250, maxDelayMs: 1_000 },
+        timeoutMs: 10_000,
+      });
+      this.options.onOutcome?.(type, 'sent');
+    } catch (e) {
+      this.options.onOutcome?.(type, 'failed');
+      const why = e instanceof Error ? e.message : String(e);
+      const key = why.replace(/\d+(\.\d+)? s\b|\d+ attempts?/g, '');
+      if (!this.reportedFailures.has(key) && !this.closed) {
+        this.reportedFailures.add(key);
+        this.options.reporter.warn(`cannot record a Kubernetes Event on pod ${this.namespace}/${this.podName} (best effort, carrying on): ${why}`);
       }
     }
-    const at = new Date(now()).toISOString();
-    const body = {
+  }
+
+  /** The pod's uid, once (kubectl describe matches Events by it). */
+  private async lookUpUid(client: KubeClient): Promise<void> {
+    this.uidLooked = true;
+    try {
+      const res = await client.request<{ metadata?: { uid?: string } }>({
+        method: 'GET',
+        path: `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/pods/${encodeURIComponent(this.podName)}`,
+        accept: [403, 404],
+        retry: { attempts: 2, baseDelayMs: 200, maxDelayMs: 400 },
+      });
+      if (res.status === 200) this.uid = res.body.metadata?.uid;
+    } catch {
+      // Without the uid the Event is still recorded; describe may not show it.
+    }
+  }
+
+  private event(type: EventType, reason: string, message: string): Record<string, unknown> {
+    const { podName, namespace, uid, nodeName } = this;
+    const at = new Date(this.now()).toISOString();
+    return {
       apiVersion: 'v1',
       kind: 'Event',
       metadata: { name: `${podName}.${randomBytes(8).toString('hex')}`, namespace },
@@ -109,56 +184,12 @@ export function createEventRecorder(options: EventRecorderOptions): EventRecorde
       reason,
       message: message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message,
       type,
-      source: { component: 'cni-node', ...(options.env['NODE_NAME'] ? { host: options.env['NODE_NAME'] } : {}) },
+      source: { component: 'cni-node', ...(nodeName ? { host: nodeName } : {}) },
       firstTimestamp: at,
       lastTimestamp: at,
       count: 1,
       reportingComponent: 'cni-node',
       reportingInstance: podName,
     };
-    try {
-      await client.request({
-        method: 'POST',
-        path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`,
-        body,
-        retry: { attempts: 3, baseDelayMs: 250, maxDelayMs: 1_000 },
-        timeoutMs: 10_000,
-      });
-      options.onOutcome?.(type, 'sent');
-    } catch (e) {
-      options.onOutcome?.(type, 'failed');
-      const why = e instanceof Error ? e.message : String(e);
-      const key = why.replace(/\d+(\.\d+)? s\b|\d+ attempts?/g, '');
-      if (!reportedFailures.has(key) && !closed) {
-        reportedFailures.add(key);
-        options.reporter.warn(`cannot record a Kubernetes Event on pod ${namespace}/${podName} (best effort, carrying on): ${why}`);
-      }
-    }
-  };
-
-  return {
-    enabled: true,
-    emit(type, reason, message) {
-      if (closed) return;
-      const key = `${type}\0${reason}\0${message}`;
-      const t = now();
-      const seen = recent.get(key);
-      if (seen !== undefined && t - seen < repeatMs) {
-        options.onOutcome?.(type, 'repeat');
-        return;
-      }
-      if (queued >= maxQueue || !bucket.take()) {
-        options.onOutcome?.(type, 'limited');
-        return;
-      }
-      recent.set(key, t);
-      if (recent.size > 200) for (const [k, v] of recent) if (t - v >= repeatMs) recent.delete(k);
-      queued++;
-      queue = queue.then(() => send(type, reason, message)).finally(() => queued--);
-    },
-    flush: () => queue,
-    close() {
-      closed = true;
-    },
-  };
+  }
 }

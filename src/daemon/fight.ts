@@ -7,6 +7,7 @@
  * a tight loop), and reports it: log, metric, readiness reason. When the hold ends
  * the item is restored once more and counting starts afresh.
  */
+import { SETTINGS } from '../core/settings.js';
 
 export interface FightOptions {
   /** Rewrites within the window that make a fight (default 5). */
@@ -25,7 +26,12 @@ export interface Hold {
   rewrites: number;
 }
 
-export const DEFAULT_FIGHT: Readonly<FightOptions> = { limit: 5, windowMs: 60_000, holdMs: 300_000 };
+/** The defaults of CNI_NODE_FIGHT_LIMIT, _WINDOW and _HOLD. */
+export const DEFAULT_FIGHT: Readonly<FightOptions> = {
+  limit: SETTINGS.fightLimit.spec.default as number,
+  windowMs: SETTINGS.fightWindow.spec.default as number,
+  holdMs: SETTINGS.fightHold.spec.default as number,
+};
 
 export class FightDetector {
   private readonly history = new Map<string, number[]>();

@@ -1,62 +1,24 @@
 /**
- * Watching files and directories on the node for the daemon (`cni-node run`) and
- * for `kube-watch file`.
+ * Watching files and directories on the node, for the daemon (`cni-node run`) and
+ * `kube-watch file`:
  *
- * API
- * ---
- *   watchFile(file, onChange, options?) → FileWatcher
- *     Watches the CONTENT of one file. `onChange(content)` receives the file's
- *     content (utf8 string), or `undefined` when it does not exist (or is not a
- *     readable file), and is called ONLY when that differs from the last value
- *     delivered. `watcher.ready` resolves with the initial content once the
- *     watches are in place; changes after that are delivered. The initial content
- *     itself is delivered too unless `options.initial === false`.
+ *   watchFile(file, onChange, options?): the CONTENT of one file; onChange gets it
+ *     (or undefined while the file does not exist) only when it differs from the
+ *     last value delivered.
+ *   watchDir(dir, onChange, options?): the entries of one directory; onChange gets
+ *     the sorted names that were added, removed or changed (links followed, so a
+ *     kubelet `..data` swap reports every file behind it).
  *
- *   watchDir(dir, onChange, options?) → DirWatcher
- *     Watches the entries of one directory. `onChange(names)` receives the sorted
- *     names of the entries that were added, removed or changed (size, mtime,
- *     ctime, inode or type; symbolic links are followed, so a kubelet `..data`
- *     swap reports every file that points into it). Hidden names (starting with
- *     '.') are left out unless `options.hidden` is true. Never called with an
- *     empty list. `watcher.ready` resolves once the first snapshot is taken;
- *     nothing is reported for what was already there.
- *
- *   Both: `close()` (or aborting `options.signal`) stops at once and releases every
- *   fs.watch handle and timer; no callback runs after it. `onChange` may return a
- *   promise: deliveries never overlap, and changes seen while one runs are
- *   coalesced into the next delivery (the latest state wins). Errors thrown by
- *   `onChange`, and unexpected I/O errors, go to `options.onError` (default: a
- *   line on stderr); the watch goes on.
- *
- * How
- * ---
- * fs.watch (inotify) is set on the DIRECTORY that holds the file, never on the
- * file itself: a watch on a file follows its inode, so it goes deaf when the file
- * is replaced by rename (atomic writes, as cni-node does), and a kubelet
- * ConfigMap volume never touches the file at all — `name` is a symlink to
- * `..data/name`, and kubelet atomically renames a new `..data` symlink over the old
- * one, which is an event in the directory. When the file is a symlink to another
- * directory, that directory is watched too (in-place writes to the target). When a
- * directory does not exist (yet), its nearest existing ancestor is watched, and
- * the watches are re-planned after every event, so a directory that is created,
- * deleted or replaced later is picked up.
- *
- * Events are only triggers: each burst (debounced, `debounceMs`, default 50 ms, at
- * most 4× that while events keep coming) leads to re-reading the file / a fresh
- * snapshot of the directory and a comparison with what was delivered last, so
- * duplicate, spurious or unrelated events never reach `onChange`.
- *
- * Safety net: fs.watch can miss events on some filesystems (network and FUSE
- * filesystems, some overlay setups, a watch that died with its directory), so the
- * same cheap check also runs every `recheckMs` (default 30 s): a stat per watched
- * directory and, for a file, a stat and a read only when its stat changed; for a
- * directory, one readdir + stat per entry.
+ * fs.watch sits on the directories (never on a file, which goes deaf when renamed
+ * over), events only trigger a fresh look, and a periodic re-check covers
+ * filesystems that miss events; docs/ARCHITECTURE.md has the details.
  */
-import { watch, type FSWatcher } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { INPUT_LIMITS } from '../node/input-limits.js';
-import { readRegularBytes } from '../node/read.js';
+import { INPUT_LIMITS } from '../core/input-limits.js';
+import { stampKey } from '../sys/file-stamp.js';
+import { readRegularBytes } from '../sys/read.js';
+import { CheckLoop, closeHandle, DirectoryWatches, toError } from './watch-loop.js';
 
 export interface WatchOptions {
   /** Quiet time that ends a burst of events (default 50 ms). */
@@ -120,154 +82,11 @@ function defaultOnError(e: Error): void {
   process.stderr.write(`file watch: ${e.message}\n`);
 }
 
-function toError(e: unknown): Error {
-  return e instanceof Error ? e : new Error(String(e));
-}
-
-/** An identity of a file system object, from stat. */
-function stampOf(st: { dev: number; ino: number; size: number; mtimeMs: number; ctimeMs: number; mode: number }): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.mode}`;
-}
-
-/**
- * A set of fs.watch handles on directories, kept in line with a wanted set: a
- * wanted directory that does not exist is replaced by its nearest existing
- * ancestor; a watched directory that was removed or replaced (other inode) is
- * watched again.
- */
-class DirectoryWatches {
-  private readonly watches = new Map<string, { watcher: FSWatcher; id: string }>();
-  private closed = false;
-
-  constructor(private readonly onEvent: () => void) {}
-
-  /** Makes the watched set match `wanted` (absolute paths). */
-  async plan(wanted: Iterable<string>): Promise<void> {
-    const targets = new Map<string, string>(); // dir → dev:ino
-    for (const dir of wanted) {
-      let d = path.resolve(dir);
-      for (;;) {
-        try {
-          const st = await fs.stat(d);
-          if (st.isDirectory()) {
-            targets.set(d, `${st.dev}:${st.ino}`);
-            break;
-          }
-        } catch {
-          // Missing (or unreadable): watch the parent instead.
-        }
-        const parent = path.dirname(d);
-        if (parent === d) break;
-        d = parent;
-      }
-    }
-    if (this.closed) return;
-    for (const [dir, w] of this.watches) {
-      if (targets.get(dir) !== w.id) {
-        w.watcher.close();
-        this.watches.delete(dir);
-      }
-    }
-    for (const [dir, id] of targets) {
-      if (this.watches.has(dir)) continue;
-      let watcher: FSWatcher;
-      try {
-        watcher = watch(dir, { persistent: true }, () => this.onEvent());
-      } catch {
-        // Vanished between stat and watch, or not watchable: the next plan (event or safety net) retries.
-        continue;
-      }
-      // The directory was removed (inotify reports IN_IGNORED as an error on some
-      // platforms): forget the handle and let the next plan decide.
-      watcher.on('error', () => {
-        watcher.close();
-        if (this.watches.get(dir)?.watcher === watcher) this.watches.delete(dir);
-        this.onEvent();
-      });
-      this.watches.set(dir, { watcher, id });
-    }
-  }
-
-  close(): void {
-    this.closed = true;
-    for (const w of this.watches.values()) w.watcher.close();
-    this.watches.clear();
-  }
-}
-
-/**
- * The scheduling shared by both watchers: debounced triggers, one check at a time
- * (a trigger during a check runs one more check after it), a safety-net interval,
- * closing on abort.
- */
-class CheckLoop {
-  private timer: NodeJS.Timeout | undefined;
-  private burstStart = 0;
-  private running = false;
-  private again = false;
-  private interval: NodeJS.Timeout | undefined;
-  closed = false;
-
-  constructor(
-    private readonly check: (full: boolean) => Promise<void>,
-    private readonly debounceMs: number,
-    recheckMs: number,
-    private readonly onError: (e: Error) => void,
-  ) {
-    if (recheckMs > 0) {
-      this.interval = setInterval(() => this.run(true), recheckMs);
-      this.interval.unref();
-    }
-  }
-
-  /** An event: run a check after the burst is over. */
-  trigger(): void {
-    if (this.closed) return;
-    const now = Date.now();
-    if (this.timer === undefined) this.burstStart = now;
-    else clearTimeout(this.timer);
-    // Events that keep coming must not postpone the check forever.
-    const wait = Math.max(0, Math.min(this.debounceMs, this.burstStart + 4 * this.debounceMs - now));
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.run(false);
-    }, wait);
-  }
-
-  run(full: boolean): void {
-    if (this.closed) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = true;
-    this.check(full)
-      .catch((e: unknown) => {
-        if (!this.closed) this.onError(toError(e));
-      })
-      .finally(() => {
-        this.running = false;
-        if (this.again && !this.closed) {
-          this.again = false;
-          this.run(false);
-        }
-      });
-  }
-
-  close(): void {
-    this.closed = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    if (this.interval !== undefined) clearInterval(this.interval);
-    this.timer = undefined;
-    this.interval = undefined;
-  }
-}
-
 /** The file's identity (following symlinks): 'none' when absent. */
 async function statFollowing(file: string): Promise<{ stamp: string; isFile: boolean; size: number }> {
   try {
     const st = await fs.stat(file);
-    return { stamp: stampOf(st), isFile: st.isFile(), size: st.size };
+    return { stamp: stampKey(st), isFile: st.isFile(), size: st.size };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return { stamp: 'none', isFile: false, size: 0 };
@@ -376,19 +195,13 @@ export function watchFile(
     if (options.initial !== false && !skip && !loop.closed) await deliver(delivered);
   })();
 
-  const ready = baseline.then(() => delivered?.toString('utf8'));
-
-  const close = closeOnAbort(() => {
-    loop.close();
-    watches.close();
-  }, options.signal);
-
+  const handle = closeHandle(loop, watches, options.signal);
   return {
-    ready,
+    ready: baseline.then(() => delivered?.toString('utf8')),
     current: () => delivered?.toString('utf8'),
-    close,
+    close: handle.close,
     get closed() {
-      return loop.closed;
+      return handle.closed;
     },
   };
 }
@@ -411,11 +224,11 @@ async function snapshot(dir: string, hidden: boolean): Promise<Snapshot> {
       const p = path.join(dir, name);
       try {
         const l = await fs.lstat(p);
-        let stamp = stampOf(l);
+        let stamp = stampKey(l);
         if (l.isSymbolicLink()) {
           const target = await fs.readlink(p).catch(() => '');
           const st = await fs.stat(p).catch(() => undefined);
-          stamp += `->${target}:${st ? stampOf(st) : 'dangling'}`;
+          stamp += `->${target}:${st ? stampKey(st) : 'dangling'}`;
         }
         out.set(name, stamp);
       } catch {
@@ -475,18 +288,12 @@ export function watchDir(dir: string, onChange: (names: string[]) => unknown, op
     }
   })();
 
-  const ready = baseline;
-
-  const close = closeOnAbort(() => {
-    loop.close();
-    watches.close();
-  }, options.signal);
-
+  const handle = closeHandle(loop, watches, options.signal);
   return {
-    ready,
-    close,
+    ready: baseline,
+    close: handle.close,
     get closed() {
-      return loop.closed;
+      return handle.closed;
     },
   };
 }
@@ -495,18 +302,4 @@ export function watchDir(dir: string, onChange: (names: string[]) => unknown, op
 export function describeNames(names: readonly string[], max = 3): string {
   if (names.length <= max) return names.join(', ');
   return `${names.slice(0, max).join(', ')} and ${names.length - max} more`;
-}
-
-/** Wraps `stop` so that it also runs when `signal` aborts (at once if it already has), and only once. */
-function closeOnAbort(stop: () => void, signal: AbortSignal | undefined): () => void {
-  let done = false;
-  const close = (): void => {
-    if (done) return;
-    done = true;
-    signal?.removeEventListener('abort', close);
-    stop();
-  };
-  if (signal?.aborted) close();
-  else signal?.addEventListener('abort', close, { once: true });
-  return close;
 }

@@ -1,51 +1,30 @@
 /**
  * --kubeconfig-out: a kubeconfig for CNI plugins that talk to the API (Multus),
- * made from the pod's service account and kept current.
- *
- * The plugin runs on the node, not in this container, so the file must make sense
- * with the node's paths. Two ways, chosen by CNI_NODE_KUBECONFIG_CREDENTIALS:
- *
- *  - "embed" (the default): the CA and the token are embedded in the file
- *    (certificate-authority-data, token). The file holds no path at all, so there is
- *    nothing to translate, and one atomic rename replaces server, CA and token
- *    together: a plugin never reads a token that does not match the rest. This is
- *    what Multus's own installer writes.
- *  - "files": the CA and the token are written as files next to the kubeconfig
- *    (<out>.ca.crt, <out>.token) and the kubeconfig names them by their NODE paths
- *    (certificate-authority, tokenFile). A container path is turned into a node
- *    path by CNI_NODE_HOST_PATH_MAP, a comma list of <container-prefix>=<node-prefix>
- *    (longest prefix wins), default "/host=/": /host/etc/cni/net.d/x → /etc/cni/net.d/x.
- *
- * Either way the files are mode 0600 (they hold a bearer token), written atomically
- * (temp + fsync + rename, src/node/atomic.ts), only when their content changes, and
- * again whenever the projected token (or the CA) changes: kubelet rotates projected
- * service account tokens by swapping a `..data` symlink, which the file watcher sees.
- *
- * The token. The pod's projected service account token is bound to the pod: the API
- * server rejects it as soon as the pod is deleted. A kubeconfig made from it stops
- * working at every rolling update from the moment the old pod is gone until the new
- * pod has written its own, and Multus fails every pod created on the node meanwhile
- * ("error waiting for pod: Unauthorized": the cluster suite saw it). So by default
- * (CNI_NODE_KUBECONFIG_TOKEN=request) the kubeconfig carries a token that cni-node
- * requests for its own service account (TokenRequest, not bound to the pod, valid for
- * TOKEN_TTL_SECONDS) and renews at 80 % of its life: the old pod's kubeconfig keeps
- * working until the new pod replaces it. Where that is not allowed (RBAC without
- * `create serviceaccounts/token`), or with CNI_NODE_KUBECONFIG_TOKEN=projected, the
- * projected token is used as before, with a warning.
- *
- * The server is https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT (an IPv6
- * address in brackets), or CNI_NODE_KUBECONFIG_SERVER when set (for nodes whose
- * host network cannot reach the service address). The service account is read from
- * CNI_NODE_SERVICE_ACCOUNT_DIR (default /var/run/secrets/kubernetes.io/serviceaccount).
+ * made from the pod's service account and kept current: CA and token embedded
+ * (the default) or written beside it and named by node paths; mode 0600, atomic,
+ * rewritten when the token rotates. The token is one cni-node requests for its
+ * service account (not bound to the pod, so a rolling update does not break Multus
+ * meanwhile), or the pod's projected token. docs/ARCHITECTURE.md has the details.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CniNodeError, reason } from '../core/errors.js';
-import type { Reporter } from '../engine/types.js';
-import { DEFAULT_SERVICE_ACCOUNT_DIR, urlHost } from '../kube/in-cluster.js';
+import type { Reporter } from '../core/contracts.js';
+import { SETTINGS } from '../core/settings.js';
 import { inspect, readIfExists, removeFile, writeFileAtomic } from '../node/atomic.js';
-import { readRegularBytes } from '../node/read.js';
+import { readRegularBytes } from '../sys/read.js';
 import { TooBigError, watchFile, type FileWatcher } from './file-watch.js';
+import {
+  jwtClaims,
+  parsePathMap,
+  renderKubeconfig,
+  serverFromEnv,
+  serviceAccountOfToken,
+  toNodePath,
+  type CredentialsMode,
+  type TokenMode,
+  type TokenRequester,
+} from './kubeconfig-render.js';
 
 /** Lifetime asked for a requested token; renewed at 80 % of the lifetime the API server grants. */
 export const TOKEN_TTL_SECONDS = 24 * 3600;
@@ -53,7 +32,6 @@ export const TOKEN_TTL_SECONDS = 24 * 3600;
 const TOKEN_REFUSED_RETRY_MS = 10 * 60_000;
 /** When a token request fails otherwise (network, server): ask again after this long. */
 const TOKEN_RETRY_MS = 30_000;
-export const DEFAULT_HOST_PATH_MAP = '/host=/';
 const PRIVATE_MODE = 0o600;
 /**
  * Caps on what is read and written: a projected token is about 1 KiB and a cluster
@@ -78,133 +56,6 @@ async function readCapped(file: string, max: number, what: string): Promise<Buff
     notRegular: (kind) => `${what} ${file} is not a regular file (it is ${kind})`,
     tooBig: (size) => `${what} ${file} is ${size} bytes, over the limit of ${max}; it is not copied into the kubeconfig`,
   });
-}
-
-export type CredentialsMode = 'embed' | 'files';
-export type TokenMode = 'request' | 'projected';
-
-export interface ServiceAccountRef {
-  namespace: string;
-  name: string;
-}
-
-/** Issues a token for `sa` (TokenRequest); throws the API's error (a `status` of 401/403/404 means "not allowed"). */
-export type TokenRequester = (sa: ServiceAccountRef, expirationSeconds: number) => Promise<{ token: string; expiresAt: number }>;
-
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
-
-/** A JWT's claims, unverified (the API server verifies; here they only say what a token is), or undefined. */
-function jwtClaims(token: string): Record<string, unknown> | undefined {
-  const part = token.split('.')[1];
-  if (part === undefined || part.length > 16_384) return undefined;
-  try {
-    const claims = JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as unknown;
-    return typeof claims === 'object' && claims !== null && !Array.isArray(claims) ? (claims as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The service account a projected token belongs to (its `sub` claim), or undefined if it is not one. Not verified: it is the pod's own token. */
-export function serviceAccountOfToken(token: string): ServiceAccountRef | undefined {
-  const sub = jwtClaims(token)?.['sub'];
-  const m = typeof sub === 'string' ? /^system:serviceaccount:([^:]+):([^:]+)$/.exec(sub) : null;
-  if (!m || !DNS_LABEL.test(m[1] as string) || !DNS_SUBDOMAIN.test(m[2] as string)) return undefined;
-  return { namespace: m[1] as string, name: m[2] as string };
-}
-
-export interface KubeconfigContent {
-  server: string;
-  /** embed: PEM text of the CA. */
-  caData?: string;
-  /** files: the node path of the CA file. */
-  caFile?: string;
-  /** embed: the token. */
-  token?: string;
-  /** files: the node path of the token file. */
-  tokenFile?: string;
-  namespace?: string;
-}
-
-/** The server URL from KUBERNETES_SERVICE_HOST/PORT (or CNI_NODE_KUBECONFIG_SERVER). */
-export function serverFromEnv(env: Readonly<Record<string, string | undefined>>): string {
-  const override = env['CNI_NODE_KUBECONFIG_SERVER'];
-  if (override) {
-    if (!/^https?:\/\/./.test(override)) throw new CniNodeError('usage', `CNI_NODE_KUBECONFIG_SERVER=${override}: expected a URL such as https://10.0.0.1:6443`);
-    return override.replace(/\/+$/, '');
-  }
-  const host = env['KUBERNETES_SERVICE_HOST'];
-  const port = env['KUBERNETES_SERVICE_PORT'] || '443';
-  if (!host) {
-    throw new CniNodeError(
-      'usage',
-      '--kubeconfig-out needs the API server address: KUBERNETES_SERVICE_HOST (and KUBERNETES_SERVICE_PORT), which Kubernetes sets in every pod; outside a pod set CNI_NODE_KUBECONFIG_SERVER',
-    );
-  }
-  if (!/^\d+$/.test(port)) throw new CniNodeError('usage', `KUBERNETES_SERVICE_PORT=${port} is not a port number`);
-  return `https://${urlHost(host)}:${port}`;
-}
-
-/** Parses CNI_NODE_HOST_PATH_MAP ("/host=/,/var/lib/x=/data/x"). */
-export function parsePathMap(text: string): Array<[string, string]> {
-  const pairs: Array<[string, string]> = [];
-  for (const part of text.split(',')) {
-    const p = part.trim();
-    if (p === '') continue;
-    const i = p.indexOf('=');
-    const from = i === -1 ? '' : p.slice(0, i).trim();
-    const to = i === -1 ? '' : p.slice(i + 1).trim();
-    if (!path.isAbsolute(from) || !path.isAbsolute(to)) {
-      throw new CniNodeError('usage', `CNI_NODE_HOST_PATH_MAP: "${p}" is not <container-path>=<node-path> with absolute paths (e.g. /host=/)`);
-    }
-    pairs.push([path.normalize(from), path.normalize(to)]);
-  }
-  return pairs.sort((a, b) => b[0].length - a[0].length);
-}
-
-/** The node's path of a container path, by the longest matching prefix; undefined if none matches. */
-export function toNodePath(containerPath: string, map: ReadonlyArray<[string, string]>): string | undefined {
-  const p = path.normalize(containerPath);
-  for (const [from, to] of map) {
-    if (p === from) return to;
-    const prefix = from.endsWith('/') ? from : `${from}/`;
-    if (p.startsWith(prefix)) return path.join(to, p.slice(prefix.length));
-  }
-  return undefined;
-}
-
-/** A kubeconfig as YAML; every scalar JSON-quoted (valid YAML for any value). */
-export function renderKubeconfig(c: KubeconfigContent): string {
-  const q = (s: string) => JSON.stringify(s);
-  const cluster = [`    server: ${q(c.server)}`];
-  if (c.caData !== undefined) cluster.push(`    certificate-authority-data: ${q(Buffer.from(c.caData).toString('base64'))}`);
-  if (c.caFile !== undefined) cluster.push(`    certificate-authority: ${q(c.caFile)}`);
-  const user: string[] = [];
-  if (c.token !== undefined) user.push(`    token: ${q(c.token)}`);
-  if (c.tokenFile !== undefined) user.push(`    tokenFile: ${q(c.tokenFile)}`);
-  return [
-    '# Written by cni-node run --kubeconfig-out from the pod service account;',
-    '# rewritten whenever the token rotates. Do not edit.',
-    'apiVersion: v1',
-    'kind: Config',
-    'clusters:',
-    '- name: cni-node',
-    '  cluster:',
-    ...cluster,
-    'users:',
-    '- name: cni-node',
-    '  user:',
-    ...(user.length > 0 ? user : ['    {}']),
-    'contexts:',
-    '- name: cni-node',
-    '  context:',
-    '    cluster: cni-node',
-    '    user: cni-node',
-    ...(c.namespace ? [`    namespace: ${q(c.namespace)}`] : []),
-    'current-context: cni-node',
-    '',
-  ].join('\n');
 }
 
 export interface KubeconfigOutOptions {
@@ -251,25 +102,18 @@ export class KubeconfigOut {
 
   private constructor(private readonly options: KubeconfigOutOptions) {
     const env = options.env;
-    const mode = env['CNI_NODE_KUBECONFIG_CREDENTIALS'] || 'embed';
-    if (mode !== 'embed' && mode !== 'files') {
-      throw new CniNodeError('usage', `CNI_NODE_KUBECONFIG_CREDENTIALS=${mode}: expected embed (CA and token inside the kubeconfig) or files`);
-    }
-    this.mode = mode;
-    const tokenMode = env['CNI_NODE_KUBECONFIG_TOKEN'] || 'request';
-    if (tokenMode !== 'request' && tokenMode !== 'projected') {
-      throw new CniNodeError('usage', `CNI_NODE_KUBECONFIG_TOKEN=${tokenMode}: expected request (a token cni-node requests for its service account, not bound to the pod) or projected (the pod's own token)`);
-    }
+    this.mode = SETTINGS.kubeconfigCredentials.read(env) ?? 'embed';
+    const tokenMode = SETTINGS.kubeconfigToken.read(env) ?? 'request';
     this.tokenMode = options.requestToken ? tokenMode : 'projected';
     this.server = serverFromEnv(env);
-    this.serviceAccountDir = env['CNI_NODE_SERVICE_ACCOUNT_DIR'] || DEFAULT_SERVICE_ACCOUNT_DIR;
+    this.serviceAccountDir = SETTINGS.serviceAccountDir.read(env) as string;
     this.tokenFile = path.join(this.serviceAccountDir, 'token');
     this.caFile = path.join(this.serviceAccountDir, 'ca.crt');
     if (!path.isAbsolute(options.out) || options.out.endsWith('/')) {
       throw new CniNodeError('usage', `--kubeconfig-out=${options.out}: give the absolute path of the file to write, e.g. /host/etc/cni/net.d/multus.d/multus.kubeconfig`);
     }
-    if (mode === 'files') {
-      const map = parsePathMap(env['CNI_NODE_HOST_PATH_MAP'] ?? DEFAULT_HOST_PATH_MAP);
+    if (this.mode === 'files') {
+      const map = parsePathMap(SETTINGS.hostPathMap.read(env) as string);
       const token = `${options.out}.token`;
       const ca = `${options.out}.ca.crt`;
       const nodeToken = toNodePath(token, map);
@@ -277,7 +121,7 @@ export class KubeconfigOut {
       if (nodeToken === undefined || nodeCa === undefined) {
         throw new CniNodeError(
           'usage',
-          `--kubeconfig-out=${options.out}: cannot tell where this file is on the node; set CNI_NODE_HOST_PATH_MAP=<container-prefix>=<node-prefix> (default ${DEFAULT_HOST_PATH_MAP}), or use CNI_NODE_KUBECONFIG_CREDENTIALS=embed`,
+          `--kubeconfig-out=${options.out}: cannot tell where this file is on the node; set CNI_NODE_HOST_PATH_MAP=<container-prefix>=<node-prefix> (default ${SETTINGS.hostPathMap.shownDefault}), or use CNI_NODE_KUBECONFIG_CREDENTIALS=embed`,
         );
       }
       this.companions = { token, ca, nodeToken, nodeCa };
@@ -494,8 +338,7 @@ export class KubeconfigOut {
 
   /** Removes what --kubeconfig-out wrote (--uninstall-on-exit). */
   async remove(): Promise<string[]> {
-    this.close();
-    await this.chain;
+    await this.close();
     const removed: string[] = [];
     for (const file of [this.options.out, ...(this.companions ? [this.companions.token, this.companions.ca] : [])]) {
       if (await removeFile(path.dirname(file), path.basename(file)).catch(() => false)) removed.push(file);
@@ -503,9 +346,11 @@ export class KubeconfigOut {
     return removed;
   }
 
-  close(): void {
+  /** Stops watching; resolves once a write under way has finished, so nothing is written after it. */
+  async close(): Promise<void> {
     this.closed = true;
     if (this.renewTimer !== undefined) clearTimeout(this.renewTimer);
     for (const w of this.watchers) w.close();
+    await this.chain;
   }
 }

@@ -12,37 +12,23 @@
  *    the daemon's own writes then match, and anything else (deleted, replaced,
  *    chmod-ed, edited) does not.
  */
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { nameProblem } from '../core/names.js';
 import { findPointers } from '../core/template.js';
-import { sha256 } from '../node/digest.js';
-import { INPUT_LIMITS } from '../node/input-limits.js';
-import { readRegularBytes } from '../node/read.js';
-import type { FileStamp } from '../node/atomic.js';
-import { RECORD_FILE, type RecordEntry } from '../node/record.js';
+import { sha256 } from '../sys/digest.js';
+import { INPUT_LIMITS } from '../core/input-limits.js';
+import { readRegularBytes } from '../sys/read.js';
+import type { RecordEntry, Reporter } from '../core/contracts.js';
+import { NodeRecord } from '../node/record.js';
 
-export type RecordSections = Partial<Record<string, RecordEntry[]>>;
+const QUIET: Reporter = { item: () => undefined, warn: () => undefined, info: () => undefined };
 
 /**
- * Reads cni-node's record of `dir` without side effects (the engine's loader moves
- * an unreadable record aside; the daemon only looks). Missing or unreadable: empty.
+ * cni-node's record of `dir`, read without side effects: a damaged record is left
+ * in place and reads as empty, and refused entries are left out, silently (the
+ * engine's locked pass reports and mends both). Undefined if it cannot be read.
  */
-export async function readRecord(dir: string): Promise<RecordSections> {
-  try {
-    const bytes = await readRegularBytes(path.join(dir, RECORD_FILE), { maxBytes: INPUT_LIMITS.record, follow: false });
-    if (bytes === undefined) return {};
-    const v = JSON.parse(bytes.toString('utf8')) as { kinds?: unknown };
-    if (!v || typeof v.kinds !== 'object' || v.kinds === null) return {};
-    const out: RecordSections = {};
-    for (const [k, list] of Object.entries(v.kinds as Record<string, unknown>)) {
-      // Bad names are refused (and reported) by the engine's loader; here they are only skipped.
-      if (Array.isArray(list)) out[k] = list.filter((e): e is RecordEntry => typeof (e as RecordEntry | null)?.name === 'string' && nameProblem((e as RecordEntry).name) === undefined);
-    }
-    return out;
-  } catch {
-    return {};
-  }
+export async function readRecord(dir: string): Promise<NodeRecord | undefined> {
+  return NodeRecord.load(dir, QUIET, { readOnly: true }).catch(() => undefined);
 }
 
 /**
@@ -57,25 +43,6 @@ export async function digestFile(file: string, maxBytes: number = INPUT_LIMITS.t
   } catch {
     return undefined;
   }
-}
-
-export type Stamp = FileStamp | 'absent' | 'other';
-
-/** The stamp of dir/name without following a symlink. */
-export async function stampOf(file: string): Promise<Stamp> {
-  try {
-    const st = await fs.lstat(file);
-    if (!st.isFile()) return 'other';
-    return { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino };
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'absent' : 'other';
-  }
-}
-
-export function sameStamp(a: Stamp | undefined, b: Stamp | undefined): boolean {
-  if (a === undefined || b === undefined) return false;
-  if (typeof a === 'string' || typeof b === 'string') return a === b;
-  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
 }
 
 export interface TemplateSnapshot {

@@ -9,7 +9,7 @@ import { assertDirsApart } from '../node/dirs.js';
 import { DirLock } from '../node/lock.js';
 import { createPluginHandler } from '../node/plugins.js';
 import { NodeRecord } from '../node/record.js';
-import type { EngineOptions, ItemReport, KindHandler, Reporter } from './types.js';
+import type { EngineOptions, ItemReport, KindHandler, Reporter } from '../core/contracts.js';
 
 /**
  * The one reconcile engine behind install, uninstall, apply and the daemon:
@@ -126,6 +126,10 @@ export async function reconcile(request: ReconcileRequest, options: EngineOption
   }
 }
 
+/**
+ * One pass over the node: read the records, plan, prepare every item (every
+ * problem found before anything changes), then act item by item and record.
+ */
 async function pass(
   request: ReconcileRequest,
   kinds: Kind[],
@@ -134,86 +138,111 @@ async function pass(
   dryRun: boolean,
   locks: DirLock[] = [],
 ): Promise<ReconcileResult> {
-  const { dirs, reporter } = options;
   const handlers: KindHandler[] = [];
+  const records = new Map<string, NodeRecord>();
   try {
-    const records = new Map<string, NodeRecord>();
-    const recordOf = async (dir: string) => {
+    const recordOf = async (dir: string): Promise<NodeRecord> => {
       let r = records.get(dir);
-      if (!r) records.set(dir, (r = await NodeRecord.load(dir, reporter, { readOnly: dryRun })));
+      if (!r) records.set(dir, (r = await NodeRecord.load(dir, options.reporter, { readOnly: dryRun })));
       return r;
     };
-
-    for (const kind of kinds) {
-      if (kind === 'plugin') handlers.push(createPluginHandler(options, await recordOf(dirs.hostPluginsDir)));
-      else if (kind === 'config') handlers.push(createConfigHandler(options, await recordOf(dirs.hostConfigsDir)));
-      else {
-        const { createManifestHandler } = await import('../kube/manifest-handler.js');
-        handlers.push(await createManifestHandler({ options, record: configsDirPresent ? await recordOf(dirs.hostConfigsDir) : undefined }));
-      }
-    }
-
-    const state: Partial<Record<Kind, KindState>> = {};
-    for (const h of handlers) {
-      const spec = request.lists[h.kind] as ListSpec;
-      const current = spec.current ?? (request.mode === 'apply' ? await h.recorded() : []);
-      state[h.kind] = { desired: spec.desired, current };
-    }
-    const hold = options.hold;
-    let actions = plan(request.mode, state).filter((a) => !hold?.has(`${a.kind} ${a.name}`));
-    // Every name was validated where it came from (command line, ConfigMap, record);
-    // checked once more here, where names turn into paths and API calls.
-    for (const a of actions) {
-      const bad = nameProblem(a.name);
-      if (bad) throw new CniNodeError('invalid', `${a.kind} ${showName(a.name)}: ${bad}; nothing was changed`);
-    }
-    const actionsOf = (h: KindHandler) => actions.filter((a) => a.kind === h.kind);
-
-    let problems: CniNodeError[] = [];
-    const waiting = new Map<string, string[]>();
-    for (const h of handlers) {
-      const prepared = await h.prepare(actionsOf(h));
-      problems.push(...prepared.problems);
-      for (const [k, v] of prepared.waiting) waiting.set(k, v);
-    }
-    const invalid = new Map<string, CniNodeError[]>();
-    if (options.isolateInvalid && problems.length > 0 && problems.every(isItemProblem)) {
-      // Every problem names the items it belongs to: hold those, converge the rest.
-      // Anything else (the API unreachable, a lock lost, a dir missing) stops the run.
-      for (const p of problems) for (const item of p.items) invalid.set(item, [...(invalid.get(item) ?? []), p]);
-      actions = actions.filter((a) => !invalid.has(`${a.kind} ${a.name}`));
-      for (const item of invalid.keys()) if (item.startsWith('config ')) waiting.delete(item.slice('config '.length));
-      problems = [];
-    }
-    if (problems.length === 1) throw problems[0] as CniNodeError;
-    if (problems.length > 1) {
-      throw new CniNodeError(
-        problems.every((p) => p.kind === problems[0]?.kind) ? (problems[0] as CniNodeError).kind : 'invalid',
-        `${problems.length} problems found; nothing was changed`,
-        problems.flatMap((p) => [p.message, ...p.details.map((d) => `  ${d}`)]),
-      );
-    }
-
-    const reports: ItemReport[] = [];
-    const byKind = new Map(handlers.map((h) => [h.kind, h]));
-    try {
-      if (!dryRun) await Promise.all(handlers.map((h) => h.stage?.(actionsOf(h))));
-      for (const action of actions) {
-        if (options.signal?.aborted) throw new CniNodeError('interrupted', `stopped before ${describe(action)}; the node holds the state of the completed steps`);
-        for (const l of locks) l.assertHeld();
-        const report = await (byKind.get(action.kind) as KindHandler).execute(action, dryRun);
-        reports.push(report);
-        reporter.item(report);
-      }
-    } finally {
-      // Record what was done, also when a step failed part way.
-      if (!dryRun) for (const h of handlers) await h.commit();
-    }
+    // One by one, so that those made before a failure are closed too.
+    for (const kind of kinds) handlers.push(await createHandler(kind, options, configsDirPresent, recordOf));
+    const planned = await planActions(request, handlers, options.hold);
+    const { actions, waiting, invalid } = await prepareAll(handlers, planned, options.isolateInvalid === true);
+    const reports = await act(handlers, actions, options, dryRun, locks);
     const damaged = [...records.values()].some((r) => r.damaged);
     return { reports, waiting, changed: changedCount(reports), invalid, ...(damaged ? { needsMending: true } : {}) };
   } finally {
     for (const h of handlers) await h.close().catch(() => undefined);
   }
+}
+
+async function createHandler(kind: Kind, options: EngineOptions, configsDirPresent: boolean, recordOf: (dir: string) => Promise<NodeRecord>): Promise<KindHandler> {
+  const { dirs } = options;
+  if (kind === 'plugin') return createPluginHandler(options, await recordOf(dirs.hostPluginsDir));
+  if (kind === 'config') return createConfigHandler(options, await recordOf(dirs.hostConfigsDir));
+  // The Kubernetes client is loaded only by runs that have manifests.
+  const { createManifestHandler } = await import('../kube/manifest-handler.js');
+  return createManifestHandler({ options, record: configsDirPresent ? await recordOf(dirs.hostConfigsDir) : undefined });
+}
+
+/** The actions: desired against current (the record's, for apply without :Current), less the held items. */
+async function planActions(request: ReconcileRequest, handlers: readonly KindHandler[], hold: ReadonlySet<string> | undefined): Promise<PlannedAction[]> {
+  const state: Partial<Record<Kind, KindState>> = {};
+  for (const h of handlers) {
+    const spec = request.lists[h.kind] as ListSpec;
+    const current = spec.current ?? (request.mode === 'apply' ? await h.recorded() : []);
+    state[h.kind] = { desired: spec.desired, current };
+  }
+  const actions = plan(request.mode, state).filter((a) => !hold?.has(`${a.kind} ${a.name}`));
+  // Every name was validated where it came from (command line, ConfigMap, record);
+  // checked once more here, where names turn into paths and API calls.
+  for (const a of actions) {
+    const bad = nameProblem(a.name);
+    if (bad) throw new CniNodeError('invalid', `${a.kind} ${showName(a.name)}: ${bad}; nothing was changed`);
+  }
+  return actions;
+}
+
+const actionsOf = (actions: readonly PlannedAction[], h: KindHandler): PlannedAction[] => actions.filter((a) => a.kind === h.kind);
+
+/**
+ * Every handler prepares its actions; every problem is thrown at once, before
+ * anything changes. With isolateInvalid, problems that all belong to particular
+ * items hold just those items (returned in `invalid`), and the rest goes on.
+ */
+async function prepareAll(
+  handlers: readonly KindHandler[],
+  planned: readonly PlannedAction[],
+  isolateInvalid: boolean,
+): Promise<{ actions: PlannedAction[]; waiting: Map<string, string[]>; invalid: Map<string, CniNodeError[]> }> {
+  let actions = [...planned];
+  let problems: CniNodeError[] = [];
+  const waiting = new Map<string, string[]>();
+  for (const h of handlers) {
+    const prepared = await h.prepare(actionsOf(actions, h));
+    problems.push(...prepared.problems);
+    for (const [k, v] of prepared.waiting) waiting.set(k, v);
+  }
+  const invalid = new Map<string, CniNodeError[]>();
+  if (isolateInvalid && problems.length > 0 && problems.every(isItemProblem)) {
+    // Every problem names the items it belongs to: hold those, converge the rest.
+    // Anything else (the API unreachable, a lock lost, a dir missing) stops the run.
+    for (const p of problems) for (const item of p.items) invalid.set(item, [...(invalid.get(item) ?? []), p]);
+    actions = actions.filter((a) => !invalid.has(`${a.kind} ${a.name}`));
+    for (const item of invalid.keys()) if (item.startsWith('config ')) waiting.delete(item.slice('config '.length));
+    problems = [];
+  }
+  if (problems.length === 1) throw problems[0] as CniNodeError;
+  if (problems.length > 1) {
+    throw new CniNodeError(
+      problems.every((p) => p.kind === problems[0]?.kind) ? (problems[0] as CniNodeError).kind : 'invalid',
+      `${problems.length} problems found; nothing was changed`,
+      problems.flatMap((p) => [p.message, ...p.details.map((d) => `  ${d}`)]),
+    );
+  }
+  return { actions, waiting, invalid };
+}
+
+/** Stages, then carries out the actions in plan order; the records are saved even when a step fails part way. */
+async function act(handlers: readonly KindHandler[], actions: readonly PlannedAction[], options: EngineOptions, dryRun: boolean, locks: readonly DirLock[]): Promise<ItemReport[]> {
+  const reports: ItemReport[] = [];
+  const byKind = new Map(handlers.map((h) => [h.kind, h]));
+  try {
+    if (!dryRun) await Promise.all(handlers.map((h) => h.stage?.(actionsOf(actions, h))));
+    for (const action of actions) {
+      if (options.signal?.aborted) throw new CniNodeError('interrupted', `stopped before ${describe(action)}; the node holds the state of the completed steps`);
+      for (const l of locks) l.assertHeld();
+      const report = await (byKind.get(action.kind) as KindHandler).execute(action, dryRun);
+      reports.push(report);
+      options.reporter.item(report);
+    }
+  } finally {
+    // Record what was done, also when a step failed part way.
+    if (!dryRun) for (const h of handlers) await h.commit();
+  }
+  return reports;
 }
 
 /** A problem of particular items that only a change of input (or of the node) fixes. */

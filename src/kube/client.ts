@@ -20,8 +20,9 @@ import type http from 'node:http';
 import { CniNodeError } from '../core/errors.js';
 import { resolveKubeConfig, type KubeConfigOptions, type ResolvedKubeConfig } from './config.js';
 import { isRetriableStatus, KubeUnreachableError, networkCode, type KubeStatus } from './errors.js';
+import { backoffDelay } from '../sys/backoff.js';
 import { parseServerJson } from './limits.js';
-import { backoffDelay, DEFAULT_RETRY, interrupted, retryAfterMs, sleep, type RetryPolicy } from './retry.js';
+import { DEFAULT_RETRY, interrupted, retryAfterMs, sleep, type RetryPolicy } from './retry.js';
 import { KubeTransport, type Answer, type HttpMethod, type Outcome, type Query } from './transport.js';
 
 export type { HttpMethod };

@@ -1,34 +1,21 @@
 /**
- * Where cni-node's Kubernetes credentials come from, in this order:
- *   1. --kubeconfig (EngineOptions.kubeconfig)
- *   2. KUBECONFIG (a list separated by ':', merged as kubectl does: the first file wins)
- *   3. the pod's service account (KUBERNETES_SERVICE_HOST/PORT set and a token file present)
- *   4. ~/.kube/config
- *
- * Kubeconfig files are read as @kubernetes/client-node's KubeConfig reads them;
- * exec plugins, auth providers and proxies are handed to its KubeConfig, so they
- * work as they do there. Nothing else loads the library (4 MB of code): not the
- * in-cluster path, not a kubeconfig with a token, token-file, client certificate
- * or basic auth.
- *
- * Tokens read from files (the in-cluster service account token, and `token-file`
- * in a kubeconfig) are re-read whenever the file changes: projected service
- * account tokens are rotated by the kubelet (an atomic `..data` symlink swap), and
- * @kubernetes/client-node 1.3.0 keeps one cached token per process for up to 60 s
- * (shared by every KubeConfig, whatever file it came from) and reads `token-file`
- * only once. A 401 answer also forces a re-read (see client.ts).
+ * Where cni-node's Kubernetes credentials come from, in this order: --kubeconfig,
+ * KUBECONFIG, the pod's service account, ~/.kube/config. Kubeconfig files are
+ * kubeconfig-file.ts's; the Authorization header is auth.ts's (tokens read again
+ * when their file changes). docs/ARCHITECTURE.md has the details.
  */
 import { statSync } from 'node:fs';
 import type https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
-import type { KubeConfig } from '@kubernetes/client-node';
 import { CniNodeError, reason } from '../core/errors.js';
 import { namespaceProblem } from '../core/names.js';
-import { INPUT_LIMITS } from '../node/input-limits.js';
-import { readRegularSync } from '../node/read.js';
-import { DEFAULT_SERVICE_ACCOUNT_DIR, urlHost } from './in-cluster.js';
+import { INPUT_LIMITS } from '../core/input-limits.js';
+import { readRegularSync } from '../sys/read.js';
+import { SETTINGS } from '../core/settings.js';
+import { jwtSubject, TokenFileAuth, type AuthProvider } from './auth.js';
+import { urlHost } from './in-cluster.js';
+import { fromFiles } from './kubeconfig-file.js';
 
 export interface KubeConfigOptions {
   /** --kubeconfig: wins over everything else. */
@@ -37,14 +24,6 @@ export interface KubeConfigOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** Where the pod's service account is mounted (default /var/run/secrets/kubernetes.io/serviceaccount, or $CNI_NODE_SERVICE_ACCOUNT_DIR). */
   serviceAccountDir?: string;
-}
-
-/** Supplies the Authorization header for each request. */
-export interface AuthProvider {
-  /** The header value ("Bearer …", "Basic …"), or undefined for none (client certificates). */
-  header(): Promise<string | undefined>;
-  /** Forget any cached credential (after a 401); true if a fresh one may differ. */
-  invalidate(): boolean;
 }
 
 export interface ResolvedKubeConfig {
@@ -69,91 +48,22 @@ export interface ResolvedKubeConfig {
   proxyAgent?: https.Agent;
 }
 
-/** Reads a token from a file, again whenever the file changes (new inode, size or mtime) or after invalidate(). */
-export class TokenFileAuth implements AuthProvider {
-  private token: string | undefined;
-  private stamp = '';
-
-  constructor(readonly file: string) {}
-
-  async header(): Promise<string | undefined> {
-    return `Bearer ${this.current()}`;
-  }
-
-  /** The token now in the file (re-read only if the file changed). */
-  current(): string {
-    let stamp: string;
-    try {
-      const st = statSync(this.file);
-      stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
-    } catch (e) {
-      throw new CniNodeError('missing', `cannot read the API token file ${this.file}: ${reason(e)}`);
-    }
-    if (this.token === undefined || stamp !== this.stamp) {
-      let text: string;
-      try {
-        const bytes = readRegularSync(this.file, { maxBytes: INPUT_LIMITS.token, what: 'the API token file' });
-        if (bytes === undefined) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${this.file}'`), { code: 'ENOENT' });
-        text = bytes.toString('utf8');
-      } catch (e) {
-        throw e instanceof CniNodeError ? e : new CniNodeError('missing', `cannot read the API token file ${this.file}: ${reason(e)}`);
-      }
-      const token = text.trim();
-      if (token === '') throw new CniNodeError('missing', `the API token file ${this.file} is empty`);
-      this.token = token;
-      this.stamp = stamp;
-    }
-    return this.token;
-  }
-
-  invalidate(): boolean {
-    this.token = undefined;
-    this.stamp = '';
-    return true;
-  }
-}
-
-class StaticAuth implements AuthProvider {
-  constructor(private readonly value: string | undefined) {}
-  async header(): Promise<string | undefined> {
-    return this.value;
-  }
-  invalidate(): boolean {
-    return false;
-  }
-}
-
-/** Exec plugins and auth providers: @kubernetes/client-node computes the header (it caches and refreshes them itself). */
-class KubeConfigAuth implements AuthProvider {
-  constructor(private readonly kc: KubeConfig) {}
-  async header(): Promise<string | undefined> {
-    const opts: https.RequestOptions = {};
-    await this.kc.applyToHTTPSOptions(opts);
-    (opts.agent as https.Agent | undefined)?.destroy();
-    const h = opts.headers as Record<string, string | undefined> | undefined;
-    return h?.['Authorization'] ?? h?.['authorization'];
-  }
-  invalidate(): boolean {
-    return true;
-  }
-}
-
 /** Loads the credentials, or throws a CniNodeError that says what was tried and what to do. */
 export async function resolveKubeConfig(options: KubeConfigOptions = {}): Promise<ResolvedKubeConfig> {
   const env = options.env ?? process.env;
-  const saDir = options.serviceAccountDir ?? (env['CNI_NODE_SERVICE_ACCOUNT_DIR'] || DEFAULT_SERVICE_ACCOUNT_DIR);
+  const saDir = options.serviceAccountDir ?? (SETTINGS.serviceAccountDir.read(env) as string);
   const podNamespace = readNamespaceFile(path.join(saDir, 'namespace'));
 
   if (options.kubeconfig) return fromFiles([options.kubeconfig], `--kubeconfig ${options.kubeconfig}`, podNamespace, saDir);
-  const list = (env['KUBECONFIG'] ?? '').split(path.delimiter).filter((f) => f !== '');
+  const list = (SETTINGS.kubeconfigPath.read(env) ?? '').split(path.delimiter).filter((f) => f !== '');
   if (list.length > 0) return fromFiles(list, `KUBECONFIG=${list.join(path.delimiter)}`, podNamespace, saDir);
 
-  const host = env['KUBERNETES_SERVICE_HOST'];
-  const port = env['KUBERNETES_SERVICE_PORT'];
+  const host = SETTINGS.serviceHost.read(env);
+  const port = SETTINGS.servicePort.read(env);
   const tokenFile = path.join(saDir, 'token');
   if (host && port && exists(tokenFile)) return inCluster(host, port, saDir, podNamespace);
 
-  const home = env['HOME'] || os.homedir();
+  const home = SETTINGS.home.read(env) ?? os.homedir();
   const homeConfig = path.join(home, '.kube', 'config');
   if (exists(homeConfig)) return fromFiles([homeConfig], `~/.kube/config (${homeConfig})`, podNamespace, saDir);
 
@@ -196,250 +106,6 @@ function inCluster(host: string, port: string, saDir: string, podNamespace: stri
   };
 }
 
-/** A kubeconfig's cluster, user and context entries, in @kubernetes/client-node's shapes (so they can be handed to its KubeConfig when needed). */
-interface KcCluster {
-  name: string;
-  server: string;
-  caData?: string;
-  caFile?: string;
-  skipTLSVerify: boolean;
-  tlsServerName?: string;
-  proxyUrl?: string;
-}
-interface KcUser {
-  name: string;
-  authProvider?: unknown;
-  certData?: string;
-  certFile?: string;
-  exec?: unknown;
-  keyData?: string;
-  keyFile?: string;
-  token?: string;
-  password?: string;
-  username?: string;
-  impersonateUser?: string;
-}
-interface KcContext {
-  name: string;
-  cluster: string;
-  user?: string;
-  namespace?: string;
-}
-interface KcConfig {
-  clusters: KcCluster[];
-  users: KcUser[];
-  contexts: KcContext[];
-  currentContext: string;
-}
-
-async function fromFiles(files: string[], source: string, podNamespace: string | undefined, saDir: string): Promise<ResolvedKubeConfig> {
-  // Read as @kubernetes/client-node's KubeConfig.loadFromFile reads them (the same
-  // validation, messages and path handling), without loading the library: it is
-  // 4 MB of code, ~150 ms and ~40 MiB of RSS to load, and only exec plugins, auth
-  // providers and proxies need it (see needsLibrary below).
-  let kc: KcConfig | undefined;
-  const raws: { file: string; doc: unknown }[] = [];
-  for (const file of files) {
-    let text: string;
-    try {
-      const bytes = readRegularSync(file, { maxBytes: INPUT_LIMITS.kubeconfig, what: 'the kubeconfig' });
-      if (bytes === undefined) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${file}'`), { code: 'ENOENT' });
-      text = bytes.toString('utf8');
-    } catch (e) {
-      if (e instanceof CniNodeError) throw new CniNodeError(e.kind, `kubeconfig ${file} (from ${source}): ${e.message}`);
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new CniNodeError(code === 'ENOENT' ? 'missing' : 'io', `kubeconfig ${file} (from ${source}): ${code === 'ENOENT' ? 'no such file' : reason(e)}`);
-    }
-    try {
-      // token-file paths are made absolute first (KubeConfig reads them relative to the working directory).
-      const doc = absoluteTokenFiles(parseYaml(text) as unknown, path.dirname(file));
-      raws.push({ file, doc });
-      const one = parseKubeconfig(doc, path.dirname(file));
-      if (kc === undefined) kc = one;
-      else mergeInto(kc, one);
-    } catch (e) {
-      throw new CniNodeError('invalid', `kubeconfig ${file} (from ${source}) cannot be read: ${reason(e)}`);
-    }
-  }
-  if (kc === undefined) throw new CniNodeError('missing', `no kubeconfig file in ${source}`);
-  const ctx = findNamed(kc.contexts, kc.currentContext);
-  if (!ctx) {
-    throw new CniNodeError('invalid', `kubeconfig from ${source} has no current context${kc.currentContext ? ` ("${kc.currentContext}" is not defined)` : ''}; set current-context`);
-  }
-  const cluster = findNamed(kc.clusters, ctx.cluster);
-  if (!cluster?.server) throw new CniNodeError('invalid', `kubeconfig from ${source}: context "${ctx.name}" names cluster "${ctx.cluster}", which is not defined or has no server`);
-  const user = findNamed(kc.users, ctx.user);
-
-  const tls: ResolvedKubeConfig['tls'] = {};
-  try {
-    const ca = fileOrData(cluster.caFile, cluster.caData);
-    if (ca) tls.ca = ca;
-    const cert = fileOrData(user?.certFile, user?.certData);
-    if (cert) tls.cert = cert;
-    const key = fileOrData(user?.keyFile, user?.keyData);
-    if (key) tls.key = key;
-  } catch (e) {
-    throw new CniNodeError('missing', `kubeconfig from ${source}: ${reason(e)}`);
-  }
-  tls.rejectUnauthorized = !cluster.skipTLSVerify;
-  if (cluster.tlsServerName) tls.servername = cluster.tlsServerName;
-
-  let auth: AuthProvider = new StaticAuth(undefined);
-  const providerTokenFile = (user?.authProvider as { name?: string; config?: { tokenFile?: string } } | undefined)?.config?.tokenFile;
-  const tokenFile = user ? (rawTokenFile(raws, user.name) ?? (providerTokenFile ? path.resolve(path.dirname(files[0] as string), providerTokenFile) : undefined)) : undefined;
-  const needsLibrary = Boolean(user?.exec || (user?.authProvider && !tokenFile) || cluster.proxyUrl);
-  const library = needsLibrary ? await libraryKubeConfig(kc) : undefined;
-  if (library && (user?.exec || (user?.authProvider && !tokenFile))) auth = new KubeConfigAuth(library);
-  else if (tokenFile) auth = new TokenFileAuth(tokenFile);
-  else if (user?.token) auth = new StaticAuth(`Bearer ${user.token.trim()}`);
-  else if (user?.username) auth = new StaticAuth(`Basic ${Buffer.from(`${user.username}:${user.password ?? ''}`).toString('base64')}`);
-
-  const resolved: ResolvedKubeConfig = {
-    server: cluster.server.replace(/\/+$/, ''),
-    source,
-    identity: user ? `kubeconfig user "${user.name}"` : 'no user',
-    tls,
-    auth,
-    namespace: podNamespace ?? (ctx.namespace || 'default'),
-    serviceAccountDir: saDir,
-  };
-  if (library && cluster.proxyUrl) {
-    const opts: https.RequestOptions = {};
-    await library.applyToHTTPSOptions(opts);
-    resolved.proxyAgent = opts.agent as https.Agent;
-  }
-  return resolved;
-}
-
-/** @kubernetes/client-node's KubeConfig holding `kc`, for exec plugins, auth providers and proxies. */
-async function libraryKubeConfig(kc: KcConfig): Promise<KubeConfig> {
-  const { KubeConfig } = await import('@kubernetes/client-node');
-  const lib = new KubeConfig();
-  // The entries already have the library's own shapes (KubeConfig's newClusters/newUsers/newContexts).
-  lib.loadFromOptions({ clusters: kc.clusters, users: kc.users, contexts: kc.contexts, currentContext: kc.currentContext } as unknown as Parameters<KubeConfig['loadFromOptions']>[0]);
-  return lib;
-}
-
-/**
- * One kubeconfig document, as KubeConfig.loadFromString + makePathsAbsolute(dir)
- * make it: entries without a name (or a cluster without a server, a context
- * without a cluster) are errors, a `/` ending the server is dropped, a token-file
- * is read now, and certificate-authority, client-certificate and client-key are
- * resolved against the file's directory.
- */
-function parseKubeconfig(doc: unknown, dir: string): KcConfig {
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new Error('not a kubeconfig (expected a YAML mapping)');
-  const d = doc as Record<string, unknown>;
-  const list = (key: string): Record<string, unknown>[] => (Array.isArray(d[key]) ? (d[key] as unknown[]) : []).map((e) => (e !== null && typeof e === 'object' ? (e as Record<string, unknown>) : {}));
-  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : v === undefined || v === null ? undefined : String(v));
-  const abs = (file: string | undefined): string | undefined => (file && !path.isAbsolute(file) ? path.join(dir, file) : file);
-  const sub = (e: Record<string, unknown>, key: string): Record<string, unknown> | undefined =>
-    e[key] !== null && typeof e[key] === 'object' ? (e[key] as Record<string, unknown>) : undefined;
-
-  const clusters = list('clusters').map((e, i): KcCluster => {
-    if (!e['name']) throw new Error(`clusters[${i}].name is missing`);
-    const c = sub(e, 'cluster');
-    if (!c) throw new Error(`clusters[${i}].cluster is missing`);
-    if (!c['server']) throw new Error(`clusters[${i}].cluster.server is missing`);
-    return omitUndefined({
-      name: String(e['name']),
-      server: String(c['server']).replace(/\/$/, ''),
-      caData: str(c['certificate-authority-data']),
-      caFile: abs(str(c['certificate-authority'])),
-      skipTLSVerify: c['insecure-skip-tls-verify'] === true,
-      tlsServerName: str(c['tls-server-name']),
-      proxyUrl: str(c['proxy-url']),
-    });
-  });
-  const contexts = list('contexts').map((e, i): KcContext => {
-    if (!e['name']) throw new Error(`contexts[${i}].name is missing`);
-    const c = sub(e, 'context');
-    if (!c) throw new Error(`contexts[${i}].context is missing`);
-    if (!c['cluster']) throw new Error(`contexts[${i}].context.cluster is missing`);
-    return omitUndefined({ name: String(e['name']), cluster: String(c['cluster']), user: str(c['user']) || undefined, namespace: str(c['namespace']) || undefined });
-  });
-  const users = list('users').map((e, i): KcUser => {
-    if (!e['name']) throw new Error(`users[${i}].name is missing`);
-    const u = sub(e, 'user');
-    const tokenFile = str(u?.['token-file']);
-    return omitUndefined({
-      name: String(e['name']),
-      authProvider: u?.['auth-provider'] ?? undefined,
-      certData: str(u?.['client-certificate-data']),
-      certFile: abs(str(u?.['client-certificate'])),
-      exec: u?.['exec'] ?? undefined,
-      keyData: str(u?.['client-key-data']),
-      keyFile: abs(str(u?.['client-key'])),
-      token: str(u?.['token']) || (tokenFile ? readTokenFile(tokenFile) : undefined),
-      password: str(u?.['password']),
-      username: str(u?.['username']),
-      impersonateUser: str(u?.['as']),
-    });
-  });
-  return { clusters, users, contexts, currentContext: str(d['current-context']) ?? '' };
-}
-
-/** A user's `token-file`, read as the library reads it (relative to the working dir), but only a bounded regular file. */
-function readTokenFile(file: string): string {
-  const bytes = readRegularSync(file, { maxBytes: INPUT_LIMITS.token, what: 'the kubeconfig token-file' });
-  if (bytes === undefined) throw new Error(`token-file ${file}: no such file`);
-  return bytes.toString('utf8');
-}
-
-function omitUndefined<T extends object>(o: T): T {
-  for (const k of Object.keys(o) as Array<keyof T>) if (o[k] === undefined) delete o[k];
-  return o;
-}
-
-function findNamed<T extends { name: string }>(list: T[], name: string | undefined): T | undefined {
-  return name === undefined ? undefined : list.find((x) => x.name === name);
-}
-
-/** As KubeConfig.loadFromDefault merges a KUBECONFIG list: the first definition of a name wins. */
-function mergeInto(kc: KcConfig, more: KcConfig): void {
-  const has = <T extends { name: string }>(list: T[], name: string): boolean => list.some((x) => x.name === name);
-  for (const c of more.clusters) if (!has(kc.clusters, c.name)) kc.clusters.push(c);
-  for (const u of more.users) if (!has(kc.users, u.name)) kc.users.push(u);
-  for (const c of more.contexts) if (!has(kc.contexts, c.name)) kc.contexts.push(c);
-  if (!kc.currentContext && more.currentContext) kc.currentContext = more.currentContext;
-}
-
-/** The kubeconfig document with each users[].user.token-file resolved against the file's directory. */
-function absoluteTokenFiles(doc: unknown, dir: string): unknown {
-  const users = (doc as { users?: unknown } | null)?.users;
-  if (!Array.isArray(users)) return doc;
-  for (const u of users) {
-    const user = (u as { user?: Record<string, unknown> } | null)?.user;
-    const tf = user?.['token-file'];
-    if (user && typeof tf === 'string' && tf !== '') user['token-file'] = path.resolve(dir, tf);
-  }
-  return doc;
-}
-
-/** `users[].user.token-file` as written in the first file that defines the user (KubeConfig reads it once and forgets the path). */
-function rawTokenFile(raws: { file: string; doc: unknown }[], userName: string): string | undefined {
-  for (const { file, doc } of raws) {
-    const users = (doc as { users?: unknown } | null)?.users;
-    if (!Array.isArray(users)) continue;
-    const entry = users.find((u) => (u as { name?: unknown })?.name === userName) as { user?: Record<string, unknown> } | undefined;
-    if (!entry) continue;
-    const tf = entry.user?.['token-file'];
-    if (typeof tf === 'string' && tf !== '' && typeof entry.user?.['token'] !== 'string') return path.resolve(path.dirname(file), tf);
-    return undefined;
-  }
-  return undefined;
-}
-
-function fileOrData(file: string | undefined, data: string | undefined): Buffer | undefined {
-  if (file) {
-    const bytes = readRegularSync(file, { maxBytes: INPUT_LIMITS.certificate });
-    if (bytes === undefined) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${file}'`), { code: 'ENOENT' });
-    return bytes;
-  }
-  if (data) return Buffer.from(data, 'base64');
-  return undefined;
-}
-
 /**
  * The pod's namespace from the service account's namespace file; undefined if there
  * is none. Its content becomes part of API paths, so it must be a namespace name:
@@ -460,23 +126,11 @@ function readNamespaceFile(file: string): string | undefined {
   return ns;
 }
 
-function exists(file: string): boolean {
+export function exists(file: string): boolean {
   try {
     statSync(file);
     return true;
   } catch {
     return false;
-  }
-}
-
-/** The `sub` claim of a JWT (not verified: only for messages), e.g. system:serviceaccount:kube-system:cni-node. */
-export function jwtSubject(token: string): string | undefined {
-  const part = token.split('.')[1];
-  if (!part) return undefined;
-  try {
-    const claims = JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as { sub?: unknown };
-    return typeof claims.sub === 'string' ? claims.sub : undefined;
-  } catch {
-    return undefined;
   }
 }

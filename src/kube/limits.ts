@@ -1,36 +1,8 @@
 /**
- * What cni-node accepts from the Kubernetes API server, and how much of it. The
- * API is untrusted input like everything else cni-node reads (GUIDE.md, second
- * rule): a broken or hostile server, or anything between it and the node, must
- * not be able to grow the daemon's memory without bound on every node, crash it
- * with nesting its code cannot walk, or write into its log. Every byte from the
- * server passes one of these caps before it is concatenated or parsed.
- *
- * Why these numbers:
- * - MAX_ANSWER_BYTES (16 MiB), one response body and one watch event (one event
- *   carries one object). The largest object the API server can store is bounded by
- *   etcd's request limit (1.5 MiB by default; a ConfigMap's data by 1 MiB). The
- *   server's JSON of it can be up to 6 times that: Go escapes `<`, `>`, `&` and
- *   control characters as `\u003c`, so a valid 1 MiB ConfigMap of `<` comes back
- *   as 6 MiB (test/kube/limits-api.test.ts reads exactly that). Discovery
- *   documents, Status objects and server-side apply answers are far smaller. 16 MiB
- *   leaves room above the worst legitimate answer; parsed, it is ~30 MiB of heap,
- *   which fits the DaemonSet's smallest memory limit (128 MiB) with the rest of
- *   the daemon.
- * - MAX_WATCHED_BYTES (32 MiB), everything one list+watch holds: all pages of a
- *   LIST together (a server can hand out `continue` tokens for ever), and the set
- *   a watch grows with ADDED events. The daemon watches one ConfigMap by name;
- *   kube-watch may watch a collection: 32 MiB is ~1,500 typical pods, and a
- *   narrower watch (namespace, name, label) is the answer to a larger one. Parsed,
- *   ~56 MiB of heap.
- * - MAX_JSON_DEPTH (512): real objects are a few dozen levels deep (the deepest
- *   are CRD schemas). JSON.parse copes with any depth, but the code that walks an
- *   answer does not: on Node 24 JSON.stringify overflows the stack at ~4,400
- *   levels, a recursive comparison at ~2,700. 512 keeps every walk (comparisons,
- *   JSONPath `..`, printing) far from that.
- * - MAX_SERVER_TEXT (2,000 characters): anything the server says that goes into a
- *   log line, an error message or an Event. Real messages (a 422 listing its
- *   causes, an admission webhook's denial) are a few hundred characters.
+ * What cni-node accepts from the Kubernetes API server, and how much of it: the API
+ * is untrusted input like everything else, so every byte from the server passes
+ * one of these caps before it is concatenated or parsed. Why these numbers: the
+ * table in docs/ARCHITECTURE.md ("What is accepted from the API server").
  */
 import { CniNodeError } from '../core/errors.js';
 

@@ -1,24 +1,9 @@
 /**
  * Creating, updating and deleting one object with server-side apply, and the no-op
- * detection that makes an unchanged re-apply write nothing.
- *
- * Why not just re-apply: on Kubernetes 1.20 a server-side apply that changes no
- * value can still store the object again (seen: a DaemonSet whose cpu "1000m" the
- * server normalises to "1" gets a new managedFields time and resourceVersion on
- * every apply; a Namespace gets a "before-first-apply" entry), so watchers see
- * MODIFIED and etcd takes a write — on every node, on every re-run. So planApply()
- * uses reads and a dry run only:
- *   1. GET the object (absent → "create").
- *   2. Fast path: the manifest's rendered text is the one cni-node applied last time
- *      (its sha256 is in the node record) and every field of the manifest is in the
- *      live object with the same value → "unchanged", one GET in all.
- *   3. Otherwise a server-side dry-run apply computes exactly what the apply would
- *      store (defaults, normalised values, fields cni-node no longer sets); if that
- *      equals the live object apart from resourceVersion and managedFields, nothing
- *      would change → "unchanged". Else "update".
- * The dry run also has the server validate the object and check the permission to
- * write it, so the manifest handler plans every object before changing anything.
- * commitApply() then applies for real only what is not "unchanged".
+ * detection that makes an unchanged re-apply write nothing (a re-apply can store an
+ * unchanged object again on Kubernetes 1.20): planApply() decides with reads and a
+ * dry run only, commitApply() applies what is not unchanged. docs/ARCHITECTURE.md
+ * ("Server-side apply without spurious writes") says how.
  */
 import { CniNodeError } from '../core/errors.js';
 import { isStatus, type KubeClient } from './client.js';

@@ -15,7 +15,7 @@
  * with 410 Gone is re-established at once. A 410 for the first watch after a LIST
  * is not progress: listing again at once could loop.
  */
-import { Backoff, type BackoffPolicy } from './retry.js';
+import { Backoff, type BackoffPolicy } from '../sys/backoff.js';
 
 /**
  * Why an established watch ended:

@@ -1,39 +1,27 @@
 /**
  * List+watch of one Kubernetes collection, kept alive for as long as the caller
- * wants: the engine under `kube-watch object …` and `cni-node run --config-map=…`.
+ * wants: under `kube-watch object …` and `cni-node run --config-map=…`.
  *
  *   const w = listWatch({ client, path: '/api/v1/namespaces/kube-system/configmaps',
  *     fieldSelector: 'metadata.name=multus-cni', signal,
  *     onChange(objects) { … }, onRestart(reason, detail) { … }, onError(error, retryInMs) { … }, onRequest(event) { … } });
  *   await w.synced; w.objects(); w.stop(); await w.done;
  *
- * - LIST (paged) gives the set and its resourceVersion; `onChange` gets it, then
- *   again only when the set changed (watched-set.ts). Calls never overlap and are
- *   not awaited: keep `onChange` quick (its failures go to `onError`).
- * - WATCH from that resourceVersion (allowWatchBookmarks, timeoutSeconds 5–10 min
- *   like client-go), resumed from the last resourceVersion seen whenever it ends;
- *   410 Gone (HTTP status or ERROR event) lists again.
- * - One connection per watcher (its own transport with one socket: the LIST and
- *   the WATCH share it); no polling.
- * - Failed attempts back off (watch-pacer.ts); 429/5xx Retry-After is honoured; a 401
- *   makes the credentials be read again; 403/404 are retried too (RBAC or a CRD
- *   may appear later). A watch silent past timeoutSeconds + 30 s is dropped.
- * - stop()/abort: the request in flight and a pending backoff end at once; no
- *   callback after it. Nothing throws: failures go to onError and are retried.
- * - What it holds is capped (limits.ts): each answer and each event, all pages of
- *   a LIST together, and the set it grows with events. Anything over a cap, nested
- *   too deep or not JSON fails that attempt (the connection is closed without
- *   reading the rest) and is retried with growing backoff; nothing of it is applied.
+ * Nothing throws: failures go to onError and are retried with backoff; no callback
+ * after stop(). How it lists, watches, resumes and caps: docs/ARCHITECTURE.md.
  */
 import type http from 'node:http';
 import { CniNodeError, reason } from '../core/errors.js';
 import type { KubeClient } from './client.js';
-import { formatBytes, MAX_ANSWER_BYTES, MAX_WATCHED_BYTES, parseServerJson, tooLarge } from './limits.js';
-import { readAll, KubeTransport, type Outcome, type Query } from './transport.js';
+import { formatBytes, MAX_ANSWER_BYTES, MAX_WATCHED_BYTES, tooLarge } from './limits.js';
+import { readAll, KubeTransport } from './transport.js';
+export { MAX_LIST_PAGES } from './watch-requests.js';
+import { AttemptError, MAX_LIST_PAGES, NARROW, ok, stringOrUndefined, WatchRequests } from './watch-requests.js';
 import { readWatchStream, type StreamEnd, type WatchEventLine } from './watch-stream.js';
 import { isWatchedObject, WatchedSet, type SizedObject, type WatchedObject } from './watched-set.js';
 import { WatchPacer, type WatchEnd, type WatchRestartReason } from './watch-pacer.js';
-import { retryAfterMs, sleep, type BackoffPolicy } from './retry.js';
+import type { BackoffPolicy } from '../sys/backoff.js';
+import { pause } from '../sys/sleep.js';
 
 export type { ObjectMeta, WatchedObject } from './watched-set.js';
 export type { WatchRestartReason } from './watch-pacer.js';
@@ -96,36 +84,10 @@ export interface ListWatcher {
 
 export const DEFAULT_WATCH_BACKOFF: BackoffPolicy = { baseDelayMs: 500, maxDelayMs: 30_000 };
 
-/**
- * Pages of one LIST. A server can hand out `continue` tokens for ever with pages
- * too small for the byte cap to stop it; 32 MiB of the smallest objects (~100
- * bytes) in pages of 500 is ~670 pages.
- */
-export const MAX_LIST_PAGES = 1_000;
 
 /** Starts a list+watch; see the top of this file. */
 export function listWatch(options: ListWatchOptions): ListWatcher {
   return new ListWatch(options);
-}
-
-/** A LIST answer, as it may come: any field may be missing or of another type. */
-interface ListBody {
-  kind?: unknown;
-  apiVersion?: unknown;
-  metadata?: { resourceVersion?: unknown; continue?: unknown } | null;
-  items?: unknown;
-}
-
-/** A failed attempt, with what the server said about when to come back. */
-class AttemptError extends Error {
-  constructor(
-    readonly error: CniNodeError,
-    readonly retryAfter = 0,
-    /** The watch had opened, and then sent something refused (see WatchPacer.refused). */
-    readonly opened = false,
-  ) {
-    super(error.message);
-  }
 }
 
 export class ListWatch implements ListWatcher {
@@ -133,11 +95,11 @@ export class ListWatch implements ListWatcher {
   readonly done: Promise<void>;
   private restartCount = 0;
   private readonly transport: KubeTransport;
+  private readonly requests: WatchRequests;
   private readonly set = new WatchedSet();
   private readonly pacer: WatchPacer;
   private readonly stopper = new AbortController();
   private readonly random: () => number;
-  private readonly maxDelayMs: number;
   /** The request in flight; aborted by stop() and by the stall watchdog. */
   private attempt: AbortController | undefined;
   private rv: string | undefined;
@@ -152,7 +114,7 @@ export class ListWatch implements ListWatcher {
     this.transport = new KubeTransport(options.client.config, { maxSockets: 1, connectTimeoutMs: options.connectTimeoutMs, userAgent: options.userAgent });
     this.random = options.random ?? Math.random;
     const backoff = options.backoff ?? DEFAULT_WATCH_BACKOFF;
-    this.maxDelayMs = backoff.maxDelayMs;
+    this.requests = new WatchRequests(this.transport, options, backoff.maxDelayMs, () => this.stopped);
     this.pacer = new WatchPacer(backoff, this.random);
     this.synced = new Promise<boolean>((resolve) => (this.resolveSynced = resolve));
     const stop = (): void => this.stop();
@@ -191,7 +153,7 @@ export class ListWatch implements ListWatcher {
   private async run(): Promise<void> {
     while (!this.stopped) {
       const delay = await this.cycle();
-      if (delay > 0) await sleep(delay, this.stopper.signal).catch(() => undefined);
+      if (delay > 0) await pause(delay, this.stopper.signal);
     }
   }
 
@@ -221,7 +183,7 @@ export class ListWatch implements ListWatcher {
     let listRv: string | undefined;
     let listed = 0;
     for (let pages = 1; ; pages++) {
-      const { page, bytes } = await this.listPage(signal, cont, MAX_WATCHED_BYTES - listed);
+      const { page, bytes } = await this.requests.listPage(signal, cont, MAX_WATCHED_BYTES - listed);
       listed += bytes;
       listRv ??= stringOrUndefined(page.metadata?.resourceVersion);
       const kind = stringOrUndefined(page.kind);
@@ -250,35 +212,6 @@ export class ListWatch implements ListWatcher {
   }
 
   /**
-   * One page of the LIST, and its size. `budget` is what is left of the cap on
-   * the LIST's pages together: the page is refused as soon as it goes over that,
-   * or over the cap on one answer.
-   */
-  private async listPage(signal: AbortSignal, cont: string | undefined, budget: number): Promise<{ page: ListBody; bytes: number }> {
-    const { fieldSelector, labelSelector } = this.options;
-    const query = { fieldSelector, labelSelector, limit: this.options.pageSize ?? 500, continue: cont };
-    const res = await this.open('list', query, signal, this.options.listTimeoutMs ?? 60_000);
-    if (!ok(res)) throw await this.refused(res, 'list');
-    const answer = this.transport.answerTo('GET', this.options.path);
-    const [cap, what] =
-      budget < MAX_ANSWER_BYTES
-        ? [MAX_WATCHED_BYTES, `the LIST of ${this.where}, all its pages together,`]
-        : [MAX_ANSWER_BYTES, answer];
-    let page: unknown;
-    let bytes: number;
-    try {
-      const text = await readAll(res, Math.min(budget, MAX_ANSWER_BYTES), (seen) => tooLarge(what, cap, seen, cap === MAX_WATCHED_BYTES ? NARROW : undefined));
-      bytes = Buffer.byteLength(text);
-      page = parseServerJson(text, answer);
-    } catch (e) {
-      if (e instanceof CniNodeError) throw new AttemptError(e);
-      throw new AttemptError(new CniNodeError('api', `list ${this.where}: ${e instanceof SyntaxError ? 'the answer is not JSON' : reason(e)}`));
-    }
-    if (typeof page !== 'object' || page === null || Array.isArray(page)) throw new AttemptError(new CniNodeError('api', `list ${this.where}: the answer is not a JSON object`));
-    return { page: page as ListBody, bytes };
-  }
-
-  /**
    * One WATCH from the last resourceVersion, until it ends. A watchdog covers the
    * whole attempt: a server (or proxy) that never answers the request, and a
    * stream that goes silent without ever ending.
@@ -296,12 +229,12 @@ export class ListWatch implements ListWatcher {
     try {
       const { fieldSelector, labelSelector } = this.options;
       const query = { watch: 1, allowWatchBookmarks: true, timeoutSeconds, resourceVersion: this.rv || undefined, fieldSelector, labelSelector };
-      const res = await this.open('watch', query, attempt.signal, 0);
+      const res = await this.requests.open('watch', query, attempt.signal, 0);
       if (res.statusCode === 410) {
         await readAll(res, MAX_ANSWER_BYTES, (seen) => tooLarge('a 410 answer', MAX_ANSWER_BYTES, seen)).catch(() => '');
         return { reason: 'expired', detail: 'resourceVersion too old (410 Gone)', progressed: !fromList };
       }
-      if (!ok(res)) throw await this.refused(res, 'watch');
+      if (!ok(res)) throw await this.requests.refused(res, 'watch');
       this.pacer.answered();
       return await this.follow(res, timeoutSeconds, fromList, () => stalled);
     } catch (e) {
@@ -380,48 +313,6 @@ export class ListWatch implements ListWatcher {
     return delay;
   }
 
-  /** Sends a GET and resolves with the answer's head (any status). */
-  private async open(verb: 'list' | 'watch', query: Query, signal: AbortSignal, timeoutMs: number): Promise<http.IncomingMessage> {
-    const report = (outcome: Outcome): void => {
-      if ('error' in outcome && this.stopped) return;
-      try {
-        this.options.onRequest?.({ verb, path: this.options.path, ...('status' in outcome ? { status: outcome.status } : { error: outcome.error }) });
-      } catch {
-        // Counting must not break the watch.
-      }
-    };
-    try {
-      return await this.transport.open({ method: 'GET', path: this.options.path, query, timeoutMs, signal }, report);
-    } catch (e) {
-      if (this.stopped) throw e;
-      throw new AttemptError(this.transport.failure(e, verb, this.options.path));
-    }
-  }
-
-  /** A non-2xx answer as an AttemptError (with Retry-After); a 401 makes the credentials be read again. */
-  private async refused(res: http.IncomingMessage, verb: string): Promise<AttemptError> {
-    let text = '';
-    let unread: CniNodeError | undefined;
-    try {
-      text = await readAll(res, MAX_ANSWER_BYTES, (seen) => tooLarge(this.transport.answerTo('GET', this.options.path), MAX_ANSWER_BYTES, seen));
-    } catch (e) {
-      if (e instanceof CniNodeError) unread = e;
-    }
-    const status = res.statusCode ?? 0;
-    if (status === 401) this.options.client.config.auth.invalidate();
-    const error = unread ?? this.transport.refusal({ status, text }, 'GET', `${this.options.path} (${verb})`);
-    let hint = retryAfterMs(res.headers['retry-after'], this.maxDelayMs);
-    if (hint === undefined) {
-      try {
-        const secs = (JSON.parse(text) as { details?: { retryAfterSeconds?: number } }).details?.retryAfterSeconds;
-        if (typeof secs === 'number' && secs >= 0) hint = Math.min(this.maxDelayMs, secs * 1000);
-      } catch {
-        // Not a Status: no hint.
-      }
-    }
-    return new AttemptError(error, hint);
-  }
-
   private deliver(): void {
     if (this.stopped) return; // no callback after stop()
     const objects = this.set.changed();
@@ -445,17 +336,6 @@ export class ListWatch implements ListWatcher {
   private get where(): string {
     return `${this.transport.server}${this.options.path}`;
   }
-}
-
-const NARROW = 'narrow the watch: a namespace, name or label selector';
-
-function stringOrUndefined(v: unknown): string | undefined {
-  return typeof v === 'string' && v !== '' ? v : undefined;
-}
-
-function ok(res: http.IncomingMessage): boolean {
-  const status = res.statusCode ?? 0;
-  return status >= 200 && status < 300;
 }
 
 function wrap(e: unknown, what: string): CniNodeError {

@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs, constants } from 'node:fs';
 import path from 'node:path';
+import type { FileStamp } from '../core/contracts.js';
 import { CniNodeError, reason } from '../core/errors.js';
 import { fileNameProblem, TEMP_PREFIX, TEMP_RANDOM_HEX } from '../core/names.js';
-import { INPUT_LIMITS } from './input-limits.js';
-import { openRegular, readRegularBytes } from './read.js';
+import { INPUT_LIMITS } from '../core/input-limits.js';
+import { stampOf } from '../sys/file-stamp.js';
+import { openRegular, readRegularBytes } from '../sys/read.js';
 
 const DEFAULT_READ_LIMIT = 16 * 1024 * 1024;
 
@@ -26,22 +28,6 @@ export { TEMP_PREFIX };
 function assertFileName(dir: string, name: string): void {
   const p = fileNameProblem(name);
   if (p) throw new CniNodeError('invalid', `refusing to touch ${JSON.stringify(name)} in ${dir}: ${p}`);
-}
-
-/** What identifies a file's bytes without reading them again (see record.ts). */
-export interface FileStamp {
-  size: number;
-  mtimeMs: number;
-  ctimeMs: number;
-  ino: number;
-}
-
-export function stampOf(st: { size: number; mtimeMs: number; ctimeMs: number; ino: number }): FileStamp {
-  return { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino };
-}
-
-export function sameStamp(a: FileStamp | undefined, b: FileStamp | undefined): boolean {
-  return !!a && !!b && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
 }
 
 export type Existing = { type: 'none' } | { type: 'file'; stamp: FileStamp; mode: number } | { type: 'other'; what: string };

@@ -1,8 +1,8 @@
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { checkNetworkConfig, isNetworkConfigName, type NetworkConfigInfo } from '../core/cni-config.js';
-import { INPUT_LIMITS } from './input-limits.js';
-import { readRegularBytes } from './read.js';
+import { INPUT_LIMITS } from '../core/input-limits.js';
+import { readRegularBytes } from '../sys/read.js';
 
 /**
  * Looks at the node dirs the way a container runtime will: the lexically first

@@ -3,24 +3,14 @@ import path from 'node:path';
 import { CniNodeError, ofItem } from '../core/errors.js';
 import { checkNetworkConfig, isNetworkConfigName, type NetworkConfigInfo } from '../core/cni-config.js';
 import type { PlannedAction } from '../core/plan.js';
-import { findPointers, MAX_RENDERED_BYTES, renderTemplates } from '../core/template.js';
-import type { EngineOptions, ItemReport, KindHandler } from '../engine/types.js';
-import {
-  commitStaged,
-  destinationProblem,
-  discardStaged,
-  inspect,
-  ioError,
-  removeFile,
-  stageFile,
-  syncDir,
-  type FileStamp,
-  type StagedFile,
-} from './atomic.js';
-import { sha256 } from './digest.js';
-import { INPUT_LIMITS } from './input-limits.js';
-import { readRegularBytes } from './read.js';
-import type { NodeRecord } from './record.js';
+import { findPointers, MAX_RENDERED_BYTES, renderTemplates, type RenderOutcome } from '../core/template.js';
+import type { EngineOptions, FileStamp, ItemRecord, ItemReport, KindHandler } from '../core/contracts.js';
+import { destinationProblem, inspect, ioError, stageFile } from './atomic.js';
+import { FileKindHandler } from './file-kind.js';
+import { sha256 } from '../sys/digest.js';
+import { INPUT_LIMITS } from '../core/input-limits.js';
+import { readRegularBytes } from '../sys/read.js';
+import { sleep } from '../sys/sleep.js';
 
 export const CONFIG_MODE = 0o644;
 /** CNI configs are a few KiB; a huge "template" is a mistake (or an attack), not a config. */
@@ -98,17 +88,7 @@ async function waitForFiles(dir: string, names: string[], ms: number, signal?: A
   let missing = names;
   const interrupted = () => new CniNodeError('interrupted', `stopped while waiting for ${missing.join(', ')} to appear in ${dir} (--wait); nothing was written`);
   while (missing.length > 0 && Date.now() < deadline) {
-    if (signal?.aborted) throw interrupted();
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.min(250, Math.max(0, deadline - Date.now())));
-      signal?.addEventListener('abort', done, { once: true });
-    });
-    if (signal?.aborted) throw interrupted();
+    await sleep(Math.min(250, Math.max(0, deadline - Date.now())), signal, interrupted);
     const still: string[] = [];
     for (const n of missing) if ((await inspect(dir, n)).type === 'none') still.push(n);
     missing = still;
@@ -120,181 +100,165 @@ async function waitForFiles(dir: string, names: string[], ms: number, signal?: A
  * CNI configuration: templates in the configs dir, rendered (pointers replaced by
  * node files), validated, and written into the node configs dir.
  */
-export function createConfigHandler(options: EngineOptions, record: NodeRecord): KindHandler {
-  const { configsDir, hostConfigsDir, hostPluginsDir } = options.dirs;
-  const rendered = new Map<string, Rendered>();
-  const waiting = new Map<string, string[]>();
-  const decisions = new Map<string, Decision>();
-  const staged = new Map<string, StagedFile>();
-  let wrote = false;
+export function createConfigHandler(options: EngineOptions, record: ItemRecord): KindHandler {
+  return new ConfigHandler(options, record);
+}
 
-  return {
-    kind: 'config',
-    recorded: async () => record.names('config'),
+type Outcomes = Map<string, RenderOutcome>;
 
-    async prepare(actions: readonly PlannedAction[]) {
-      const problems: CniNodeError[] = [];
-      const templates = new Map<string, string>();
-      const targets = new Set<string>();
-      for (const a of actions) {
-        const existing = await inspect(hostConfigsDir, a.name);
-        const p = destinationProblem(hostConfigsDir, a.name, existing);
-        if (p && !(a.op === 'remove' && existing.type === 'other' && existing.what === 'a symbolic link')) {
-          problems.push(ofItem(new CniNodeError('invalid', `config ${a.name}: ${p}`), 'config', a.name));
-        }
-        if (a.op !== 'ensure') continue;
+class ConfigHandler extends FileKindHandler {
+  readonly kind = 'config' as const;
+  private readonly rendered = new Map<string, Rendered>();
+  /** Templates whose pointer targets do not exist yet (daemon mode), with those targets. */
+  private readonly waiting = new Map<string, string[]>();
+  private readonly decisions = new Map<string, Decision>();
+
+  constructor(options: EngineOptions, record: ItemRecord) {
+    super(options, record, options.dirs.hostConfigsDir);
+  }
+
+  async prepare(actions: readonly PlannedAction[]): Promise<{ problems: CniNodeError[]; waiting: Map<string, string[]> }> {
+    const problems: CniNodeError[] = [];
+    const { templates, targets } = await this.readTemplates(actions, problems);
+    // Targets refused on their own account (a link out of the dir, too large):
+    // reported once, not again as "does not exist".
+    const refused = new Map<string, CniNodeError>();
+    const outcomes = await this.render(templates, targets, refused);
+    // A refused target is a problem of every template that points to it.
+    const refusedFor = new Map<string, string[]>();
+    for (const [name, outcome] of outcomes) {
+      if (outcome.status === 'missing') {
+        for (const m of outcome.missing) if (refused.has(m)) refusedFor.set(m, [...(refusedFor.get(m) ?? []), name]);
+      }
+      const problem = this.judge(name, outcome, refused);
+      if (problem) problems.push(problem);
+    }
+    for (const [target, e] of refused) problems.push((refusedFor.get(target) ?? []).reduce((p, name) => ofItem(p, 'config', name), e));
+    return { problems, waiting: this.waiting };
+  }
+
+  /** Checks each destination and reads each template to ensure; the pointer targets they name. */
+  private async readTemplates(actions: readonly PlannedAction[], problems: CniNodeError[]): Promise<{ templates: Map<string, string>; targets: Set<string> }> {
+    const templates = new Map<string, string>();
+    const targets = new Set<string>();
+    for (const a of actions) {
+      const p = await this.destinationCheck(a);
+      if (p) problems.push(p);
+      if (a.op !== 'ensure') continue;
+      try {
+        const text = await readTemplate(this.options.dirs.configsDir, a.name);
+        const pointers = findPointers(text, a.name);
+        templates.set(a.name, text);
+        for (const ptr of pointers) targets.add(ptr.name);
+      } catch (e) {
+        if (e instanceof CniNodeError) problems.push(ofItem(e, 'config', a.name));
+        else throw e;
+      }
+    }
+    return { templates, targets };
+  }
+
+  /** Renders every template with the node files it points to; with --wait, waits for missing ones first. */
+  private async render(templates: ReadonlyMap<string, string>, targets: ReadonlySet<string>, refused: Map<string, CniNodeError>): Promise<Outcomes> {
+    const renderAll = async (): Promise<Outcomes> => {
+      const files = new Map<string, string>();
+      refused.clear();
+      for (const t of targets) {
+        if (templates.has(t)) continue;
         try {
-          const text = await readTemplate(configsDir, a.name);
-          const pointers = findPointers(text, a.name);
-          templates.set(a.name, text);
-          for (const ptr of pointers) targets.add(ptr.name);
+          const content = await readNodeConfig(this.dir, t);
+          if (content !== undefined) files.set(t, content);
         } catch (e) {
-          if (e instanceof CniNodeError) problems.push(ofItem(e, 'config', a.name));
+          if (e instanceof CniNodeError) refused.set(t, e);
           else throw e;
         }
       }
+      return renderTemplates(templates, (n) => files.get(n), MAX_RENDERED_BYTES);
+    };
+    const outcomes = await renderAll();
+    const { waitMs, reporter, signal } = this.options;
+    const missingNow = [...new Set([...outcomes.values()].flatMap((o) => (o.status === 'missing' ? o.missing.filter((m) => !refused.has(m)) : [])))];
+    if (missingNow.length === 0 || waitMs <= 0) return outcomes;
+    reporter.info(`waiting up to ${Math.round(waitMs / 1000)}s for ${missingNow.join(', ')} to appear in ${this.dir}`);
+    const still = await waitForFiles(this.dir, missingNow, waitMs, signal);
+    return still.length < missingNow.length ? renderAll() : outcomes;
+  }
 
-      // Targets refused on their own account (a link out of the dir, too large):
-      // reported once, not again as "does not exist".
-      const refused = new Map<string, CniNodeError>();
-      const readAll = async () => {
-        const files = new Map<string, string>();
-        refused.clear();
-        for (const t of targets) {
-          if (templates.has(t)) continue;
-          try {
-            const content = await readNodeConfig(hostConfigsDir, t);
-            if (content !== undefined) files.set(t, content);
-          } catch (e) {
-            if (e instanceof CniNodeError) refused.set(t, e);
-            else throw e;
-          }
-        }
-        return renderTemplates(templates, (n) => files.get(n), MAX_RENDERED_BYTES);
-      };
-      let outcomes = await readAll();
-      const missingNow = [...new Set([...outcomes.values()].flatMap((o) => (o.status === 'missing' ? o.missing.filter((m) => !refused.has(m)) : [])))];
-      if (missingNow.length > 0 && options.waitMs > 0) {
-        options.reporter.info(`waiting up to ${Math.round(options.waitMs / 1000)}s for ${missingNow.join(', ')} to appear in ${hostConfigsDir}`);
-        const still = await waitForFiles(hostConfigsDir, missingNow, options.waitMs, options.signal);
-        if (still.length < missingNow.length) outcomes = await readAll();
+  /** One template's rendering: kept to write, waiting (daemon), or its problem. */
+  private judge(name: string, outcome: RenderOutcome, refused: ReadonlyMap<string, CniNodeError>): CniNodeError | undefined {
+    if (outcome.status === 'error') return ofItem(outcome.error, 'config', name);
+    if (outcome.status === 'missing') {
+      const absent = outcome.missing.filter((m) => !refused.has(m));
+      if (absent.length === 0) return undefined;
+      if (this.options.tolerateMissingPointers) {
+        this.waiting.set(name, absent);
+        return undefined;
       }
-      // A refused target is a problem of every template that points to it.
-      const refusedFor = new Map<string, string[]>();
+      const list = absent.map((m) => `__${m}__`).join(', ');
+      const files = absent.map((m) => path.join(this.dir, m)).join(', ');
+      const advice = this.options.waitMs > 0 ? `it did not appear within ${Math.round(this.options.waitMs / 1000)}s (--wait)` : 'if the primary CNI writes it later, add --wait=60s';
+      return ofItem(new CniNodeError('missing', `config ${name}: pointer ${list} names ${files}, which does not exist; nothing was written (${advice})`), 'config', name);
+    }
+    const r: Rendered = { content: outcome.content };
+    if (isNetworkConfigName(name)) {
+      const check = checkNetworkConfig(name, outcome.content);
+      if (!check.ok) {
+        const from = outcome.pointers.length ? ` (rendered from the template with ${outcome.pointers.map((p) => `__${p}__`).join(', ')})` : '';
+        return ofItem(new CniNodeError('invalid', `config ${name} is not a valid CNI network configuration${from}`, check.problems), 'config', name);
+      }
+      r.info = check.info;
+    }
+    this.rendered.set(name, r);
+    return undefined;
+  }
 
-      for (const [name, outcome] of outcomes) {
-        if (outcome.status === 'error') {
-          problems.push(ofItem(outcome.error, 'config', name));
-        } else if (outcome.status === 'missing') {
-          for (const m of outcome.missing) if (refused.has(m)) refusedFor.set(m, [...(refusedFor.get(m) ?? []), name]);
-          const absent = outcome.missing.filter((m) => !refused.has(m));
-          if (absent.length === 0) continue;
-          if (options.tolerateMissingPointers) {
-            waiting.set(name, absent);
-            continue;
-          }
-          const list = absent.map((m) => `__${m}__`).join(', ');
-          const files = absent.map((m) => path.join(hostConfigsDir, m)).join(', ');
-          const advice =
-            options.waitMs > 0
-              ? `it did not appear within ${Math.round(options.waitMs / 1000)}s (--wait)`
-              : 'if the primary CNI writes it later, add --wait=60s';
-          problems.push(ofItem(new CniNodeError('missing', `config ${name}: pointer ${list} names ${files}, which does not exist; nothing was written (${advice})`), 'config', name));
-        } else {
-          const r: Rendered = { content: outcome.content };
-          if (isNetworkConfigName(name)) {
-            const check = checkNetworkConfig(name, outcome.content);
-            if (!check.ok) {
-              const from = outcome.pointers.length ? ` (rendered from the template with ${outcome.pointers.map((p) => `__${p}__`).join(', ')})` : '';
-              problems.push(ofItem(new CniNodeError('invalid', `config ${name} is not a valid CNI network configuration${from}`, check.problems), 'config', name));
-              continue;
-            }
-            r.info = check.info;
-          }
-          rendered.set(name, r);
-        }
-      }
-      for (const [target, e] of refused) problems.push((refusedFor.get(target) ?? []).reduce((p, name) => ofItem(p, 'config', name), e));
-      return { problems, waiting };
-    },
+  async stage(actions: readonly PlannedAction[]): Promise<void> {
+    // Every new config is written to a temporary file before any is renamed into
+    // place: a full disk or an error part way leaves all of the old ones.
+    for (const a of actions) {
+      if (a.op !== 'ensure' || this.waiting.has(a.name)) continue;
+      const d = await this.decide(a.name);
+      if (d.result !== 'unchanged') this.staged.set(a.name, await stageFile(this.dir, a.name, { data: d.content }, CONFIG_MODE));
+    }
+    await this.recordIntent(actions);
+  }
 
-    async stage(actions) {
-      // Every new config is written to a temporary file before any is renamed into
-      // place: a full disk or an error part way leaves all of the old ones.
-      for (const a of actions) {
-        if (a.op !== 'ensure' || waiting.has(a.name)) continue;
-        const d = await decide(a.name);
-        if (d.result !== 'unchanged') staged.set(a.name, await stageFile(hostConfigsDir, a.name, { data: d.content }, CONFIG_MODE));
-      }
-      // Record the intent before anything becomes visible, so a crash between the
-      // renames and the final record never leaves a file cni-node wrote unrecorded.
-      for (const { name } of actions) if (staged.has(name) && !record.get('config', name)) record.set('config', { name });
-      if (staged.size > 0) await record.save();
-    },
-
-    async execute(action, dryRun): Promise<ItemReport> {
-      const name = action.name;
-      const base = { kind: 'config' as const, name, ...(dryRun ? { dryRun } : {}) };
-      if (action.op === 'remove') {
-        if (dryRun) {
-          if ((await inspect(hostConfigsDir, name)).type !== 'none') return { ...base, result: 'removed' };
-          // Gone already, but still recorded (e.g. an intent of a killed run): the record must be mended.
-          return { ...base, result: 'absent', ...(record.get('config', name) ? { refreshRecord: true } : {}) };
-        }
-        const removed = await removeFile(hostConfigsDir, name, { sync: false });
-        wrote ||= removed;
-        record.delete('config', name);
-        return { ...base, result: removed ? 'removed' : 'absent' };
-      }
-      const missing = waiting.get(name);
-      if (missing) return { ...base, result: 'waiting', detail: `for ${missing.join(', ')} in ${hostConfigsDir}` };
-
-      const d = await decide(name);
-      await warnMissingPlugins(name, rendered.get(name)?.info);
-      if (dryRun) {
-        return d.result === 'unchanged' && record.get('config', name)?.sha256 !== d.digest ? { ...base, result: d.result, refreshRecord: true } : { ...base, result: d.result };
-      }
-      let stamp = d.stamp;
-      if (d.result !== 'unchanged') {
-        const s = staged.get(name) ?? (await stageFile(hostConfigsDir, name, { data: d.content }, CONFIG_MODE));
-        staged.delete(name);
-        stamp = await commitStaged(s);
-        wrote = true;
-      }
-      record.set('config', { name, sha256: d.digest, ...(stamp ? { stamp } : {}) });
-      return { ...base, result: d.result };
-    },
-
-    async commit() {
-      if (wrote) await syncDir(hostConfigsDir);
-      await record.save();
-    },
-    async close() {
-      await Promise.all([...staged.values()].map(discardStaged));
-      staged.clear();
-    },
-  };
+  protected async ensure(name: string, dryRun: boolean): Promise<ItemReport> {
+    const base = this.base(name, dryRun);
+    const missing = this.waiting.get(name);
+    if (missing) return { ...base, result: 'waiting', detail: `for ${missing.join(', ')} in ${this.dir}` };
+    const d = await this.decide(name);
+    await this.warnMissingPlugins(name, this.rendered.get(name)?.info);
+    if (dryRun) {
+      return d.result === 'unchanged' && this.record.get('config', name)?.sha256 !== d.digest ? { ...base, result: d.result, refreshRecord: true } : { ...base, result: d.result };
+    }
+    let stamp = d.stamp;
+    if (d.result !== 'unchanged') stamp = await this.replace(name, () => stageFile(this.dir, name, { data: d.content }, CONFIG_MODE));
+    this.record.set('config', { name, sha256: d.digest, ...(stamp ? { stamp } : {}) });
+    return { ...base, result: d.result };
+  }
 
   /** What executing `name` will do; decided once, from the node as it is. */
-  async function decide(name: string): Promise<Decision> {
-    const known = decisions.get(name);
+  private async decide(name: string): Promise<Decision> {
+    const known = this.decisions.get(name);
     if (known) return known;
-    const r = rendered.get(name) as Rendered;
-    const existing = await inspect(hostConfigsDir, name);
-    if (existing.type === 'other') throw new CniNodeError('io', `config ${name}: ${destinationProblem(hostConfigsDir, name, existing)}`);
+    const r = this.rendered.get(name) as Rendered;
+    const existing = await inspect(this.dir, name);
+    if (existing.type === 'other') throw new CniNodeError('io', `config ${name}: ${destinationProblem(this.dir, name, existing)}`);
     let result: Decision['result'] = existing.type === 'none' ? 'installed' : 'updated';
     const content = Buffer.from(r.content);
     // Only a file of the very same size can be unchanged; only that many bytes are read.
     if (existing.type === 'file' && existing.mode === CONFIG_MODE && existing.stamp.size === content.length) {
-      const onNode = await readRegularBytes(path.join(hostConfigsDir, name), { maxBytes: content.length, follow: false, what: `config ${name} on the node` });
+      const onNode = await readRegularBytes(path.join(this.dir, name), { maxBytes: content.length, follow: false, what: `config ${name} on the node` });
       if (onNode && onNode.equals(content)) result = 'unchanged';
     }
     const d: Decision = { result, content: r.content, digest: sha256(r.content), ...(existing.type === 'file' ? { stamp: existing.stamp } : {}) };
-    decisions.set(name, d);
+    this.decisions.set(name, d);
     return d;
   }
 
-  async function warnMissingPlugins(name: string, info: NetworkConfigInfo | undefined): Promise<void> {
+  private async warnMissingPlugins(name: string, info: NetworkConfigInfo | undefined): Promise<void> {
+    const { hostPluginsDir } = this.options.dirs;
     if (!info) return;
     // A run that only mounts the configs dir cannot see the node's plugins: say nothing.
     if (!(await fs.stat(hostPluginsDir).then((st) => st.isDirectory(), () => false))) return;
@@ -304,7 +268,7 @@ export function createConfigHandler(options: EngineOptions, record: NodeRecord):
       if (!ok) absent.push(t);
     }
     if (absent.length > 0) {
-      options.reporter.warn(
+      this.options.reporter.warn(
         `config ${name} uses plugin type${absent.length > 1 ? 's' : ''} ${absent.join(', ')}, not found in ${hostPluginsDir}; pods on this network will fail until ${absent.length > 1 ? 'they are' : 'it is'} installed`,
       );
     }

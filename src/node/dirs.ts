@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CniNodeError } from '../core/errors.js';
 import type { Kind } from '../core/plan.js';
-import type { Dirs } from '../engine/types.js';
+import type { Dirs } from '../core/contracts.js';
 
 /**
  * A source dir and the node dir it is copied into must be apart: neither the same

@@ -4,8 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { CniNodeError } from '../core/errors.js';
 import { ioError } from './atomic.js';
-import { INPUT_LIMITS } from './input-limits.js';
-import { readRegular } from './read.js';
+import { INPUT_LIMITS } from '../core/input-limits.js';
+import { readRegular } from '../sys/read.js';
+import { sleep } from '../sys/sleep.js';
 
 /**
  * A lease on a node directory, so two cni-node processes on one node (two
@@ -92,8 +93,8 @@ export class DirLock {
         opts.onWait?.(showHolder(holder.token));
         announced = true;
       }
-      if (opts.signal?.aborted) throw new CniNodeError('interrupted', `interrupted while waiting for the lock ${file}`);
-      await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** Math.min(attempt, 4), 500) + Math.random() * 50));
+      const delay = Math.min(50 * 2 ** Math.min(attempt, 4), 500) + Math.random() * 50;
+      await sleep(delay, opts.signal, () => new CniNodeError('interrupted', `interrupted while waiting for the lock ${file}`));
     }
   }
 

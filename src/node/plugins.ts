@@ -2,25 +2,13 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CniNodeError, ofItem } from '../core/errors.js';
 import type { PlannedAction } from '../core/plan.js';
-import type { EngineOptions, ItemReport, ItemResult, KindHandler } from '../engine/types.js';
-import {
-  commitStaged,
-  destinationProblem,
-  discardStaged,
-  inspect,
-  ioError,
-  removeFile,
-  sameStamp,
-  stageFile,
-  stampOf,
-  syncDir,
-  type Existing,
-  type FileStamp,
-  type StagedFile,
-} from './atomic.js';
-import { INPUT_LIMITS } from './input-limits.js';
-import { formatBytes, kindOf, openRegular } from './read.js';
-import type { NodeRecord } from './record.js';
+import type { EngineOptions, FileStamp, ItemRecord, ItemReport, ItemResult, KindHandler } from '../core/contracts.js';
+import { destinationProblem, inspect, ioError, stageFile, type Existing, type StagedFile } from './atomic.js';
+import { FileKindHandler } from './file-kind.js';
+import { INPUT_LIMITS } from '../core/input-limits.js';
+import { mapLimit } from '../sys/concurrency.js';
+import { sameStamp, stampOf } from '../sys/file-stamp.js';
+import { formatBytes, kindOf, openRegular } from '../sys/read.js';
 
 export const PLUGIN_MODE = 0o755;
 const STAGE_CONCURRENCY = 4;
@@ -78,27 +66,6 @@ async function sameBytes(source: string, onNode: string, size: number): Promise<
   }
 }
 
-/**
- * Runs fn over items, `limit` at a time. After the first failure no new item
- * starts, but the ones under way are waited for, so none finishes (and leaves a
- * temporary file) after the caller has cleaned up.
- */
-async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length && !failure) {
-      try {
-        await fn(items[next++] as T);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  });
-  await Promise.all(workers);
-  if (failure) throw failure.error;
-}
-
 interface Decision {
   result: Extract<ItemResult, 'installed' | 'updated' | 'unchanged'>;
   existing: Existing;
@@ -115,150 +82,134 @@ interface Decision {
  * the kernel (copy_file_range) into fsynced temporary files, in parallel, then
  * renamed into place in plan order.
  */
-export function createPluginHandler(options: EngineOptions, record: NodeRecord): KindHandler {
-  const { pluginsDir, hostPluginsDir } = options.dirs;
-  const sources = new Map<string, FileStamp>();
-  const decisions = new Map<string, Decision>();
-  const staged = new Map<string, StagedFile>();
-  let wrote = false;
+export function createPluginHandler(options: EngineOptions, record: ItemRecord): KindHandler {
+  return new PluginHandler(options, record);
+}
 
-  const sourceOf = (name: string) => path.join(pluginsDir, name);
+class PluginHandler extends FileKindHandler {
+  readonly kind = 'plugin' as const;
+  private readonly pluginsDir: string;
+  /** The stamp of each image file to copy, found by prepare(). */
+  private readonly sources = new Map<string, FileStamp>();
+  private readonly decisions = new Map<string, Decision>();
 
-  async function decide(name: string): Promise<Decision> {
-    const known = decisions.get(name);
+  constructor(options: EngineOptions, record: ItemRecord) {
+    super(options, record, options.dirs.hostPluginsDir);
+    this.pluginsDir = options.dirs.pluginsDir;
+  }
+
+  private sourceOf(name: string): string {
+    return path.join(this.pluginsDir, name);
+  }
+
+  private stageOne(name: string): Promise<StagedFile> {
+    return stageFile(this.dir, name, { copyOf: this.sourceOf(name), maxBytes: INPUT_LIMITS.plugin }, PLUGIN_MODE);
+  }
+
+  /** What executing `name` will do; decided once, from the node as it is. */
+  private async decide(name: string): Promise<Decision> {
+    const known = this.decisions.get(name);
     if (known) return known;
-    const source = sources.get(name) as FileStamp;
-    const entry = record.get('plugin', name);
-    const existing = await inspect(hostPluginsDir, name);
+    const source = this.sources.get(name) as FileStamp;
+    const entry = this.record.get('plugin', name);
+    const existing = await inspect(this.dir, name);
     let decision: Decision;
     if (existing.type === 'none') decision = { result: 'installed', existing };
-    else if (existing.type === 'other') throw new CniNodeError('io', `plugin ${name}: ${destinationProblem(hostPluginsDir, name, existing)}`);
+    else if (existing.type === 'other') throw new CniNodeError('io', `plugin ${name}: ${destinationProblem(this.dir, name, existing)}`);
     else if (existing.mode !== PLUGIN_MODE || existing.stamp.size !== source.size) decision = { result: 'updated', existing };
-    else if (sameStamp(entry?.stamp, existing.stamp) && sameStamp(entry?.meta?.source as FileStamp | undefined, source)) {
+    else if (sameStamp(entry?.stamp, existing.stamp) && sameStamp(entry?.meta?.['source'] as FileStamp | undefined, source)) {
       decision = { result: 'unchanged', existing };
-    } else if (await sameBytes(sourceOf(name), path.join(hostPluginsDir, name), source.size)) {
+    } else if (await sameBytes(this.sourceOf(name), path.join(this.dir, name), source.size)) {
       decision = { result: 'unchanged', existing, ...(entry ? {} : { detail: 'identical file already on the node; now managed by cni-node' }) };
     } else decision = { result: 'updated', existing };
-    decisions.set(name, decision);
+    this.decisions.set(name, decision);
     return decision;
   }
 
-  return {
-    kind: 'plugin',
-    recorded: async () => record.names('plugin'),
-
-    async prepare(actions: readonly PlannedAction[]) {
-      const problems: CniNodeError[] = [];
-      const missing: string[] = [];
-      if (actions.some((a) => a.op === 'ensure')) {
-        const dir = await fs.stat(pluginsDir).catch((e: NodeJS.ErrnoException) => e);
-        if (dir instanceof Error || !dir.isDirectory()) {
-          const why = dir instanceof Error ? (dir.code === 'ENOENT' ? 'does not exist' : `cannot be read (${dir.code})`) : 'is not a directory';
-          problems.push(new CniNodeError('missing', `the plugins dir ${pluginsDir} ${why}; it should hold the plugin binaries (set --plugins-dir or CNI_NODE_PLUGINS_DIR)`));
-          return { problems, waiting: new Map<string, string[]>() };
+  async prepare(actions: readonly PlannedAction[]): Promise<{ problems: CniNodeError[]; waiting: Map<string, string[]> }> {
+    const problems: CniNodeError[] = [];
+    const missing: string[] = [];
+    if (actions.some((a) => a.op === 'ensure')) {
+      const problem = await this.pluginsDirProblem();
+      if (problem) return { problems: [problem], waiting: new Map() };
+    }
+    await Promise.all(
+      actions.map(async (a) => {
+        if (a.op === 'ensure') {
+          const found = await this.checkSource(a.name);
+          if (found === 'missing') missing.push(a.name);
+          else if (found) problems.push(found);
         }
+        const p = await this.destinationCheck(a);
+        if (p) problems.push(p);
+      }),
+    );
+    if (missing.length > 0) problems.push(...(await this.notInImage(missing)));
+    return { problems, waiting: new Map() };
+  }
+
+  private async pluginsDirProblem(): Promise<CniNodeError | undefined> {
+    const dir = await fs.stat(this.pluginsDir).catch((e: NodeJS.ErrnoException) => e);
+    if (!(dir instanceof Error) && dir.isDirectory()) return undefined;
+    const why = dir instanceof Error ? (dir.code === 'ENOENT' ? 'does not exist' : `cannot be read (${dir.code})`) : 'is not a directory';
+    return new CniNodeError('missing', `the plugins dir ${this.pluginsDir} ${why}; it should hold the plugin binaries (set --plugins-dir or CNI_NODE_PLUGINS_DIR)`);
+  }
+
+  /** The image file of plugin `name`: its stamp is kept; a problem, or 'missing', is returned. */
+  private async checkSource(name: string): Promise<CniNodeError | 'missing' | undefined> {
+    const file = this.sourceOf(name);
+    try {
+      const st = await fs.stat(file);
+      if (!st.isFile()) return ofItem(new CniNodeError('invalid', `plugin ${name}: ${file} is ${kindOf(st)}, not a regular file`), 'plugin', name);
+      if (st.size > INPUT_LIMITS.plugin) {
+        return ofItem(new CniNodeError('invalid', `plugin ${name}: ${file} is ${formatBytes(st.size)}; plugin binaries are limited to ${formatBytes(INPUT_LIMITS.plugin)}`), 'plugin', name);
       }
-      await Promise.all(
-        actions.map(async (a) => {
-          if (a.op === 'ensure') {
-            const file = sourceOf(a.name);
-            try {
-              const st = await fs.stat(file);
-              if (!st.isFile()) problems.push(ofItem(new CniNodeError('invalid', `plugin ${a.name}: ${file} is ${kindOf(st)}, not a regular file`), 'plugin', a.name));
-              else if (st.size > INPUT_LIMITS.plugin) {
-                problems.push(ofItem(new CniNodeError('invalid', `plugin ${a.name}: ${file} is ${formatBytes(st.size)}; plugin binaries are limited to ${formatBytes(INPUT_LIMITS.plugin)}`), 'plugin', a.name));
-              }
-              else sources.set(a.name, stampOf(st));
-            } catch (e) {
-              if ((e as NodeJS.ErrnoException).code === 'ENOENT') missing.push(a.name);
-              else problems.push(ofItem(ioError(`plugin ${a.name}: cannot read ${file}`, e), 'plugin', a.name));
-            }
-          }
-          const existing = await inspect(hostPluginsDir, a.name);
-          const p = destinationProblem(hostPluginsDir, a.name, existing);
-          if (p && !(a.op === 'remove' && existing.type === 'other' && existing.what === 'a symbolic link')) {
-            problems.push(ofItem(new CniNodeError('invalid', `plugin ${a.name}: ${p}`), 'plugin', a.name));
-          }
-        }),
+      this.sources.set(name, stampOf(st));
+      return undefined;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+      return ofItem(ioError(`plugin ${name}: cannot read ${file}`, e), 'plugin', name);
+    }
+  }
+
+  /** Plugins not in the image, each with the names it may have meant. */
+  private async notInImage(missing: readonly string[]): Promise<CniNodeError[]> {
+    const known = await availablePlugins(this.pluginsDir).catch(() => [] as string[]);
+    return missing.map((name) => {
+      const near = known.filter((k) => k.includes(name) || name.includes(k));
+      return new CniNodeError(
+        'invalid',
+        `plugin ${name} is not in the plugins dir ${this.pluginsDir}${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}; \`cni-node list\` shows the ${known.length} available`,
+        [],
+        { items: [`plugin ${name}`] },
       );
-      if (missing.length > 0) {
-        const known = await availablePlugins(pluginsDir).catch(() => [] as string[]);
-        for (const name of missing) {
-          const near = known.filter((k) => k.includes(name) || name.includes(k));
-          problems.push(
-            new CniNodeError(
-              'invalid',
-              `plugin ${name} is not in the plugins dir ${pluginsDir}${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}; \`cni-node list\` shows the ${known.length} available`,
-              [],
-              { items: [`plugin ${name}`] },
-            ),
-          );
-        }
-      }
-      return { problems, waiting: new Map<string, string[]>() };
-    },
+    });
+  }
 
-    async stage(actions) {
-      const ensures = actions.filter((a) => a.op === 'ensure');
-      await mapLimit(ensures, STAGE_CONCURRENCY, async (a) => {
-        const d = await decide(a.name);
-        if (d.result !== 'unchanged') staged.set(a.name, await stageFile(hostPluginsDir, a.name, { copyOf: sourceOf(a.name), maxBytes: INPUT_LIMITS.plugin }, PLUGIN_MODE));
-      });
-      // Record the intent before anything becomes visible, so a crash between the
-      // renames and the final record never leaves a plugin cni-node wrote unrecorded.
-      // In plan order: the record's order is the install order that removal reverses.
-      let intent = false;
-      for (const { name } of ensures) {
-        if (staged.has(name) && !record.get('plugin', name)) {
-          record.set('plugin', { name });
-          intent = true;
-        }
-      }
-      if (intent) await record.save();
-    },
+  async stage(actions: readonly PlannedAction[]): Promise<void> {
+    const ensures = actions.filter((a) => a.op === 'ensure');
+    await mapLimit(ensures, STAGE_CONCURRENCY, async (a) => {
+      const d = await this.decide(a.name);
+      if (d.result !== 'unchanged') this.staged.set(a.name, await this.stageOne(a.name));
+    });
+    await this.recordIntent(ensures);
+  }
 
-    async execute(action, dryRun): Promise<ItemReport> {
-      const name = action.name;
-      const base = { kind: 'plugin' as const, name, ...(dryRun ? { dryRun } : {}) };
-      if (action.op === 'remove') {
-        if (dryRun) {
-          if ((await inspect(hostPluginsDir, name)).type !== 'none') return { ...base, result: 'removed' };
-          // Gone already, but still recorded (e.g. an intent of a killed run): the record must be mended.
-          return { ...base, result: 'absent', ...(record.get('plugin', name) ? { refreshRecord: true } : {}) };
-        }
-        const removed = await removeFile(hostPluginsDir, name, { sync: false });
-        wrote ||= removed;
-        record.delete('plugin', name);
-        return { ...base, result: removed ? 'removed' : 'absent' };
-      }
-      const d = await decide(name);
-      const report: ItemReport = { ...base, result: d.result, ...(d.detail ? { detail: d.detail } : {}) };
-      if (dryRun) {
-        const entry = record.get('plugin', name);
-        const fresh = d.existing.type === 'file' && sameStamp(entry?.stamp, d.existing.stamp) && sameStamp(entry?.meta?.source as FileStamp | undefined, sources.get(name));
-        return d.result === 'unchanged' && !fresh ? { ...report, refreshRecord: true } : report;
-      }
-      const source = sources.get(name) as FileStamp;
-      if (d.result === 'unchanged') {
-        if (d.existing.type === 'file') record.set('plugin', { name, stamp: d.existing.stamp, meta: { source } });
-        return report;
-      }
-      let s = staged.get(name);
-      if (!s) s = await stageFile(hostPluginsDir, name, { copyOf: sourceOf(name), maxBytes: INPUT_LIMITS.plugin }, PLUGIN_MODE);
-      staged.delete(name);
-      const stamp = await commitStaged(s);
-      wrote = true;
-      record.set('plugin', { name, stamp, meta: { source } });
+  protected async ensure(name: string, dryRun: boolean): Promise<ItemReport> {
+    const d = await this.decide(name);
+    const report: ItemReport = { ...this.base(name, dryRun), result: d.result, ...(d.detail ? { detail: d.detail } : {}) };
+    const source = this.sources.get(name) as FileStamp;
+    if (dryRun) {
+      const entry = this.record.get('plugin', name);
+      const fresh = d.existing.type === 'file' && sameStamp(entry?.stamp, d.existing.stamp) && sameStamp(entry?.meta?.['source'] as FileStamp | undefined, source);
+      return d.result === 'unchanged' && !fresh ? { ...report, refreshRecord: true } : report;
+    }
+    if (d.result === 'unchanged') {
+      if (d.existing.type === 'file') this.record.set('plugin', { name, stamp: d.existing.stamp, meta: { source } });
       return report;
-    },
-
-    async commit() {
-      if (wrote) await syncDir(hostPluginsDir);
-      await record.save();
-    },
-    async close() {
-      await Promise.all([...staged.values()].map(discardStaged));
-      staged.clear();
-    },
-  };
+    }
+    const stamp = await this.replace(name, () => this.stageOne(name));
+    this.record.set('plugin', { name, stamp, meta: { source } });
+    return report;
+  }
 }

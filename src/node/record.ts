@@ -2,10 +2,10 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CniNodeError, reason } from '../core/errors.js';
 import { nameProblem, showName } from '../core/names.js';
-import type { Reporter } from '../engine/types.js';
-import { removeFile, writeFileAtomic, type FileStamp } from './atomic.js';
-import { INPUT_LIMITS } from './input-limits.js';
-import { readRegularBytes } from './read.js';
+import type { FileStamp, ItemRecord, RecordEntry, Reporter } from '../core/contracts.js';
+import { removeFile, writeFileAtomic } from './atomic.js';
+import { INPUT_LIMITS } from '../core/input-limits.js';
+import { readRegularBytes } from '../sys/read.js';
 
 /**
  * The record of what cni-node installed, kept in the node directory itself (no
@@ -18,23 +18,13 @@ import { readRegularBytes } from './read.js';
 export const RECORD_FILE = '.cni-node-state';
 const FORMAT = 'cni-node/record/v1';
 
-export interface RecordEntry {
-  name: string;
-  /** sha256 (hex) of what cni-node wrote, where cheap to know (configs, manifests). Plugins rely on stamps. */
-  sha256?: string;
-  /** The node file's stamp right after cni-node wrote (or verified) it. */
-  stamp?: FileStamp;
-  /** Kind-specific facts (a plugin's source stamp, a manifest's object references, …). */
-  meta?: Record<string, unknown>;
-}
-
 interface RecordFile {
   format: string;
   /** Sections by kind ("plugin", "config", "manifest"); entries in install order. */
   kinds: Record<string, RecordEntry[]>;
 }
 
-export class NodeRecord {
+export class NodeRecord implements ItemRecord {
   private data: RecordFile;
   private dirty = false;
   /** The record file exists but could not be read (left in place when loaded read-only). */
@@ -45,6 +35,10 @@ export class NodeRecord {
     data: RecordFile,
   ) {
     this.data = data;
+  }
+
+  get file(): string {
+    return path.join(this.dir, RECORD_FILE);
   }
 
   /**
@@ -112,6 +106,11 @@ export class NodeRecord {
     const record = new NodeRecord(dir, { format: FORMAT, kinds: {} });
     record.dirty = true;
     return record;
+  }
+
+  /** The entries of `kind`, in install order. */
+  entries(kind: string): readonly RecordEntry[] {
+    return this.data.kinds[kind] ?? [];
   }
 
   names(kind: string): string[] {

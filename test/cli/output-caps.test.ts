@@ -94,7 +94,7 @@ describe('one bad item does not stop the daemon from converging the others', { s
     assert.match(p.stderr(), /error: config 05-amp\.conf would be [\d.]+ MiB once rendered/, p.output());
     assert.doesNotMatch(p.output(), /internal error|RangeError/, p.output());
     const metrics = await httpGet(`127.0.0.1:${port}`, '/metrics');
-    assert.match(metrics.text, /cni_node_reconciles_total\{result="partial"\} [1-9]/, metrics.text);
+    assert.match(metrics.text, /cni_node_reconciles_total\{result="partial",failure="invalid"\} [1-9]/, metrics.text);
 
     // Fixed: rendered, ready.
     await writeFile(path.join(t.templates, '05-amp.conf'), GOOD('amp-fixed'));

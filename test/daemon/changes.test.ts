@@ -6,7 +6,7 @@ import { after, describe, test } from 'node:test';
 import { ChangeFilter } from '../../src/daemon/changes.js';
 import { intentOf, readRecord, snapshotTemplates } from '../../src/daemon/node-state.js';
 import { reconcile } from '../../src/engine/engine.js';
-import type { Dirs, Reporter } from '../../src/engine/types.js';
+import type { Dirs, Reporter } from '../../src/core/contracts.js';
 
 const roots: string[] = [];
 after(async () => {
@@ -42,8 +42,8 @@ async function install(dirs: Dirs): Promise<ChangeFilter> {
   const p = await readRecord(dirs.hostPluginsDir);
   const c = await readRecord(dirs.hostConfigsDir);
   filter.setManaged([
-    ...(p['plugin'] ?? []).map((entry) => ({ kind: 'plugin' as const, entry })),
-    ...(c['config'] ?? []).map((entry) => ({ kind: 'config' as const, entry })),
+    ...(p?.entries('plugin') ?? []).map((entry) => ({ kind: 'plugin' as const, entry })),
+    ...(c?.entries('config') ?? []).map((entry) => ({ kind: 'config' as const, entry })),
   ]);
   return filter;
 }
@@ -75,7 +75,7 @@ describe('which file events lead to a reconcile', () => {
     const f0 = await install(dirs);
     const f = new ChangeFilter(dirs, (k) => held.has(k));
     const p = await readRecord(dirs.hostPluginsDir);
-    f.setManaged((p['plugin'] ?? []).map((entry) => ({ kind: 'plugin' as const, entry })));
+    f.setManaged((p?.entries('plugin') ?? []).map((entry) => ({ kind: 'plugin' as const, entry })));
     await unlink(path.join(dirs.hostPluginsDir, 'bridge'));
     assert.deepEqual(await f.nodePlugins(), []);
     assert.equal((await f0.nodePlugins()).length, 1);
@@ -99,8 +99,8 @@ describe('which file events lead to a reconcile', () => {
   test('intent: a plugin is identified by its image file, a config by its digest', async () => {
     const dirs = await tree();
     await install(dirs);
-    const p = (await readRecord(dirs.hostPluginsDir))['plugin']?.[0];
-    const c = (await readRecord(dirs.hostConfigsDir))['config']?.[0];
+    const p = (await readRecord(dirs.hostPluginsDir))?.entries('plugin')[0];
+    const c = (await readRecord(dirs.hostConfigsDir))?.entries('config')[0];
     assert.ok(intentOf('plugin', p));
     assert.match(intentOf('config', c) ?? '', /^[0-9a-f]{64}$/);
     assert.equal(intentOf('config', undefined), undefined);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { createEventRecorder, TokenBucket } from '../../src/daemon/events.js';
 import type { KubeClient, KubeRequest } from '../../src/kube/client.js';
-import type { Reporter } from '../../src/engine/types.js';
+import type { Reporter } from '../../src/core/contracts.js';
 
 const reporter: Reporter & { warnings: string[] } = Object.assign(
   { item: () => undefined, info: () => undefined, warn: (m: string) => void reporter.warnings.push(m) },

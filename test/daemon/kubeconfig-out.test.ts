@@ -5,8 +5,9 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { KubeconfigOut, parsePathMap, renderKubeconfig, serverFromEnv, serviceAccountOfToken, toNodePath, type TokenRequester } from '../../src/daemon/kubeconfig-out.js';
-import type { Reporter } from '../../src/engine/types.js';
+import { KubeconfigOut } from '../../src/daemon/kubeconfig-out.js';
+import { parsePathMap, renderKubeconfig, serverFromEnv, serviceAccountOfToken, toNodePath, type TokenRequester } from '../../src/daemon/kubeconfig-render.js';
+import type { Reporter } from '../../src/core/contracts.js';
 
 const CA = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -115,20 +116,24 @@ describe('KubeconfigOut', () => {
       const inode = (await stat(out)).ino;
 
       await projectedVolume(sa, 'token-two', 2);
-      await waitFor('the rotated token in the kubeconfig', async () => (await readFile(out, 'utf8')).includes('token-two'));
+      // A write is done (renamed, the directory synced, reported) when onWrite is called;
+      // the file is visible a moment before that.
+      await waitFor('the rotated token written', async () => writes.length >= 2);
+      assert.ok((await readFile(out, 'utf8')).includes('token-two'));
       assert.notEqual((await stat(out)).ino, inode, 'replaced by rename, not edited in place');
       assert.equal((await stat(out)).mode & 0o777, 0o600);
       assert.match(writes[1] ?? '', /rotated/);
       assert.match(reporter.lines.join('\n'), /kubeconfig-out: wrote .*multus.kubeconfig \(the service account token changed \(rotated\)\)/);
 
       await unlink(out);
-      await waitFor('the kubeconfig restored', async () => (await readFile(out, 'utf8').catch(() => '')).includes('token-two'));
+      await waitFor('the kubeconfig restored', async () => writes.length >= 3);
+      assert.ok((await readFile(out, 'utf8')).includes('token-two'));
 
       const removed = await k.remove();
       assert.deepEqual(removed, [out]);
       await assert.rejects(stat(out), { code: 'ENOENT' });
     } finally {
-      k.close();
+      await k.close();
     }
   });
 
@@ -164,7 +169,7 @@ describe('KubeconfigOut', () => {
       await waitFor('the rotated token file', async () => (await readFile(`${out}.token`, 'utf8')) === 'token-two\n');
       assert.equal((await stat(out)).ino, kubeconfigInode, 'the kubeconfig itself did not change');
     } finally {
-      k.close();
+      await k.close();
     }
   });
 
@@ -186,20 +191,25 @@ describe('KubeconfigOut', () => {
     await mkdir(sa);
     const out = path.join(root, 'out', 'kubeconfig');
     const problems: Array<string | undefined> = [];
+    let writes = 0;
     const k = await KubeconfigOut.start({
       out,
       env: { KUBERNETES_SERVICE_HOST: '10.96.0.1', CNI_NODE_SERVICE_ACCOUNT_DIR: sa },
       reporter: quietReporter(),
       debounceMs: 10,
       onProblem: (p) => void problems.push(p),
+      onWrite: () => void writes++,
     });
     try {
       assert.match(problems[0] ?? '', /token .* does not exist/);
       await projectedVolume(sa, 'late-token', 1);
-      await waitFor('the kubeconfig', async () => (await readFile(out, 'utf8').catch(() => '')).includes('late-token'));
+      // Waiting for the file to show the token is not enough: it is visible (renamed)
+      // before the write is done (the directory synced, the problem cleared, onWrite).
+      await waitFor('the kubeconfig written', async () => writes >= 1);
+      assert.ok((await readFile(out, 'utf8')).includes('late-token'));
       assert.equal(problems.at(-1), undefined, 'the problem is cleared');
     } finally {
-      k.close();
+      await k.close();
     }
   });
 });
@@ -259,7 +269,7 @@ describe('kubeconfig-out: a requested token, which outlives the pod', () => {
       await sleep(60);
       assert.match((await tokenIn(out)) ?? '', /^requested-/);
     } finally {
-      k.close();
+      await k.close();
     }
     const calls = n;
     await sleep(300);
@@ -281,11 +291,11 @@ describe('kubeconfig-out: a requested token, which outlives the pod', () => {
       return { token: claims({ iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 86400, n: asked }), expiresAt: Date.now() + 86_400_000 };
     };
     const start = () => KubeconfigOut.start({ out, env: env(sa), reporter: quietReporter(), debounceMs: 10, requestToken });
-    (await start()).close();
+    await (await start()).close();
     assert.equal(asked, 1);
     const first = await tokenIn(out);
     const before = await stat(out);
-    (await start()).close();
+    await (await start()).close();
     assert.equal(asked, 1, 'no new token requested');
     assert.equal(await tokenIn(out), first);
     const after = await stat(out);
@@ -298,7 +308,7 @@ describe('kubeconfig-out: a requested token, which outlives the pod', () => {
     ] as const) {
       await writeFile(out, renderKubeconfig({ server: 'https://10.96.0.1:443', caData: CA, token }), { mode: 0o600 });
       const asks: number = asked;
-      (await start()).close();
+      await (await start()).close();
       assert.equal(asked, asks + 1, `a token ${what} is replaced by a new one`);
       assert.notEqual(await tokenIn(out), token);
     }
@@ -323,7 +333,7 @@ describe('kubeconfig-out: a requested token, which outlives the pod', () => {
       assert.match(warning ?? '', /forbidden.*projected token.*rolling updates.*create serviceaccounts\/token/);
       assert.match(k.tokenSource, /projected/);
     } finally {
-      k.close();
+      await k.close();
     }
   });
 
@@ -336,7 +346,7 @@ describe('kubeconfig-out: a requested token, which outlives the pod', () => {
       return { token: 'x', expiresAt: Date.now() + 3_600_000 };
     };
     const k = await KubeconfigOut.start({ out, env: { ...env(sa), CNI_NODE_KUBECONFIG_TOKEN: 'projected' }, reporter: quietReporter(), debounceMs: 10, requestToken });
-    k.close();
+    await k.close();
     assert.equal(asked, 0);
     assert.equal(await tokenIn(out), projected);
     await assert.rejects(KubeconfigOut.start({ out, env: { ...env(sa), CNI_NODE_KUBECONFIG_TOKEN: 'bound' }, reporter: quietReporter(), requestToken }), /CNI_NODE_KUBECONFIG_TOKEN=bound/);

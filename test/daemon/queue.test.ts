@@ -22,23 +22,36 @@ describe('ReconcileQueue', () => {
     let active = 0;
     let maxActive = 0;
     const runs: string[][] = [];
+    // The first run lasts until the test has given all its triggers, however slow
+    // the machine: a fixed duration (it was 60 ms) let a loaded machine end the run
+    // part way through the triggers, which then made two more runs, not one.
+    let started: () => void = () => undefined;
+    const firstStarted = new Promise<void>((r) => (started = r));
+    let release: () => void = () => undefined;
+    const firstReleased = new Promise<void>((r) => (release = r));
     const q = new ReconcileQueue(
       async (t) => {
         active++;
         maxActive = Math.max(maxActive, active);
         runs.push(t.map((x) => x.reason));
-        await sleep(60);
+        if (runs.length === 1) {
+          started();
+          await firstReleased;
+        } else {
+          await sleep(20);
+        }
         active--;
       },
       { debounceMs: 5, maxDelayMs: 20 },
     );
     q.trigger('start', 'start');
-    await sleep(20);
+    await firstStarted;
     assert.equal(q.busy, true);
     for (let i = 0; i < 10; i++) {
       q.trigger('configmap', `edit ${i}`);
       await sleep(3);
     }
+    release();
     await q.idle();
     assert.equal(maxActive, 1, 'one reconcile at a time');
     assert.deepEqual(runs, [['start'], Array.from({ length: 10 }, (_, i) => `edit ${i}`)]);

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { plan } from '../../src/core/plan.js';
-import type { EngineOptions, Reporter } from '../../src/engine/types.js';
+import type { EngineOptions, Reporter } from '../../src/core/contracts.js';
 import type { RequestEvent } from '../../src/kube/client.js';
 import { createManifestHandler, RECORD_KIND } from '../../src/kube/manifest-handler.js';
 import { NodeRecord, RECORD_FILE } from '../../src/node/record.js';

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { CniNodeError } from '../../src/core/errors.js';
 import { parseListSpec } from '../../src/core/lists.js';
 import { plan, type Mode } from '../../src/core/plan.js';
-import type { EngineOptions, ItemReport, Reporter } from '../../src/engine/types.js';
+import type { EngineOptions, ItemReport, Reporter } from '../../src/core/contracts.js';
 import { createKubeClient, type RequestEvent } from '../../src/kube/client.js';
 import { KubeApiError, KubeUnreachableError } from '../../src/kube/errors.js';
 import { createManifestHandler, RECORD_KIND } from '../../src/kube/manifest-handler.js';

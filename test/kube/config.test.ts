@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { CniNodeError } from '../../src/core/errors.js';
-import { jwtSubject, resolveKubeConfig, TokenFileAuth } from '../../src/kube/config.js';
+import { jwtSubject, TokenFileAuth } from '../../src/kube/auth.js';
+import { resolveKubeConfig } from '../../src/kube/config.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'cni-node-kubeconfig-'));
 after(() => rmSync(root, { recursive: true, force: true }));

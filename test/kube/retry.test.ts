@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { CniNodeError } from '../../src/core/errors.js';
-import { Backoff, backoffDelay, DEFAULT_RETRY, maxTotalDelay, retryAfterMs, sleep } from '../../src/kube/retry.js';
+import { Backoff, backoffDelay } from '../../src/sys/backoff.js';
+import { DEFAULT_RETRY, maxTotalDelay, retryAfterMs, sleep } from '../../src/kube/retry.js';
 
 test('backoffDelay doubles, is capped, and is jittered between half and all of each step', () => {
   const p = { attempts: 6, baseDelayMs: 250, maxDelayMs: 4_000 };

@@ -8,7 +8,7 @@ import { CniNodeError } from '../../src/core/errors.js';
 import type { ListSpec } from '../../src/core/lists.js';
 import type { Kind, Mode } from '../../src/core/plan.js';
 import { reconcile } from '../../src/engine/engine.js';
-import type { EngineOptions } from '../../src/engine/types.js';
+import type { EngineOptions } from '../../src/core/contracts.js';
 import { TEMP_PREFIX } from '../../src/node/atomic.js';
 import { LOCK_FILE } from '../../src/node/lock.js';
 import { RECORD_FILE } from '../../src/node/record.js';

@@ -24,7 +24,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { CniNodeError } from '../../src/core/errors.js';
 import { reconcile } from '../../src/engine/engine.js';
-import type { Dirs } from '../../src/engine/types.js';
+import type { Dirs } from '../../src/core/contracts.js';
 import { DirLock, LOCK_FILE } from '../../src/node/lock.js';
 import { NodeRecord, RECORD_FILE } from '../../src/node/record.js';
 import { capture, engineOptions, snapshot, tempDir } from './support.js';

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { Dirs, EngineOptions, ItemReport, Reporter } from '../../src/engine/types.js';
+import type { Dirs, EngineOptions, ItemReport, Reporter } from '../../src/core/contracts.js';
 import { tempDir } from '../support/tree.js';
 
 const execFileAsync = promisify(execFile);

@@ -7,8 +7,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { CniNodeError } from '../../src/core/errors.js';
-import { openRegular, readRegular, readRegularSync } from '../../src/node/read.js';
-import { tempDir } from './support.js';
+import { openRegular, readRegular, readRegularSync } from '../../src/sys/read.js';
+import { tempDir } from '../node/support.js';
 
 function refusedAs(re: RegExp) {
   return (e: unknown) => {

@@ -1,5 +1,11 @@
-import type { CniNodeError } from '../core/errors.js';
-import type { Kind, PlannedAction } from '../core/plan.js';
+/**
+ * The contracts between the layers: what the engine asks of each kind of item
+ * (KindHandler), how progress is reported (Reporter), where things are (Dirs), and
+ * the record of what cni-node installed (ItemRecord). They live in core so that
+ * node/ and kube/ implement them without importing the engine that uses them.
+ */
+import type { CniNodeError } from './errors.js';
+import type { Kind, PlannedAction } from './plan.js';
 
 /** What happened to one item; printed one line per item. */
 export type ItemResult =
@@ -81,4 +87,39 @@ export interface KindHandler {
   commit(): Promise<void>;
   /** Release anything held (staged temporary files, clients). */
   close(): Promise<void>;
+}
+
+/** What identifies a file's bytes without reading them again: size, mtime, ctime, inode (see node/record.ts). */
+export interface FileStamp {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+}
+
+/** One item in the record of what cni-node installed. */
+export interface RecordEntry {
+  name: string;
+  /** sha256 (hex) of what cni-node wrote, where cheap to know (configs, manifests). Plugins rely on stamps. */
+  sha256?: string;
+  /** The node file's stamp right after cni-node wrote (or verified) it. */
+  stamp?: FileStamp;
+  /** Kind-specific facts (a plugin's source stamp, a manifest's object references, …). */
+  meta?: Record<string, unknown>;
+}
+
+/**
+ * The record of what cni-node installed in one node dir, by kind (node/record.ts's
+ * NodeRecord). Handlers change it in memory and save() it once per step.
+ */
+export interface ItemRecord {
+  /** The record file, for messages. */
+  readonly file: string;
+  /** Names recorded for `kind`, in install order. */
+  names(kind: string): string[];
+  get(kind: string, name: string): RecordEntry | undefined;
+  set(kind: string, entry: RecordEntry): void;
+  delete(kind: string, name: string): void;
+  /** Writes the record atomically if it changed. */
+  save(): Promise<void>;
 }

@@ -2,21 +2,11 @@ import { closeSync, constants, fstatSync, lstatSync, openSync, promises as fs, r
 import { CniNodeError, reason } from '../core/errors.js';
 
 /**
- * The one way cni-node reads a file it did not make itself: its record and lock,
- * templates, manifests, pointer targets, plugin sources, credentials. All of it is
- * untrusted. A FIFO would block the read forever (holding a lock, ignoring
- * SIGTERM), a device such as /dev/zero never ends, a directory gives EISDIR, and a
- * planted symbolic link points somewhere else. So:
- *
- *   1. stat (lstat when links are not followed) first: anything but a regular file
- *      is refused without being opened (opening a device can have side effects);
- *   2. open with O_NONBLOCK (a FIFO swapped in since step 1 cannot block the open)
- *      and O_NOFOLLOW when links are not followed, then fstat the open file: it
- *      must be the same regular file that step 1 saw;
- *   3. read at most maxBytes + 1 bytes: a file over its cap (or one that grows past
- *      it, or a procfs file whose size reads 0) is refused, never read whole.
- *
- * Every refusal is a CniNodeError with one line that names the file and what it is.
+ * The one way cni-node reads a file it did not make itself (its record and lock,
+ * templates, manifests, pointer targets, plugin sources, credentials): stat first
+ * (only a regular file is opened), open O_NONBLOCK and fstat (the same file), read
+ * at most maxBytes + 1. A FIFO, device or planted link is refused in one line,
+ * never read. The reasons: docs/ARCHITECTURE.md ("Reading untrusted files").
  */
 export interface ReadOptions {
   /** The cap: a larger file is refused. */

@@ -1,5 +1,5 @@
 /**
- * The size cap of every kind of file cni-node reads (see read.ts): a file over its
+ * The size cap of every kind of file cni-node reads (see sys/read.ts): a file over its
  * cap is refused with a one-line error before it is read, so a huge or endless
  * input (a 2 GiB sparse file, /dev/zero behind a link) cannot exhaust memory.
  * Each cap is far above what a real input needs.

@@ -1,0 +1,123 @@
+/**
+ * `run --config-map`: the desired lists from one ConfigMap, followed with one
+ * list+watch (kube/watch.ts). A missing or invalid ConfigMap is reported (log,
+ * readiness, Event) and the last good desired state is kept; an API outage after
+ * the first answer leaves the node as it is, and ready.
+ */
+import type { KubeClient } from '../kube/client.js';
+import { listWatch, type ListWatcher, type WatchedObject } from '../kube/watch.js';
+import { CONFIG_MAP_KEYS, describeDesired, desiredFromConfigMap, type ConfigMapRef, type DesiredLists } from './desired.js';
+import type { ObserverDeps } from './observer.js';
+
+const READINESS_CONFIGMAP = 'configmap';
+const READINESS_CONFIGMAP_INVALID = 'configmap-invalid';
+
+export interface ConfigMapLists {
+  lists: DesiredLists;
+  resourceVersion: string | undefined;
+  /** The first valid version seen. */
+  first: boolean;
+}
+
+export class ConfigMapSource {
+  private watch: ListWatcher | undefined;
+  private seen = false;
+  /** The watch has answered at least once (the object, or that it does not exist). */
+  private answered = false;
+  private validSeen = false;
+  private errorLogged: string | undefined;
+
+  constructor(
+    private readonly ref: ConfigMapRef,
+    private readonly deps: ObserverDeps & { client: KubeClient },
+    /** The desired state now, for messages that say what is kept. */
+    private readonly current: () => DesiredLists | undefined,
+    /** A valid version of the lists (not necessarily changed). */
+    private readonly onLists: (lists: ConfigMapLists) => void,
+  ) {}
+
+  private get name(): string {
+    return `${this.ref.namespace}/${this.ref.name}`;
+  }
+
+  start(signal: AbortSignal): void {
+    const { reporter, metrics, readiness, client } = this.deps;
+    const name = this.name;
+    readiness.set(READINESS_CONFIGMAP, `waiting for the first answer about ConfigMap ${name} from the API server`);
+    this.watch = listWatch({
+      client,
+      path: `/api/v1/namespaces/${encodeURIComponent(this.ref.namespace)}/configmaps`,
+      fieldSelector: `metadata.name=${this.ref.name}`,
+      signal,
+      onChange: (objects) => this.changed(objects, signal),
+      onRestart: (reason, detail) => {
+        metrics.watchRestarts.inc({ source: 'configmap', reason });
+        if (reason !== 'timeout') reporter.info(`ConfigMap ${name} watch restarting: ${detail}`);
+      },
+      onError: (error, retryInMs) => {
+        metrics.watchRestarts.inc({ source: 'configmap', reason: 'failed' });
+        // Before the first answer the desired state is unknown: readiness says why.
+        // After it, an API outage leaves the node as desired, so it stays ready.
+        if (!this.answered) readiness.set(READINESS_CONFIGMAP, `no answer yet about ConfigMap ${name}: ${error.message}; retrying with backoff`);
+        // One line per distinct problem, not one per retry.
+        const key = error.message.replace(/\d+(\.\d+)? ?m?s\b/g, '');
+        if (key !== this.errorLogged) {
+          this.errorLogged = key;
+          reporter.warn(`ConfigMap ${name} watch: ${error.message}; retrying in ${(retryInMs / 1000).toFixed(1)} s (and with backoff after that); the node keeps its current state`);
+        }
+      },
+      onRequest: (ev) => metrics.apiRequests.inc({ verb: ev.verb, code: ev.status !== undefined ? String(ev.status) : (ev.error ?? 'error') }),
+    });
+  }
+
+  stop(): void {
+    this.watch?.stop();
+  }
+
+  /** Resolves when the watch has stopped. */
+  get done(): Promise<void> {
+    return this.watch?.done ?? Promise.resolve();
+  }
+
+  private changed(objects: WatchedObject[], signal: AbortSignal): void {
+    if (signal.aborted) return;
+    const { reporter, readiness } = this.deps;
+    this.answered = true;
+    if (this.errorLogged !== undefined) {
+      reporter.info(`ConfigMap ${this.name} watch: connected again`);
+      this.errorLogged = undefined;
+    }
+    const cm = objects.find((o) => o.metadata.name === this.ref.name);
+    if (!cm) return this.missing();
+    this.seen = true;
+    readiness.set(READINESS_CONFIGMAP, undefined);
+    const rv = cm.metadata.resourceVersion;
+    const parsed = desiredFromConfigMap(cm['data'] as Record<string, string> | undefined, this.name);
+    if (!parsed.ok) return this.invalid(rv, parsed.problems);
+    if (readiness.has(READINESS_CONFIGMAP_INVALID)) {
+      reporter.info(`ConfigMap ${this.name} is valid again (resourceVersion ${rv ?? '?'})`);
+      readiness.set(READINESS_CONFIGMAP_INVALID, undefined);
+    }
+    const first = !this.validSeen;
+    this.validSeen = true;
+    this.onLists({ lists: parsed.lists, resourceVersion: rv, first });
+  }
+
+  private missing(): void {
+    const current = this.current();
+    const reason = this.seen
+      ? `ConfigMap ${this.name} was deleted; keeping the last desired state (${describeDesired(current ?? {})}) until it is back`
+      : `ConfigMap ${this.name} does not exist; waiting for it (it holds the keys ${Object.values(CONFIG_MAP_KEYS).join(', ')})`;
+    this.deps.readiness.set(READINESS_CONFIGMAP, reason);
+    this.deps.reporter.warn(reason);
+    this.deps.events.emit('Warning', 'ConfigMapMissing', reason);
+  }
+
+  private invalid(rv: string | undefined, problems: readonly string[]): void {
+    const current = this.current();
+    const kept = current ? `keeping the last good desired state (${describeDesired(current)})` : 'nothing is reconciled until it is fixed';
+    this.deps.reporter.error(`ConfigMap ${this.name} (resourceVersion ${rv ?? '?'}) has an invalid list; ${kept}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.deps.readiness.set(READINESS_CONFIGMAP_INVALID, `ConfigMap ${this.name} has an invalid list (${problems.join('; ')}); ${kept}`);
+    this.deps.events.emit('Warning', 'InvalidConfigMap', `ConfigMap ${this.name}: ${problems.join('; ')}; ${kept}`);
+  }
+}
