@@ -21,7 +21,10 @@ const PLUGINS = process.env['BENCH_PLUGINS_DIR'] ?? '/usr/lib/cni';
 const work = mkdtempSync(path.join(os.tmpdir(), 'cni-node-bench-profile-'));
 const hostBin = path.join(work, 'host-bin');
 mkdirSync(hostBin);
-const plugins = readdirSync(PLUGINS).filter((n) => statSync(path.join(PLUGINS, n)).isFile()).sort().slice(0, 16);
+const plugins = readdirSync(PLUGINS)
+  .filter((n) => statSync(path.join(PLUGINS, n)).isFile())
+  .sort()
+  .slice(0, 16);
 const env = { ...process.env, CNI_NODE_PLUGINS_DIR: PLUGINS, CNI_NODE_HOST_PLUGINS_DIR: hostBin };
 const noop = [BUNDLE, 'install', `--plugins=${plugins.join(',')}`];
 run(NODE, noop, { env });
@@ -71,19 +74,31 @@ function profile(name: string, args: string[]): { perRunMs: number; byCategory: 
       total += dt;
     });
   }
-  const sorted = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]): [string, number] => [k, round(v / RUNS)]);
+  const sorted = (m: Map<string, number>, n: number) =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([k, v]): [string, number] => [k, round(v / RUNS)]);
   return { perRunMs: round(total / RUNS), byCategory: sorted(byCat, 20), top: sorted(self, 15) };
 }
 
 function loadedModules(args: string[]): string[] {
   const hook = path.join(work, 'module-list.cjs');
-  writeFileSync(hook, "const base = new Set(process.moduleLoadList); process.on('exit', () => require('node:fs').writeSync(2, '\\nMODULES ' + JSON.stringify(process.moduleLoadList.filter((m) => !base.has(m)))));\n");
+  writeFileSync(
+    hook,
+    "const base = new Set(process.moduleLoadList); process.on('exit', () => require('node:fs').writeSync(2, '\\nMODULES ' + JSON.stringify(process.moduleLoadList.filter((m) => !base.has(m)))));\n",
+  );
   const r = spawnSync(NODE, ['--require', hook, ...args], { env, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
   const m = /MODULES (.*)$/m.exec(r.stderr);
   return m ? (JSON.parse(m[1] as string) as string[]).filter((x) => x.startsWith('NativeModule ')).map((x) => x.replace('NativeModule ', '')) : [];
 }
 
-console.log(`cni-node CLI start-up profile: ${RUNS} runs each, ${NODE}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
+console.log(
+  `cni-node CLI start-up profile: ${RUNS} runs each, ${NODE}, load average ${os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')}\n`,
+);
 const results: Record<string, unknown> = {};
 for (const [name, args] of [
   ['version', [BUNDLE, 'version']],
@@ -93,9 +108,19 @@ for (const [name, args] of [
   const mods = loadedModules([...args]);
   results[name] = { ...p, nodeModulesLoaded: mods };
   console.log(`## ${name}: ${p.perRunMs} ms of samples per run\n`);
-  console.log(table(['where', 'ms per run'], p.byCategory.map(([k, v]) => [k, v.toFixed(2)])));
+  console.log(
+    table(
+      ['where', 'ms per run'],
+      p.byCategory.map(([k, v]) => [k, v.toFixed(2)]),
+    ),
+  );
   console.log('\nTop functions (self time):\n');
-  console.log(table(['function', 'ms per run'], p.top.map(([k, v]) => [`\`${k}\``, v.toFixed(2)])));
+  console.log(
+    table(
+      ['function', 'ms per run'],
+      p.top.map(([k, v]) => [`\`${k}\``, v.toFixed(2)]),
+    ),
+  );
   console.log(`\nNode modules loaded beyond start-up (${mods.length}): ${mods.join(', ')}\n`);
 }
 
@@ -106,9 +131,15 @@ const probes: Array<[string, string]> = [
   ['process.stderr (stderr a pipe)', 'process.stderr;'],
   ["fs.promises (loads Node's fs/promises, readline, streams)", "process.getBuiltinModule('node:fs').promises;"],
   ['node:crypto', "process.getBuiltinModule('node:crypto');"],
-  ["util.parseArgs of a short command line", "process.getBuiltinModule('node:util').parseArgs({ args: ['--plugins=a,b'], options: { plugins: { type: 'string' } } });"],
+  [
+    'util.parseArgs of a short command line',
+    "process.getBuiltinModule('node:util').parseArgs({ args: ['--plugins=a,b'], options: { plugins: { type: 'string' } } });",
+  ],
   ['new AbortController()', 'new AbortController();'],
-  ["ESM import of node:fs, node:path, node:os, node:util (facades)", "await import('node:fs'); await import('node:path'); await import('node:os'); await import('node:util');"],
+  [
+    'ESM import of node:fs, node:path, node:os, node:util (facades)',
+    "await import('node:fs'); await import('node:path'); await import('node:os'); await import('node:util');",
+  ],
   ['node:https (TLS: what the daemon pays)', "process.getBuiltinModule('node:https');"],
 ];
 const counts: Array<[string, number]> = [];
@@ -135,4 +166,6 @@ if (instructions(['-e', '0']) !== undefined) {
   console.log('(valgrind not installed: no instruction counts)');
 }
 rmSync(work, { recursive: true, force: true });
-console.log(`\nresults: ${writeResults('cli-profile', { benchmark: 'cli-profile', date: new Date().toISOString(), machine: machine(), runs: RUNS, ...results })}`);
+console.log(
+  `\nresults: ${writeResults('cli-profile', { benchmark: 'cli-profile', date: new Date().toISOString(), machine: machine(), runs: RUNS, ...results })}`,
+);

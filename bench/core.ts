@@ -30,7 +30,22 @@
 // be the disk a node's /opt/cni/bin is on, not a tmpfs), BENCH_CALLGRIND=0 to skip
 // the instruction counts.
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -74,11 +89,15 @@ exec chroot "$R" "$@"
 const TEMPLATES: Record<string, string> = {
   // A pointer on a line of its own: the original replaces that whole line with the
   // file (sed r + d), cni-node replaces the pointer; both then write the same config.
-  '05-multus.conf': '{\n  "cniVersion": "0.3.1",\n  "name": "multus-cni-network",\n  "type": "multus",\n  "kubeconfig": "/etc/cni/net.d/multus.d/multus.kubeconfig",\n  "delegates": [\n__10-calico.conflist__\n  ]\n}\n',
-  '20-bridge.conf': '{\n  "cniVersion": "0.3.1",\n  "name": "mynet",\n  "type": "bridge",\n  "bridge": "cni0",\n  "isGateway": true,\n  "ipMasq": true,\n  "ipam": { "type": "host-local", "subnet": "10.22.0.0/16", "routes": [{ "dst": "0.0.0.0/0" }] }\n}\n',
-  '30-macvlan.conflist': '{\n  "cniVersion": "0.3.1",\n  "name": "macvlan-net",\n  "plugins": [\n    { "type": "macvlan", "master": "eth0", "mode": "bridge", "ipam": { "type": "host-local", "subnet": "192.168.1.0/24" } },\n    { "type": "tuning", "sysctl": { "net.core.somaxconn": "500" } }\n  ]\n}\n',
+  '05-multus.conf':
+    '{\n  "cniVersion": "0.3.1",\n  "name": "multus-cni-network",\n  "type": "multus",\n  "kubeconfig": "/etc/cni/net.d/multus.d/multus.kubeconfig",\n  "delegates": [\n__10-calico.conflist__\n  ]\n}\n',
+  '20-bridge.conf':
+    '{\n  "cniVersion": "0.3.1",\n  "name": "mynet",\n  "type": "bridge",\n  "bridge": "cni0",\n  "isGateway": true,\n  "ipMasq": true,\n  "ipam": { "type": "host-local", "subnet": "10.22.0.0/16", "routes": [{ "dst": "0.0.0.0/0" }] }\n}\n',
+  '30-macvlan.conflist':
+    '{\n  "cniVersion": "0.3.1",\n  "name": "macvlan-net",\n  "plugins": [\n    { "type": "macvlan", "master": "eth0", "mode": "bridge", "ipam": { "type": "host-local", "subnet": "192.168.1.0/24" } },\n    { "type": "tuning", "sysctl": { "net.core.somaxconn": "500" } }\n  ]\n}\n',
 };
-const CALICO = '{"cniVersion":"0.3.1","name":"k8s-pod-network","plugins":[{"type":"calico","ipam":{"type":"calico-ipam"}},{"type":"portmap","snat":true,"capabilities":{"portMappings":true}}]}\n';
+const CALICO =
+  '{"cniVersion":"0.3.1","name":"k8s-pod-network","plugins":[{"type":"calico","ipam":{"type":"calico-ipam"}},{"type":"portmap","snat":true,"capabilities":{"portMappings":true}}]}\n';
 
 const SMALL_FILE_BYTES = 300;
 
@@ -108,7 +127,9 @@ function measureFsync(dir: string, n = 20): { file: Summary; dir: Summary } {
 }
 
 function listPlugins(dir: string): string[] {
-  return readdirSync(dir).filter((n) => !n.startsWith('.') && statSync(path.join(dir, n)).isFile()).sort();
+  return readdirSync(dir)
+    .filter((n) => !n.startsWith('.') && statSync(path.join(dir, n)).isFile())
+    .sort();
 }
 
 if (INSIDE === undefined) outside();
@@ -129,15 +150,21 @@ function outside(): void {
     for (const [name, text] of Object.entries(TEMPLATES)) writeFileSync(path.join(scratch, 'templates', name), text);
     const canChroot = process.getuid?.() === 0 && existsSync('/usr/bin/unshare') && existsSync(ORIGINAL);
     if (!canChroot) {
-      console.error(`\n*** bench core: the ORIGINAL will NOT run (${process.getuid?.() !== 0 ? 'not root: it needs a private mount namespace' : `${existsSync(ORIGINAL) ? 'unshare missing' : `${ORIGINAL} missing`}`}); cni-node and the floors only.\n`);
+      console.error(
+        `\n*** bench core: the ORIGINAL will NOT run (${process.getuid?.() !== 0 ? 'not root: it needs a private mount namespace' : `${existsSync(ORIGINAL) ? 'unshare missing' : `${ORIGINAL} missing`}`}); cni-node and the floors only.\n`,
+      );
       inside(scratch, false);
       return;
     }
     const self = fileURLToPath(import.meta.url);
-    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', CHROOT_SETUP, 'sh', path.join(scratch, 'root'), scratch, NODE, self, ...process.argv.slice(2)], {
-      stdio: 'inherit',
-      env: { ...process.env, CNI_NODE_BENCH_SCRATCH: scratch },
-    });
+    const r = spawnSync(
+      'unshare',
+      ['-m', '--propagation', 'private', 'sh', '-c', CHROOT_SETUP, 'sh', path.join(scratch, 'root'), scratch, NODE, self, ...process.argv.slice(2)],
+      {
+        stdio: 'inherit',
+        env: { ...process.env, CNI_NODE_BENCH_SCRATCH: scratch },
+      },
+    );
     if (r.status !== 0) {
       console.error(`bench core: the chrooted run failed (exit ${r.status ?? r.signal})`);
       process.exitCode = 1;
@@ -162,10 +189,21 @@ interface Case {
 function inside(scratch: string, chrooted: boolean): void {
   const dirs = chrooted
     ? DIRS
-    : { plugins: path.join(scratch, 'image-plugins'), templates: path.join(scratch, 'templates'), hostPlugins: path.join(scratch, 'host-plugins'), hostConfigs: path.join(scratch, 'host-configs') };
+    : {
+        plugins: path.join(scratch, 'image-plugins'),
+        templates: path.join(scratch, 'templates'),
+        hostPlugins: path.join(scratch, 'host-plugins'),
+        hostConfigs: path.join(scratch, 'host-configs'),
+      };
   const plugins = listPlugins(dirs.plugins);
   const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CNI_NODE_') && k !== 'KUBECONFIG'));
-  if (!chrooted) Object.assign(env, { CNI_NODE_PLUGINS_DIR: dirs.plugins, CNI_NODE_HOST_PLUGINS_DIR: dirs.hostPlugins, CNI_NODE_CONFIGS_DIR: dirs.templates, CNI_NODE_HOST_CONFIGS_DIR: dirs.hostConfigs });
+  if (!chrooted)
+    Object.assign(env, {
+      CNI_NODE_PLUGINS_DIR: dirs.plugins,
+      CNI_NODE_HOST_PLUGINS_DIR: dirs.hostPlugins,
+      CNI_NODE_CONFIGS_DIR: dirs.templates,
+      CNI_NODE_HOST_CONFIGS_DIR: dirs.hostConfigs,
+    });
   const fsType = run('stat', ['-f', '-c', '%T', scratch]).trim();
   const bytes = plugins.reduce((s, p) => s + statSync(path.join(dirs.plugins, p)).size, 0);
 
@@ -198,13 +236,23 @@ function inside(scratch: string, chrooted: boolean): void {
   };
   const changed = (a: Map<string, string>, b: Map<string, string>): string[] =>
     [...new Set([...a.keys(), ...b.keys()])].filter((k) => k !== '.' && a.get(k) !== b.get(k));
-  const visible = (dir: string) => readdirSync(dir).filter((n) => !n.startsWith('.')).sort();
+  const visible = (dir: string) =>
+    readdirSync(dir)
+      .filter((n) => !n.startsWith('.'))
+      .sort();
 
   const writes: Record<string, number[]> = { original: [], 'cni-node': [] };
   const problems = new Set<string>();
   const cases: Case[] = [
     { id: 'node-e0', workload: 'node -e 0', tool: 'floor', cmd: NODE, args: ['-e', '0'] },
-    { id: 'cp', workload: 'cp 16 plugins', tool: 'floor', setup: () => empty(dirs.hostPlugins), cmd: 'cp', args: [...plugins.map((p) => path.join(dirs.plugins, p)), dirs.hostPlugins] },
+    {
+      id: 'cp',
+      workload: 'cp 16 plugins',
+      tool: 'floor',
+      setup: () => empty(dirs.hostPlugins),
+      cmd: 'cp',
+      args: [...plugins.map((p) => path.join(dirs.plugins, p)), dirs.hostPlugins],
+    },
     {
       id: 'cp-fsync',
       workload: 'cp + fsync each',
@@ -236,32 +284,53 @@ function inside(scratch: string, chrooted: boolean): void {
       },
       () => writes[t]?.push(changed(before, stamps(dirs.hostPlugins)).length),
     );
-    c('apply +4 −4 =8', ['apply', applyArg], () => {
-      empty(dirs.hostPlugins);
-      exec(t, ['install', `--plugins=${[...keep, ...removed].join(',')}`]);
-    }, expectPlugins([...keep, ...added]));
-    c('uninstall 16', ['uninstall', `--plugins=${all}`], () => {
-      empty(dirs.hostPlugins);
-      exec(t, ['install', `--plugins=${all}`]);
-    }, expectPlugins([]));
-    c('3 templates', ['install', configsArg], () => {
-      empty(dirs.hostConfigs);
-      writeFileSync(path.join(dirs.hostConfigs, '10-calico.conflist'), CALICO);
-    }, () => {
-      for (const name of Object.keys(TEMPLATES)) {
-        const file = path.join(dirs.hostConfigs, name);
-        try {
-          const doc = JSON.parse(readFileSync(file, 'utf8')) as { delegates?: Array<{ name?: string }> };
-          if (name === '05-multus.conf' && doc.delegates?.[0]?.name !== 'k8s-pod-network') problems.add(`${t}: ${name} does not delegate to the calico config`);
-        } catch (e) {
-          problems.add(`${t}: ${name} on the node is not valid JSON: ${String(e)}`);
+    c(
+      'apply +4 −4 =8',
+      ['apply', applyArg],
+      () => {
+        empty(dirs.hostPlugins);
+        exec(t, ['install', `--plugins=${[...keep, ...removed].join(',')}`]);
+      },
+      expectPlugins([...keep, ...added]),
+    );
+    c(
+      'uninstall 16',
+      ['uninstall', `--plugins=${all}`],
+      () => {
+        empty(dirs.hostPlugins);
+        exec(t, ['install', `--plugins=${all}`]);
+      },
+      expectPlugins([]),
+    );
+    c(
+      '3 templates',
+      ['install', configsArg],
+      () => {
+        empty(dirs.hostConfigs);
+        writeFileSync(path.join(dirs.hostConfigs, '10-calico.conflist'), CALICO);
+      },
+      () => {
+        for (const name of Object.keys(TEMPLATES)) {
+          const file = path.join(dirs.hostConfigs, name);
+          try {
+            const doc = JSON.parse(readFileSync(file, 'utf8')) as { delegates?: Array<{ name?: string }> };
+            if (name === '05-multus.conf' && doc.delegates?.[0]?.name !== 'k8s-pod-network')
+              problems.add(`${t}: ${name} does not delegate to the calico config`);
+          } catch (e) {
+            problems.add(`${t}: ${name} on the node is not valid JSON: ${String(e)}`);
+          }
         }
-      }
-    });
+      },
+    );
   }
 
   console.log(`cni-node core benchmark: ${plugins.length} plugins (${(bytes / 2 ** 20).toFixed(1)} MiB), ${RUNS} rounds, node dirs on ${fsType} (${scratch})`);
-  console.log(`machine: ${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${NODE} ${process.version}${chrooted ? `; original: ${ORIGINAL}` : '; ORIGINAL NOT RUN'}\n`);
+  console.log(
+    `machine: ${os.cpus().length} cores, load average ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}; ${NODE} ${process.version}${chrooted ? `; original: ${ORIGINAL}` : '; ORIGINAL NOT RUN'}\n`,
+  );
   const loadBefore = os.loadavg();
   const samples = new Map<string, number[]>(cases.map((c) => [c.id, []]));
   const t0 = Date.now();
@@ -287,7 +356,10 @@ function inside(scratch: string, chrooted: boolean): void {
     empty(dirs.hostPlugins);
     exec('cni-node', ['install', `--plugins=${all}`]);
     repeatable['node -e 0'] = { instructions: instructions(['-e', '0'], { env }) as number, maxRssKb: maxRssKb(NODE, ['-e', '0']) as number };
-    repeatable['cni-node version'] = { instructions: instructions([BUNDLE, 'version'], { env }) as number, maxRssKb: maxRssKb(NODE, [BUNDLE, 'version'], { env }) as number };
+    repeatable['cni-node version'] = {
+      instructions: instructions([BUNDLE, 'version'], { env }) as number,
+      maxRssKb: maxRssKb(NODE, [BUNDLE, 'version'], { env }) as number,
+    };
     repeatable['cni-node no-op re-install'] = {
       instructions: instructions([BUNDLE, 'install', `--plugins=${all}`], { env }) as number,
       maxRssKb: maxRssKb(NODE, [BUNDLE, 'install', `--plugins=${all}`], { env }) as number,
@@ -314,16 +386,24 @@ function inside(scratch: string, chrooted: boolean): void {
   console.log(table(['workload', 'original', 'cni-node', 'cni-node p90', 'cni-node / original'], rows));
 
   const median = (w: string, t: 'original' | 'cniNode') => perWorkload[w]?.[t]?.median ?? NaN;
-  const mw = (xs: number[]) => (xs.length ? xs.slice().sort((a, b) => a - b)[xs.length >> 1] as number : NaN);
+  const mw = (xs: number[]) => (xs.length ? (xs.slice().sort((a, b) => a - b)[xs.length >> 1] as number) : NaN);
   const goals: Array<{ goal: string; value: string; met: boolean | 'n/a' }> = [];
   for (const w of workloads.filter((x) => x !== 'version')) {
     const o = median(w, 'original');
     const c = median(w, 'cniNode');
-    goals.push({ goal: `${w}: no slower than the original`, value: Number.isNaN(o) ? 'original not run' : `${ms(c)} vs ${ms(o)} (${(c / o).toFixed(2)} ×)`, met: Number.isNaN(o) ? 'n/a' : c <= o });
+    goals.push({
+      goal: `${w}: no slower than the original`,
+      value: Number.isNaN(o) ? 'original not run' : `${ms(c)} vs ${ms(o)} (${(c / o).toFixed(2)} ×)`,
+      met: Number.isNaN(o) ? 'n/a' : c <= o,
+    });
   }
   const noop = median('no-op re-install', 'cniNode');
   goals.push({ goal: 'no-op ≤ node start + 10 ms', value: `node start + ${ms(noop - nodeStart.median)}`, met: noop - nodeStart.median <= 10 });
-  goals.push({ goal: 'no-op writes nothing', value: `cni-node changed ${mw(writes['cni-node'] ?? [])} node files per run (max ${Math.max(...(writes['cni-node'] ?? [0]))}); the original ${Number.isNaN(mw(writes['original'] ?? [])) ? 'n/a' : mw(writes['original'] ?? [])}`, met: Math.max(...(writes['cni-node'] ?? [1])) === 0 });
+  goals.push({
+    goal: 'no-op writes nothing',
+    value: `cni-node changed ${mw(writes['cni-node'] ?? [])} node files per run (max ${Math.max(...(writes['cni-node'] ?? [0]))}); the original ${Number.isNaN(mw(writes['original'] ?? [])) ? 'n/a' : mw(writes['original'] ?? [])}`,
+    met: Math.max(...(writes['cni-node'] ?? [1])) === 0,
+  });
   const version = median('version', 'cniNode');
   goals.push({ goal: '`version` ≤ 1.15 × node start', value: `${(version / nodeStart.median).toFixed(2)} ×`, met: version / nodeStart.median <= 1.15 });
   const install = median('install 16 plugins', 'cniNode');
@@ -331,22 +411,35 @@ function inside(scratch: string, chrooted: boolean): void {
   console.log('\nGoals:');
   for (const g of goals) console.log(`  ${g.met === true ? 'met ' : g.met === false ? 'MISS' : 'n/a '}  ${g.goal}: ${g.value}`);
   console.log('\nThe install floor:');
-  console.log(`  install − node start = ${ms(install - nodeStart.median)}; cp = ${ms(cp.median)}; cp + fsync each = ${ms(durable.median)} (the fsyncs alone: ${ms(durable.median - cp.median)})`);
-  console.log(`  node start + durable floor = ${ms(nodeStart.median + durable.median)}${Number.isNaN(oInstall) ? '' : ` vs the original's install ${ms(oInstall)} (which fsyncs nothing)`}`);
+  console.log(
+    `  install − node start = ${ms(install - nodeStart.median)}; cp = ${ms(cp.median)}; cp + fsync each = ${ms(durable.median)} (the fsyncs alone: ${ms(durable.median - cp.median)})`,
+  );
+  console.log(
+    `  node start + durable floor = ${ms(nodeStart.median + durable.median)}${Number.isNaN(oInstall) ? '' : ` vs the original's install ${ms(oInstall)} (which fsyncs nothing)`}`,
+  );
   console.log(`  cni-node install / (node start + durable floor) = ${(install / (nodeStart.median + durable.median)).toFixed(2)}`);
-  console.log(`\nOne fsync on this disk (in process, median of ${fsyncLatency.file.n}): a new ${SMALL_FILE_BYTES}-byte file ${ms(fsyncLatency.file.median)} (p90 ${ms(fsyncLatency.file.p90)}), its directory after a rename ${ms(fsyncLatency.dir.median)} (p90 ${ms(fsyncLatency.dir.p90)})`);
+  console.log(
+    `\nOne fsync on this disk (in process, median of ${fsyncLatency.file.n}): a new ${SMALL_FILE_BYTES}-byte file ${ms(fsyncLatency.file.median)} (p90 ${ms(fsyncLatency.file.p90)}), its directory after a rename ${ms(fsyncLatency.dir.median)} (p90 ${ms(fsyncLatency.dir.p90)})`,
+  );
   const templates = median('3 templates', 'cniNode');
-  console.log(`  3 templates − node start = ${ms(templates - nodeStart.median)} = ${((templates - nodeStart.median) / fsyncLatency.file.median).toFixed(1)} × one small-file fsync`);
+  console.log(
+    `  3 templates − node start = ${ms(templates - nodeStart.median)} = ${((templates - nodeStart.median) / fsyncLatency.file.median).toFixed(1)} × one small-file fsync`,
+  );
   if (Object.keys(repeatable).length) {
     const base = repeatable['node -e 0']?.instructions ?? NaN;
     console.log('\nRepeatable (one run each; instructions under callgrind with deterministic V8 flags, peak RSS by GNU time):');
-    for (const [k, v] of Object.entries(repeatable)) console.log(`  ${k.padEnd(28)} ${((v.instructions ?? NaN) / 1e6).toFixed(1).padStart(7)} M instructions (${((v.instructions ?? NaN) / base).toFixed(2)} × node -e 0)   max RSS ${((v.maxRssKb ?? NaN) / 1024).toFixed(1)} MiB`);
+    for (const [k, v] of Object.entries(repeatable))
+      console.log(
+        `  ${k.padEnd(28)} ${((v.instructions ?? NaN) / 1e6).toFixed(1).padStart(7)} M instructions (${((v.instructions ?? NaN) / base).toFixed(2)} × node -e 0)   max RSS ${((v.maxRssKb ?? NaN) / 1024).toFixed(1)} MiB`,
+      );
   }
   if (problems.size) {
-    console.log('\nOutcome problems (each tool\'s node dirs checked after each run):');
+    console.log("\nOutcome problems (each tool's node dirs checked after each run):");
     for (const p of problems) console.log(`  - ${p}`);
   }
-  console.log(`\nload average: ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after; ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  console.log(
+    `\nload average: ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after; ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+  );
   const file = writeResults('core', {
     benchmark: 'core',
     date: new Date().toISOString(),

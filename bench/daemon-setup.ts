@@ -10,7 +10,15 @@ import { BUNDLE } from './lib.js';
 /** Debian's containernetworking-plugins: the image's plugins in the benchmarks. */
 export const PLUGINS = '/usr/lib/cni';
 
-export const calico = (name: string) => `${JSON.stringify({ cniVersion: '0.4.0', name, plugins: [{ type: 'bridge', bridge: 'cni0' }, { type: 'portmap', capabilities: { portMappings: true } }] })}\n`;
+export const calico = (name: string) =>
+  `${JSON.stringify({
+    cniVersion: '0.4.0',
+    name,
+    plugins: [
+      { type: 'bridge', bridge: 'cni0' },
+      { type: 'portmap', capabilities: { portMappings: true } },
+    ],
+  })}\n`;
 export const MULTUS = '{"cniVersion":"0.4.0","name":"multus-cni-network","type":"bridge","delegates":[__10-calico.conflist__]}\n';
 
 /** The primary CNI's config on the node, and a template pointing at it. */
@@ -38,5 +46,12 @@ export function runArgs(tree: Tree, configMap: string, extra: string[] = []): st
 /** The environment of a pod: in-cluster credentials pointing at the test API server, POD_NAME/POD_NAMESPACE. */
 export function podEnv(cluster: TestCluster, tree: Tree, pod: string): NodeJS.ProcessEnv {
   const { KUBECONFIG: _k, ...env } = process.env;
-  return { ...env, KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: new URL(cluster.server).port, CNI_NODE_SERVICE_ACCOUNT_DIR: tree.sa, POD_NAME: pod, POD_NAMESPACE: NS };
+  return {
+    ...env,
+    KUBERNETES_SERVICE_HOST: '127.0.0.1',
+    KUBERNETES_SERVICE_PORT: new URL(cluster.server).port,
+    CNI_NODE_SERVICE_ACCOUNT_DIR: tree.sa,
+    POD_NAME: pod,
+    POD_NAMESPACE: NS,
+  };
 }

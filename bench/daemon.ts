@@ -36,7 +36,11 @@ const BURST_SIZE = Number(process.env['BENCH_BURST_SIZE'] ?? 5);
 const STARTS = Number(process.env['BENCH_STARTS'] ?? 10);
 const NODE_FLAGS = (process.env['BENCH_NODE_FLAGS'] ?? '').split(/\s+/).filter((x) => x !== '');
 const CM = 'bench-cni';
-const exists = (p: string) => stat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 /** Resolves with performance.now() when check() holds; checked on every event in `dirs` and every 10 ms. */
 function waitFor(dirs: string[], check: () => Promise<boolean>, timeoutMs = 15_000): Promise<number> {
@@ -115,7 +119,10 @@ async function startDaemon(cluster: TestCluster, tree: Tree, pod: string, cleanu
 
 async function waitReady(d: RunningDaemon): Promise<number> {
   for (let i = 0; ; i++) {
-    const ok = await fetch(`http://${d.address}/readyz`).then((r) => r.status === 200, () => false);
+    const ok = await fetch(`http://${d.address}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ok) return performance.now();
     if (i > 3000) throw new Error(`not ready:\n${d.log.join('\n')}`);
     await sleep(5);
@@ -143,7 +150,14 @@ try {
     if (r.status !== 200) throw new Error(r.text);
   };
 
-  console.log(`cni-node run reaction benchmark: ${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}, ${NODE} ${NODE_FLAGS.join(' ')}; kube-apiserver 1.20.2 on loopback; CNI_NODE_DEBOUNCE=${process.env['CNI_NODE_DEBOUNCE'] ?? '100ms (default)'}\n`);
+  console.log(
+    `cni-node run reaction benchmark: ${os.cpus().length} cores, load average ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(
+        ' ',
+      )}, ${NODE} ${NODE_FLAGS.join(' ')}; kube-apiserver 1.20.2 on loopback; CNI_NODE_DEBOUNCE=${process.env['CNI_NODE_DEBOUNCE'] ?? '100ms (default)'}\n`,
+  );
 
   const tree = await nodeTree(cluster, cleanups, 'cni-node-bench-run-');
   await multusSetup(tree);
@@ -229,12 +243,22 @@ try {
       [
         row(`ConfigMap PATCH → plugin on/off the node (${N} single changes)`, s.cm, `${reconciles(m0, m1)} for ${N} changes`),
         row(`pointer target renamed → config re-rendered (${N} single changes)`, s.ptr, `${reconciles(m1, m2)} for ${N} changes`),
-        row(`ConfigMap burst of ${BURST_SIZE} PATCHes: last PATCH → final state (${BURSTS} bursts)`, s.cmBurst, `${avg(cmBurstReconciles).toFixed(2)} per burst (max ${Math.max(...cmBurstReconciles)})`),
-        row(`pointer-target burst of ${BURST_SIZE} renames: last → final config (${BURSTS} bursts)`, s.ptrBurst, `${avg(ptrBurstReconciles).toFixed(2)} per burst (max ${Math.max(...ptrBurstReconciles)})`),
+        row(
+          `ConfigMap burst of ${BURST_SIZE} PATCHes: last PATCH → final state (${BURSTS} bursts)`,
+          s.cmBurst,
+          `${avg(cmBurstReconciles).toFixed(2)} per burst (max ${Math.max(...cmBurstReconciles)})`,
+        ),
+        row(
+          `pointer-target burst of ${BURST_SIZE} renames: last → final config (${BURSTS} bursts)`,
+          s.ptrBurst,
+          `${avg(ptrBurstReconciles).toFixed(2)} per burst (max ${Math.max(...ptrBurstReconciles)})`,
+        ),
       ],
     ),
   );
-  console.log(`\nAPI requests by the daemon: ${requests(m0, m1)} for ${N} ConfigMap changes, ${requests(m1, m2)} for ${N} pointer changes, ${requests(m2, m3)} during the bursts`);
+  console.log(
+    `\nAPI requests by the daemon: ${requests(m0, m1)} for ${N} ConfigMap changes, ${requests(m1, m2)} for ${N} pointer changes, ${requests(m2, m3)} during the bursts`,
+  );
 
   // ---- 4. container start → converged ----
   const fresh: Array<{ converged: number; ready: number }> = [];
@@ -245,7 +269,13 @@ try {
     const t = await nodeTree(cluster, cleanups, 'cni-node-bench-start-');
     await multusSetup(t);
     const want = ['bridge', 'portmap'].map((p) => path.join(t.bin, p));
-    const converged = waitFor([t.bin, t.netd], async () => (await Promise.all(want.map(exists))).every(Boolean) && (await readFile(path.join(t.netd, '05-multus.conf'), 'utf8').catch(() => '')).includes('"k8s-initial"'), 30_000);
+    const converged = waitFor(
+      [t.bin, t.netd],
+      async () =>
+        (await Promise.all(want.map(exists))).every(Boolean) &&
+        (await readFile(path.join(t.netd, '05-multus.conf'), 'utf8').catch(() => '')).includes('"k8s-initial"'),
+      30_000,
+    );
     const dd = await startDaemon(cluster, t, `cni-node-bench-start-${i}`, cleanups);
     const [tc, tr] = await Promise.all([converged, waitReady(dd)]);
     fresh.push({ converged: tc - dd.spawnedAt, ready: tr - dd.spawnedAt });
@@ -268,9 +298,21 @@ try {
       ['', 'median', 'p90', 'max', 'minus node start (median)'],
       [
         ['`node -e 0`', ms(st.nodeStart.median), ms(st.nodeStart.p90), ms(st.nodeStart.max), ''],
-        ['empty node: plugins + template on the node', ms(st.converged.median), ms(st.converged.p90), ms(st.converged.max), ms(st.converged.median - st.nodeStart.median)],
+        [
+          'empty node: plugins + template on the node',
+          ms(st.converged.median),
+          ms(st.converged.p90),
+          ms(st.converged.max),
+          ms(st.converged.median - st.nodeStart.median),
+        ],
         ['empty node: /readyz 200', ms(st.ready.median), ms(st.ready.p90), ms(st.ready.max), ms(st.ready.median - st.nodeStart.median)],
-        ['restart on a converged node: /readyz 200', ms(st.restartReady.median), ms(st.restartReady.p90), ms(st.restartReady.max), ms(st.restartReady.median - st.nodeStart.median)],
+        [
+          'restart on a converged node: /readyz 200',
+          ms(st.restartReady.median),
+          ms(st.restartReady.p90),
+          ms(st.restartReady.max),
+          ms(st.restartReady.median - st.nodeStart.median),
+        ],
       ],
     ),
   );
@@ -279,11 +321,29 @@ try {
   const goal = (ok: boolean, text: string) => console.log(`  ${ok ? 'met ' : 'MISS'}  ${text}`);
   goal(s.cm.p99 <= 150, `ConfigMap → node p99 ≤ 150 ms: ${ms(s.cm.p99)} (p50 ${ms(s.cm.median)})`);
   goal(s.ptr.p99 <= 150, `pointer target → config p99 ≤ 150 ms: ${ms(s.ptr.p99)} (p50 ${ms(s.ptr.median)})`);
-  goal(st.converged.median - st.nodeStart.median <= 300, `container start → converged ≤ node start + 300 ms: node start + ${ms(st.converged.median - st.nodeStart.median)}`);
-  goal(Math.max(...cmBurstReconciles, ...ptrBurstReconciles) < BURST_SIZE, `bursts coalesce: ${avg(cmBurstReconciles).toFixed(2)} (ConfigMap) and ${avg(ptrBurstReconciles).toFixed(2)} (pointer) reconciles per burst of ${BURST_SIZE}`);
+  goal(
+    st.converged.median - st.nodeStart.median <= 300,
+    `container start → converged ≤ node start + 300 ms: node start + ${ms(st.converged.median - st.nodeStart.median)}`,
+  );
+  goal(
+    Math.max(...cmBurstReconciles, ...ptrBurstReconciles) < BURST_SIZE,
+    `bursts coalesce: ${avg(cmBurstReconciles).toFixed(2)} (ConfigMap) and ${avg(ptrBurstReconciles).toFixed(2)} (pointer) reconciles per burst of ${BURST_SIZE}`,
+  );
   Object.assign(results, {
-    single: { configMap: s.cm, pointer: s.ptr, reconciles: { configMap: reconciles(m0, m1), pointer: reconciles(m1, m2) }, requests: { configMap: requests(m0, m1), pointer: requests(m1, m2), bursts: requests(m2, m3) } },
-    bursts: { size: BURST_SIZE, count: BURSTS, configMap: s.cmBurst, pointer: s.ptrBurst, reconcilesConfigMap: cmBurstReconciles, reconcilesPointer: ptrBurstReconciles },
+    single: {
+      configMap: s.cm,
+      pointer: s.ptr,
+      reconciles: { configMap: reconciles(m0, m1), pointer: reconciles(m1, m2) },
+      requests: { configMap: requests(m0, m1), pointer: requests(m1, m2), bursts: requests(m2, m3) },
+    },
+    bursts: {
+      size: BURST_SIZE,
+      count: BURSTS,
+      configMap: s.cmBurst,
+      pointer: s.ptrBurst,
+      reconcilesConfigMap: cmBurstReconciles,
+      reconcilesPointer: ptrBurstReconciles,
+    },
     start: st,
     samples: { cmLat: cmLat.map((x) => round(x)), ptrLat: ptrLat.map((x) => round(x)), fresh, restart, nodeStart: nodeStart.map((x) => round(x)) },
   });
@@ -300,4 +360,3 @@ const file = writeResults(`daemon${NODE_FLAGS.length ? `-${NODE_FLAGS.join('_').
   ...results,
 });
 console.log(`\nresults: ${file}`);
-

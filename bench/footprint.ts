@@ -39,9 +39,17 @@ const CM = 'bench-footprint';
  * Variants, `;`-separated, each a space-separated list of Node/V8 flags and
  * NAME=VALUE environment settings (glibc's MALLOC_ARENA_MAX, …); "" = defaults.
  */
-const FLAG_SETS = (process.env['BENCH_FOOTPRINT_FLAGS'] ?? ';--max-semi-space-size=1;--max-old-space-size=32;--optimize-for-size;--lite-mode;--jitless;MALLOC_ARENA_MAX=1;--lite-mode --max-semi-space-size=1 MALLOC_ARENA_MAX=1')
+const FLAG_SETS = (
+  process.env['BENCH_FOOTPRINT_FLAGS'] ??
+  ';--max-semi-space-size=1;--max-old-space-size=32;--optimize-for-size;--lite-mode;--jitless;MALLOC_ARENA_MAX=1;--lite-mode --max-semi-space-size=1 MALLOC_ARENA_MAX=1'
+)
   .split(';')
-  .map((s) => s.trim().split(/\s+/).filter((x) => x !== ''));
+  .map((s) =>
+    s
+      .trim()
+      .split(/\s+/)
+      .filter((x) => x !== ''),
+  );
 
 const PROBE = String.raw`
 // Loaded with --require: on SIGUSR2, writes the process's own view of its memory to $CNI_NODE_BENCH_PROBE_OUT.
@@ -120,11 +128,22 @@ async function waitLine(child: ChildProcess, log: string[], re: RegExp, ms = 30_
   throw new Error(`no line matching ${re} within ${ms} ms:\n${log.join('\n')}`);
 }
 
-function spawnSubject(label: string, kind: 'daemon' | 'floor', flags: string[], args: string[], env: NodeJS.ProcessEnv, probeFile: string, work: string): { child: ChildProcess; log: string[]; probeOut: string } {
+function spawnSubject(
+  label: string,
+  kind: 'daemon' | 'floor',
+  flags: string[],
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  probeFile: string,
+  work: string,
+): { child: ChildProcess; log: string[]; probeOut: string } {
   const probeOut = path.join(work, `probe-${label.replace(/[^a-z0-9]+/gi, '_')}.json`);
   const settings = Object.fromEntries(flags.filter((f) => /^[A-Z_]+=/.test(f)).map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
   const nodeFlags = flags.filter((f) => !/^[A-Z_]+=/.test(f));
-  const child = spawn(NODE, [...nodeFlags, '--require', probeFile, ...args], { env: { ...env, ...settings, CNI_NODE_BENCH_PROBE_OUT: probeOut }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(NODE, [...nodeFlags, '--require', probeFile, ...args], {
+    env: { ...env, ...settings, CNI_NODE_BENCH_PROBE_OUT: probeOut },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const log: string[] = [];
   const onData = (b: Buffer) => {
     for (const l of b.toString('utf8').split('\n')) if (l !== '' && log.length < 2000) log.push(l);
@@ -144,7 +163,11 @@ async function idle(cluster: TestCluster, work: string, cleanups: Cleanups): Pro
   const probeFile = path.join(work, 'probe.cjs');
   writeFileSync(probeFile, PROBE);
   const subjects: Subject[] = [];
-  const variants: Array<{ label: string; flags: string[]; kubeconfig: boolean }> = FLAG_SETS.map((f) => ({ label: f.length ? f.join(' ') : 'defaults', flags: f, kubeconfig: false }));
+  const variants: Array<{ label: string; flags: string[]; kubeconfig: boolean }> = FLAG_SETS.map((f) => ({
+    label: f.length ? f.join(' ') : 'defaults',
+    flags: f,
+    kubeconfig: false,
+  }));
   variants.push({ label: 'defaults, --kubeconfig instead of in-cluster credentials', flags: [], kubeconfig: true });
   for (const v of variants) {
     const tree = await nodeTree(cluster, cleanups, 'cni-node-bench-fp-');
@@ -154,7 +177,12 @@ async function idle(cluster: TestCluster, work: string, cleanups: Cleanups): Pro
       `--kubeconfig-out=${path.join(tree.netd, 'multus.d/multus.kubeconfig')}`,
       ...(v.kubeconfig ? [`--kubeconfig=${cluster.writeKubeconfig(cluster.tokens.serviceAccount)}`] : []),
     ]);
-    const pairs: Array<['daemon' | 'floor', string[], string]> = v.kubeconfig ? [['daemon', args, v.label]] : [['daemon', args, v.label], ['floor', ['-e', FLOOR], v.label]];
+    const pairs: Array<['daemon' | 'floor', string[], string]> = v.kubeconfig
+      ? [['daemon', args, v.label]]
+      : [
+          ['daemon', args, v.label],
+          ['floor', ['-e', FLOOR], v.label],
+        ];
     if (v.flags.length === 0 && !v.kubeconfig) pairs.push(['floor', ['-e', WATCH_FLOOR], 'floor + one TLS ConfigMap watch + fs.watch of the node dirs']);
     for (const [kind, a, label] of pairs) {
       const s = spawnSubject(`${kind} ${label}`, kind, v.flags, a, { ...env, WATCH_DIRS: `${tree.bin}:${tree.netd}`, WATCH_CM: CM }, probeFile, work);
@@ -169,7 +197,10 @@ async function idle(cluster: TestCluster, work: string, cleanups: Cleanups): Pro
   // Converged: every daemon ready (plugins and the template on its node).
   for (const s of subjects.filter((x) => x.kind === 'daemon')) {
     for (let i = 0; ; i++) {
-      const r = await fetch(`http://${s.address}/readyz`).then((x) => x.status, () => 0);
+      const r = await fetch(`http://${s.address}/readyz`).then(
+        (x) => x.status,
+        () => 0,
+      );
       if (r === 200) break;
       if (i > 1500) throw new Error(`daemon ${s.label} not ready:\n${s.log.join('\n')}`);
       await sleep(20);
@@ -274,7 +305,11 @@ function attribution(): Array<{ module: string; rssMiB: number; heapUsedMiB: num
     ['yaml (npm)', 'yaml'],
     ['prom-client (npm)', 'prom-client'],
     ['@kubernetes/client-node (npm)', '@kubernetes/client-node'],
-    ...(kubeChunk ? ([[`@kubernetes/client-node as bundled (${path.basename(kubeChunk)}, ${(sizeOf(kubeChunk) / 2 ** 20).toFixed(1)} MiB)`, kubeChunk]] as Array<[string, string]>) : []),
+    ...(kubeChunk
+      ? ([[`@kubernetes/client-node as bundled (${path.basename(kubeChunk)}, ${(sizeOf(kubeChunk) / 2 ** 20).toFixed(1)} MiB)`, kubeChunk]] as Array<
+          [string, string]
+        >)
+      : []),
     ['cni-node CLI bundle (dist/cni-node.mjs, not run)', '__cli__'],
     ['cni-node daemon code (dist/lazy/run.mjs, not run)', path.join(ROOT, 'dist/lazy/run.mjs')],
   ];
@@ -297,7 +332,12 @@ function attribution(): Array<{ module: string; rssMiB: number; heapUsedMiB: num
   const rows: Array<{ module: string; rss: number[]; heap: number[]; load: number[] }> = modules.map(([m]) => ({ module: m, rss: [], heap: [], load: [] }));
   for (let r = 0; r < ATTRIBUTION_RUNS; r++) {
     modules.forEach(([, spec], i) => {
-      const out = spawnSync(NODE, ['--input-type=commonjs', '-e', `(async () => { ${script(spec)} })()`], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_PATH: path.join(ROOT, 'node_modules') } });
+      const out = spawnSync(NODE, ['--input-type=commonjs', '-e', `(async () => { ${script(spec)} })()`], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, NODE_PATH: path.join(ROOT, 'node_modules') },
+      });
       const line = out.stdout.trim().split('\n').pop() ?? '';
       try {
         const j = JSON.parse(line) as { rss: number; heapUsed: number; loadMs: number };
@@ -330,13 +370,25 @@ function sizeOf(file: string): number {
 }
 
 const unavailable = clusterUnavailableReason();
-console.log(`cni-node daemon footprint: ${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}, ${NODE}`);
+console.log(
+  `cni-node daemon footprint: ${os.cpus().length} cores, load average ${os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')}, ${NODE}`,
+);
 const attributionRows = attribution();
 console.log('\nWhat each module costs, loaded alone into a bare Node (idle 3 s; median of ' + ATTRIBUTION_RUNS + '):\n');
 console.log(
   table(
     ['loaded', 'RSS', 'Δ RSS', 'heap used', 'Δ heap', 'load time'],
-    attributionRows.map((r) => [r.module, `${r.rssMiB} MiB`, `${r.rssDeltaMiB >= 0 ? '+' : ''}${r.rssDeltaMiB} MiB`, `${r.heapUsedMiB} MiB`, `${r.heapDeltaMiB >= 0 ? '+' : ''}${r.heapDeltaMiB} MiB`, `${r.loadMs} ms`]),
+    attributionRows.map((r) => [
+      r.module,
+      `${r.rssMiB} MiB`,
+      `${r.rssDeltaMiB >= 0 ? '+' : ''}${r.rssDeltaMiB} MiB`,
+      `${r.heapUsedMiB} MiB`,
+      `${r.heapDeltaMiB >= 0 ? '+' : ''}${r.heapDeltaMiB} MiB`,
+      `${r.loadMs} ms`,
+    ]),
   ),
 );
 
@@ -355,7 +407,9 @@ if (unavailable) {
     await cluster.stop();
     await rm(work, { recursive: true, force: true });
   }
-  console.log(`\nIdle for ${windowS.toFixed(0)} s (ConfigMap watch open, --kubeconfig-out, /metrics every ${SCRAPE_S} s); each daemon next to a bare-Node floor with the same flags:\n`);
+  console.log(
+    `\nIdle for ${windowS.toFixed(0)} s (ConfigMap watch open, --kubeconfig-out, /metrics every ${SCRAPE_S} s); each daemon next to a bare-Node floor with the same flags:\n`,
+  );
   const rows: string[][] = [];
   for (const d of idleResults.filter((r) => r.kind === 'daemon')) {
     const f = idleResults.find((r) => r.kind === 'floor' && r.flags === d.flags && r.label === d.label.replace(/, --kubeconfig.*$/, ''));
@@ -372,20 +426,57 @@ if (unavailable) {
     ]);
   }
   for (const w of idleResults.filter((r) => r.kind === 'floor' && r.label.startsWith('floor +'))) {
-    rows.push([`(${w.label})`, '', `${w.rssMiB} MiB`, '', '', `${w.anonMiB} / ${w.fileMiB}`, '', `${w.cpuPercent.toFixed(3)} %`, w.inProcess ? `${w.inProcess['heapUsed']} / ${w.inProcess['heapTotal']}` : '']);
+    rows.push([
+      `(${w.label})`,
+      '',
+      `${w.rssMiB} MiB`,
+      '',
+      '',
+      `${w.anonMiB} / ${w.fileMiB}`,
+      '',
+      `${w.cpuPercent.toFixed(3)} %`,
+      w.inProcess ? `${w.inProcess['heapUsed']} / ${w.inProcess['heapTotal']}` : '',
+    ]);
   }
-  console.log(table(['daemon flags', 'daemon RSS', 'floor RSS', 'daemon − floor', 'daemon anon / file MiB', 'floor anon / file MiB', 'daemon CPU', 'floor CPU', 'heap used / total MiB'], rows));
+  console.log(
+    table(
+      [
+        'daemon flags',
+        'daemon RSS',
+        'floor RSS',
+        'daemon − floor',
+        'daemon anon / file MiB',
+        'floor anon / file MiB',
+        'daemon CPU',
+        'floor CPU',
+        'heap used / total MiB',
+      ],
+      rows,
+    ),
+  );
   const def = idleResults.find((r) => r.kind === 'daemon' && r.flags === '');
   const defFloor = idleResults.find((r) => r.kind === 'floor' && r.flags === '' && r.label === 'defaults');
   if (def && defFloor) {
     console.log('\nGoals (defaults, as the image runs today):');
     const over = def.rssMiB - defFloor.rssMiB;
     console.log(`  ${over <= 10 ? 'met ' : 'MISS'}  idle RSS ≤ floor + 10 MB: ${def.rssMiB} MiB = floor ${defFloor.rssMiB} MiB + ${over.toFixed(1)} MiB`);
-    console.log(`  ${def.cpuPercent <= 0.05 ? 'met ' : 'MISS'}  idle CPU ≤ 0.05 % of a core: ${def.cpuPercent.toFixed(3)} % (${def.cpuSeconds} s in ${windowS.toFixed(0)} s)`);
+    console.log(
+      `  ${def.cpuPercent <= 0.05 ? 'met ' : 'MISS'}  idle CPU ≤ 0.05 % of a core: ${def.cpuPercent.toFixed(3)} % (${def.cpuSeconds} s in ${windowS.toFixed(0)} s)`,
+    );
     if (IDLE_S < 600) console.log(`  (window ${IDLE_S} s; the goal is stated for 600 s: BENCH_IDLE_SECONDS=600)`);
     console.log('\nIn the default daemon (MiB, from its own process.memoryUsage and V8 heap statistics):');
-    for (const [k, v] of Object.entries(def.inProcess ?? {})) console.log(`  ${k.padEnd(28)} ${v}${defFloor.inProcess?.[k] !== undefined ? `   (floor ${defFloor.inProcess[k]})` : ''}`);
+    for (const [k, v] of Object.entries(def.inProcess ?? {}))
+      console.log(`  ${k.padEnd(28)} ${v}${defFloor.inProcess?.[k] !== undefined ? `   (floor ${defFloor.inProcess[k]})` : ''}`);
   }
 }
-const file = writeResults('footprint', { benchmark: 'footprint', date: new Date().toISOString(), machine: machine(), idleSeconds: IDLE_S, windowS: round(windowS, 1), scrapeSeconds: SCRAPE_S, attribution: attributionRows, idle: idleResults });
+const file = writeResults('footprint', {
+  benchmark: 'footprint',
+  date: new Date().toISOString(),
+  machine: machine(),
+  idleSeconds: IDLE_S,
+  windowS: round(windowS, 1),
+  scrapeSeconds: SCRAPE_S,
+  attribution: attributionRows,
+  idle: idleResults,
+});
 console.log(`\nresults: ${file}`);

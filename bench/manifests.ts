@@ -43,16 +43,28 @@ const NODE = 'bench-node';
 const files: Record<string, string> = {
   '01-nad-crd.yaml': readFileSync(path.join(root, 'test/fixtures/manifests/nad-crd.yaml'), 'utf8'),
   '02-rbac.yaml': [
-    ...range(5).map((i) => `apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: bench-role-${i}\nrules:\n- apiGroups: ["k8s.cni.cncf.io"]\n  resources: ["*"]\n  verbs: ["get", "list", "watch"]\n`),
+    ...range(5).map(
+      (i) =>
+        `apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: bench-role-${i}\nrules:\n- apiGroups: ["k8s.cni.cncf.io"]\n  resources: ["*"]\n  verbs: ["get", "list", "watch"]\n`,
+    ),
     ...range(10).map(
       (i) =>
         `apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: bench-\${NODE_HOSTNAME}-${i}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: bench-role-${i % 5}\nsubjects:\n- kind: User\n  name: system:node:\${NODE_HOSTNAME}\n  apiGroup: rbac.authorization.k8s.io\n`,
     ),
   ].join('---\n'),
-  '03-service-accounts.yaml': range(10).map((i) => `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: bench-sa-${i}\n  namespace: kube-system\n`).join('---\n'),
-  '04-config-maps.yaml': range(15).map((i) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench-cm-${i}\n  labels: {app: bench}\ndata:\n  plugins: multus,macvlan\n  index: "${i}"\n`).join('---\n'),
+  '03-service-accounts.yaml': range(10)
+    .map((i) => `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: bench-sa-${i}\n  namespace: kube-system\n`)
+    .join('---\n'),
+  '04-config-maps.yaml': range(15)
+    .map(
+      (i) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench-cm-${i}\n  labels: {app: bench}\ndata:\n  plugins: multus,macvlan\n  index: "${i}"\n`,
+    )
+    .join('---\n'),
   '05-nads.yaml': range(9)
-    .map((i) => `apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: bench-nad-${i}\nspec:\n  config: '{"cniVersion": "0.3.1", "type": "macvlan", "master": "eth0", "ipam": {"type": "host-local", "subnet": "10.${i}.0.0/16"}}'\n`)
+    .map(
+      (i) =>
+        `apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: bench-nad-${i}\nspec:\n  config: '{"cniVersion": "0.3.1", "type": "macvlan", "master": "eth0", "ipam": {"type": "host-local", "subnet": "10.${i}.0.0/16"}}'\n`,
+    )
     .join('---\n'),
 };
 const LIST = Object.keys(files).join(',');
@@ -78,7 +90,16 @@ mkdirSync(manifestsDir);
 for (const [name, text] of Object.entries(files)) writeFileSync(path.join(manifestsDir, name), text);
 const kubeconfig = cluster.writeKubeconfig(cluster.tokens.admin, path.join(dir, 'kubeconfig'));
 const env = { NODE_HOSTNAME: NODE, CNI_NODE_SERVICE_ACCOUNT_DIR: path.join(dir, 'no-service-account') };
-const quiet = { item() {}, warn(m: string) { console.error(`warning: ${m}`); }, info() {}, error(m: string) { console.error(m); } } as unknown as Reporter;
+const quiet = {
+  item() {},
+  warn(m: string) {
+    console.error(`warning: ${m}`);
+  },
+  info() {},
+  error(m: string) {
+    console.error(m);
+  },
+} as unknown as Reporter;
 
 /** In process: the manifest handler driven as the engine drives it. */
 interface Counts {
@@ -224,7 +245,9 @@ try {
       const c1 = await resourceVersions();
       await measure(rows, 'cni-node process: re-install unchanged', () => cniNode(cliHost, ['install', `--manifests=${LIST}`]));
       const c2 = await resourceVersions();
-      await measure(rows, 'cni-node process: re-install unchanged, in-cluster credentials', () => cniNode(cliHost, ['install', `--manifests=${LIST}`], { inCluster: true }));
+      await measure(rows, 'cni-node process: re-install unchanged, in-cluster credentials', () =>
+        cniNode(cliHost, ['install', `--manifests=${LIST}`], { inCluster: true }),
+      );
       const c3 = await resourceVersions();
       rvChecks.cli.push(c1.filter((v, i) => v === c2[i] && v === c3[i]).length);
       await measure(rows, 'cni-node process: uninstall 50 objects', () => cniNode(cliHost, ['uninstall', `--manifests=${LIST}`]));
@@ -250,7 +273,9 @@ console.log(fmt(header));
 console.log(widths.map((w) => '-'.repeat(w)).join('  '));
 for (const row of table) console.log(fmt(row));
 const ok = (xs: number[]) => xs.every((n) => n === 50);
-console.log(`resourceVersions unchanged by the no-op re-applies: in process ${rvChecks.inProcess.join(', ')} of 50${haveCli ? `; cni-node process ${rvChecks.cli.join(', ')} of 50` : ' (CLI not built: run `npm run build`)'}`);
+console.log(
+  `resourceVersions unchanged by the no-op re-applies: in process ${rvChecks.inProcess.join(', ')} of 50${haveCli ? `; cni-node process ${rvChecks.cli.join(', ')} of 50` : ' (CLI not built: run `npm run build`)'}`,
+);
 const noopWrites = [
   rows['in process: re-apply unchanged'],
   rows['in process: re-apply unchanged, no record'],
@@ -264,7 +289,12 @@ const file = writeResults('manifests', {
   date: new Date().toISOString(),
   machine: machine(),
   rounds,
-  cases: Object.fromEntries(Object.entries(rows).map(([name, r]) => [name, { medianMs: round(median(r.ms)), minMs: round(Math.min(...r.ms)), lastRoundAtServer: r.server[r.server.length - 1], client: r.client }])),
+  cases: Object.fromEntries(
+    Object.entries(rows).map(([name, r]) => [
+      name,
+      { medianMs: round(median(r.ms)), minMs: round(Math.min(...r.ms)), lastRoundAtServer: r.server[r.server.length - 1], client: r.client },
+    ]),
+  ),
   resourceVersionsUnchanged: rvChecks,
 });
 console.log(`results: ${file}`);

@@ -49,7 +49,12 @@ import { listWatch, type ListWatcher, type WatchedObject } from '../src/kube/wat
 import { SERVICE_ACCOUNT_USER, clusterUnavailableReason, startTestCluster, type TestCluster } from '../test/e2e/support/cluster.js';
 import { machine, round, writeResults } from './lib.js';
 
-const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')).map(([k, v]) => [k as string, v ?? 'true']));
+const args = new Map(
+  process.argv
+    .slice(2)
+    .map((a) => a.replace(/^--/, '').split('='))
+    .map(([k, v]) => [k as string, v ?? 'true']),
+);
 const STEPS = (args.get('steps') ?? args.get('nodes') ?? '250,500,750,1000').split(',').map(Number);
 const NODES = Math.max(...STEPS);
 const IDLE_S = Number(args.get('idle') ?? 20);
@@ -134,7 +139,14 @@ function readAudit() {
     const user = ev.user?.username ?? '';
     const node = ua.startsWith(UA_PREFIX) ? Number(ua.slice(UA_PREFIX.length)) : undefined;
     const who = node !== undefined ? 'watcher' : user === 'admin' ? 'bench driver' : user === 'system:apiserver' ? 'apiserver itself' : `other (${user})`;
-    auditSeen.set(ev.auditID, { who, node, verb: ev.verb, resource: ev.objectRef?.resource ?? ev.requestURI, name: ev.objectRef?.name, code: ev.responseStatus?.code });
+    auditSeen.set(ev.auditID, {
+      who,
+      node,
+      verb: ev.verb,
+      resource: ev.objectRef?.resource ?? ev.requestURI,
+      name: ev.objectRef?.name,
+      code: ev.responseStatus?.code,
+    });
   }
 }
 /** Requests seen in the audit log since the last call, grouped. */
@@ -305,7 +317,9 @@ async function main(): Promise<{ curve: CurveRow[]; rows: PhaseRow[] }> {
   if (!pids.apiserver || !pids.etcd) throw new Error(`cannot find the kube-apiserver and etcd processes (found ${JSON.stringify(pids)})`);
   const apiPid = pids.apiserver;
   const etcdPid = pids.etcd;
-  console.log(`cluster up in ${((now() - t0) / 1000).toFixed(1)} s: ${c.server}; kube-apiserver pid ${apiPid}, etcd pid ${etcdPid}; ${os.cpus().length} CPUs; fd limit ${softFdLimit()}; steps ${STEPS.join(', ')}`);
+  console.log(
+    `cluster up in ${((now() - t0) / 1000).toFixed(1)} s: ${c.server}; kube-apiserver pid ${apiPid}, etcd pid ${etcdPid}; ${os.cpus().length} CPUs; fd limit ${softFdLimit()}; steps ${STEPS.join(', ')}`,
+  );
 
   const must = async <T = Record<string, unknown>>(method: string, p: string, body?: unknown): Promise<T> => {
     const res = await c.request<T>(method, p, body);
@@ -355,7 +369,14 @@ async function main(): Promise<{ curve: CurveRow[]; rows: PhaseRow[] }> {
     }
     return { list, watch, failed: failedReq, perNode: nodes.map((n) => n.req.list + n.req.watch + n.req.failed) };
   };
-  const take = (): Snapshot => ({ t: now(), api: procStat(apiPid), etcd: procStat(etcdPid), self: process.cpuUsage(), selfRss: process.memoryUsage().rss, client: clientTotals() });
+  const take = (): Snapshot => ({
+    t: now(),
+    api: procStat(apiPid),
+    etcd: procStat(etcdPid),
+    self: process.cpuUsage(),
+    selfRss: process.memoryUsage().rss,
+    client: clientTotals(),
+  });
   let snap = take();
   const phase = async (name: string): Promise<PhaseRow> => {
     await sleep(1500); // let the audit log catch up
@@ -398,7 +419,19 @@ async function main(): Promise<{ curve: CurveRow[]; rows: PhaseRow[] }> {
   const kubeconfig = c.writeKubeconfig(c.tokens.serviceAccount);
   const client = await createKubeClient({ kubeconfig, env: {} });
   const startNode = (i: number) => {
-    const n: Node = { i, req: { list: 0, watch: 0, failed: 0 }, errors: [], restarts: [], changes: 0, desiredChanges: 0, desired: undefined, rv: undefined, seen: new Map(), syncedAt: undefined, watchingAt: undefined };
+    const n: Node = {
+      i,
+      req: { list: 0, watch: 0, failed: 0 },
+      errors: [],
+      restarts: [],
+      changes: 0,
+      desiredChanges: 0,
+      desired: undefined,
+      rv: undefined,
+      seen: new Map(),
+      syncedAt: undefined,
+      watchingAt: undefined,
+    };
     nodes.push(n);
     const w = listWatch({
       client,
@@ -507,7 +540,9 @@ async function main(): Promise<{ curve: CurveRow[]; rows: PhaseRow[] }> {
       changeRequests: row.clientReqs + row.serverReqs,
       changeApiCpuMs: round(row.apiCpuMs, 0),
     });
-    process.stderr.write(`  step ${target}: all watching after ${ms(pct(watchTimes, 1))}, change seen by ${lat.length}/${target} (p99 ${ms(pct(lat, 0.99))})\n`);
+    process.stderr.write(
+      `  step ${target}: all watching after ${ms(pct(watchTimes, 1))}, change seen by ${lat.length}/${target} (p99 ${ms(pct(lat, 0.99))})\n`,
+    );
   }
   const idle = lastIdle as PhaseRow;
   const start = lastStart as PhaseRow;
@@ -532,7 +567,9 @@ async function main(): Promise<{ curve: CurveRow[]; rows: PhaseRow[] }> {
   const c2Before = nodes.map((n) => n.changes);
   const c2DesiredBefore = nodes.map((n) => n.desiredChanges);
   const tAnn = now();
-  const annotated = await must<{ metadata: { resourceVersion: string } }>('PATCH', `${CM_PATH}/${CM}`, { metadata: { annotations: { 'bench.cni-node/touched': new Date().toISOString() } } });
+  const annotated = await must<{ metadata: { resourceVersion: string } }>('PATCH', `${CM_PATH}/${CM}`, {
+    metadata: { annotations: { 'bench.cni-node/touched': new Date().toISOString() } },
+  });
   const annRv = annotated.metadata.resourceVersion;
   const annDeadline = now() + 30_000;
   while (now() < annDeadline && nodes.some((n) => !n.seen.has(annRv))) await sleep(20);
@@ -557,7 +594,25 @@ async function main(): Promise<{ curve: CurveRow[]; rows: PhaseRow[] }> {
   console.log('');
   console.log(`Cost curve: ConfigMap watchers (listWatch ${CM_PATH}?fieldSelector=metadata.name=${CM}) in one process, ${os.cpus().length} CPUs`);
   console.log('');
-  const curveHead = ['nodes', 'started at once', 'all synced after', '429s', 'registered watchers', 'apiserver RSS', 'apiserver fds', 'apiserver idle CPU', 'etcd RSS', 'etcd idle CPU', 'watchers RSS', 'watchers idle CPU', 'idle reqs', 'change seen', 'change p50/p99/max', 'change reqs', 'apiserver CPU for the change'];
+  const curveHead = [
+    'nodes',
+    'started at once',
+    'all synced after',
+    '429s',
+    'registered watchers',
+    'apiserver RSS',
+    'apiserver fds',
+    'apiserver idle CPU',
+    'etcd RSS',
+    'etcd idle CPU',
+    'watchers RSS',
+    'watchers idle CPU',
+    'idle reqs',
+    'change seen',
+    'change p50/p99/max',
+    'change reqs',
+    'apiserver CPU for the change',
+  ];
   const curveTable = curve.map((r) => [
     String(r.nodes),
     String(r.startedAtOnce),
@@ -581,7 +636,9 @@ async function main(): Promise<{ curve: CurveRow[]; rows: PhaseRow[] }> {
   if (curve.length >= 2) {
     const a = curve[0] as CurveRow;
     const b = curve[curve.length - 1] as CurveRow;
-    console.log(`  per added watch: kube-apiserver ${(((b.apiRssMiB - a.apiRssMiB) * 1024) / (b.nodes - a.nodes)).toFixed(0)} KiB RSS; watchers ${(((b.selfRssMiB - a.selfRssMiB) * 1024) / (b.nodes - a.nodes)).toFixed(0)} KiB RSS in this process`);
+    console.log(
+      `  per added watch: kube-apiserver ${(((b.apiRssMiB - a.apiRssMiB) * 1024) / (b.nodes - a.nodes)).toFixed(0)} KiB RSS; watchers ${(((b.selfRssMiB - a.selfRssMiB) * 1024) / (b.nodes - a.nodes)).toFixed(0)} KiB RSS in this process`,
+    );
   }
   console.log('');
   const head = ['phase', 's', 'reqs (client)', 'reqs (audit)', 'max/node', 'apiserver CPU', 'etcd CPU', 'bench CPU', 'apiserver RSS', 'etcd RSS'];
@@ -589,7 +646,11 @@ async function main(): Promise<{ curve: CurveRow[]; rows: PhaseRow[] }> {
     r.name,
     r.seconds.toFixed(1),
     r.clientReqs === 0 ? '0' : `${r.clientReqs} (list ${r.clientList}, watch ${r.clientWatch})`,
-    r.serverReqs === 0 ? '0' : `${r.serverReqs} (${Object.entries(r.serverByVerb).map(([v, n]) => `${v} ${n}`).join(', ')})`,
+    r.serverReqs === 0
+      ? '0'
+      : `${r.serverReqs} (${Object.entries(r.serverByVerb)
+          .map(([v, n]) => `${v} ${n}`)
+          .join(', ')})`,
     `${r.clientMaxPerNode}/${r.serverMaxPerNode}`,
     `${r.apiCpuMs.toFixed(0)} ms (${((r.apiCpuMs / (r.seconds * 1000)) * 100).toFixed(1)}%)`,
     `${r.etcdCpuMs.toFixed(0)} ms (${((r.etcdCpuMs / (r.seconds * 1000)) * 100).toFixed(1)}%)`,
@@ -610,8 +671,12 @@ async function main(): Promise<{ curve: CurveRow[]; rows: PhaseRow[] }> {
     console.log(`  ${r.name}: ${o.length ? o.map(([k, n]) => `${k} ×${n}`).join('; ') : 'none'}`);
   }
   console.log('');
-  console.log(`Last step's start: ${syncTimes.length} listed (p50 ${ms(pct(syncTimes, 0.5))}, p99 ${ms(pct(syncTimes, 0.99))}, max ${ms(pct(syncTimes, 1))}); ${watchTimes.length} watching (max ${ms(pct(watchTimes, 1))}); over the run: failed attempts ${errors}, watch restarts ${restarts}`);
-  console.log(`Requests per node over the whole run: client min ${Math.min(...perNodeTotal)} / max ${Math.max(...perNodeTotal)}; audit min ${Math.min(...serverPerNodeVals)} / max ${Math.max(...serverPerNodeVals)} (goal: exactly 1 list + 1 watch)`);
+  console.log(
+    `Last step's start: ${syncTimes.length} listed (p50 ${ms(pct(syncTimes, 0.5))}, p99 ${ms(pct(syncTimes, 0.99))}, max ${ms(pct(syncTimes, 1))}); ${watchTimes.length} watching (max ${ms(pct(watchTimes, 1))}); over the run: failed attempts ${errors}, watch restarts ${restarts}`,
+  );
+  console.log(
+    `Requests per node over the whole run: client min ${Math.min(...perNodeTotal)} / max ${Math.max(...perNodeTotal)}; audit min ${Math.min(...serverPerNodeVals)} / max ${Math.max(...serverPerNodeVals)} (goal: exactly 1 list + 1 watch)`,
+  );
   console.log(
     `Open watches on configmaps: apiserver_registered_watchers ${m0.registeredWatchers} before the watchers, ${afterStart.metrics.registeredWatchers} after the last start, ${idleMetrics.registeredWatchers} after idle, ${endMetrics.registeredWatchers} at the end; ` +
       `apiserver_longrunning_gauge WATCH ${afterStart.metrics.longrunningWatches} → ${endMetrics.longrunningWatches}; ESTABLISHED sockets to the API server port ${established0} → ${afterStart.established} → ${endEstablished} (includes its own loopback clients)`,
@@ -620,8 +685,12 @@ async function main(): Promise<{ curve: CurveRow[]; rows: PhaseRow[] }> {
     `(b) last change: seen by ${lat.length}/${NODES}: p50 ${ms(pct(lat, 0.5))}, p99 ${ms(pct(lat, 0.99))}, max ${ms(pct(lat, 1))} after the PATCH was sent; ` +
       `onChange calls ${changeCalls}, desired state changed on ${changeReconciles} nodes (${desiredAfterChange} now want ${finalPlugins}); requests caused ${change.clientReqs} (client) / ${change.serverReqs} (audit)`,
   );
-  console.log(`(c1) unchanged PUT + same-data PATCH: resourceVersion ${rvKept ? 'unchanged' : 'CHANGED'}; onChange calls ${noopCalls}; requests ${noop.clientReqs}/${noop.serverReqs}`);
-  console.log(`(c2) annotation-only PATCH: seen by ${annLat.length}/${NODES} (max ${ms(pct(annLat, 1))}); onChange calls ${annCalls} (the watch layer reports every new resourceVersion); desired state changed on ${annReconciles} nodes (reconciles triggered); requests ${ann.clientReqs}/${ann.serverReqs}`);
+  console.log(
+    `(c1) unchanged PUT + same-data PATCH: resourceVersion ${rvKept ? 'unchanged' : 'CHANGED'}; onChange calls ${noopCalls}; requests ${noop.clientReqs}/${noop.serverReqs}`,
+  );
+  console.log(
+    `(c2) annotation-only PATCH: seen by ${annLat.length}/${NODES} (max ${ms(pct(annLat, 1))}); onChange calls ${annCalls} (the watch layer reports every new resourceVersion); desired state changed on ${annReconciles} nodes (reconciles triggered); requests ${ann.clientReqs}/${ann.serverReqs}`,
+  );
   const perWatchKb = (idle.api.rssKb - base.api.rssKb) / NODES;
   console.log(
     `(d) kube-apiserver RSS ${mib(base.api.rssKb)} without watchers → ${mib(idle.api.rssKb)} with ${NODES} (≈${perWatchKb.toFixed(0)} KiB per watch), fds ${base.api.fds} → ${idle.api.fds}, threads ${base.api.threads} → ${idle.api.threads}; ` +
@@ -633,7 +702,11 @@ async function main(): Promise<{ curve: CurveRow[]; rows: PhaseRow[] }> {
   const auditStart = [...auditSeen.values()].filter((r) => r.who === 'watcher');
   const auditCodes: Record<string, number> = {};
   for (const r of auditStart) auditCodes[`${r.verb} ${r.code ?? 'open'}`] = (auditCodes[`${r.verb} ${r.code ?? 'open'}`] ?? 0) + 1;
-  console.log(`Watcher requests by verb and answer over the whole run (audit; "open" = still running): ${Object.entries(auditCodes).map(([k, n]) => `${k} ×${n}`).join(', ')}`);
+  console.log(
+    `Watcher requests by verb and answer over the whole run (audit; "open" = still running): ${Object.entries(auditCodes)
+      .map(([k, n]) => `${k} ×${n}`)
+      .join(', ')}`,
+  );
   const refusedOnlyWith429 = auditStart.every((r) => r.code === undefined || r.code === 200 || r.code === 429);
   const distinctErrors = [...new Set(nodes.flatMap((n) => n.errors))].slice(0, 5);
   const distinctRestarts = [...new Set(nodes.flatMap((n) => n.restarts))].slice(0, 5);
@@ -645,16 +718,46 @@ async function main(): Promise<{ curve: CurveRow[]; rows: PhaseRow[] }> {
   console.log('');
   console.log(`Goals (at ${NODES} nodes):`);
   console.log(`  every node listed and watching             ${goal(synced === NODES && watching === NODES, 'not every node synced')}`);
-  console.log(`  start: 1 list + 1 watch per node           ${goal(lists === NODES && watches === NODES && (auditCodes['list 200'] ?? 0) === NODES && refusedOnlyWith429, `start: ${JSON.stringify(start.serverByVerb)}, client list ${lists} watch ${watches}`)}`);
-  console.log(`    (retries only after 429 from the server: ${nodes.reduce((s, n) => s + n.req.failed, 0)} on ${nodes.filter((n) => n.req.failed > 0).length} nodes)`);
-  console.log(`  one open watch per node                    ${goal(idleMetrics.registeredWatchers >= NODES && idleMetrics.registeredWatchers <= NODES + 5, `registered watchers ${idleMetrics.registeredWatchers}`)}`);
-  console.log(`  idle: 0 requests                           ${goal(curve.every((r) => r.idleRequests === 0), `idle: ${curve.map((r) => r.idleRequests).join('/')} requests`)}`);
-  console.log(`  change: all nodes see it                   ${goal(lat.length === NODES && changeReconciles === NODES, `change seen by ${lat.length}, reconciles ${changeReconciles}`)}`);
-  console.log(`  change: 0 requests                         ${goal(curve.every((r) => r.changeRequests === 0), `change: ${curve.map((r) => r.changeRequests).join('/')} requests`)}`);
-  console.log(`  unchanged write: 0 onChange, 0 requests    ${goal(rvKept && noopCalls === 0 && noop.clientReqs === 0 && noop.serverReqs === 0, `unchanged write: onChange ${noopCalls}, requests ${noop.clientReqs}/${noop.serverReqs}`)}`);
-  console.log(`  annotation-only: 0 reconciles, 0 requests  ${goal(annReconciles === 0 && ann.clientReqs === 0 && ann.serverReqs === 0 && annLat.length === NODES, `annotation: reconciles ${annReconciles}, requests ${ann.clientReqs}/${ann.serverReqs}`)}`);
-  console.log(`  no watch restarts; no failure but 429      ${goal(restarts === 0 && nodes.every((n) => n.errors.every((e) => e.includes('429'))), `restarts ${restarts}, failed attempts ${errors}`)}`);
-  console.log('  writes by watchers: 0 (they only GET)      ' + goal([...auditSeen.values()].every((r) => r.who !== 'watcher' || r.verb === 'list' || r.verb === 'watch' || r.verb === 'get'), 'a watcher wrote'));
+  console.log(
+    `  start: 1 list + 1 watch per node           ${goal(lists === NODES && watches === NODES && (auditCodes['list 200'] ?? 0) === NODES && refusedOnlyWith429, `start: ${JSON.stringify(start.serverByVerb)}, client list ${lists} watch ${watches}`)}`,
+  );
+  console.log(
+    `    (retries only after 429 from the server: ${nodes.reduce((s, n) => s + n.req.failed, 0)} on ${nodes.filter((n) => n.req.failed > 0).length} nodes)`,
+  );
+  console.log(
+    `  one open watch per node                    ${goal(idleMetrics.registeredWatchers >= NODES && idleMetrics.registeredWatchers <= NODES + 5, `registered watchers ${idleMetrics.registeredWatchers}`)}`,
+  );
+  console.log(
+    `  idle: 0 requests                           ${goal(
+      curve.every((r) => r.idleRequests === 0),
+      `idle: ${curve.map((r) => r.idleRequests).join('/')} requests`,
+    )}`,
+  );
+  console.log(
+    `  change: all nodes see it                   ${goal(lat.length === NODES && changeReconciles === NODES, `change seen by ${lat.length}, reconciles ${changeReconciles}`)}`,
+  );
+  console.log(
+    `  change: 0 requests                         ${goal(
+      curve.every((r) => r.changeRequests === 0),
+      `change: ${curve.map((r) => r.changeRequests).join('/')} requests`,
+    )}`,
+  );
+  console.log(
+    `  unchanged write: 0 onChange, 0 requests    ${goal(rvKept && noopCalls === 0 && noop.clientReqs === 0 && noop.serverReqs === 0, `unchanged write: onChange ${noopCalls}, requests ${noop.clientReqs}/${noop.serverReqs}`)}`,
+  );
+  console.log(
+    `  annotation-only: 0 reconciles, 0 requests  ${goal(annReconciles === 0 && ann.clientReqs === 0 && ann.serverReqs === 0 && annLat.length === NODES, `annotation: reconciles ${annReconciles}, requests ${ann.clientReqs}/${ann.serverReqs}`)}`,
+  );
+  console.log(
+    `  no watch restarts; no failure but 429      ${goal(restarts === 0 && nodes.every((n) => n.errors.every((e) => e.includes('429'))), `restarts ${restarts}, failed attempts ${errors}`)}`,
+  );
+  console.log(
+    '  writes by watchers: 0 (they only GET)      ' +
+      goal(
+        [...auditSeen.values()].every((r) => r.who !== 'watcher' || r.verb === 'list' || r.verb === 'watch' || r.verb === 'get'),
+        'a watcher wrote',
+      ),
+  );
   return { curve, rows };
 }
 
@@ -690,6 +793,15 @@ try {
   else rmSync(work, { recursive: true, force: true });
   console.log(`stopped ${watchers.length} watchers in ${ms(stoppedWatchers)} and the cluster; total ${((now() - tAll) / 1000).toFixed(0)} s`);
 }
-const file = writeResults('many-nodes', { benchmark: 'many-nodes', date: new Date().toISOString(), machine: machine(), steps: STEPS, idleSeconds: IDLE_S, failed, curve: result?.curve, phases: result?.rows });
+const file = writeResults('many-nodes', {
+  benchmark: 'many-nodes',
+  date: new Date().toISOString(),
+  machine: machine(),
+  steps: STEPS,
+  idleSeconds: IDLE_S,
+  failed,
+  curve: result?.curve,
+  phases: result?.rows,
+});
 console.log(`results: ${file}`);
 process.exit(code);

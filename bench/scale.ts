@@ -21,7 +21,12 @@ import { BUNDLE, NODE, machine, round, writeResults } from './lib.js';
 const CLI = NODE;
 const CLI_ARGS = [BUNDLE];
 const DEBIAN = '/usr/lib/cni';
-const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')).map(([k, v]) => [k as string, v ?? 'true']));
+const args = new Map(
+  process.argv
+    .slice(2)
+    .map((a) => a.replace(/^--/, '').split('='))
+    .map(([k, v]) => [k as string, v ?? 'true']),
+);
 const REPS = Number(args.get('reps') ?? 5);
 const PLUGIN_SIZES = [25, 50, 100, 200];
 const TEMPLATE_SIZES = [12, 25, 50, 100];
@@ -51,7 +56,9 @@ const range = <T>(from: number, to: number, f: (i: number) => T): T[] => Array.f
 // ---------------------------------------------------------------------------
 // set-up
 
-const debian = readdirSync(DEBIAN).filter((n) => !n.startsWith('.')).sort();
+const debian = readdirSync(DEBIAN)
+  .filter((n) => !n.startsWith('.'))
+  .sort();
 mkdirSync(image);
 let imageBytes = 0;
 const maxPlugins = (PLUGIN_SIZES.at(-1) as number) * 1.25;
@@ -186,7 +193,9 @@ resetNode();
 const f0 = (x: number) => x.toFixed(0).padStart(7);
 const f2 = (x: number) => x.toFixed(2).padStart(7);
 console.log(`cni-node scale benchmark: ${REPS} runs each (median), node dirs with ${UNRELATED} unrelated files each`);
-console.log(`image: ${maxPlugins} plugin copies of Debian's ${debian.length} (first ${PLUGIN_SIZES.at(-1)}: ${(imageBytes / 1048576).toFixed(0)} MiB), ${maxTemplates} templates (1 in 4 with a pointer)`);
+console.log(
+  `image: ${maxPlugins} plugin copies of Debian's ${debian.length} (first ${PLUGIN_SIZES.at(-1)}: ${(imageBytes / 1048576).toFixed(0)} MiB), ${maxTemplates} templates (1 in 4 with a pointer)`,
+);
 console.log(`start-up floor (cni-node version): ${floor.toFixed(0)} ms; "per item" below is (time - floor) / items\n`);
 console.log('kind      items |  install  per item |   no-op  per item |   apply  per item | apply no-op');
 console.log('                |      ms       ms   |      ms       ms   |      ms  ms/changed| ms');
@@ -226,14 +235,24 @@ for (const kind of ['plugins', 'configs']) {
         : last > 2.8
           ? `SUPERLINEAR: doubling to ${lastRow.n} items multiplies the time by ${last.toFixed(2)}`
           : last >= 1.4
-            ? `linear (${(b).toFixed(2)} ms per item)`
+            ? `linear (${b.toFixed(2)} ms per item)`
             : 'sublinear: fixed costs dominate';
     console.log(
       `  ${kind.padEnd(8)} ${op.padEnd(8)} t ≈ ${a.toFixed(0).padStart(4)} ms + ${b.toFixed(2).padStart(5)} ms/item (R² ${r2.toFixed(3)}); ×2: ${ratios.map((x) => x.toFixed(2)).join(' ')} → ${verdict}`,
     );
   }
 }
-console.log(`\nno-op runs that changed an entry of the node dirs: ${noopWrites === 0 ? 'none (0 writes)' : `${noopWrites} entries changed — a no-op must write nothing`}`);
+console.log(
+  `\nno-op runs that changed an entry of the node dirs: ${noopWrites === 0 ? 'none (0 writes)' : `${noopWrites} entries changed — a no-op must write nothing`}`,
+);
 
-const file = writeResults('scale', { benchmark: 'scale', date: new Date().toISOString(), machine: machine(), reps: REPS, floorMs: round(floor), rows, noopWrites });
+const file = writeResults('scale', {
+  benchmark: 'scale',
+  date: new Date().toISOString(),
+  machine: machine(),
+  reps: REPS,
+  floorMs: round(floor),
+  rows,
+  noopWrites,
+});
 console.log(`results: ${file}`);

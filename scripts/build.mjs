@@ -14,7 +14,9 @@ const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8'));
 let revision = process.env.CNI_NODE_REVISION ?? '';
 if (!revision) {
   try {
-    revision = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    revision = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
   } catch {
     revision = 'unknown';
   }
@@ -64,7 +66,9 @@ const common = {
 // built-in's own properties; unused ones are dropped by tree-shaking (the
 // @__PURE__ reads), so a getter such as fs.promises runs only if the code uses it.
 if (typeof process.getBuiltinModule !== 'function') {
-  console.error(`build: Node ${process.version} has no process.getBuiltinModule (added in 20.16 and 22.3); the bundle needs it at run time too. Build and run with Node 24 (scripts/provision-node.sh).`);
+  console.error(
+    `build: Node ${process.version} has no process.getBuiltinModule (added in 20.16 and 22.3); the bundle needs it at run time too. Build and run with Node 24 (scripts/provision-node.sh).`,
+  );
   process.exit(1);
 }
 const LAZY_BUILTINS = {
@@ -72,7 +76,25 @@ const LAZY_BUILTINS = {
   'node:crypto': new Set(['randomBytes', 'randomUUID', 'createHash', 'createHmac', 'timingSafeEqual']),
 };
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
-const RESERVED = new Set(['default', 'delete', 'new', 'function', 'class', 'export', 'import', 'in', 'instanceof', 'typeof', 'void', 'with', 'yield', 'await', 'let', 'static', 'enum']);
+const RESERVED = new Set([
+  'default',
+  'delete',
+  'new',
+  'function',
+  'class',
+  'export',
+  'import',
+  'in',
+  'instanceof',
+  'typeof',
+  'void',
+  'with',
+  'yield',
+  'await',
+  'let',
+  'static',
+  'enum',
+]);
 
 function builtinFacade(specifier) {
   const mod = process.getBuiltinModule(specifier);

@@ -63,7 +63,10 @@ export function sizeProblems(file, text) {
   const lines = text.split('\n');
   const lineCount = text.endsWith('\n') ? lines.length - 1 : lines.length;
   if (lineCount > MAX_FILE_LINES && !lines.slice(0, 40).some((l) => /^\s*\/\/.*/.test(l) && EXCEPTION.test(l))) {
-    problems.push({ line: 1, message: `${lineCount} lines, over ${MAX_FILE_LINES}: split it by concept, or say why it must be one file (a "// size: <why>" comment near the top)` });
+    problems.push({
+      line: 1,
+      message: `${lineCount} lines, over ${MAX_FILE_LINES}: split it by concept, or say why it must be one file (a "// size: <why>" comment near the top)`,
+    });
   }
   const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
   const visit = (node) => {

@@ -41,7 +41,8 @@ const missing = [];
 const byo = (process.env.CNI_NODE_TEST_KUBECONFIG ?? '').trim() !== '';
 if (process.getuid?.() !== 0) missing.push('not root: network-namespace, API-server, image and local-cluster tests will skip (run the tests as root)');
 if (!existsSync('/usr/lib/cni/bridge')) missing.push('Debian containernetworking-plugins missing: run `sudo scripts/setup.sh`');
-if (!existsSync(path.join(cache, 'kubernetes-1.20.2', 'kube-apiserver'))) missing.push('Kubernetes 1.20.2 not built: run `sudo scripts/setup.sh` (or `sudo scripts/test-cluster.sh provision`)');
+if (!existsSync(path.join(cache, 'kubernetes-1.20.2', 'kube-apiserver')))
+  missing.push('Kubernetes 1.20.2 not built: run `sudo scripts/setup.sh` (or `sudo scripts/test-cluster.sh provision`)');
 if (!existsSync('/usr/bin/podman')) missing.push('podman missing: image tests will skip; run `sudo scripts/setup.sh`');
 if (missing.length > 0 && only !== 'unit') {
   console.error('\n*** Some real-part tests will be SKIPPED on this machine:');
@@ -55,7 +56,9 @@ if (files.length > 0) {
   status = r.status ?? 1;
 }
 if (runCluster && clusterFiles.length > 0) {
-  console.error(`\n*** The cluster suite (test/cluster) against ${byo ? `the cluster of CNI_NODE_TEST_KUBECONFIG=${process.env.CNI_NODE_TEST_KUBECONFIG}` : "this machine's single-node test cluster"}:\n`);
+  console.error(
+    `\n*** The cluster suite (test/cluster) against ${byo ? `the cluster of CNI_NODE_TEST_KUBECONFIG=${process.env.CNI_NODE_TEST_KUBECONFIG}` : "this machine's single-node test cluster"}:\n`,
+  );
   const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...clusterFiles], { stdio: 'inherit', cwd: root });
   if ((r.status ?? 1) !== 0) status = r.status ?? 1;
 }

@@ -19,9 +19,12 @@ const WOULD: Record<string, string> = {
 };
 
 /** One line per item for people (`kubectl logs`), or one JSON object per line for log pipelines. */
-export function createReporter(format: LogFormat, out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Reporter & { error(message: string): void } {
-  const json = (level: string, fields: Record<string, unknown>) =>
-    `${JSON.stringify({ time: new Date().toISOString(), level, ...fields })}\n`;
+export function createReporter(
+  format: LogFormat,
+  out: NodeJS.WritableStream = process.stdout,
+  err: NodeJS.WritableStream = process.stderr,
+): Reporter & { error(message: string): void } {
+  const json = (level: string, fields: Record<string, unknown>) => `${JSON.stringify({ time: new Date().toISOString(), level, ...fields })}\n`;
   if (format === 'json') {
     return {
       item: (r: ItemReport) => out.write(json(r.result === 'failed' ? 'error' : 'info', { ...r })),

@@ -113,7 +113,8 @@ class DaemonProcess {
   async run(): Promise<number> {
     // Installed before anything slow, so a SIGTERM during start-up is honoured too.
     const signals = onStopSignal((sig) => this.onStopSignal(sig), { then: 'ignore' });
-    const onDebugSignal = (): void => this.reporter.warn('received SIGUSR1: ignored (cni-node never opens a debugger; it would let any local user run code as this process)');
+    const onDebugSignal = (): void =>
+      this.reporter.warn('received SIGUSR1: ignored (cni-node never opens a debugger; it would let any local user run code as this process)');
     process.on('SIGUSR1', onDebugSignal);
     try {
       return await this.serve(signals.received);
@@ -191,7 +192,8 @@ class DaemonProcess {
         ...(kubeconfig ? { kubeconfig } : {}),
         env: this.env,
         signal: this.startupAbort.signal,
-        onRequest: (ev) => this.metrics.apiRequests.inc({ verb: ev.method.toLowerCase(), code: ev.status !== undefined ? String(ev.status) : (ev.error ?? 'error') }),
+        onRequest: (ev) =>
+          this.metrics.apiRequests.inc({ verb: ev.method.toLowerCase(), code: ev.status !== undefined ? String(ev.status) : (ev.error ?? 'error') }),
       });
       this.cleanups.push(() => c.close());
       return c;
@@ -216,7 +218,8 @@ class DaemonProcess {
     const events = createEventRecorder({
       client: () =>
         this.client().catch((e: unknown) => {
-          if (!offLogged) this.reporter.warn(`Kubernetes Events are off (POD_NAME is set, but there is no API access): ${e instanceof Error ? e.message : String(e)}`);
+          if (!offLogged)
+            this.reporter.warn(`Kubernetes Events are off (POD_NAME is set, but there is no API access): ${e instanceof Error ? e.message : String(e)}`);
           offLogged = true;
           return undefined;
         }),

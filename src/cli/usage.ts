@@ -3,7 +3,10 @@ import { settingsOf, type Setting, type SettingGroup } from '../core/settings.js
 const COMMANDS: ReadonlyArray<[string, string]> = [
   ['install', 'install the named plugins / configs / manifests, in the given order'],
   ['uninstall', 'remove them, in reverse of the given order'],
-  ['apply', 'converge: --plugins=<Desired[:Current]> (likewise --configs, --manifests);\n              without :Current, what cni-node itself installed is the current state'],
+  [
+    'apply',
+    'converge: --plugins=<Desired[:Current]> (likewise --configs, --manifests);\n              without :Current, what cni-node itself installed is the current state',
+  ],
   ['list', 'plugins available in the plugins dir, one name per line'],
   ['check', "report whether the node's CNI configuration would work for a runtime"],
   ['run', 'keep the node converged: reconcile at start and on every change'],
@@ -63,7 +66,11 @@ export function usage(): string {
     ...optionLines('run', 2),
     '',
     'Environment (the README says what each means, and its default):',
-    ...wrap(environment.map((s) => s.spec.env as string), 2, 80),
+    ...wrap(
+      environment.map((s) => s.spec.env as string),
+      2,
+      80,
+    ),
     '',
     'Exit codes: 0 success, 1 the job failed (the message says why), 2 bad command line.',
     '',

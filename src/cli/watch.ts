@@ -27,7 +27,9 @@ function usage(message: string): CniNodeError {
 }
 
 /** kube-watch's options from the settings table, by every way they are written (-l, --label). */
-const OPTIONS = new Map<string, Setting<unknown>>(settingsOf('kube-watch').flatMap((s) => [[`--${s.spec.flag}`, s] as const, ...(s.spec.short ? [[`-${s.spec.short}`, s] as const] : [])]));
+const OPTIONS = new Map<string, Setting<unknown>>(
+  settingsOf('kube-watch').flatMap((s) => [[`--${s.spec.flag}`, s] as const, ...(s.spec.short ? [[`-${s.spec.short}`, s] as const] : [])]),
+);
 
 /** How an option is named in messages: "--label (-l)". */
 const named = (s: Setting<unknown>): string => `--${s.spec.flag}${s.spec.short ? ` (-${s.spec.short})` : ''}`;

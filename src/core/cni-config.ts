@@ -59,7 +59,13 @@ function unexpectedTokenOffset(text: string): number | undefined {
 function jsonProblem(text: string, error: Error): string {
   const m = /at position (\d+)/.exec(error.message);
   const offset = m ? Number(m[1]) : unexpectedTokenOffset(text);
-  const where = offset === undefined ? '' : (() => { const { line, column } = lineColumn(text, offset); return ` at line ${line}, column ${column}`; })();
+  const where =
+    offset === undefined
+      ? ''
+      : (() => {
+          const { line, column } = lineColumn(text, offset);
+          return ` at line ${line}, column ${column}`;
+        })();
   // V8 quotes the text (or, for a long text, `…"some context"…`) after the reason: drop it.
   const what = error.message.replace(/ in JSON at position \d+.*$/, '').replace(/, (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s, '');
   return `not valid JSON${where}: ${what}`;

@@ -36,10 +36,18 @@ function substitutedSize(text: string, env: Readonly<Record<string, string | und
   return { bytes, ...(top !== undefined ? { top: `$${top} (${sizeOf(top)} bytes) ${count} times` } : {}) };
 }
 
-export function substituteEnv(text: string, env: Readonly<Record<string, string | undefined>>, where: string, maxBytes: number = MAX_SUBSTITUTED_BYTES): string {
+export function substituteEnv(
+  text: string,
+  env: Readonly<Record<string, string | undefined>>,
+  where: string,
+  maxBytes: number = MAX_SUBSTITUTED_BYTES,
+): string {
   const size = substitutedSize(text, env);
   if (size.bytes > maxBytes) {
-    throw new CniNodeError('invalid', `${where} would be ${size.bytes} bytes once its variables are substituted${size.top ? ` (${size.top})` : ''}; at most ${maxBytes} bytes are allowed; nothing was sent`);
+    throw new CniNodeError(
+      'invalid',
+      `${where} would be ${size.bytes} bytes once its variables are substituted${size.top ? ` (${size.top})` : ''}; at most ${maxBytes} bytes are allowed; nothing was sent`,
+    );
   }
   const missing: string[] = [];
   const bad: string[] = [];

@@ -93,4 +93,3 @@ export function internalError(e: unknown, debug: boolean): string {
   const stack = debug && e instanceof Error && typeof e.stack === 'string' ? `\n${e.stack}` : '';
   return `internal error (please report it): ${oneLine}${stack}`;
 }
-

@@ -18,7 +18,10 @@ function child(v: unknown, name: string): unknown[] {
 
 function children(v: unknown): unknown[] {
   if (Array.isArray(v)) return v.filter((x) => x !== undefined);
-  if (isRecord(v)) return Object.keys(v).map((k) => v[k]).filter((x) => x !== undefined);
+  if (isRecord(v))
+    return Object.keys(v)
+      .map((k) => v[k])
+      .filter((x) => x !== undefined);
   return [];
 }
 
@@ -136,7 +139,10 @@ export class Output {
   add(text: string): void {
     this.bytes += Buffer.byteLength(text);
     if (this.bytes > this.maxBytes) {
-      throw new CniNodeError('invalid', `JSONPath template ${show(this.template)} gives more than ${this.maxBytes} bytes on this object; the value is refused (the limit keeps a template from multiplying a large object)`);
+      throw new CniNodeError(
+        'invalid',
+        `JSONPath template ${show(this.template)} gives more than ${this.maxBytes} bytes on this object; the value is refused (the limit keeps a template from multiplying a large object)`,
+      );
     }
     this.parts.push(text);
   }

@@ -7,9 +7,7 @@ import { CniNodeError } from './errors.js';
 export type Literal = string | number | boolean | null;
 
 export type Selector =
-  | { t: 'index'; n: number }
-  | { t: 'slice'; start: number | undefined; end: number | undefined; step: number }
-  | { t: 'key'; name: string };
+  { t: 'index'; n: number } | { t: 'slice'; start: number | undefined; end: number | undefined; step: number } | { t: 'key'; name: string };
 
 export type Segment =
   | { t: 'field'; name: string }
@@ -23,11 +21,7 @@ export type Operand = { t: 'path'; path: Path } | { t: 'literal'; value: Literal
 export type Operator = '==' | '!=' | '<' | '<=' | '>' | '>=';
 
 export type TemplateNode =
-  | { t: 'text'; text: string }
-  | { t: 'literal'; value: Literal }
-  | { t: 'path'; path: Path }
-  | { t: 'range'; path: Path; body: TemplateNode[] };
-
+  { t: 'text'; text: string } | { t: 'literal'; value: Literal } | { t: 'path'; path: Path } | { t: 'range'; path: Path; body: TemplateNode[] };
 
 const MAX_NESTING = 64;
 const WHITESPACE = new Set([' ', '\t', '\r', '\n']);
@@ -41,7 +35,6 @@ export function show(template: string): string {
   const text = template.length > 120 ? `${template.slice(0, 120)}…` : template;
   return JSON.stringify(text);
 }
-
 
 export class Parser {
   private pos = 0;
@@ -58,9 +51,7 @@ export class Parser {
     const to = Math.min(lineEnd, where + 40);
     const excerpt = `${from > lineStart ? '…' : ''}${this.src.slice(from, to)}${to < lineEnd ? '…' : ''}`;
     const caret = `${' '.repeat(where - from + (from > lineStart ? 1 : 0))}^`;
-    throw new CniNodeError('invalid', `invalid JSONPath template ${show(this.src)} at position ${where + 1}: ${what}`, [
-      `${excerpt}\n    ${caret}`,
-    ]);
+    throw new CniNodeError('invalid', `invalid JSONPath template ${show(this.src)} at position ${where + 1}: ${what}`, [`${excerpt}\n    ${caret}`]);
   }
 
   private peek(offset = 0): string {
@@ -232,7 +223,8 @@ export class Parser {
       this.pos++;
       path.push(this.parseFilter(open));
       this.skipSpace();
-      if (this.peek() !== ']') this.fail(this.pos >= this.src.length ? 'unterminated "["' : `expected "]" after the filter, found ${this.describe(this.peek())}`);
+      if (this.peek() !== ']')
+        this.fail(this.pos >= this.src.length ? 'unterminated "["' : `expected "]" after the filter, found ${this.describe(this.peek())}`);
       this.pos++;
       return;
     }
@@ -309,8 +301,7 @@ export class Parser {
       this.pos += found.length;
       this.skipSpace();
       right = this.parseOperand(true);
-      if (right.t === 'path' && right.path.length === 0 && !/[@$]/.test(this.src.charAt(this.pos - 1)))
-        this.fail(`expected a value after ${found}`);
+      if (right.t === 'path' && right.path.length === 0 && !/[@$]/.test(this.src.charAt(this.pos - 1))) this.fail(`expected a value after ${found}`);
       this.skipSpace();
     }
     if (this.peek() !== ')') {

@@ -81,7 +81,8 @@ const KIND = /^[A-Za-z][A-Za-z0-9]*$/;
 /** Why `ns` is not a namespace name (a DNS label, at most 63 characters), or undefined. */
 export function namespaceProblem(ns: unknown): string | undefined {
   if (typeof ns !== 'string' || ns === '') return `namespace ${JSON.stringify(ns) ?? String(ns)} is not a name`;
-  if (ns.length > 63 || !DNS_LABEL.test(ns)) return `namespace "${showName(ns)}" is not a valid namespace name (lower-case letters, digits and '-', at most 63)`;
+  if (ns.length > 63 || !DNS_LABEL.test(ns))
+    return `namespace "${showName(ns)}" is not a valid namespace name (lower-case letters, digits and '-', at most 63)`;
   return undefined;
 }
 

@@ -156,7 +156,8 @@ export function objectNameProblem(name: string): string | undefined {
 
 /** Why `ns` cannot be a namespace name (a DNS label), or undefined. */
 export function namespaceProblem(ns: string): string | undefined {
-  if (ns.length > 63 || !DNS_LABEL.test(ns)) return `"${ns}" is not a valid namespace (at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit)`;
+  if (ns.length > 63 || !DNS_LABEL.test(ns))
+    return `"${ns}" is not a valid namespace (at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit)`;
   return undefined;
 }
 

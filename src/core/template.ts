@@ -98,7 +98,13 @@ function size(bytes: number): string {
  * The size in bytes of renderWith(template, pointers, …) without building it, or an
  * error if it is over `maxBytes`. `sizeOf` gives each value's size in bytes.
  */
-function renderedSizeProblem(name: string, template: string, pointers: readonly Pointer[], sizeOf: (n: string) => number, maxBytes: number): CniNodeError | undefined {
+function renderedSizeProblem(
+  name: string,
+  template: string,
+  pointers: readonly Pointer[],
+  sizeOf: (n: string) => number,
+  maxBytes: number,
+): CniNodeError | undefined {
   let total = Buffer.byteLength(template);
   const uses = new Map<string, number>();
   for (const p of pointers) {

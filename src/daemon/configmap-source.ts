@@ -63,7 +63,9 @@ export class ConfigMapSource {
         const key = error.message.replace(/\d+(\.\d+)? ?m?s\b/g, '');
         if (key !== this.errorLogged) {
           this.errorLogged = key;
-          reporter.warn(`ConfigMap ${name} watch: ${error.message}; retrying in ${(retryInMs / 1000).toFixed(1)} s (and with backoff after that); the node keeps its current state`);
+          reporter.warn(
+            `ConfigMap ${name} watch: ${error.message}; retrying in ${(retryInMs / 1000).toFixed(1)} s (and with backoff after that); the node keeps its current state`,
+          );
         }
       },
       onRequest: (ev) => metrics.apiRequests.inc({ verb: ev.verb, code: ev.status !== undefined ? String(ev.status) : (ev.error ?? 'error') }),
@@ -116,7 +118,9 @@ export class ConfigMapSource {
   private invalid(rv: string | undefined, problems: readonly string[]): void {
     const current = this.current();
     const kept = current ? `keeping the last good desired state (${describeDesired(current)})` : 'nothing is reconciled until it is fixed';
-    this.deps.reporter.error(`ConfigMap ${this.name} (resourceVersion ${rv ?? '?'}) has an invalid list; ${kept}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.deps.reporter.error(
+      `ConfigMap ${this.name} (resourceVersion ${rv ?? '?'}) has an invalid list; ${kept}:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
     this.deps.readiness.set(READINESS_CONFIGMAP_INVALID, `ConfigMap ${this.name} has an invalid list (${problems.join('; ')}); ${kept}`);
     this.deps.events.emit('Warning', 'InvalidConfigMap', `ConfigMap ${this.name}: ${problems.join('; ')}; ${kept}`);
   }

@@ -82,7 +82,11 @@ export class Daemon {
   ) {
     this.fights = new FightDetector(settings.fight);
     this.changes = new ChangeFilter(settings.dirs, (key) => this.fights.isHeld(key));
-    this.observer = new ReconcileObserver(deps, { hostConfigsDir: settings.dirs.hostConfigsDir, fightWindowMs: settings.fight.windowMs, debug: debugEnabled(settings.env) });
+    this.observer = new ReconcileObserver(deps, {
+      hostConfigsDir: settings.dirs.hostConfigsDir,
+      fightWindowMs: settings.fight.windowMs,
+      debug: debugEnabled(settings.env),
+    });
     this.backoff = new Backoff({ baseDelayMs: settings.retryBaseMs, maxDelayMs: settings.retryMaxMs });
     this.queue = new ReconcileQueue((triggers) => this.reconcileOnce(triggers), {
       debounceMs: settings.debounceMs,
@@ -91,7 +95,12 @@ export class Daemon {
     });
     if (settings.configMap) {
       if (!deps.client) throw new CniNodeError('usage', '--config-map needs a Kubernetes client');
-      this.configMap = new ConfigMapSource(settings.configMap, { ...deps, client: deps.client }, () => this.desired, (lists) => this.onConfigMap(lists));
+      this.configMap = new ConfigMapSource(
+        settings.configMap,
+        { ...deps, client: deps.client },
+        () => this.desired,
+        (lists) => this.onConfigMap(lists),
+      );
     } else {
       this.desired = mergeDesired(settings.flags, undefined);
       for (const k of KINDS) if (this.desired[k] !== undefined) this.managedKinds.add(k);
@@ -115,8 +124,16 @@ export class Daemon {
     this.dirWatchers.push(
       watchDir(dirs.configsDir, () => this.onTemplates(), { ...watchOpts, onError: onError(`the templates dir ${dirs.configsDir}`) }),
       watchDir(dirs.manifestsDir, () => this.onManifests(), { ...watchOpts, onError: onError(`the manifests dir ${dirs.manifestsDir}`) }),
-      watchDir(dirs.hostConfigsDir, () => this.onNodeDir('config'), { ...watchOpts, hidden: true, onError: onError(`the node configs dir ${dirs.hostConfigsDir}`) }),
-      watchDir(dirs.hostPluginsDir, () => this.onNodeDir('plugin'), { ...watchOpts, hidden: true, onError: onError(`the node plugins dir ${dirs.hostPluginsDir}`) }),
+      watchDir(dirs.hostConfigsDir, () => this.onNodeDir('config'), {
+        ...watchOpts,
+        hidden: true,
+        onError: onError(`the node configs dir ${dirs.hostConfigsDir}`),
+      }),
+      watchDir(dirs.hostPluginsDir, () => this.onNodeDir('plugin'), {
+        ...watchOpts,
+        hidden: true,
+        onError: onError(`the node plugins dir ${dirs.hostPluginsDir}`),
+      }),
     );
     await Promise.all(this.dirWatchers.map((w) => w.ready));
 
@@ -137,7 +154,10 @@ export class Daemon {
     for (const k of KINDS) if (next[k] !== undefined) this.managedKinds.add(k);
     const name = `${this.settings.configMap?.namespace}/${this.settings.configMap?.name}`;
     this.deps.reporter.info(`desired state from ConfigMap ${name} (resourceVersion ${rv ?? '?'}): ${describeDesired(next)}`);
-    this.trigger(first ? 'start' : 'configmap', first ? `start (ConfigMap ${name})` : `ConfigMap ${name} changed (${changed.join(', ')}; resourceVersion ${rv ?? '?'})`);
+    this.trigger(
+      first ? 'start' : 'configmap',
+      first ? `start (ConfigMap ${name})` : `ConfigMap ${name} changed (${changed.join(', ')}; resourceVersion ${rv ?? '?'})`,
+    );
   }
 
   private trigger(source: Trigger['source'], reason: string): void {
@@ -214,7 +234,9 @@ export class Daemon {
     try {
       // Before the engine reads anything: a change from here on is seen afterwards.
       const { dirs } = this.settings;
-      this.changes.setSnapshot(await snapshotTemplates(dirs.configsDir, dirs.hostConfigsDir, desired.config ?? [], { dir: dirs.manifestsDir, names: desired.manifest ?? [] }));
+      this.changes.setSnapshot(
+        await snapshotTemplates(dirs.configsDir, dirs.hostConfigsDir, desired.config ?? [], { dir: dirs.manifestsDir, names: desired.manifest ?? [] }),
+      );
       result = await reconcile(
         { mode: 'apply', lists },
         {
@@ -253,7 +275,8 @@ export class Daemon {
   private async afterReconcile(reports: readonly ItemReport[]): Promise<void> {
     const { dirs } = this.settings;
     const [pluginRecord, configRecord] = await Promise.all([readRecord(dirs.hostPluginsDir), readRecord(dirs.hostConfigsDir)]);
-    const entriesOf = (kind: 'plugin' | 'config') => (this.managedKinds.has(kind) ? ((kind === 'plugin' ? pluginRecord : configRecord)?.entries(kind) ?? []) : []).map((entry) => ({ kind, entry }));
+    const entriesOf = (kind: 'plugin' | 'config') =>
+      (this.managedKinds.has(kind) ? ((kind === 'plugin' ? pluginRecord : configRecord)?.entries(kind) ?? []) : []).map((entry) => ({ kind, entry }));
     const entries = [...entriesOf('plugin'), ...entriesOf('config')];
     this.observer.managed({
       plugin: pluginRecord?.entries('plugin').length ?? 0,
@@ -315,15 +338,18 @@ export class Daemon {
     this.fightTimer = undefined;
     const next = this.fights.nextExpiry();
     if (next === undefined || this.stopped) return;
-    this.fightTimer = setTimeout(() => {
-      this.fightTimer = undefined;
-      for (const h of this.fights.expire()) {
-        this.observer.fightEnded(h.key);
-        this.trigger('fight', `the pause on ${h.key} ended; restoring it`);
-      }
-      this.observer.fightsHeld(this.fights.held().length);
-      this.scheduleFightExpiry();
-    }, Math.max(0, next - Date.now()));
+    this.fightTimer = setTimeout(
+      () => {
+        this.fightTimer = undefined;
+        for (const h of this.fights.expire()) {
+          this.observer.fightEnded(h.key);
+          this.trigger('fight', `the pause on ${h.key} ended; restoring it`);
+        }
+        this.observer.fightsHeld(this.fights.held().length);
+        this.scheduleFightExpiry();
+      },
+      Math.max(0, next - Date.now()),
+    );
   }
 
   /** Schedules the retry after reconcile `id` failed (or held items); returns the delay. */
@@ -363,6 +389,11 @@ export class Daemon {
   /** --uninstall-on-exit: removes everything cni-node's record holds for the kinds the daemon managed. */
   uninstall(signal: AbortSignal): Promise<void> {
     const { dirs, env, kubeconfig } = this.settings;
-    return uninstallAll(KINDS.filter((k) => this.managedKinds.has(k)), { dirs, env, ...(kubeconfig ? { kubeconfig } : {}) }, this.deps.reporter, signal);
+    return uninstallAll(
+      KINDS.filter((k) => this.managedKinds.has(k)),
+      { dirs, env, ...(kubeconfig ? { kubeconfig } : {}) },
+      this.deps.reporter,
+      signal,
+    );
   }
 }

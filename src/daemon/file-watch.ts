@@ -132,11 +132,7 @@ function sameContent(a: Buffer | undefined, b: Buffer | undefined): boolean {
 }
 
 /** Watches the content of `file`; see the top of this file. */
-export function watchFile(
-  file: string,
-  onChange: (content: string | undefined) => unknown,
-  options: FileWatchOptions = {},
-): FileWatcher {
+export function watchFile(file: string, onChange: (content: string | undefined) => unknown, options: FileWatchOptions = {}): FileWatcher {
   const target = path.resolve(file);
   const onError = options.onError ?? defaultOnError;
   let delivered: Buffer | undefined;

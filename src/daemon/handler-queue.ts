@@ -89,7 +89,12 @@ export class HandlerQueue {
   private run(current: string, previous: string): Promise<void> {
     const { handler, channel } = this.options;
     // The kernel refuses (E2BIG) to start a program with an argument over 128 KiB.
-    const tooBig = ([['the current value', current], ['the previous value', previous]] as const).filter(([, v]) => Buffer.byteLength(v) > MAX_ARG_BYTES);
+    const tooBig = (
+      [
+        ['the current value', current],
+        ['the previous value', previous],
+      ] as const
+    ).filter(([, v]) => Buffer.byteLength(v) > MAX_ARG_BYTES);
     if (tooBig.length > 0) {
       const what = tooBig.map(([w, v]) => `${w} is ${Buffer.byteLength(v)} bytes`).join(' and ');
       this.fail(

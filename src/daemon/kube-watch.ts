@@ -68,7 +68,9 @@ export class ValueTracker {
   offer(value: string): void {
     const bytes = Buffer.byteLength(value);
     if (bytes > MAX_VALUE_BYTES) {
-      this.warn(`the new value is ${bytes} bytes, over the limit of ${MAX_VALUE_BYTES}; it is refused: the channel keeps the last value and the handler does not run`);
+      this.warn(
+        `the new value is ${bytes} bytes, over the limit of ${MAX_VALUE_BYTES}; it is refused: the channel keeps the last value and the handler does not run`,
+      );
       return;
     }
     if (this.first) {
@@ -121,7 +123,11 @@ export async function watchFileValue(file: string, ctx: WatchContext): Promise<v
 /** `kube-watch object`: the template evaluated on the watched object(s) is the value. */
 export async function watchObjectValue(a: ObjectWatchSpec, ctx: WatchContext): Promise<void> {
   const evaluate = compileTemplate(a.jsonpath);
-  const [{ createKubeClient }, { listWatch }, { resourcePath }] = await Promise.all([import('../kube/client.js'), import('../kube/watch.js'), import('../kube/discovery.js')]);
+  const [{ createKubeClient }, { listWatch }, { resourcePath }] = await Promise.all([
+    import('../kube/client.js'),
+    import('../kube/watch.js'),
+    import('../kube/discovery.js'),
+  ]);
   const { signal, log, warn } = ctx;
   const client = await createKubeClient({ ...(a.kubeconfig !== undefined ? { kubeconfig: a.kubeconfig } : {}), env: process.env, signal });
   try {
@@ -154,7 +160,8 @@ export async function watchObjectValue(a: ObjectWatchSpec, ctx: WatchContext): P
       onError: (e, retryInMs) => {
         // 400/422 to a list or watch: the request itself is wrong (a selector or name
         // the checks above let through); asking again gets the same answer.
-        if (e.kind === 'invalid') ctx.giveUp(new CniNodeError('usage', `cannot watch ${what}: ${e.message}; this is not retried (check <Type>, <Name> and --label)`));
+        if (e.kind === 'invalid')
+          ctx.giveUp(new CniNodeError('usage', `cannot watch ${what}: ${e.message}; this is not retried (check <Type>, <Name> and --label)`));
         else warn(`${e.message}; retrying in ${(retryInMs / 1000).toFixed(1)} s`);
       },
     });

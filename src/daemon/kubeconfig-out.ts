@@ -110,7 +110,10 @@ export class KubeconfigOut {
     this.tokenFile = path.join(this.serviceAccountDir, 'token');
     this.caFile = path.join(this.serviceAccountDir, 'ca.crt');
     if (!path.isAbsolute(options.out) || options.out.endsWith('/')) {
-      throw new CniNodeError('usage', `--kubeconfig-out=${options.out}: give the absolute path of the file to write, e.g. /host/etc/cni/net.d/multus.d/multus.kubeconfig`);
+      throw new CniNodeError(
+        'usage',
+        `--kubeconfig-out=${options.out}: give the absolute path of the file to write, e.g. /host/etc/cni/net.d/multus.d/multus.kubeconfig`,
+      );
     }
     if (this.mode === 'files') {
       const map = parsePathMap(SETTINGS.hostPathMap.read(env) as string);
@@ -193,7 +196,9 @@ export class KubeconfigOut {
       const refused = status === 401 || status === 403 || status === 404;
       if (this.requested && this.requested.expiresAt - Date.now() < 60_000) this.requested = undefined;
       const problem = `kubeconfig-out: cannot request a token for the service account (${e instanceof Error ? e.message : String(e)}); ${
-        this.requested ? 'keeping the current one until it expires' : "using the pod's projected token, which stops working when the pod is deleted: Multus fails pods during rolling updates"
+        this.requested
+          ? 'keeping the current one until it expires'
+          : "using the pod's projected token, which stops working when the pod is deleted: Multus fails pods during rolling updates"
       }${refused ? ' (allow it: create serviceaccounts/token for this service account, as deploy/multus-cni-rbac.yaml does)' : ''}`;
       if (problem !== this.tokenProblem) this.options.reporter.warn(problem);
       this.tokenProblem = problem;
@@ -241,7 +246,8 @@ export class KubeconfigOut {
 
   private async readServiceAccount(): Promise<{ token: string; ca: string }> {
     const tokenBytes = await readCapped(this.tokenFile, MAX_TOKEN_BYTES, 'the service account token');
-    if (tokenBytes === undefined) throw new CniNodeError('missing', `the service account token ${this.tokenFile} does not exist (does the pod have a service account token mounted?)`);
+    if (tokenBytes === undefined)
+      throw new CniNodeError('missing', `the service account token ${this.tokenFile} does not exist (does the pod have a service account token mounted?)`);
     const token = tokenBytes.toString('utf8').trim();
     if (token === '') throw new CniNodeError('missing', `the service account token ${this.tokenFile} is empty`);
     const caBytes = await readCapped(this.caFile, MAX_CA_BYTES, 'the cluster CA');
@@ -260,7 +266,11 @@ export class KubeconfigOut {
   private async tokenOnNode(projected: string): Promise<{ token: string; issuedAt: number; expiresAt: number } | undefined> {
     const file = this.companions ? this.companions.token : this.options.out;
     // A node file: a regular file of a size cni-node could have written, or nothing to keep.
-    const bytes = await readRegularBytes(file, { maxBytes: this.companions ? MAX_TOKEN_BYTES : MAX_KUBECONFIG_BYTES, follow: false, what: 'the kubeconfig on the node' }).catch(() => undefined);
+    const bytes = await readRegularBytes(file, {
+      maxBytes: this.companions ? MAX_TOKEN_BYTES : MAX_KUBECONFIG_BYTES,
+      follow: false,
+      what: 'the kubeconfig on the node',
+    }).catch(() => undefined);
     if (bytes === undefined) return undefined;
     const text = bytes.toString('utf8');
     let token: string | undefined;
@@ -279,7 +289,13 @@ export class KubeconfigOut {
     const found = jwtClaims(token);
     if (!mine || !found) return undefined;
     const k8s = (c: Record<string, unknown>) => (c['kubernetes.io'] ?? {}) as { pod?: unknown; serviceaccount?: { uid?: unknown } };
-    if (found['sub'] !== mine['sub'] || found['iss'] !== mine['iss'] || k8s(found).pod !== undefined || k8s(found).serviceaccount?.uid !== k8s(mine).serviceaccount?.uid) return undefined;
+    if (
+      found['sub'] !== mine['sub'] ||
+      found['iss'] !== mine['iss'] ||
+      k8s(found).pod !== undefined ||
+      k8s(found).serviceaccount?.uid !== k8s(mine).serviceaccount?.uid
+    )
+      return undefined;
     const iat = Number(found['iat']) * 1000;
     const exp = Number(found['exp']) * 1000;
     if (!Number.isFinite(iat) || !Number.isFinite(exp) || exp <= iat || exp - Date.now() < Math.max(60_000, 0.2 * (exp - iat))) return undefined;
@@ -312,7 +328,8 @@ export class KubeconfigOut {
     }
     for (const [file, content] of files) {
       const bytes = Buffer.byteLength(content);
-      if (bytes > MAX_KUBECONFIG_BYTES) throw new CniNodeError('invalid', `${file} would be ${bytes} bytes, over the limit of ${MAX_KUBECONFIG_BYTES}; nothing was written`);
+      if (bytes > MAX_KUBECONFIG_BYTES)
+        throw new CniNodeError('invalid', `${file} would be ${bytes} bytes, over the limit of ${MAX_KUBECONFIG_BYTES}; nothing was written`);
     }
     const written: string[] = [];
     for (const [file, content] of files) {

@@ -59,7 +59,8 @@ export interface KubeconfigContent {
 export function serverFromEnv(env: Readonly<Record<string, string | undefined>>): string {
   const override = SETTINGS.kubeconfigServer.read(env);
   if (override) {
-    if (!/^https?:\/\/./.test(override)) throw new CniNodeError('usage', `CNI_NODE_KUBECONFIG_SERVER=${override}: expected a URL such as https://10.0.0.1:6443`);
+    if (!/^https?:\/\/./.test(override))
+      throw new CniNodeError('usage', `CNI_NODE_KUBECONFIG_SERVER=${override}: expected a URL such as https://10.0.0.1:6443`);
     return override.replace(/\/+$/, '');
   }
   const host = SETTINGS.serviceHost.read(env);

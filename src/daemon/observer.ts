@@ -107,7 +107,8 @@ export class ReconcileObserver {
     this.reportInvalid(held, o.kinds, o.desired);
     const counts = new Map<string, number>();
     for (const r of o.reports) counts.set(r.result, (counts.get(r.result) ?? 0) + 1);
-    for (const r of o.reports) if (r.result === 'installed' || r.result === 'updated' || r.result === 'removed') metrics.changes.inc({ kind: r.kind, result: r.result });
+    for (const r of o.reports)
+      if (r.result === 'installed' || r.result === 'updated' || r.result === 'removed') metrics.changes.inc({ kind: r.kind, result: r.result });
     const summary = [...counts].map(([k, n]) => `${n} ${k}`).join(', ') || 'no items';
     const heldText = held.size > 0 ? `; ${held.size} item(s) left as they are for their own problems: ${[...held.keys()].join(', ')}` : '';
     const changed = o.result.changed === 0 ? 'nothing changed' : `${o.result.changed} changed`;
@@ -137,7 +138,9 @@ export class ReconcileObserver {
 
   /** A file cni-node manages was changed by something else, and restored. */
   restored(key: string, times: number): void {
-    this.deps.reporter.info(`${key} was restored: something else had changed or removed it (${times} time(s) within ${Math.round(this.options.fightWindowMs / 1000)} s)`);
+    this.deps.reporter.info(
+      `${key} was restored: something else had changed or removed it (${times} time(s) within ${Math.round(this.options.fightWindowMs / 1000)} s)`,
+    );
   }
 
   /** Something else keeps rewriting a file: cni-node leaves it alone for a while. */

@@ -18,11 +18,7 @@ function capped(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 40)}… (${text.length - max + 40} more characters; see the log)`;
 }
 
-export type LastReconcile =
-  | { state: 'none' }
-  | { state: 'succeeded' }
-  | { state: 'waiting'; reason: string }
-  | { state: 'failed'; reason: string };
+export type LastReconcile = { state: 'none' } | { state: 'succeeded' } | { state: 'waiting'; reason: string } | { state: 'failed'; reason: string };
 
 export interface ReadinessStatus {
   ready: boolean;

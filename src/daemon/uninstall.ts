@@ -11,7 +11,12 @@ import type { DaemonReporter } from './observer.js';
  * API refuses to delete objects (RBAC, an outage), the node's files are removed
  * anyway, kind by kind, configs before plugins, and the failure is thrown after.
  */
-export async function uninstallAll(kinds: readonly Kind[], options: Omit<EngineOptions, 'reporter' | 'signal' | 'dryRun' | 'waitMs' | 'tolerateMissingPointers'>, reporter: DaemonReporter, signal: AbortSignal): Promise<void> {
+export async function uninstallAll(
+  kinds: readonly Kind[],
+  options: Omit<EngineOptions, 'reporter' | 'signal' | 'dryRun' | 'waitMs' | 'tolerateMissingPointers'>,
+  reporter: DaemonReporter,
+  signal: AbortSignal,
+): Promise<void> {
   if (kinds.length === 0) {
     reporter.info('--uninstall-on-exit: nothing was managed; nothing to remove');
     return;

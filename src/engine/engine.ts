@@ -44,11 +44,17 @@ export interface ReconcileResult {
 const LOCK_TIMEOUT_MS = 120_000;
 
 async function isDir(dir: string): Promise<boolean> {
-  return fs.stat(dir).then((st) => st.isDirectory(), () => false);
+  return fs.stat(dir).then(
+    (st) => st.isDirectory(),
+    () => false,
+  );
 }
 
 async function hasTempFiles(dir: string): Promise<boolean> {
-  return fs.readdir(dir).then((names) => names.some((n) => n.startsWith(TEMP_PREFIX)), () => false);
+  return fs.readdir(dir).then(
+    (names) => names.some((n) => n.startsWith(TEMP_PREFIX)),
+    () => false,
+  );
 }
 
 const QUIET: Reporter = { item: () => undefined, warn: () => undefined, info: () => undefined };
@@ -66,13 +72,19 @@ export async function reconcile(request: ReconcileRequest, options: EngineOption
   const nodeDirs: string[] = [];
   if (kinds.includes('plugin')) {
     if (!(await isDir(dirs.hostPluginsDir))) {
-      throw new CniNodeError('missing', `the node plugins dir ${dirs.hostPluginsDir} does not exist; mount the node's /opt/cni/bin there (-v /opt/cni/bin:${dirs.hostPluginsDir})`);
+      throw new CniNodeError(
+        'missing',
+        `the node plugins dir ${dirs.hostPluginsDir} does not exist; mount the node's /opt/cni/bin there (-v /opt/cni/bin:${dirs.hostPluginsDir})`,
+      );
     }
     nodeDirs.push(dirs.hostPluginsDir);
   }
   const configsDirPresent = await isDir(dirs.hostConfigsDir);
   if (kinds.includes('config') && !configsDirPresent) {
-    throw new CniNodeError('missing', `the node configs dir ${dirs.hostConfigsDir} does not exist; mount the node's /etc/cni/net.d there (-v /etc/cni/net.d:${dirs.hostConfigsDir})`);
+    throw new CniNodeError(
+      'missing',
+      `the node configs dir ${dirs.hostConfigsDir} does not exist; mount the node's /etc/cni/net.d there (-v /etc/cni/net.d:${dirs.hostConfigsDir})`,
+    );
   }
   if ((kinds.includes('config') || kinds.includes('manifest')) && configsDirPresent) nodeDirs.push(dirs.hostConfigsDir);
 
@@ -158,7 +170,12 @@ async function pass(
   }
 }
 
-async function createHandler(kind: Kind, options: EngineOptions, configsDirPresent: boolean, recordOf: (dir: string) => Promise<NodeRecord>): Promise<KindHandler> {
+async function createHandler(
+  kind: Kind,
+  options: EngineOptions,
+  configsDirPresent: boolean,
+  recordOf: (dir: string) => Promise<NodeRecord>,
+): Promise<KindHandler> {
   const { dirs } = options;
   if (kind === 'plugin') return createPluginHandler(options, await recordOf(dirs.hostPluginsDir));
   if (kind === 'config') return createConfigHandler(options, await recordOf(dirs.hostConfigsDir));
@@ -226,7 +243,13 @@ async function prepareAll(
 }
 
 /** Stages, then carries out the actions in plan order; the records are saved even when a step fails part way. */
-async function act(handlers: readonly KindHandler[], actions: readonly PlannedAction[], options: EngineOptions, dryRun: boolean, locks: readonly DirLock[]): Promise<ItemReport[]> {
+async function act(
+  handlers: readonly KindHandler[],
+  actions: readonly PlannedAction[],
+  options: EngineOptions,
+  dryRun: boolean,
+  locks: readonly DirLock[],
+): Promise<ItemReport[]> {
   const reports: ItemReport[] = [];
   const byKind = new Map(handlers.map((h) => [h.kind, h]));
   try {

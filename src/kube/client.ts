@@ -170,7 +170,10 @@ export class KubeClient {
       this.options.onRequest?.({ method: req.method, path: req.path, write, dryRun, ...outcome });
     };
     const { method, path, query, body, contentType } = req;
-    return this.transport.exchange({ method, path, query, body, contentType, timeoutMs: req.timeoutMs ?? this.options.requestTimeoutMs ?? 30_000, signal }, report);
+    return this.transport.exchange(
+      { method, path, query, body, contentType, timeoutMs: req.timeoutMs ?? this.options.requestTimeoutMs ?? 30_000, signal },
+      report,
+    );
   }
 }
 

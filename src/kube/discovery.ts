@@ -137,7 +137,10 @@ export class Discovery {
         if (found) return { group: g, version: v, resource: found.name, kind: found.kind, namespaced: found.namespaced };
       }
     }
-    throw new CniNodeError('invalid', `unknown object type "${type}": the API server at ${this.client.server} has no resource of that name that can be watched (try e.g. configmap, pod, node)`);
+    throw new CniNodeError(
+      'invalid',
+      `unknown object type "${type}": the API server at ${this.client.server} has no resource of that name that can be watched (try e.g. configmap, pod, node)`,
+    );
   }
 
   /** The resources of `apiVersion`; undefined when the server does not serve it (or, if `unavailableOk`, cannot say now: 503). */
@@ -228,9 +231,18 @@ const BUILTIN: ReadonlyArray<{ names: string[]; type: ResourceType }> = [
   { names: ['namespace', 'namespaces', 'ns'], type: { group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false } },
   { names: ['service', 'services', 'svc'], type: { group: '', version: 'v1', resource: 'services', kind: 'Service', namespaced: true } },
   { names: ['endpoints', 'ep'], type: { group: '', version: 'v1', resource: 'endpoints', kind: 'Endpoints', namespaced: true } },
-  { names: ['serviceaccount', 'serviceaccounts', 'sa'], type: { group: '', version: 'v1', resource: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true } },
-  { names: ['persistentvolumeclaim', 'persistentvolumeclaims', 'pvc'], type: { group: '', version: 'v1', resource: 'persistentvolumeclaims', kind: 'PersistentVolumeClaim', namespaced: true } },
-  { names: ['persistentvolume', 'persistentvolumes', 'pv'], type: { group: '', version: 'v1', resource: 'persistentvolumes', kind: 'PersistentVolume', namespaced: false } },
+  {
+    names: ['serviceaccount', 'serviceaccounts', 'sa'],
+    type: { group: '', version: 'v1', resource: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true },
+  },
+  {
+    names: ['persistentvolumeclaim', 'persistentvolumeclaims', 'pvc'],
+    type: { group: '', version: 'v1', resource: 'persistentvolumeclaims', kind: 'PersistentVolumeClaim', namespaced: true },
+  },
+  {
+    names: ['persistentvolume', 'persistentvolumes', 'pv'],
+    type: { group: '', version: 'v1', resource: 'persistentvolumes', kind: 'PersistentVolume', namespaced: false },
+  },
   { names: ['event', 'events', 'ev'], type: { group: '', version: 'v1', resource: 'events', kind: 'Event', namespaced: true } },
 ];
 

@@ -95,8 +95,7 @@ export interface Forbidden {
  *  cannot patch resource "clusterrolebindings" in API group "rbac.authorization.k8s.io" at the cluster scope`.
  */
 export function parseForbidden(message: string): Forbidden | undefined {
-  const m =
-    /User "([^"]*)" cannot (\S+) resource "([^"]+)"(?: in API group "([^"]*)")?(?: in the namespace "([^"]*)"| at the cluster scope)?/.exec(message);
+  const m = /User "([^"]*)" cannot (\S+) resource "([^"]+)"(?: in API group "([^"]*)")?(?: in the namespace "([^"]*)"| at the cluster scope)?/.exec(message);
   if (!m) return undefined;
   const f: Forbidden = { user: m[1] as string, verb: m[2] as string, resource: m[3] as string };
   if (m[4]) f.group = m[4];
@@ -219,7 +218,8 @@ const TRANSIENT_CODES = new Set([
   'ESOCKETHANGUP',
 ]);
 
-const TLS_CODES = /^(?:DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(?:_LOCALLY)?|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|ERR_TLS_CERT_ALTNAME_INVALID|CERT_SIGNATURE_FAILURE|ERR_SSL_.*|EPROTO)$/;
+const TLS_CODES =
+  /^(?:DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(?:_LOCALLY)?|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|ERR_TLS_CERT_ALTNAME_INVALID|CERT_SIGNATURE_FAILURE|ERR_SSL_.*|EPROTO)$/;
 
 /** The code of a network error (`ECONNREFUSED`, …), or `ESOCKETHANGUP` for Node's "socket hang up". */
 export function networkCode(e: unknown): string {

@@ -55,6 +55,52 @@ export async function fromFiles(files: string[], source: string, podNamespace: s
   // validation, messages and path handling), without loading the library: it is
   // 4 MB of code, ~150 ms and ~40 MiB of RSS to load, and only exec plugins, auth
   // providers and proxies need it (see needsLibrary below).
+  const { kc, raws } = readAndMerge(files, source);
+  const ctx = findNamed(kc.contexts, kc.currentContext);
+  if (!ctx) {
+    throw new CniNodeError(
+      'invalid',
+      `kubeconfig from ${source} has no current context${kc.currentContext ? ` ("${kc.currentContext}" is not defined)` : ''}; set current-context`,
+    );
+  }
+  const cluster = findNamed(kc.clusters, ctx.cluster);
+  if (!cluster?.server)
+    throw new CniNodeError('invalid', `kubeconfig from ${source}: context "${ctx.name}" names cluster "${ctx.cluster}", which is not defined or has no server`);
+  const user = findNamed(kc.users, ctx.user);
+
+  const tls = tlsOf(cluster, user, source);
+
+  let auth: AuthProvider = new StaticAuth(undefined);
+  const providerTokenFile = (user?.authProvider as { name?: string; config?: { tokenFile?: string } } | undefined)?.config?.tokenFile;
+  const tokenFile = user
+    ? (rawTokenFile(raws, user.name) ?? (providerTokenFile ? path.resolve(path.dirname(files[0] as string), providerTokenFile) : undefined))
+    : undefined;
+  const needsLibrary = Boolean(user?.exec || (user?.authProvider && !tokenFile) || cluster.proxyUrl);
+  const library = needsLibrary ? await libraryKubeConfig(kc) : undefined;
+  if (library && (user?.exec || (user?.authProvider && !tokenFile))) auth = new KubeConfigAuth(library);
+  else if (tokenFile) auth = new TokenFileAuth(tokenFile);
+  else if (user?.token) auth = new StaticAuth(`Bearer ${user.token.trim()}`);
+  else if (user?.username) auth = new StaticAuth(`Basic ${Buffer.from(`${user.username}:${user.password ?? ''}`).toString('base64')}`);
+
+  const resolved: ResolvedKubeConfig = {
+    server: cluster.server.replace(/\/+$/, ''),
+    source,
+    identity: user ? `kubeconfig user "${user.name}"` : 'no user',
+    tls,
+    auth,
+    namespace: podNamespace ?? (ctx.namespace || 'default'),
+    serviceAccountDir: saDir,
+  };
+  if (library && cluster.proxyUrl) {
+    const opts: https.RequestOptions = {};
+    await library.applyToHTTPSOptions(opts);
+    resolved.proxyAgent = opts.agent as https.Agent;
+  }
+  return resolved;
+}
+
+/** Reads every file of the list and merges them, the first definition of a name winning. */
+function readAndMerge(files: string[], source: string): { kc: KcConfig; raws: { file: string; doc: unknown }[] } {
   let kc: KcConfig | undefined;
   const raws: { file: string; doc: unknown }[] = [];
   for (const file of files) {
@@ -80,14 +126,11 @@ export async function fromFiles(files: string[], source: string, podNamespace: s
     }
   }
   if (kc === undefined) throw new CniNodeError('missing', `no kubeconfig file in ${source}`);
-  const ctx = findNamed(kc.contexts, kc.currentContext);
-  if (!ctx) {
-    throw new CniNodeError('invalid', `kubeconfig from ${source} has no current context${kc.currentContext ? ` ("${kc.currentContext}" is not defined)` : ''}; set current-context`);
-  }
-  const cluster = findNamed(kc.clusters, ctx.cluster);
-  if (!cluster?.server) throw new CniNodeError('invalid', `kubeconfig from ${source}: context "${ctx.name}" names cluster "${ctx.cluster}", which is not defined or has no server`);
-  const user = findNamed(kc.users, ctx.user);
+  return { kc, raws };
+}
 
+/** The TLS options of the current context's cluster and user. */
+function tlsOf(cluster: KcCluster, user: KcUser | undefined, source: string): ResolvedKubeConfig['tls'] {
   const tls: ResolvedKubeConfig['tls'] = {};
   try {
     const ca = fileOrData(cluster.caFile, cluster.caData);
@@ -101,32 +144,7 @@ export async function fromFiles(files: string[], source: string, podNamespace: s
   }
   tls.rejectUnauthorized = !cluster.skipTLSVerify;
   if (cluster.tlsServerName) tls.servername = cluster.tlsServerName;
-
-  let auth: AuthProvider = new StaticAuth(undefined);
-  const providerTokenFile = (user?.authProvider as { name?: string; config?: { tokenFile?: string } } | undefined)?.config?.tokenFile;
-  const tokenFile = user ? (rawTokenFile(raws, user.name) ?? (providerTokenFile ? path.resolve(path.dirname(files[0] as string), providerTokenFile) : undefined)) : undefined;
-  const needsLibrary = Boolean(user?.exec || (user?.authProvider && !tokenFile) || cluster.proxyUrl);
-  const library = needsLibrary ? await libraryKubeConfig(kc) : undefined;
-  if (library && (user?.exec || (user?.authProvider && !tokenFile))) auth = new KubeConfigAuth(library);
-  else if (tokenFile) auth = new TokenFileAuth(tokenFile);
-  else if (user?.token) auth = new StaticAuth(`Bearer ${user.token.trim()}`);
-  else if (user?.username) auth = new StaticAuth(`Basic ${Buffer.from(`${user.username}:${user.password ?? ''}`).toString('base64')}`);
-
-  const resolved: ResolvedKubeConfig = {
-    server: cluster.server.replace(/\/+$/, ''),
-    source,
-    identity: user ? `kubeconfig user "${user.name}"` : 'no user',
-    tls,
-    auth,
-    namespace: podNamespace ?? (ctx.namespace || 'default'),
-    serviceAccountDir: saDir,
-  };
-  if (library && cluster.proxyUrl) {
-    const opts: https.RequestOptions = {};
-    await library.applyToHTTPSOptions(opts);
-    resolved.proxyAgent = opts.agent as https.Agent;
-  }
-  return resolved;
+  return tls;
 }
 
 /** @kubernetes/client-node's KubeConfig holding `kc`, for exec plugins, auth providers and proxies. */
@@ -134,7 +152,9 @@ async function libraryKubeConfig(kc: KcConfig): Promise<KubeConfig> {
   const { KubeConfig } = await import('@kubernetes/client-node');
   const lib = new KubeConfig();
   // The entries already have the library's own shapes (KubeConfig's newClusters/newUsers/newContexts).
-  lib.loadFromOptions({ clusters: kc.clusters, users: kc.users, contexts: kc.contexts, currentContext: kc.currentContext } as unknown as Parameters<KubeConfig['loadFromOptions']>[0]);
+  lib.loadFromOptions({ clusters: kc.clusters, users: kc.users, contexts: kc.contexts, currentContext: kc.currentContext } as unknown as Parameters<
+    KubeConfig['loadFromOptions']
+  >[0]);
   return lib;
 }
 
@@ -148,7 +168,8 @@ async function libraryKubeConfig(kc: KcConfig): Promise<KubeConfig> {
 function parseKubeconfig(doc: unknown, dir: string): KcConfig {
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new Error('not a kubeconfig (expected a YAML mapping)');
   const d = doc as Record<string, unknown>;
-  const list = (key: string): Record<string, unknown>[] => (Array.isArray(d[key]) ? (d[key] as unknown[]) : []).map((e) => (e !== null && typeof e === 'object' ? (e as Record<string, unknown>) : {}));
+  const list = (key: string): Record<string, unknown>[] =>
+    (Array.isArray(d[key]) ? (d[key] as unknown[]) : []).map((e) => (e !== null && typeof e === 'object' ? (e as Record<string, unknown>) : {}));
   const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : v === undefined || v === null ? undefined : String(v));
   const abs = (file: string | undefined): string | undefined => (file && !path.isAbsolute(file) ? path.join(dir, file) : file);
   const sub = (e: Record<string, unknown>, key: string): Record<string, unknown> | undefined =>
@@ -174,7 +195,12 @@ function parseKubeconfig(doc: unknown, dir: string): KcConfig {
     const c = sub(e, 'context');
     if (!c) throw new Error(`contexts[${i}].context is missing`);
     if (!c['cluster']) throw new Error(`contexts[${i}].context.cluster is missing`);
-    return omitUndefined({ name: String(e['name']), cluster: String(c['cluster']), user: str(c['user']) || undefined, namespace: str(c['namespace']) || undefined });
+    return omitUndefined({
+      name: String(e['name']),
+      cluster: String(c['cluster']),
+      user: str(c['user']) || undefined,
+      namespace: str(c['namespace']) || undefined,
+    });
   });
   const users = list('users').map((e, i): KcUser => {
     if (!e['name']) throw new Error(`users[${i}].name is missing`);

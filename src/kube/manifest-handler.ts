@@ -81,7 +81,14 @@ class ManifestHandler implements KindHandler {
     let pf = this.prepared.get(actionKey(action));
     if (!pf) {
       const { problems } = await this.prepare([action]);
-      if (problems.length > 0) throw problems.length === 1 ? problems[0] : aggregate('invalid', `manifest ${action.name}`, problems.map((p) => p.describe()));
+      if (problems.length > 0)
+        throw problems.length === 1
+          ? problems[0]
+          : aggregate(
+              'invalid',
+              `manifest ${action.name}`,
+              problems.map((p) => p.describe()),
+            );
       pf = this.prepared.get(actionKey(action));
       if (!pf) throw new CniNodeError('invalid', `internal error: manifest ${action.name} was not prepared`);
     }
@@ -153,7 +160,8 @@ class ManifestHandler implements KindHandler {
     else if (counts.created === 0 && counts.updated === 0 && counts.pruned === 0) result = previous || total > 0 ? 'unchanged' : 'installed';
     else result = 'updated';
     let detail = summarize(total, counts, dryRun);
-    if (unverified > 0) detail += `; ${unverified} not checked by the server (${unverified === 1 ? 'its' : 'their'} CustomResourceDefinition or namespace is created by this run)`;
+    if (unverified > 0)
+      detail += `; ${unverified} not checked by the server (${unverified === 1 ? 'its' : 'their'} CustomResourceDefinition or namespace is created by this run)`;
     const report: ItemReport = { kind: 'manifest', name: action.name, result, detail };
     if (dryRun) report.dryRun = true;
     return report;
@@ -212,7 +220,14 @@ class ManifestHandler implements KindHandler {
   }
 
   private async crdExists(client: KubeClient, name: string): Promise<boolean> {
-    const info: ResourceInfo = { group: 'apiextensions.k8s.io', version: 'v1', apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', resource: 'customresourcedefinitions', namespaced: false };
+    const info: ResourceInfo = {
+      group: 'apiextensions.k8s.io',
+      version: 'v1',
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      resource: 'customresourcedefinitions',
+      namespaced: false,
+    };
     return objectExists(client, info, { apiVersion: info.apiVersion, kind: info.kind, name }, this.options.signal);
   }
 

@@ -138,14 +138,21 @@ export class ManifestPreparation {
       if (read.problems.length > 0) {
         if (action.op === 'remove' && recordedRefs.length > 0) {
           // Removing: what cni-node recorded creating is enough to delete it.
-          this.ctx.options.reporter.warn(`${read.problems.join('; ')}; removing the ${recordedRefs.length} object(s) cni-node recorded creating from it instead`);
+          this.ctx.options.reporter.warn(
+            `${read.problems.join('; ')}; removing the ${recordedRefs.length} object(s) cni-node recorded creating from it instead`,
+          );
           loaded.push({ action, docs: [], fromRecord: recordedRefs });
         } else {
           for (const p of read.problems) this.problem(this.orderOf(action), ofItem(new CniNodeError(read.kind, p), 'manifest', action.name));
         }
         continue;
       }
-      loaded.push({ action, docs: read.docs, fromRecord: action.op === 'remove' ? recordedRefs : [], ...(read.sha256 !== undefined ? { sha256: read.sha256 } : {}) });
+      loaded.push({
+        action,
+        docs: read.docs,
+        fromRecord: action.op === 'remove' ? recordedRefs : [],
+        ...(read.sha256 !== undefined ? { sha256: read.sha256 } : {}),
+      });
     }
     return loaded;
   }
@@ -182,7 +189,10 @@ export class ManifestPreparation {
             const ref: ObjectRef = { apiVersion: doc.apiVersion, kind: doc.kind, name: doc.name, ...(doc.namespace ? { namespace: doc.namespace } : {}) };
             pf.objects.push({ ref, where: doc.where });
           } else {
-            this.problem(this.orderOf(action, doc), ofItem(new CniNodeError('invalid', `${doc.where}: ${r.problem ?? 'unknown kind'}`), 'manifest', action.name));
+            this.problem(
+              this.orderOf(action, doc),
+              ofItem(new CniNodeError('invalid', `${doc.where}: ${r.problem ?? 'unknown kind'}`), 'manifest', action.name),
+            );
           }
           continue;
         }
@@ -256,7 +266,10 @@ export class ManifestPreparation {
     await mapLimit(jobs, PLAN_CONCURRENCY, async ({ f, o }) => {
       if (unreachable) return;
       try {
-        o.plan = await planApply(client, o.info as ResourceInfo, o.object as KubeObject, o.ref, { sameAsRecorded: f.sameAsRecorded === true, ...(signal ? { signal } : {}) });
+        o.plan = await planApply(client, o.info as ResourceInfo, o.object as KubeObject, o.ref, {
+          sameAsRecorded: f.sameAsRecorded === true,
+          ...(signal ? { signal } : {}),
+        });
       } catch (e) {
         if (o.ref.namespace !== undefined && namespacesInRun.has(o.ref.namespace) && isStatus(e, 404)) {
           o.deferred = `its namespace ${o.ref.namespace} is created by this run`;

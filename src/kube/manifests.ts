@@ -123,7 +123,11 @@ function checkObject(value: unknown, file: string, index: number, where: string,
     problems.push(`${where}: metadata.name is ${JSON.stringify(meta.name)}, not a string; put the name in quotes`);
     return undefined;
   } else if (typeof meta.name !== 'string' || meta.name === '') {
-    missing.push(meta['generateName'] !== undefined ? 'metadata.name (generateName is not supported: cni-node must know the name to update and delete the object)' : 'metadata.name');
+    missing.push(
+      meta['generateName'] !== undefined
+        ? 'metadata.name (generateName is not supported: cni-node must know the name to update and delete the object)'
+        : 'metadata.name',
+    );
   }
   if (missing.length > 0) {
     problems.push(`${where}: missing ${missing.join(', ')}`);
@@ -138,7 +142,11 @@ function checkObject(value: unknown, file: string, index: number, where: string,
   const bad =
     apiVersionProblem(apiVersion) ??
     kindProblem(kind) ??
-    (ns !== undefined && ns !== null && ns !== '' ? (typeof ns === 'string' ? namespaceProblem(ns) : `namespace ${JSON.stringify(ns)} is not a valid namespace name`) : undefined) ??
+    (ns !== undefined && ns !== null && ns !== ''
+      ? typeof ns === 'string'
+        ? namespaceProblem(ns)
+        : `namespace ${JSON.stringify(ns)} is not a valid namespace name`
+      : undefined) ??
     objectNameProblem(name);
   if (bad) {
     problems.push(`${where}: ${bad.startsWith('namespace ') ? `metadata.${bad}` : bad}`);
@@ -251,7 +259,8 @@ export function crdResourceInfos(obj: KubeObject): ResourceInfo[] {
       }
     | undefined;
   const name = (obj.metadata as { name?: unknown } | undefined)?.name;
-  if (!spec || typeof spec.group !== 'string' || typeof spec.names?.kind !== 'string' || typeof spec.names.plural !== 'string' || typeof name !== 'string') return [];
+  if (!spec || typeof spec.group !== 'string' || typeof spec.names?.kind !== 'string' || typeof spec.names.plural !== 'string' || typeof name !== 'string')
+    return [];
   const versions = new Set<string>();
   if (typeof spec.version === 'string') versions.add(spec.version);
   for (const v of spec.versions ?? []) if (typeof v?.name === 'string' && v.served !== false) versions.add(v.name);

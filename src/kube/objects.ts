@@ -89,7 +89,14 @@ export async function planApply(client: KubeClient, info: ResourceInfo, object: 
 }
 
 /** Carries out a plan: nothing for 'unchanged', else the server-side apply. */
-export async function commitApply(client: KubeClient, info: ResourceInfo, object: KubeObject, ref: ObjectRef, plan: ApplyPlan, opts: PlanOptions = {}): Promise<ApplyResult> {
+export async function commitApply(
+  client: KubeClient,
+  info: ResourceInfo,
+  object: KubeObject,
+  ref: ObjectRef,
+  plan: ApplyPlan,
+  opts: PlanOptions = {},
+): Promise<ApplyResult> {
   if (plan.outcome === 'unchanged') return { outcome: 'unchanged', ...(plan.live ? { object: plan.live } : {}) };
   const applied = await serverSideApply(client, info, resourcePath(info, ref.namespace, ref.name), object, false, opts);
   return { outcome: applied.status === 201 ? 'created' : 'updated', object: applied.body };
@@ -134,7 +141,12 @@ async function serverSideApply(
 export type DeleteOutcome = 'deleted' | 'absent';
 
 /** Deletes one object (background propagation); an object that is already gone is 'absent', not an error. */
-export async function deleteObject(client: KubeClient, info: ResourceInfo, ref: ObjectRef, opts: { dryRun: boolean; signal?: AbortSignal }): Promise<DeleteOutcome> {
+export async function deleteObject(
+  client: KubeClient,
+  info: ResourceInfo,
+  ref: ObjectRef,
+  opts: { dryRun: boolean; signal?: AbortSignal },
+): Promise<DeleteOutcome> {
   const res = await client.request({
     method: 'DELETE',
     path: resourcePath(info, ref.namespace, ref.name),
@@ -180,10 +192,15 @@ export async function waitForCrdEstablished(client: KubeClient, name: string, op
     if (last.some((c) => c.type === 'Established' && c.status === 'True')) return;
     const refused = last.find((c) => c.type === 'NamesAccepted' && c.status === 'False');
     if (refused) {
-      throw new CniNodeError('invalid', `CustomResourceDefinition ${name} cannot be established: ${serverText(refused.reason ?? 'NamesNotAccepted', 100)}: ${serverText(refused.message)}`.trim());
+      throw new CniNodeError(
+        'invalid',
+        `CustomResourceDefinition ${name} cannot be established: ${serverText(refused.reason ?? 'NamesNotAccepted', 100)}: ${serverText(refused.message)}`.trim(),
+      );
     }
     if (Date.now() >= deadline) {
-      const state = serverText(last.map((c) => `${String(c.type)}=${String(c.status)}${c.message ? ` (${String(c.message)})` : ''}`).join(', ')) || (res.status === 404 ? 'not found' : 'no conditions');
+      const state =
+        serverText(last.map((c) => `${String(c.type)}=${String(c.status)}${c.message ? ` (${String(c.message)})` : ''}`).join(', ')) ||
+        (res.status === 404 ? 'not found' : 'no conditions');
       throw new CniNodeError('api', `CustomResourceDefinition ${name} is not Established after ${Math.round(timeoutMs / 1000)} s (${state})`);
     }
     await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), opts.signal);

@@ -105,7 +105,10 @@ export class KubeTransport {
       });
       req.on('socket', (socket) => {
         if (!socket.connecting) return;
-        const timer = setTimeout(() => req.destroy(coded(`connecting to ${this.server} timed out after ${connectTimeoutMs} ms`, 'CONNECT_TIMEOUT')), connectTimeoutMs);
+        const timer = setTimeout(
+          () => req.destroy(coded(`connecting to ${this.server} timed out after ${connectTimeoutMs} ms`, 'CONNECT_TIMEOUT')),
+          connectTimeoutMs,
+        );
         socket.once(this.isHttps ? 'secureConnect' : 'connect', () => clearTimeout(timer));
         socket.once('close', () => clearTimeout(timer));
       });

@@ -61,10 +61,7 @@ export class WatchRequests {
     const res = await this.open('list', query, signal, this.options.listTimeoutMs ?? 60_000);
     if (!ok(res)) throw await this.refused(res, 'list');
     const answer = this.transport.answerTo('GET', this.options.path);
-    const [cap, what] =
-      budget < MAX_ANSWER_BYTES
-        ? [MAX_WATCHED_BYTES, `the LIST of ${this.where}, all its pages together,`]
-        : [MAX_ANSWER_BYTES, answer];
+    const [cap, what] = budget < MAX_ANSWER_BYTES ? [MAX_WATCHED_BYTES, `the LIST of ${this.where}, all its pages together,`] : [MAX_ANSWER_BYTES, answer];
     let page: unknown;
     let bytes: number;
     try {
@@ -75,7 +72,8 @@ export class WatchRequests {
       if (e instanceof CniNodeError) throw new AttemptError(e);
       throw new AttemptError(new CniNodeError('api', `list ${this.where}: ${e instanceof SyntaxError ? 'the answer is not JSON' : reason(e)}`));
     }
-    if (typeof page !== 'object' || page === null || Array.isArray(page)) throw new AttemptError(new CniNodeError('api', `list ${this.where}: the answer is not a JSON object`));
+    if (typeof page !== 'object' || page === null || Array.isArray(page))
+      throw new AttemptError(new CniNodeError('api', `list ${this.where}: the answer is not a JSON object`));
     return { page: page as ListBody, bytes };
   }
 

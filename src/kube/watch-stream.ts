@@ -107,14 +107,16 @@ export function readWatchStream(
 function parseLine(raw: Buffer, events: WatchEventLine[]): StreamEnd | undefined {
   const line = raw.toString('utf8').trim();
   if (line === '') return undefined;
-  if (jsonDeeperThan(line, MAX_JSON_DEPTH)) return { how: 'refused', problem: `the API server sent an event that nests JSON deeper than the cap of ${MAX_JSON_DEPTH} levels; refused` };
+  if (jsonDeeperThan(line, MAX_JSON_DEPTH))
+    return { how: 'refused', problem: `the API server sent an event that nests JSON deeper than the cap of ${MAX_JSON_DEPTH} levels; refused` };
   let ev: Omit<WatchEventLine, 'bytes'> | null;
   try {
     ev = JSON.parse(line) as Omit<WatchEventLine, 'bytes'> | null;
   } catch {
     ev = null;
   }
-  if (typeof ev !== 'object' || ev === null || Array.isArray(ev)) return { how: 'refused', problem: `the API server sent a line that is not a JSON object: ${serverText(line, 200)}` };
+  if (typeof ev !== 'object' || ev === null || Array.isArray(ev))
+    return { how: 'refused', problem: `the API server sent a line that is not a JSON object: ${serverText(line, 200)}` };
   if (ev.type !== 'ERROR') {
     events.push({ type: typeof ev.type === 'string' ? ev.type : undefined, object: ev.object, bytes: raw.length });
     return undefined;

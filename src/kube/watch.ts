@@ -84,7 +84,6 @@ export interface ListWatcher {
 
 export const DEFAULT_WATCH_BACKOFF: BackoffPolicy = { baseDelayMs: 500, maxDelayMs: 30_000 };
 
-
 /** Starts a list+watch; see the top of this file. */
 export function listWatch(options: ListWatchOptions): ListWatcher {
   return new ListWatch(options);
@@ -194,12 +193,18 @@ export class ListWatch implements ListWatcher {
       const share = Math.ceil(bytes / Math.max(1, items.length));
       for (const item of items) {
         // Listed items carry no kind and apiVersion; fill them in, as kubectl does.
-        if (isWatchedObject(item)) objects.push({ object: { ...(apiVersion ? { apiVersion } : {}), ...(itemKind ? { kind: itemKind } : {}), ...item }, bytes: share });
+        if (isWatchedObject(item))
+          objects.push({ object: { ...(apiVersion ? { apiVersion } : {}), ...(itemKind ? { kind: itemKind } : {}), ...item }, bytes: share });
       }
       cont = stringOrUndefined(page.metadata?.continue);
       if (cont === undefined) break;
       if (pages >= MAX_LIST_PAGES) {
-        throw new AttemptError(new CniNodeError('api', `list ${this.where}: the API server sent more than ${MAX_LIST_PAGES} pages; refused (narrow the watch: a namespace, name or label selector)`));
+        throw new AttemptError(
+          new CniNodeError(
+            'api',
+            `list ${this.where}: the API server sent more than ${MAX_LIST_PAGES} pages; refused (narrow the watch: a namespace, name or label selector)`,
+          ),
+        );
       }
     }
     this.set.replace(objects);
@@ -263,14 +268,20 @@ export class ListWatch implements ListWatcher {
         return { reason: 'closed', detail: `the server closed the watch after ${(lived / 1000).toFixed(1)} s`, progressed };
       }
       case 'error-event':
-        if (end.code === 410) return { reason: 'expired', detail: `resourceVersion too old (ERROR event 410: ${end.message})`, progressed: events > 0 || !fromList };
+        if (end.code === 410)
+          return { reason: 'expired', detail: `resourceVersion too old (ERROR event 410: ${end.message})`, progressed: events > 0 || !fromList };
         return { reason: 'error', detail: `ERROR event${end.code ? ` ${end.code}` : ''}: ${end.message}`, progressed: false, status: end.code };
       case 'refused':
         // Nothing of it was applied; resumed from the last event that was.
         throw new AttemptError(new CniNodeError('api', `watch ${this.where}: ${end.problem}`), 0, true);
       case 'broken':
         if (this.stopped) throw end.error;
-        if (isStalled()) return { reason: 'stalled', detail: `silent for longer than timeoutSeconds (${timeoutSeconds} s) + ${(this.options.stallGraceMs ?? 30_000) / 1000} s; reconnecting`, progressed: false };
+        if (isStalled())
+          return {
+            reason: 'stalled',
+            detail: `silent for longer than timeoutSeconds (${timeoutSeconds} s) + ${(this.options.stallGraceMs ?? 30_000) / 1000} s; reconnecting`,
+            progressed: false,
+          };
         return { reason: 'error', detail: `the connection broke: ${reason(end.error)}`, progressed };
     }
   }

@@ -58,11 +58,15 @@ export function destinationProblem(dir: string, name: string, existing: Existing
 export function ioError(what: string, e: unknown): CniNodeError {
   const code = (e as NodeJS.ErrnoException).code;
   const hint =
-    code === 'ENOSPC' ? ' (the disk is full; free space on the node and run again)'
-    : code === 'EROFS' ? ' (the directory is read-only; mount the node directory read-write)'
-    : code === 'EACCES' || code === 'EPERM' ? ' (permission denied; cni-node must run as root with the node directory mounted)'
-    : code === 'ENOENT' ? ' (the directory does not exist; check the hostPath mount)'
-    : '';
+    code === 'ENOSPC'
+      ? ' (the disk is full; free space on the node and run again)'
+      : code === 'EROFS'
+        ? ' (the directory is read-only; mount the node directory read-write)'
+        : code === 'EACCES' || code === 'EPERM'
+          ? ' (permission denied; cni-node must run as root with the node directory mounted)'
+          : code === 'ENOENT'
+            ? ' (the directory does not exist; check the hostPath mount)'
+            : '';
   return new CniNodeError('io', `${what}: ${reason(e)}${hint}`, [], { cause: e });
 }
 
@@ -87,7 +91,12 @@ export interface StagedFile {
  * fsyncs it. Nothing is visible until commitStaged(). `from` is the bytes, or a
  * file to copy (copied by the kernel: copy_file_range, no trip through memory).
  */
-export async function stageFile(dir: string, name: string, from: { data: Uint8Array | string } | { copyOf: string; maxBytes?: number }, mode: number): Promise<StagedFile> {
+export async function stageFile(
+  dir: string,
+  name: string,
+  from: { data: Uint8Array | string } | { copyOf: string; maxBytes?: number },
+  mode: number,
+): Promise<StagedFile> {
   const existing = await inspect(dir, name);
   const problem = destinationProblem(dir, name, existing);
   if (problem) throw new CniNodeError('io', problem);
@@ -133,7 +142,14 @@ async function copyRegular(source: string, temp: string, maxBytes: number, targe
       return;
     } catch (e) {
       // Without /proc (ENOENT for the fd's link): copy from the open file instead.
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || (await fs.stat('/proc/self/fd').then(() => true, () => false))) throw e;
+      if (
+        (e as NodeJS.ErrnoException).code !== 'ENOENT' ||
+        (await fs.stat('/proc/self/fd').then(
+          () => true,
+          () => false,
+        ))
+      )
+        throw e;
     }
     const out = await fs.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
@@ -228,7 +244,14 @@ export async function cleanTempFiles(dir: string): Promise<string[]> {
   const stale = names.filter((n) => n.startsWith(TEMP_PREFIX));
   // Only files (or links) are removed: something else under a temporary name (a
   // directory someone made) is not cni-node's, and must not crash the run either.
-  const removed = await Promise.all(stale.map((n) => fs.unlink(path.join(dir, n)).then(() => n, () => undefined)));
+  const removed = await Promise.all(
+    stale.map((n) =>
+      fs.unlink(path.join(dir, n)).then(
+        () => n,
+        () => undefined,
+      ),
+    ),
+  );
   return removed.filter((n): n is string => n !== undefined);
 }
 

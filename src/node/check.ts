@@ -112,13 +112,20 @@ export async function checkNode(configsDir: string, pluginsDir: string): Promise
   }
   const selected = files.find((f) => f.valid);
   if (!selected) {
-    return { files, ok: false, summary: names.length === 0 ? `no network configuration in ${configsDir}: pods cannot get a network` : `no valid network configuration in ${configsDir}` };
+    return {
+      files,
+      ok: false,
+      summary: names.length === 0 ? `no network configuration in ${configsDir}: pods cannot get a network` : `no valid network configuration in ${configsDir}`,
+    };
   }
   const broken = selected.plugins.filter((p) => !p.ok);
   return {
     files,
     selected,
     ok: broken.length === 0,
-    summary: broken.length === 0 ? `the runtime will use ${selected.file} (network "${selected.info?.name}"), and all its plugins answer` : `the runtime will use ${selected.file}, but ${broken.map((b) => b.type).join(', ')} will fail`,
+    summary:
+      broken.length === 0
+        ? `the runtime will use ${selected.file} (network "${selected.info?.name}"), and all its plugins answer`
+        : `the runtime will use ${selected.file}, but ${broken.map((b) => b.type).join(', ')} will fail`,
   };
 }

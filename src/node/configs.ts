@@ -86,7 +86,8 @@ async function readTemplate(dir: string, name: string): Promise<string> {
 async function waitForFiles(dir: string, names: string[], ms: number, signal?: AbortSignal): Promise<string[]> {
   const deadline = Date.now() + ms;
   let missing = names;
-  const interrupted = () => new CniNodeError('interrupted', `stopped while waiting for ${missing.join(', ')} to appear in ${dir} (--wait); nothing was written`);
+  const interrupted = () =>
+    new CniNodeError('interrupted', `stopped while waiting for ${missing.join(', ')} to appear in ${dir} (--wait); nothing was written`);
   while (missing.length > 0 && Date.now() < deadline) {
     await sleep(Math.min(250, Math.max(0, deadline - Date.now())), signal, interrupted);
     const still: string[] = [];
@@ -196,8 +197,15 @@ class ConfigHandler extends FileKindHandler {
       }
       const list = absent.map((m) => `__${m}__`).join(', ');
       const files = absent.map((m) => path.join(this.dir, m)).join(', ');
-      const advice = this.options.waitMs > 0 ? `it did not appear within ${Math.round(this.options.waitMs / 1000)}s (--wait)` : 'if the primary CNI writes it later, add --wait=60s';
-      return ofItem(new CniNodeError('missing', `config ${name}: pointer ${list} names ${files}, which does not exist; nothing was written (${advice})`), 'config', name);
+      const advice =
+        this.options.waitMs > 0
+          ? `it did not appear within ${Math.round(this.options.waitMs / 1000)}s (--wait)`
+          : 'if the primary CNI writes it later, add --wait=60s';
+      return ofItem(
+        new CniNodeError('missing', `config ${name}: pointer ${list} names ${files}, which does not exist; nothing was written (${advice})`),
+        'config',
+        name,
+      );
     }
     const r: Rendered = { content: outcome.content };
     if (isNetworkConfigName(name)) {
@@ -230,7 +238,9 @@ class ConfigHandler extends FileKindHandler {
     const d = await this.decide(name);
     await this.warnMissingPlugins(name, this.rendered.get(name)?.info);
     if (dryRun) {
-      return d.result === 'unchanged' && this.record.get('config', name)?.sha256 !== d.digest ? { ...base, result: d.result, refreshRecord: true } : { ...base, result: d.result };
+      return d.result === 'unchanged' && this.record.get('config', name)?.sha256 !== d.digest
+        ? { ...base, result: d.result, refreshRecord: true }
+        : { ...base, result: d.result };
     }
     let stamp = d.stamp;
     if (d.result !== 'unchanged') stamp = await this.replace(name, () => stageFile(this.dir, name, { data: d.content }, CONFIG_MODE));
@@ -261,10 +271,19 @@ class ConfigHandler extends FileKindHandler {
     const { hostPluginsDir } = this.options.dirs;
     if (!info) return;
     // A run that only mounts the configs dir cannot see the node's plugins: say nothing.
-    if (!(await fs.stat(hostPluginsDir).then((st) => st.isDirectory(), () => false))) return;
+    if (
+      !(await fs.stat(hostPluginsDir).then(
+        (st) => st.isDirectory(),
+        () => false,
+      ))
+    )
+      return;
     const absent: string[] = [];
     for (const t of [...info.types, ...info.ipamTypes]) {
-      const ok = await fs.access(path.join(hostPluginsDir, t), constants.X_OK).then(() => true, () => false);
+      const ok = await fs.access(path.join(hostPluginsDir, t), constants.X_OK).then(
+        () => true,
+        () => false,
+      );
       if (!ok) absent.push(t);
     }
     if (absent.length > 0) {

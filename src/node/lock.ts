@@ -149,7 +149,8 @@ async function describeHolder(file: string): Promise<{ token: string; mtimeMs: n
     maxBytes: INPUT_LIMITS.lock,
     follow: false,
     notRegular: (kind) => `the lock ${file} is ${kind}, not a lock file cni-node made; if no other cni-node runs on this node, remove it by hand`,
-    tooBig: (size) => `the lock ${file} is ${size} bytes, not a lock file cni-node made (at most ${INPUT_LIMITS.lock}); if no other cni-node runs on this node, remove it by hand`,
+    tooBig: (size) =>
+      `the lock ${file} is ${size} bytes, not a lock file cni-node made (at most ${INPUT_LIMITS.lock}); if no other cni-node runs on this node, remove it by hand`,
   });
   if (!read) return undefined;
   return { token: read.bytes.toString('utf8').trim(), mtimeMs: read.stat.mtimeMs };

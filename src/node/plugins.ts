@@ -152,7 +152,10 @@ class PluginHandler extends FileKindHandler {
     const dir = await fs.stat(this.pluginsDir).catch((e: NodeJS.ErrnoException) => e);
     if (!(dir instanceof Error) && dir.isDirectory()) return undefined;
     const why = dir instanceof Error ? (dir.code === 'ENOENT' ? 'does not exist' : `cannot be read (${dir.code})`) : 'is not a directory';
-    return new CniNodeError('missing', `the plugins dir ${this.pluginsDir} ${why}; it should hold the plugin binaries (set --plugins-dir or CNI_NODE_PLUGINS_DIR)`);
+    return new CniNodeError(
+      'missing',
+      `the plugins dir ${this.pluginsDir} ${why}; it should hold the plugin binaries (set --plugins-dir or CNI_NODE_PLUGINS_DIR)`,
+    );
   }
 
   /** The image file of plugin `name`: its stamp is kept; a problem, or 'missing', is returned. */
@@ -162,7 +165,11 @@ class PluginHandler extends FileKindHandler {
       const st = await fs.stat(file);
       if (!st.isFile()) return ofItem(new CniNodeError('invalid', `plugin ${name}: ${file} is ${kindOf(st)}, not a regular file`), 'plugin', name);
       if (st.size > INPUT_LIMITS.plugin) {
-        return ofItem(new CniNodeError('invalid', `plugin ${name}: ${file} is ${formatBytes(st.size)}; plugin binaries are limited to ${formatBytes(INPUT_LIMITS.plugin)}`), 'plugin', name);
+        return ofItem(
+          new CniNodeError('invalid', `plugin ${name}: ${file} is ${formatBytes(st.size)}; plugin binaries are limited to ${formatBytes(INPUT_LIMITS.plugin)}`),
+          'plugin',
+          name,
+        );
       }
       this.sources.set(name, stampOf(st));
       return undefined;
@@ -201,7 +208,8 @@ class PluginHandler extends FileKindHandler {
     const source = this.sources.get(name) as FileStamp;
     if (dryRun) {
       const entry = this.record.get('plugin', name);
-      const fresh = d.existing.type === 'file' && sameStamp(entry?.stamp, d.existing.stamp) && sameStamp(entry?.meta?.['source'] as FileStamp | undefined, source);
+      const fresh =
+        d.existing.type === 'file' && sameStamp(entry?.stamp, d.existing.stamp) && sameStamp(entry?.meta?.['source'] as FileStamp | undefined, source);
       return d.result === 'unchanged' && !fresh ? { ...report, refreshRecord: true } : report;
     }
     if (d.result === 'unchanged') {

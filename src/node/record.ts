@@ -78,7 +78,8 @@ export class NodeRecord implements ItemRecord {
         const shown = parsed.refused.slice(0, MAX_REFUSED_SHOWN);
         const fate = opts.readOnly ? 'never removed, written or compared' : 'never removed, written or compared, and dropped from the record';
         for (const r of shown) reporter.warn(`cni-node's record ${file}: ${r}; refused: ${fate}`);
-        if (parsed.refused.length > shown.length) reporter.warn(`cni-node's record ${file}: ${parsed.refused.length - shown.length} more bad entries refused the same way`);
+        if (parsed.refused.length > shown.length)
+          reporter.warn(`cni-node's record ${file}: ${parsed.refused.length - shown.length} more bad entries refused the same way`);
         if (opts.readOnly) record.damaged = true;
         else record.dirty = true;
       }

@@ -53,7 +53,11 @@ function notRegularError(file: string, kind: string, opts: ReadOptions): CniNode
 }
 
 function tooBigError(file: string, size: number, opts: ReadOptions): CniNodeError {
-  return new CniNodeError('invalid', opts.tooBig?.(size) ?? `${label(file, opts)} is ${size > opts.maxBytes ? formatBytes(size) : 'larger than its limit'}; the limit is ${formatBytes(opts.maxBytes)}`);
+  return new CniNodeError(
+    'invalid',
+    opts.tooBig?.(size) ??
+      `${label(file, opts)} is ${size > opts.maxBytes ? formatBytes(size) : 'larger than its limit'}; the limit is ${formatBytes(opts.maxBytes)}`,
+  );
 }
 
 function ioFailure(file: string, e: unknown, opts: ReadOptions): CniNodeError {

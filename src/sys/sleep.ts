@@ -5,7 +5,11 @@ import { CniNodeError } from '../core/errors.js';
  * wait honours SIGTERM. The rejection is `interrupted()`, by default an
  * 'interrupted' CniNodeError; callers pass one that says what was interrupted.
  */
-export function sleep(ms: number, signal?: AbortSignal, interrupted: () => Error = () => new CniNodeError('interrupted', 'interrupted while waiting')): Promise<void> {
+export function sleep(
+  ms: number,
+  signal?: AbortSignal,
+  interrupted: () => Error = () => new CniNodeError('interrupted', 'interrupted while waiting'),
+): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(interrupted());

@@ -52,13 +52,18 @@ async function node(): Promise<Tree> {
   return t;
 }
 
-
 /**
  * Runs the CLI with bad input: asserts the exit code, that stderr matches every
  * pattern (the message names the bad thing), that no item is reported as done, and
  * that nothing changed in the node dirs.
  */
-async function rejected(t: Tree, args: string[], code: number, patterns: RegExp[], opts: { env?: NodeJS.ProcessEnv; lockTaken?: boolean } = {}): Promise<CliResult> {
+async function rejected(
+  t: Tree,
+  args: string[],
+  code: number,
+  patterns: RegExp[],
+  opts: { env?: NodeJS.ProcessEnv; lockTaken?: boolean } = {},
+): Promise<CliResult> {
   const before = { bin: await snapshot(t.bin), netd: await snapshot(t.netd) };
   await tick(20);
   const r = await run(args, t, opts);
@@ -97,7 +102,9 @@ describe('bad command line: exit 2, nothing changed', { skip }, () => {
   test('--plugins=, and empty items: each empty item named by position', async () => {
     const t = await node();
     await rejected(t, ['install', '--plugins=,'], 2, [/--plugins \(desired\) item 1 is empty \(in ","\)/, /item 2 is empty/]);
-    await rejected(t, ['install', '--plugins=bridge,,loopback'], 2, [/--plugins \(desired\) item 2 is empty \(in "bridge,,loopback"\); separate names with single commas/]);
+    await rejected(t, ['install', '--plugins=bridge,,loopback'], 2, [
+      /--plugins \(desired\) item 2 is empty \(in "bridge,,loopback"\); separate names with single commas/,
+    ]);
     await rejected(t, ['install', '--configs=10-good.conf,'], 2, [/--configs \(desired\) item 2 is empty/]);
     await rejected(t, ['apply', '--plugins=macvlan:bridge,,'], 2, [/--plugins \(current\) item 2 is empty/]);
     await rejected(t, ['install', '--plugins='], 2, [/--plugins is empty; name at least one item/]);
@@ -148,7 +155,9 @@ describe('bad templates: exit 1, the message names the template (and line), noth
     await template(t, '05-a.conf', '{"cniVersion":"0.4.0","name":"a","type":"bridge",\n"x":"__../secret__"}\n');
     await rejected(t, ['install', '--configs=05-a.conf'], 1, [/05-a\.conf line 2: pointer __\.\.\/secret__: "\.\.\/secret" contains a path separator/]);
     await template(t, '05-b.conf', '{"cniVersion":"0.4.0","name":"b","type":"bridge","x":"__/etc/passwd__"}\n');
-    const r = await rejected(t, ['install', '--configs=05-b.conf'], 1, [/05-b\.conf line 1: pointer __\/etc\/passwd__: "\/etc\/passwd" contains a path separator/]);
+    const r = await rejected(t, ['install', '--configs=05-b.conf'], 1, [
+      /05-b\.conf line 1: pointer __\/etc\/passwd__: "\/etc\/passwd" contains a path separator/,
+    ]);
     assert.doesNotMatch(r.stderr, /root:x:0/);
     await template(t, '05-c.conf', '{"cniVersion":"0.4.0","name":"c","type":"bridge","x":"__sub/10-good.conf__"}\n');
     await rejected(t, ['install', '--configs=05-c.conf'], 1, [/pointer __sub\/10-good\.conf__/]);
@@ -183,7 +192,9 @@ describe('bad templates: exit 1, the message names the template (and line), noth
     await template(t, '08-c.conf', '{"cniVersion":"0.4.0","name":"c","type":"bridge","x":__09-d.conf__}\n');
     await template(t, '09-d.conf', '{"cniVersion":"0.4.0","name":"d","type":"bridge","x":__10-e.conf__}\n');
     await template(t, '10-e.conf', '{"cniVersion":"0.4.0","name":"e","type":"bridge","x":__08-c.conf__}\n');
-    await rejected(t, ['apply', '--plugins=bridge,loopback,macvlan', '--configs=10-good.conf,08-c.conf,09-d.conf,10-e.conf'], 1, [/cycle: (08-c|09-d|10-e)\.conf → .* → .*\.conf/]);
+    await rejected(t, ['apply', '--plugins=bridge,loopback,macvlan', '--configs=10-good.conf,08-c.conf,09-d.conf,10-e.conf'], 1, [
+      /cycle: (08-c|09-d|10-e)\.conf → .* → .*\.conf/,
+    ]);
   });
 
   test('invalid JSON after rendering: the file, "rendered from" the pointer, line and column', async () => {
@@ -195,7 +206,10 @@ describe('bad templates: exit 1, the message names the template (and line), noth
       /not valid JSON at line \d+, column \d+/,
     ]);
     await template(t, '06-j.conflist', '{"cniVersion":"0.4.0","name":"j",\n  "plugins":[{"type":"bridge"},]}\n');
-    await rejected(t, ['install', '--configs=06-j.conflist'], 1, [/config 06-j\.conflist is not a valid CNI network configuration/, /not valid JSON at line 2, column \d+/]);
+    await rejected(t, ['install', '--configs=06-j.conflist'], 1, [
+      /config 06-j\.conflist is not a valid CNI network configuration/,
+      /not valid JSON at line 2, column \d+/,
+    ]);
     // Valid JSON, not a valid network configuration.
     await template(t, '07-k.conflist', '{"cniVersion":"0.4.0","name":"k","plugins":[]}\n');
     await rejected(t, ['install', '--configs=07-k.conflist'], 1, [/config 07-k\.conflist is not a valid CNI network configuration/, /plugins/]);
@@ -207,40 +221,50 @@ describe('bad templates: exit 1, the message names the template (and line), noth
     const t = await node();
     await template(t, '05-bin.conf', (await readFile(path.join(DEBIAN, 'loopback'))).subarray(0, 64 * 1024));
     await rejected(t, ['install', '--configs=05-bin.conf'], 1, [/config template 05-bin\.conf contains NUL bytes; it is binary, not a text template/]);
-    await template(t, '06-latin1.conf', Buffer.concat([Buffer.from('{"cniVersion":"0.4.0","name":"caf'), Buffer.from([0xe9]), Buffer.from('","type":"bridge"}\n')]));
+    await template(
+      t,
+      '06-latin1.conf',
+      Buffer.concat([Buffer.from('{"cniVersion":"0.4.0","name":"caf'), Buffer.from([0xe9]), Buffer.from('","type":"bridge"}\n')]),
+    );
     await rejected(t, ['install', '--configs=06-latin1.conf'], 1, [/config template 06-latin1\.conf is not valid UTF-8 text/]);
     // Garbage with a valid UTF-8 encoding in a file that is not a network config is written as it is (documented).
   });
 
-  test('a 50 MB template (and a 50 MB pointer target): refused quickly without reading it into memory', { skip: existsSync(TIME) ? undefined : `${TIME} missing (apt-get install -y time)` }, async (tc) => {
-    const t = await node();
-    // Real bytes, not a sparse file: reading it would cost time and memory.
-    const line = `${'{"k":"v"},'.repeat(100)}\n`;
-    const big = Buffer.from(line.repeat(Math.ceil((50 * 1024 * 1024) / line.length)));
-    await template(t, '05-huge.conf', big);
-    await template(t, '06-small.conf', '{"cniVersion":"0.4.0","name":"s","type":"bridge"}\n');
-    const rss = path.join(t.root, 'rss');
-    const measured = async (args: string[], patterns: RegExp[]) => {
-      const before = { bin: await snapshot(t.bin), netd: await snapshot(t.netd) };
-      const r = await run(args, t, { prefix: [TIME, '-f', '%M', '-o', rss] });
-      assert.equal(r.code, 1, show(r));
-      for (const p of patterns) assert.match(r.stderr, p, show(r));
-      assert.deepEqual({ bin: await snapshot(t.bin), netd: await snapshot(t.netd) }, before);
-      return { kb: Number((await readFile(rss, 'utf8')).trim().split('\n').pop()), ms: r.ms };
-    };
-    // Baseline: the same kind of refusal of a small file.
-    await template(t, '07-bad.conf', '{"cniVersion":"0.4.0","name":"b"}\n');
-    const base = await measured(['install', '--configs=07-bad.conf'], [/07-bad\.conf/]);
-    const huge = await measured(['install', '--configs=05-huge.conf'], [/config template 05-huge\.conf is 50\.0 MiB; templates are limited to 1 MiB/]);
-    assert.ok(huge.kb < base.kb + 20 * 1024, `peak RSS ${huge.kb} KB vs ${base.kb} KB for a small template: the 50 MB file was read`);
-    assert.ok(huge.ms < base.ms + 2_000, `refused quickly (${Math.round(huge.ms)} ms vs ${Math.round(base.ms)} ms)`);
-    // The same size as a pointer target (a node file another agent wrote).
-    await writeFile(path.join(t.netd, '20-huge.conflist'), big);
-    await template(t, '08-ptr.conf', '{"cniVersion":"0.4.0","name":"p","type":"multus","delegates":[__20-huge.conflist__]}\n');
-    const ptr = await measured(['install', '--configs=08-ptr.conf'], [/20-huge\.conflist is \d+ bytes; a pointer target must be under 1 MiB/]);
-    assert.ok(ptr.kb < base.kb + 20 * 1024, `peak RSS ${ptr.kb} KB vs ${base.kb} KB: the 50 MB pointer target was read`);
-    tc.diagnostic(`peak RSS: small bad template ${base.kb} KB (${Math.round(base.ms)} ms), 50 MB template ${huge.kb} KB (${Math.round(huge.ms)} ms), 50 MB pointer target ${ptr.kb} KB (${Math.round(ptr.ms)} ms)`);
-  });
+  test(
+    'a 50 MB template (and a 50 MB pointer target): refused quickly without reading it into memory',
+    { skip: existsSync(TIME) ? undefined : `${TIME} missing (apt-get install -y time)` },
+    async (tc) => {
+      const t = await node();
+      // Real bytes, not a sparse file: reading it would cost time and memory.
+      const line = `${'{"k":"v"},'.repeat(100)}\n`;
+      const big = Buffer.from(line.repeat(Math.ceil((50 * 1024 * 1024) / line.length)));
+      await template(t, '05-huge.conf', big);
+      await template(t, '06-small.conf', '{"cniVersion":"0.4.0","name":"s","type":"bridge"}\n');
+      const rss = path.join(t.root, 'rss');
+      const measured = async (args: string[], patterns: RegExp[]) => {
+        const before = { bin: await snapshot(t.bin), netd: await snapshot(t.netd) };
+        const r = await run(args, t, { prefix: [TIME, '-f', '%M', '-o', rss] });
+        assert.equal(r.code, 1, show(r));
+        for (const p of patterns) assert.match(r.stderr, p, show(r));
+        assert.deepEqual({ bin: await snapshot(t.bin), netd: await snapshot(t.netd) }, before);
+        return { kb: Number((await readFile(rss, 'utf8')).trim().split('\n').pop()), ms: r.ms };
+      };
+      // Baseline: the same kind of refusal of a small file.
+      await template(t, '07-bad.conf', '{"cniVersion":"0.4.0","name":"b"}\n');
+      const base = await measured(['install', '--configs=07-bad.conf'], [/07-bad\.conf/]);
+      const huge = await measured(['install', '--configs=05-huge.conf'], [/config template 05-huge\.conf is 50\.0 MiB; templates are limited to 1 MiB/]);
+      assert.ok(huge.kb < base.kb + 20 * 1024, `peak RSS ${huge.kb} KB vs ${base.kb} KB for a small template: the 50 MB file was read`);
+      assert.ok(huge.ms < base.ms + 2_000, `refused quickly (${Math.round(huge.ms)} ms vs ${Math.round(base.ms)} ms)`);
+      // The same size as a pointer target (a node file another agent wrote).
+      await writeFile(path.join(t.netd, '20-huge.conflist'), big);
+      await template(t, '08-ptr.conf', '{"cniVersion":"0.4.0","name":"p","type":"multus","delegates":[__20-huge.conflist__]}\n');
+      const ptr = await measured(['install', '--configs=08-ptr.conf'], [/20-huge\.conflist is \d+ bytes; a pointer target must be under 1 MiB/]);
+      assert.ok(ptr.kb < base.kb + 20 * 1024, `peak RSS ${ptr.kb} KB vs ${base.kb} KB: the 50 MB pointer target was read`);
+      tc.diagnostic(
+        `peak RSS: small bad template ${base.kb} KB (${Math.round(base.ms)} ms), 50 MB template ${huge.kb} KB (${Math.round(huge.ms)} ms), 50 MB pointer target ${ptr.kb} KB (${Math.round(ptr.ms)} ms)`,
+      );
+    },
+  );
 });
 
 describe('bad manifests: rejected for their content before any connection', { skip }, () => {
@@ -282,7 +306,13 @@ describe('bad manifests: rejected for their content before any connection', { sk
     const t = await node();
     const kc = await deadKubeconfig(t);
     await manifest(t, 'bad.yaml', 'apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: [unclosed\n');
-    const r = await rejected(t, ['install', '--manifests=bad.yaml', `--kubeconfig=${kc}`], 1, [/manifest bad\.yaml document 1: not valid YAML: .*line \d+, column \d+/], M);
+    const r = await rejected(
+      t,
+      ['install', '--manifests=bad.yaml', `--kubeconfig=${kc}`],
+      1,
+      [/manifest bad\.yaml document 1: not valid YAML: .*line \d+, column \d+/],
+      M,
+    );
     notConnected(r);
     await manifest(t, 'tabs.yaml', 'apiVersion: v1\nkind: ServiceAccount\nmetadata:\n\tname: x\n');
     notConnected(await rejected(t, ['apply', '--manifests=tabs.yaml', `--kubeconfig=${kc}`], 1, [/manifest tabs\.yaml .*not valid YAML/], M));
@@ -291,33 +321,60 @@ describe('bad manifests: rejected for their content before any connection', { sk
   test('a document without apiVersion / kind: each named by document number', async () => {
     const t = await node();
     const kc = await deadKubeconfig(t);
-    await manifest(t, 'nokind.yaml', 'metadata:\n  name: one\n---\napiVersion: v1\nmetadata:\n  name: two\n---\nkind: ServiceAccount\nmetadata:\n  name: three\n');
+    await manifest(
+      t,
+      'nokind.yaml',
+      'metadata:\n  name: one\n---\napiVersion: v1\nmetadata:\n  name: two\n---\nkind: ServiceAccount\nmetadata:\n  name: three\n',
+    );
     notConnected(
-      await rejected(t, ['install', '--manifests=nokind.yaml', `--kubeconfig=${kc}`], 1, [
-        /manifest nokind\.yaml document 1: missing apiVersion, kind/,
-        /manifest nokind\.yaml document 2: missing kind/,
-        /manifest nokind\.yaml document 3: missing apiVersion/,
-      ], M),
+      await rejected(
+        t,
+        ['install', '--manifests=nokind.yaml', `--kubeconfig=${kc}`],
+        1,
+        [
+          /manifest nokind\.yaml document 1: missing apiVersion, kind/,
+          /manifest nokind\.yaml document 2: missing kind/,
+          /manifest nokind\.yaml document 3: missing apiVersion/,
+        ],
+        M,
+      ),
     );
     await manifest(t, 'scalar.yaml', 'just a string\n');
-    notConnected(await rejected(t, ['install', '--manifests=scalar.yaml', `--kubeconfig=${kc}`], 1, [/manifest scalar\.yaml document 1: is not a Kubernetes object/], M));
+    notConnected(
+      await rejected(t, ['install', '--manifests=scalar.yaml', `--kubeconfig=${kc}`], 1, [/manifest scalar\.yaml document 1: is not a Kubernetes object/], M),
+    );
   });
 
   test('environment references to unset variables: every missing name listed', async () => {
     const t = await node();
     const kc = await deadKubeconfig(t);
-    await manifest(t, 'crb.yaml', 'apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: multus-${NODE_HOSTNAME}\n  labels: {a: "$UNSET_TWO", b: "${NODE_HOSTNAME}"}\n');
+    await manifest(
+      t,
+      'crb.yaml',
+      'apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: multus-${NODE_HOSTNAME}\n  labels: {a: "$UNSET_TWO", b: "${NODE_HOSTNAME}"}\n',
+    );
     const env = { ...treeEnv(t) };
     delete env.NODE_HOSTNAME;
     delete env.UNSET_TWO;
     notConnected(
-      await rejected(t, ['install', '--manifests=crb.yaml', `--kubeconfig=${kc}`], 1, [/manifest crb\.yaml: environment variables not set: NODE_HOSTNAME, UNSET_TWO \(export them in the container, or write \$\$ for a literal \$\)/], {
+      await rejected(
+        t,
+        ['install', '--manifests=crb.yaml', `--kubeconfig=${kc}`],
+        1,
+        [/manifest crb\.yaml: environment variables not set: NODE_HOSTNAME, UNSET_TWO \(export them in the container, or write \$\$ for a literal \$\)/],
+        {
+          ...M,
+          env,
+        },
+      ),
+    );
+    await manifest(t, 'brace.yaml', 'apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: x-${NODE_HOSTNAME\n');
+    notConnected(
+      await rejected(t, ['install', '--manifests=brace.yaml', `--kubeconfig=${kc}`], 1, [/manifest brace\.yaml: bad variable reference/, /has no closing \}/], {
         ...M,
         env,
       }),
     );
-    await manifest(t, 'brace.yaml', 'apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: x-${NODE_HOSTNAME\n');
-    notConnected(await rejected(t, ['install', '--manifests=brace.yaml', `--kubeconfig=${kc}`], 1, [/manifest brace\.yaml: bad variable reference/, /has no closing \}/], { ...M, env }));
   });
 });
 
@@ -327,12 +384,17 @@ describe('mixed valid and invalid items: every problem reported, nothing install
     await writeFile(path.join(t.templates, '20-bad.conflist'), '{"cniVersion":"0.4.0","name":"bad","plugins":[{"type":"bridge"}]');
     await writeFile(path.join(t.templates, '30-fine.conf'), '{"cniVersion":"0.4.0","name":"fine","type":"macvlan","master":"eth0"}\n');
     // Would install macvlan + ipvlan + 30-fine.conf, update 10-good.conf and remove loopback — if all were valid.
-    const r = await rejected(t, ['apply', '--plugins=bridge,macvlan,no-such-plugin,ipvlan', '--configs=10-good.conf,20-bad.conflist,30-fine.conf,40-missing.conf'], 1, [
-      /3 problems found; nothing was changed/,
-      /plugin no-such-plugin is not in the plugins dir/,
-      /config 20-bad\.conflist is not a valid CNI network configuration/,
-      /config template 40-missing\.conf is not in the configs dir/,
-    ]);
+    const r = await rejected(
+      t,
+      ['apply', '--plugins=bridge,macvlan,no-such-plugin,ipvlan', '--configs=10-good.conf,20-bad.conflist,30-fine.conf,40-missing.conf'],
+      1,
+      [
+        /3 problems found; nothing was changed/,
+        /plugin no-such-plugin is not in the plugins dir/,
+        /config 20-bad\.conflist is not a valid CNI network configuration/,
+        /config template 40-missing\.conf is not in the configs dir/,
+      ],
+    );
     assert.doesNotMatch(r.stdout, /macvlan|ipvlan|loopback|30-fine/);
     assert.deepEqual((await readdir(t.bin)).filter((n) => !n.startsWith('.')).sort(), ['bridge', 'loopback']);
   });
@@ -346,7 +408,9 @@ describe('mixed valid and invalid items: every problem reported, nothing install
     const t = await node();
     await writeFile(path.join(t.templates, '05-m.conf'), '{"cniVersion":"0.4.0","name":"m","type":"multus","delegates":[__10-calico.conflist__]}\n');
     await rejected(t, ['install', '--plugins=macvlan', '--configs=05-m.conf'], 1, [
-      new RegExp(`config 05-m\\.conf: pointer __10-calico\\.conflist__ names ${esc(path.join(t.netd, '10-calico.conflist'))}, which does not exist; nothing was written.*--wait=60s`),
+      new RegExp(
+        `config 05-m\\.conf: pointer __10-calico\\.conflist__ names ${esc(path.join(t.netd, '10-calico.conflist'))}, which does not exist; nothing was written.*--wait=60s`,
+      ),
     ]);
   });
 });

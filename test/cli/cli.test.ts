@@ -97,7 +97,9 @@ describe('command line', { concurrency: 4 }, () => {
   test('list: the plugins dir, sorted, one per line', { skip: skipNoPlugins }, async () => {
     const t = await tree();
     const r = ok(await run(['list'], t));
-    const expected = readdirSync(DEBIAN).filter((n) => statSync(path.join(DEBIAN, n)).isFile()).sort();
+    const expected = readdirSync(DEBIAN)
+      .filter((n) => statSync(path.join(DEBIAN, n)).isFile())
+      .sort();
     assert.equal(r.stdout, expected.map((n) => `${n}\n`).join(''));
     assert.ok(expected.includes('bridge') && expected.includes('vlan'));
   });
@@ -134,7 +136,6 @@ describe('command line', { concurrency: 4 }, () => {
     assert.equal(await readFile(path.join(nd, 'a.txt'), 'utf8'), 'from flag\n');
     assert.deepEqual(await visible(t.netd), []);
   });
-
 });
 
 describe('plugins', { concurrency: 4, skip: skipNoPlugins }, () => {
@@ -142,7 +143,10 @@ describe('plugins', { concurrency: 4, skip: skipNoPlugins }, () => {
     const t = await tree();
     const names = ['bridge', 'host-local', 'loopback', 'portmap'];
     const r = ok(await run(['install', `--plugins=${names.join(',')}`], t));
-    assert.deepEqual(items(r.stdout), names.map((n) => `plugin ${n}: installed`));
+    assert.deepEqual(
+      items(r.stdout),
+      names.map((n) => `plugin ${n}: installed`),
+    );
     assert.deepEqual(await visible(t.bin), [...names].sort());
     for (const n of names) {
       const st = await lstat(path.join(t.bin, n));
@@ -160,7 +164,10 @@ describe('plugins', { concurrency: 4, skip: skipNoPlugins }, () => {
     const before = await snapshot(t.bin);
     await tick();
     const r = ok(await run(['install', '--plugins=bridge,host-local,loopback,portmap'], t));
-    assert.deepEqual(items(r.stdout), ['bridge', 'host-local', 'loopback', 'portmap'].map((n) => `plugin ${n}: unchanged`));
+    assert.deepEqual(
+      items(r.stdout),
+      ['bridge', 'host-local', 'loopback', 'portmap'].map((n) => `plugin ${n}: unchanged`),
+    );
     assert.deepEqual(await snapshot(t.bin), before, 'nothing in the node plugins dir changed, not even the directory');
     // apply with the same set: a no-op too
     await tick();
@@ -224,7 +231,7 @@ describe('plugins', { concurrency: 4, skip: skipNoPlugins }, () => {
     assert.deepEqual(await visible(t.bin), ['ipvlan', 'macvlan']);
   });
 
-  test('apply without :Current removes only what cni-node installed, never another installer\'s file', async () => {
+  test("apply without :Current removes only what cni-node installed, never another installer's file", async () => {
     const t = await tree();
     ok(await run(['install', '--plugins=bridge,loopback,tuning'], t));
     // "Another installer" puts its plugins next to ours.
@@ -252,7 +259,10 @@ describe('plugins', { concurrency: 4, skip: skipNoPlugins }, () => {
     const r = ok(await run(['apply', '--plugins=bridge'], t));
     assert.match(r.stderr, /warning: .*record.*unreadable/i);
     assert.deepEqual(await visible(t.bin), ['bridge', 'loopback'], 'loopback is not known to be ours any more: kept');
-    assert.ok((await hidden(t.bin)).some((n) => n.startsWith('.cni-node-state.unreadable')), 'the bad record is kept aside for the operator');
+    assert.ok(
+      (await hidden(t.bin)).some((n) => n.startsWith('.cni-node-state.unreadable')),
+      'the bad record is kept aside for the operator',
+    );
   });
 
   test('a corrupt record: apply with only removals to do still warns and removes nothing', {}, async () => {
@@ -304,7 +314,12 @@ describe('plugins', { concurrency: 4, skip: skipNoPlugins }, () => {
     const t = await tree();
     ok(await run(['install', '--plugins=bridge,loopback,portmap'], t));
     const r = ok(await run(['uninstall', '--plugins=bridge,loopback,portmap,tuning'], t));
-    assert.deepEqual(items(r.stdout), ['plugin tuning: absent, nothing to remove', 'plugin portmap: removed', 'plugin loopback: removed', 'plugin bridge: removed']);
+    assert.deepEqual(items(r.stdout), [
+      'plugin tuning: absent, nothing to remove',
+      'plugin portmap: removed',
+      'plugin loopback: removed',
+      'plugin bridge: removed',
+    ]);
     assert.deepEqual(await visible(t.bin), []);
   });
 
@@ -351,11 +366,12 @@ describe('plugins', { concurrency: 4, skip: skipNoPlugins }, () => {
 describe('configs', { concurrency: 4, skip: skipNoPlugins }, () => {
   const PRIMARY = '{\n  "cniVersion": "1.0.0",\n  "name": "k8s-pod-network",\n  "plugins": [ { "type": "bridge" } ]\n}\n';
 
-  test('pointers are replaced by the node file\'s content, with text around them; mode 0644', async () => {
+  test("pointers are replaced by the node file's content, with text around them; mode 0644", async () => {
     const t = await tree();
     await writeFile(path.join(t.netd, '10-calico.conflist'), PRIMARY);
     await writeFile(path.join(t.netd, 'sub.json'), '"eth0"');
-    const template = '{ "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",\n  "master": __sub.json__, "delegates": [ __10-calico.conflist__ ] }\n';
+    const template =
+      '{ "cniVersion": "1.0.0", "name": "multus-cni-network", "type": "multus",\n  "master": __sub.json__, "delegates": [ __10-calico.conflist__ ] }\n';
     await writeFile(path.join(t.templates, '05-multus.conf'), template);
     const r = ok(await run(['install', '--configs=05-multus.conf'], t));
     assert.deepEqual(items(r.stdout), ['config 05-multus.conf: installed']);
@@ -428,7 +444,10 @@ describe('configs', { concurrency: 4, skip: skipNoPlugins }, () => {
   test('invalid JSON from a trailing comma or an empty pointer target: the error still gives the line', {}, async () => {
     const t = await tree();
     await writeFile(path.join(t.netd, 'empty.txt'), '');
-    await writeFile(path.join(t.templates, '10-x.conflist'), '{\n  "cniVersion": "1.0.0",\n  "name": "x",\n  "plugins": [ __empty.txt__, { "type": "bridge" } ]\n}\n');
+    await writeFile(
+      path.join(t.templates, '10-x.conflist'),
+      '{\n  "cniVersion": "1.0.0",\n  "name": "x",\n  "plugins": [ __empty.txt__, { "type": "bridge" } ]\n}\n',
+    );
     const r = await run(['install', '--configs=10-x.conflist'], t);
     assert.equal(r.code, 1, show(r));
     assert.match(r.stderr, /10-x\.conflist/);
@@ -440,7 +459,11 @@ describe('configs', { concurrency: 4, skip: skipNoPlugins }, () => {
     await writeFile(path.join(t.templates, '10-a.conf'), '{"cniVersion":"1.0.0","name":"a"}');
     await writeFile(path.join(t.templates, '10-b.conflist'), '{"cniVersion":"1.0.0","name":"b","plugins":[]}');
     await writeFile(path.join(t.templates, '10-c.json'), '{"cniVersion":"1.0.0","type":"bridge"}');
-    for (const [name, why] of [['10-a.conf', /"type"/], ['10-b.conflist', /plugins/], ['10-c.json', /"name"/]] as const) {
+    for (const [name, why] of [
+      ['10-a.conf', /"type"/],
+      ['10-b.conflist', /plugins/],
+      ['10-c.json', /"name"/],
+    ] as const) {
       const r = await run(['install', `--configs=${name}`], t);
       assert.equal(r.code, 1, show(r));
       assert.match(r.stderr, new RegExp(name.replace(/\./g, '\\.')));
@@ -519,7 +542,10 @@ describe('check', { skip: skipNoPlugins }, () => {
   async function nodeWithChain(): Promise<NodeTree> {
     const t = await tree();
     ok(await run(['install', '--plugins=bridge,host-local,loopback,portmap,tuning'], t));
-    await writeFile(path.join(t.netd, '10-x.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'x', plugins: ['bridge', 'portmap', 'tuning', 'loopback'].map((type) => ({ type })) }));
+    await writeFile(
+      path.join(t.netd, '10-x.conflist'),
+      JSON.stringify({ cniVersion: '1.0.0', name: 'x', plugins: ['bridge', 'portmap', 'tuning', 'loopback'].map((type) => ({ type })) }),
+    );
     return t;
   }
 
@@ -587,12 +613,21 @@ describe('output and dry run', { concurrency: 4, skip: skipNoPlugins }, () => {
     for (const o of objs) assert.ok(typeof o === 'object' && o !== null && !Array.isArray(o));
     assert.deepEqual(
       objs.filter((o) => o.kind).map((o) => [o.kind, o.name, o.result]),
-      [['plugin', 'bridge', 'installed'], ['plugin', 'loopback', 'installed']],
+      [
+        ['plugin', 'bridge', 'installed'],
+        ['plugin', 'loopback', 'installed'],
+      ],
     );
     const bad = await run(['install', '--plugins=nope', '--log-format=json'], t);
     assert.equal(bad.code, 1, show(bad));
-    const errs = bad.stderr.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.ok(errs.some((o) => o.level === 'error' && /nope/.test(String(o.message))), bad.stderr);
+    const errs = bad.stderr
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.ok(
+      errs.some((o) => o.level === 'error' && /nope/.test(String(o.message))),
+      bad.stderr,
+    );
     assert.equal(bad.stdout.trim(), '');
   });
 

@@ -119,7 +119,11 @@ describe('untrusted names from the record are refused, never acted on', { skip }
   }
 
   const warned = (r: CliResult, dir: string) => {
-    assert.match(r.stderr, new RegExp(`warning: cni-node's record ${path.join(dir, RECORD).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*"\\.\\./\\.\\./\\.\\./victim-.*refused`), show(r));
+    assert.match(
+      r.stderr,
+      new RegExp(`warning: cni-node's record ${path.join(dir, RECORD).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*"\\.\\./\\.\\./\\.\\./victim-.*refused`),
+      show(r),
+    );
     assert.doesNotMatch(r.stdout, /victim|plugin x|cni-node-state:/, show(r));
   };
 
@@ -131,8 +135,14 @@ describe('untrusted names from the record are refused, never acted on', { skip }
     await v.intact();
     assert.ok(existsSync(path.join(t.bin, 'bridge')) && existsSync(path.join(t.netd, '10-good.conf')));
     // The record is mended: only the good entries are left.
-    assert.deepEqual((await recordOf(t.bin)).kinds['plugin']?.map((e) => e.name), ['bridge']);
-    assert.deepEqual((await recordOf(t.netd)).kinds['config']?.map((e) => e.name), ['10-good.conf']);
+    assert.deepEqual(
+      (await recordOf(t.bin)).kinds['plugin']?.map((e) => e.name),
+      ['bridge'],
+    );
+    assert.deepEqual(
+      (await recordOf(t.netd)).kinds['config']?.map((e) => e.name),
+      ['10-good.conf'],
+    );
   });
 
   test('apply removing everything (empty desired list) and --dry-run: the bad entries are never removed or reported as removable', async () => {
@@ -184,7 +194,7 @@ describe('untrusted names from the record are refused, never acted on', { skip }
   });
 });
 
-describe('untrusted names: the manifest record\'s object references are refused before any API call', { skip }, () => {
+describe("untrusted names: the manifest record's object references are refused before any API call", { skip }, () => {
   test('a recorded reference with "/", "..", "?" or a bad apiVersion is refused with a warning naming the record; nothing is sent for it', async () => {
     const t = await tree();
     const rec = {
@@ -209,18 +219,30 @@ describe('untrusted names: the manifest record\'s object references are refused 
     await writeFile(path.join(t.netd, RECORD), JSON.stringify(rec));
     // No API server at all: the references must be refused before any connection is tried.
     const kubeconfig = path.join(t.root, 'kubeconfig');
-    await writeFile(kubeconfig, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n');
+    await writeFile(
+      kubeconfig,
+      'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n',
+    );
     const r = await run(t, ['apply', '--manifests=', `--kubeconfig=${kubeconfig}`, '--dry-run']);
-    for (const bad of ['metadata.name "../../../api/v1/namespaces/kube-system" cannot be used in a URL path', 'apiVersion "../../api/v1" is not of the form', 'namespace "kube-system/.." is not a valid namespace name', 'metadata.name "x?dryRun=All" cannot be used in a URL path']) {
+    for (const bad of [
+      'metadata.name "../../../api/v1/namespaces/kube-system" cannot be used in a URL path',
+      'apiVersion "../../api/v1" is not of the form',
+      'namespace "kube-system/.." is not a valid namespace name',
+      'metadata.name "x?dryRun=All" cannot be used in a URL path',
+    ]) {
       assert.ok(r.stderr.includes(bad), `${bad}\n${show(r)}`);
     }
-    assert.match(r.stderr, new RegExp(`cni-node's record ${path.join(t.netd, RECORD).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: manifest m\\.yaml: object reference`), show(r));
+    assert.match(
+      r.stderr,
+      new RegExp(`cni-node's record ${path.join(t.netd, RECORD).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: manifest m\\.yaml: object reference`),
+      show(r),
+    );
     assert.doesNotMatch(r.stderr, /internal error|\n\s+at /, show(r));
   });
 });
 
 describe('files that are not regular files are never read: one clear line, no hang', { skip }, () => {
-  test('a FIFO, a directory, a link to /dev/zero as a template, a pointer target or the check command\'s config: refused at once', async () => {
+  test("a FIFO, a directory, a link to /dev/zero as a template, a pointer target or the check command's config: refused at once", async () => {
     const t = await tree();
     mkfifo(path.join(t.templates, '05-fifo.conf'));
     refused(await run(t, ['install', '--configs=05-fifo.conf']), /config template 05-fifo\.conf: .* is a FIFO \(named pipe\), not a regular file/);
@@ -243,7 +265,10 @@ describe('files that are not regular files are never read: one clear line, no ha
     mkfifo(path.join(t.manifests, 'm.yaml'));
     await symlink('/dev/zero', path.join(t.manifests, 'z.yaml'));
     const kubeconfig = path.join(t.root, 'kubeconfig');
-    await writeFile(kubeconfig, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n');
+    await writeFile(
+      kubeconfig,
+      'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n',
+    );
     refused(await run(t, ['install', '--manifests=m.yaml', `--kubeconfig=${kubeconfig}`]), /manifest m\.yaml .* is a FIFO \(named pipe\), not a regular file/);
     assert.ok(!existsSync(path.join(t.netd, LOCK)), 'the lock is released');
     refused(await run(t, ['install', '--manifests=z.yaml', `--kubeconfig=${kubeconfig}`]), /manifest z\.yaml .* is a character device, not a regular file/);
@@ -254,7 +279,10 @@ describe('files that are not regular files are never read: one clear line, no ha
     await writeFile(path.join(t.manifests, 'm.yaml'), 'apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: x}\n');
     const fifo = path.join(t.root, 'kubeconfig.fifo');
     mkfifo(fifo);
-    refused(await run(t, ['install', '--manifests=m.yaml', `--kubeconfig=${fifo}`]), /kubeconfig .*kubeconfig\.fifo.* is a FIFO \(named pipe\), not a regular file/);
+    refused(
+      await run(t, ['install', '--manifests=m.yaml', `--kubeconfig=${fifo}`]),
+      /kubeconfig .*kubeconfig\.fifo.* is a FIFO \(named pipe\), not a regular file/,
+    );
     const sa = path.join(t.root, 'sa');
     await mkdir(sa);
     await writeFile(path.join(sa, 'ca.crt'), 'not used');
@@ -297,14 +325,14 @@ describe('files that are not regular files are never read: one clear line, no ha
     assert.match(r.stdout, /stopped after/, `stopped on SIGTERM\n${show(r)}`);
   });
 
-  test('a directory or FIFO under a temporary file\'s name (.cni-node-tmp.*) is left alone, no crash', async () => {
+  test("a directory or FIFO under a temporary file's name (.cni-node-tmp.*) is left alone, no crash", async () => {
     const t = await tree();
     await mkdir(path.join(t.bin, '.cni-node-tmp.evil', 'sub'), { recursive: true });
     mkfifo(path.join(t.bin, '.cni-node-tmp.fifo.000000000000'));
     await writeFile(path.join(t.bin, '.cni-node-tmp.bridge.0123456789ab'), 'left by a killed run');
     const r = succeeded(await run(t, ['install', '--plugins=bridge']));
     assert.match(r.stdout, /removed 2 temporary file\(s\)/, show(r));
-    assert.ok(existsSync(path.join(t.bin, '.cni-node-tmp.evil', 'sub')), 'a directory is not cni-node\'s to remove');
+    assert.ok(existsSync(path.join(t.bin, '.cni-node-tmp.evil', 'sub')), "a directory is not cni-node's to remove");
     assert.ok(!existsSync(path.join(t.bin, '.cni-node-tmp.bridge.0123456789ab')));
   });
 
@@ -312,23 +340,38 @@ describe('files that are not regular files are never read: one clear line, no ha
     const t = await tree();
     mkfifo(path.join(t.bin, RECORD));
     const r = succeeded(await run(t, ['install', '--plugins=bridge']));
-    assert.match(r.stderr, /warning: cannot read cni-node's record: .* is a FIFO \(named pipe\), not a regular file; .*moved to .*\.cni-node-state\.unreadable-/, show(r));
+    assert.match(
+      r.stderr,
+      /warning: cannot read cni-node's record: .* is a FIFO \(named pipe\), not a regular file; .*moved to .*\.cni-node-state\.unreadable-/,
+      show(r),
+    );
     assert.ok((await readdir(t.bin)).some((n) => n.startsWith(`${RECORD}.unreadable-`)));
-    assert.deepEqual((await recordOf(t.bin)).kinds['plugin']?.map((e) => e.name), ['bridge']);
+    assert.deepEqual(
+      (await recordOf(t.bin)).kinds['plugin']?.map((e) => e.name),
+      ['bridge'],
+    );
   });
 });
 
-describe("the lock file: read without following links, capped, odd kinds reported in one line", { skip }, () => {
+describe('the lock file: read without following links, capped, odd kinds reported in one line', { skip }, () => {
   test('a directory, a FIFO, a link to /dev/zero or to /etc/passwd, a huge file as the lock: one clear line, exit 1, nothing of its content printed', async () => {
     const cases: Array<[string, (lock: string) => Promise<void>, RegExp]> = [
-      ['directory', (l) => mkdir(l), /the lock .*\.cni-node\.lock is a directory, not a lock file cni-node made; if no other cni-node runs on this node, remove it by hand/],
+      [
+        'directory',
+        (l) => mkdir(l),
+        /the lock .*\.cni-node\.lock is a directory, not a lock file cni-node made; if no other cni-node runs on this node, remove it by hand/,
+      ],
       ['FIFO', async (l) => mkfifo(l), /the lock .* is a FIFO \(named pipe\), not a lock file cni-node made/],
       ['link to /dev/zero', (l) => symlink('/dev/zero', l), /the lock .* is a symbolic link, not a lock file cni-node made/],
       ['link to /etc/passwd', (l) => symlink('/etc/passwd', l), /the lock .* is a symbolic link, not a lock file cni-node made/],
-      ['2 GiB sparse file', async (l) => {
-        await writeFile(l, '');
-        await truncate(l, 2 ** 31);
-      }, /the lock .* is 2147483648 bytes, not a lock file cni-node made/],
+      [
+        '2 GiB sparse file',
+        async (l) => {
+          await writeFile(l, '');
+          await truncate(l, 2 ** 31);
+        },
+        /the lock .* is 2147483648 bytes, not a lock file cni-node made/,
+      ],
     ];
     for (const [what, make, re] of cases) {
       const t = await tree();
@@ -340,7 +383,7 @@ describe("the lock file: read without following links, capped, odd kinds reporte
     }
   });
 
-  test("a regular lock file with foreign content: its text is never printed as the holder", async () => {
+  test('a regular lock file with foreign content: its text is never printed as the holder', async () => {
     const t = await tree();
     const lock = path.join(t.bin, LOCK);
     await writeFile(lock, 'root:x:0:0:root:/root:/bin/bash\nsecret-token-1234\n');
@@ -362,21 +405,25 @@ describe("the lock file: read without following links, capped, odd kinds reporte
     assert.ok(!existsSync(lock));
   });
 
-  test('disk full while writing the lock: no empty lock left behind, the next run does not wait for a holder that does not exist', { skip: isRoot ? undefined : 'not root: mounts a tmpfs' }, async () => {
-    const t = await tree();
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m,mode=0755', 'tmpfs', t.bin]);
-    try {
-      // Fill it to the last block: creating the (empty) lock file works, writing its line does not.
-      spawnSync('dd', ['if=/dev/zero', `of=${path.join(t.bin, 'filler')}`, 'bs=4k'], { stdio: 'ignore' });
-      const r = refused(await run(t, ['install', '--plugins=bridge']), /cannot create the lock .*\.cni-node\.lock: ENOSPC/);
-      assert.ok(!existsSync(path.join(t.bin, LOCK)), `no lock left behind\n${show(r)}`);
-      await rm(path.join(t.bin, 'filler'));
-      const r2 = succeeded(await run(t, ['install', '--plugins=loopback']));
-      assert.doesNotMatch(r2.stdout, /waiting for another cni-node/, show(r2));
-    } finally {
-      if (spawnSync('umount', [t.bin]).status !== 0) spawnSync('umount', ['-l', t.bin]);
-    }
-  });
+  test(
+    'disk full while writing the lock: no empty lock left behind, the next run does not wait for a holder that does not exist',
+    { skip: isRoot ? undefined : 'not root: mounts a tmpfs' },
+    async () => {
+      const t = await tree();
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m,mode=0755', 'tmpfs', t.bin]);
+      try {
+        // Fill it to the last block: creating the (empty) lock file works, writing its line does not.
+        spawnSync('dd', ['if=/dev/zero', `of=${path.join(t.bin, 'filler')}`, 'bs=4k'], { stdio: 'ignore' });
+        const r = refused(await run(t, ['install', '--plugins=bridge']), /cannot create the lock .*\.cni-node\.lock: ENOSPC/);
+        assert.ok(!existsSync(path.join(t.bin, LOCK)), `no lock left behind\n${show(r)}`);
+        await rm(path.join(t.bin, 'filler'));
+        const r2 = succeeded(await run(t, ['install', '--plugins=loopback']));
+        assert.doesNotMatch(r2.stdout, /waiting for another cni-node/, show(r2));
+      } finally {
+        if (spawnSync('umount', [t.bin]).status !== 0) spawnSync('umount', ['-l', t.bin]);
+      }
+    },
+  );
 });
 
 describe('names are limited in UTF-8 bytes, with room for the temporary file name', { skip }, () => {
@@ -410,12 +457,20 @@ describe('source and node dirs must not overlap', { skip }, () => {
       [path.join(t.netd, 'sub'), 'is inside'],
       [path.dirname(t.netd), 'contains'],
     ] as const) {
-      const r = refused(await run(t, ['install', '--configs=05-multus.conf', `--configs-dir=${configsDir}`]), new RegExp(`--configs-dir .* ${how} --host-configs-dir`), 2);
+      const r = refused(
+        await run(t, ['install', '--configs=05-multus.conf', `--configs-dir=${configsDir}`]),
+        new RegExp(`--configs-dir .* ${how} --host-configs-dir`),
+        2,
+      );
       assert.doesNotMatch(r.stdout, /installed|updated/);
     }
     assert.equal(await readFile(path.join(t.netd, '05-multus.conf'), 'utf8'), before, 'the template (with its pointer) is intact');
     refused(await run(t, ['install', '--plugins=bridge', `--plugins-dir=${t.bin}`]), /--plugins-dir .* is the same dir as --host-plugins-dir/, 2);
-    refused(await run(t, ['run', '--configs=05-multus.conf', `--configs-dir=${t.netd}`], { timeoutMs: 15_000 }), /--configs-dir .* is the same dir as --host-configs-dir/, 2);
+    refused(
+      await run(t, ['run', '--configs=05-multus.conf', `--configs-dir=${t.netd}`], { timeoutMs: 15_000 }),
+      /--configs-dir .* is the same dir as --host-configs-dir/,
+      2,
+    );
   });
 });
 
@@ -433,28 +488,35 @@ describe('a record that cannot be read is moved aside (or the run stops), never 
     assert.equal((await readFile(path.join(t.bin, aside))).length, 20 * 1024 * 1024);
   });
 
-  test('permission denied (EACCES): moved aside with a warning; if it cannot be moved aside, the run stops and the record is left as it was', { skip: isRoot && hasSetpriv ? undefined : 'needs root and setpriv (util-linux) to run cni-node as another user' }, async () => {
-    const t = await tree();
-    succeeded(await run(t, ['install', '--plugins=bridge']));
-    const rec = path.join(t.bin, RECORD);
-    const original = await readFile(rec);
-    await chmod(rec, 0o600); // root's, unreadable for uid 65534
-    const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
-    for (const d of [t.root, path.join(t.root, 'node'), path.join(t.root, 'node/host'), t.templates, t.netd]) await chmod(d, 0o755);
-    // A sticky dir of root's: nobody may create files there (the lock), but neither
-    // read root's record nor move it aside.
-    await chmod(t.bin, 0o1777);
-    const stop = refused(await run(t, ['install', '--plugins=loopback'], { prefix: asNobody }), /cannot read cni-node's record .*EACCES.* and cannot move it aside to .*; stopping rather than overwrite it/);
-    assert.doesNotMatch(stop.stdout, /installed/);
-    assert.deepEqual(await readFile(rec), original, 'the record is untouched');
-    assert.ok(!existsSync(path.join(t.bin, LOCK)), 'the lock is released');
-    // nobody's dir: the record is moved aside, with a warning, and a fresh one written.
-    await chmod(t.bin, 0o755);
-    await chown(t.bin, 65534, 65534);
-    const r = succeeded(await run(t, ['install', '--plugins=loopback'], { prefix: asNobody }));
-    assert.match(r.stderr, /warning: cannot read cni-node's record: .*EACCES.*moved to .*\.cni-node-state\.unreadable-/, show(r));
-    const aside = (await readdir(t.bin)).find((n) => n.startsWith(`${RECORD}.unreadable-`));
-    assert.ok(aside);
-    assert.deepEqual(await readFile(path.join(t.bin, aside)), original, 'what cni-node owned is kept for the operator');
-  });
+  test(
+    'permission denied (EACCES): moved aside with a warning; if it cannot be moved aside, the run stops and the record is left as it was',
+    { skip: isRoot && hasSetpriv ? undefined : 'needs root and setpriv (util-linux) to run cni-node as another user' },
+    async () => {
+      const t = await tree();
+      succeeded(await run(t, ['install', '--plugins=bridge']));
+      const rec = path.join(t.bin, RECORD);
+      const original = await readFile(rec);
+      await chmod(rec, 0o600); // root's, unreadable for uid 65534
+      const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+      for (const d of [t.root, path.join(t.root, 'node'), path.join(t.root, 'node/host'), t.templates, t.netd]) await chmod(d, 0o755);
+      // A sticky dir of root's: nobody may create files there (the lock), but neither
+      // read root's record nor move it aside.
+      await chmod(t.bin, 0o1777);
+      const stop = refused(
+        await run(t, ['install', '--plugins=loopback'], { prefix: asNobody }),
+        /cannot read cni-node's record .*EACCES.* and cannot move it aside to .*; stopping rather than overwrite it/,
+      );
+      assert.doesNotMatch(stop.stdout, /installed/);
+      assert.deepEqual(await readFile(rec), original, 'the record is untouched');
+      assert.ok(!existsSync(path.join(t.bin, LOCK)), 'the lock is released');
+      // nobody's dir: the record is moved aside, with a warning, and a fresh one written.
+      await chmod(t.bin, 0o755);
+      await chown(t.bin, 65534, 65534);
+      const r = succeeded(await run(t, ['install', '--plugins=loopback'], { prefix: asNobody }));
+      assert.match(r.stderr, /warning: cannot read cni-node's record: .*EACCES.*moved to .*\.cni-node-state\.unreadable-/, show(r));
+      const aside = (await readdir(t.bin)).find((n) => n.startsWith(`${RECORD}.unreadable-`));
+      assert.ok(aside);
+      assert.deepEqual(await readFile(path.join(t.bin, aside)), original, 'what cni-node owned is kept for the operator');
+    },
+  );
 });

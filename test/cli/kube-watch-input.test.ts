@@ -99,7 +99,10 @@ describe('kube-watch: handler failures and value limits are reported clearly, on
     await new Promise((r) => setTimeout(r, 300));
     p.kill('SIGTERM');
     assert.equal((await p.exit).code, 0, p.output());
-    const lines = p.stderr().split('\n').filter((l) => l.includes(handler));
+    const lines = p
+      .stderr()
+      .split('\n')
+      .filter((l) => l.includes(handler));
     assert.equal(lines.length, 2, `exactly one line for each of the two runs\n${p.output()}`);
     for (const l of lines) assert.match(l, /^kube-watch: handler .* could not be started: .*ENOENT.*; the watch goes on$/, p.output());
   });
@@ -118,7 +121,9 @@ describe('kube-watch: handler failures and value limits are reported clearly, on
 
     const big = 'x'.repeat(200 * 1024);
     await writeFile(file, big);
-    await p.waitFor(/not run: the current value is 204800 bytes, over the 131072-byte limit the kernel sets on one program argument \(E2BIG\); the channel .* holds the current value/);
+    await p.waitFor(
+      /not run: the current value is 204800 bytes, over the 131072-byte limit the kernel sets on one program argument \(E2BIG\); the channel .* holds the current value/,
+    );
     assert.equal(await readFile(channel, 'utf8'), big, 'the channel holds the big value');
 
     // Back to small values: the first still has the big one as its previous value.
@@ -131,7 +136,7 @@ describe('kube-watch: handler failures and value limits are reported clearly, on
     assert.doesNotMatch(p.stderr(), /could not be started|internal error/, p.output());
   });
 
-  test('a value over kube-watch\'s 16 MiB cap is refused: the channel keeps the last value, the handler does not run', async () => {
+  test("a value over kube-watch's 16 MiB cap is refused: the channel keeps the last value, the handler does not run", async () => {
     const dir = await roots.make('cni-node-kw-cap-');
     const file = path.join(dir, 'watched');
     const channel = path.join(dir, 'channel');

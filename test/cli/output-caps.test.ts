@@ -38,7 +38,14 @@ describe('every output has a size cap: rendered configs', { skip }, () => {
       const before = await snapshot(t.netd);
       const r = await runCli(['install', '--configs=05-amp.conf'], { env: dirsEnv(t), timeoutMs: 30_000 });
       assert.equal(r.code, 1, show(r));
-      assert.match(r.stderr, new RegExp(`^error: config 05-amp\\.conf would be [\\d.]+ MiB once rendered \\(__big\\.json__ \\(976\\.6 KiB\\) ${times} times\\); a rendered config may be at most 1\\.0 MiB`, 'm'), show(r));
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^error: config 05-amp\\.conf would be [\\d.]+ MiB once rendered \\(__big\\.json__ \\(976\\.6 KiB\\) ${times} times\\); a rendered config may be at most 1\\.0 MiB`,
+          'm',
+        ),
+        show(r),
+      );
       assert.doesNotMatch(r.stderr, /internal error|RangeError|\n\s+at /, show(r));
       assert.deepEqual(await snapshot(t.netd), before, `nothing was written\n${show(r)}`);
     }
@@ -59,14 +66,24 @@ describe('every output has a size cap: manifests', { skip }, () => {
     const t = await nodeTree(roots, 'cni-node-caps-m-');
     const manifests = path.join(t.root, 'manifests');
     await mkdir(manifests);
-    await writeFile(path.join(manifests, 'amp.yaml'), `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: amp\n  namespace: default\ndata:\n${Array.from({ length: 100 }, (_, i) => `  k${i}: "\${BIG}"`).join('\n')}\n`);
+    await writeFile(
+      path.join(manifests, 'amp.yaml'),
+      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: amp\n  namespace: default\ndata:\n${Array.from({ length: 100 }, (_, i) => `  k${i}: "\${BIG}"`).join('\n')}\n`,
+    );
     // A kubeconfig for a closed loopback port: a run that got as far as the API would say so.
     const kubeconfig = path.join(t.root, 'kubeconfig');
-    await writeFile(kubeconfig, 'apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n');
+    await writeFile(
+      kubeconfig,
+      'apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n',
+    );
     const env = { ...dirsEnv({ ...t, manifests }), BIG: 'b'.repeat(100 * 1024) };
     const r = await runCli(['install', '--manifests=amp.yaml', `--kubeconfig=${kubeconfig}`], { env, timeoutMs: 30_000 });
     assert.equal(r.code, 1, show(r));
-    assert.match(r.stderr, /manifest amp\.yaml would be \d+ bytes once its variables are substituted \(\$BIG \(102400 bytes\) 100 times\); at most 8388608 bytes are allowed; nothing was sent/, show(r));
+    assert.match(
+      r.stderr,
+      /manifest amp\.yaml would be \d+ bytes once its variables are substituted \(\$BIG \(102400 bytes\) 100 times\); at most 8388608 bytes are allowed; nothing was sent/,
+      show(r),
+    );
     assert.doesNotMatch(r.stderr, /127\.0\.0\.1:1|internal error/, show(r));
   });
 });
@@ -98,9 +115,13 @@ describe('one bad item does not stop the daemon from converging the others', { s
 
     // Fixed: rendered, ready.
     await writeFile(path.join(t.templates, '05-amp.conf'), GOOD('amp-fixed'));
-    await until('the fixed config is rendered and the daemon ready', async () =>
-      (await readFile(path.join(t.netd, '05-amp.conf'), 'utf8')).includes('amp-fixed') && (await httpGet(`127.0.0.1:${port}`, '/readyz')).status === 200,
-    10_000, p.output);
+    await until(
+      'the fixed config is rendered and the daemon ready',
+      async () =>
+        (await readFile(path.join(t.netd, '05-amp.conf'), 'utf8')).includes('amp-fixed') && (await httpGet(`127.0.0.1:${port}`, '/readyz')).status === 200,
+      10_000,
+      p.output,
+    );
     assert.match(p.stdout(), /config 05-amp\.conf: no longer has a problem/, p.output());
     p.kill('SIGTERM');
     assert.equal((await p.exit).code, 0, p.output());
@@ -137,7 +158,12 @@ describe('every output has a size cap: --kubeconfig-out', { skip }, () => {
     assert.match(ready.text, /the service account token .* is 102400 bytes, over the limit of 65536/, ready.text);
     assert.ok(!existsSync(out), 'nothing written');
     await writeFile(path.join(sa, 'token'), 'a-normal-token');
-    await until('the kubeconfig is written and the daemon ready', async () => existsSync(out) && (await httpGet(`127.0.0.1:${port}`, '/readyz')).status === 200, 10_000, p.output);
+    await until(
+      'the kubeconfig is written and the daemon ready',
+      async () => existsSync(out) && (await httpGet(`127.0.0.1:${port}`, '/readyz')).status === 200,
+      10_000,
+      p.output,
+    );
     assert.match(await readFile(out, 'utf8'), /token: "a-normal-token"/);
     p.kill('SIGTERM');
     assert.equal((await p.exit).code, 0, p.output());

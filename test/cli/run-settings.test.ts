@@ -21,10 +21,18 @@ test('run: one "settings:" line at start, every setting with a value, the API se
   const p = start(CLI, ['run', '--plugins=fake'], env);
   try {
     await p.waitFor(/reconcile #1 done/);
-    const lines = p.stdout().split('\n').filter((l) => l.startsWith('settings: '));
+    const lines = p
+      .stdout()
+      .split('\n')
+      .filter((l) => l.startsWith('settings: '));
     assert.equal(lines.length, 1, p.output());
     const line = lines[0] as string;
-    for (const part of [`CNI_NODE_HOST_PLUGINS_DIR=${t.bin}`, 'CNI_NODE_DEBOUNCE=200ms', 'CNI_NODE_RECHECK=30s (default)', 'CNI_NODE_KUBECONFIG_SERVER=https://REDACTED@10.0.0.1:6443/?REDACTED']) {
+    for (const part of [
+      `CNI_NODE_HOST_PLUGINS_DIR=${t.bin}`,
+      'CNI_NODE_DEBOUNCE=200ms',
+      'CNI_NODE_RECHECK=30s (default)',
+      'CNI_NODE_KUBECONFIG_SERVER=https://REDACTED@10.0.0.1:6443/?REDACTED',
+    ]) {
       assert.ok(line.includes(part), `${part} in ${line}`);
     }
     assert.doesNotMatch(p.output(), /hunter2|s3cret/);

@@ -109,7 +109,11 @@ describe('no stack trace reaches an operator: real faults in real processes', { 
     await writeFile(path.join(t.templates, '10-a.conf'), '{"cniVersion":"0.4.0","name":"a","type":"bridge"}\n');
     const p = start(CLI, ['run', '--configs=10-a.conf'], faulty(dirsEnv(t), { FAULT_HASH: '1' }));
     await p.waitFor(/reconcile #1 failed/);
-    assert.match(p.stderr(), /reconcile #1 failed after \d+ ms \(retrying in [\d.]+ s\): internal error \(please report it\): TypeError: injected fault in createHash\n/, p.output());
+    assert.match(
+      p.stderr(),
+      /reconcile #1 failed after \d+ ms \(retrying in [\d.]+ s\): internal error \(please report it\): TypeError: injected fault in createHash\n/,
+      p.output(),
+    );
     assert.doesNotMatch(p.output(), STACK_LINE, p.output());
     assert.ok(p.alive(), p.output());
     p.kill('SIGTERM');
@@ -128,7 +132,11 @@ describe('no stack trace reaches an operator: real faults in real processes', { 
   test('kube-watch: an uncaught exception is one line, exit 70', async () => {
     const dir = await roots.make('cni-node-fault-kw-');
     await writeFile(path.join(dir, 'watched'), 'x');
-    const p = start(KUBE_WATCH, ['file', path.join(dir, 'watched'), `--channel=${path.join(dir, 'channel')}`, '--handler=/bin/true'], faulty(cleanEnv(), { FAULT_TIMER: '1500' }));
+    const p = start(
+      KUBE_WATCH,
+      ['file', path.join(dir, 'watched'), `--channel=${path.join(dir, 'channel')}`, '--handler=/bin/true'],
+      faulty(cleanEnv(), { FAULT_TIMER: '1500' }),
+    );
     await until('exit', () => !p.alive(), 15_000, p.output);
     const r = await p.exit;
     assert.equal(r.code, 70, p.output());

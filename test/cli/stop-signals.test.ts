@@ -47,7 +47,10 @@ describe('every wait honours a stop signal and reports the interruption honestly
   });
 
   test('SIGINT and SIGHUP during --wait: the same, with their own exit codes (130, 129)', async () => {
-    for (const [sig, code] of [['SIGINT', 130], ['SIGHUP', 129]] as const) {
+    for (const [sig, code] of [
+      ['SIGINT', 130],
+      ['SIGHUP', 129],
+    ] as const) {
       const t = await tree();
       await writeFile(path.join(t.templates, '05-multus.conf'), MULTUS);
       const p = start(CLI, ['apply', '--configs=05-multus.conf', '--wait=10m'], dirsEnv(t));
@@ -141,5 +144,3 @@ describe('SIGHUP stops like SIGTERM: a log line, and --uninstall-on-exit runs', 
     assert.match(p.stdout(), /SIGHUP: stopping/, p.output());
   });
 });
-
-

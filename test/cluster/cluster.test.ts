@@ -113,9 +113,18 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
     } else {
       image = settings.image as string;
       // Never deploy over somebody's installation.
-      for (const [kind, name] of [['daemonset', DS], ['daemonset', 'multus-cni-simple'], ['configmap', 'multus-cni'], ['configmap', 'multus-cni-simple']] as const) {
+      for (const [kind, name] of [
+        ['daemonset', DS],
+        ['daemonset', 'multus-cni-simple'],
+        ['configmap', 'multus-cni'],
+        ['configmap', 'multus-cni-simple'],
+      ] as const) {
         const found = await k.getOrUndefined(['-n', SYSTEM, kind, name]);
-        assert.equal(found, undefined, `${kind} ${SYSTEM}/${name} already exists in this cluster: the suite deploys deploy/ itself; remove that installation first (README, "Uninstalling for good")`);
+        assert.equal(
+          found,
+          undefined,
+          `${kind} ${SYSTEM}/${name} already exists in this cluster: the suite deploys deploy/ itself; remove that installation first (README, "Uninstalling for good")`,
+        );
       }
     }
 
@@ -162,12 +171,21 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
       // Another primary CNI: point the template at its file (README: "change the pointer").
       const cm = parseYaml(readFileSync(path.join(work, 'deploy', 'multus-cni-config.yaml'), 'utf8')) as { data: Record<string, string> };
       const template = (cm.data['05-multus.conf'] as string).replace('__10-calico.conflist__', `__${settings.primaryConflist}__`);
-      writeFileSync(path.join(work, 'my-cni-node', 'primary.yaml'), stringifyYaml({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'multus-cni', namespace: SYSTEM }, data: { '05-multus.conf': template } }));
+      writeFileSync(
+        path.join(work, 'my-cni-node', 'primary.yaml'),
+        stringifyYaml({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'multus-cni', namespace: SYSTEM }, data: { '05-multus.conf': template } }),
+      );
       overlay.patchesStrategicMerge = ['primary.yaml'];
     }
     writeFileSync(path.join(work, 'my-cni-node', 'kustomization.yaml'), stringifyYaml(overlay));
     const rendered = await k.ok(['kustomize', 'my-cni-node']);
-    assert.ok(rendered.includes(`image: ${image}`), `the overlay renders the image ${image}:\n${rendered.split('\n').filter((l) => l.includes('image:')).join('\n')}`);
+    assert.ok(
+      rendered.includes(`image: ${image}`),
+      `the overlay renders the image ${image}:\n${rendered
+        .split('\n')
+        .filter((l) => l.includes('image:'))
+        .join('\n')}`,
+    );
     assert.equal(rendered.split('\n').filter((l) => /^\s*image: /.test(l)).length, 1, 'one image reference, the DaemonSet container');
 
     const t0 = Date.now();
@@ -179,7 +197,7 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
 
     const ds = await k.json<KubeObject & { status: Record<string, number> }>(['-n', SYSTEM, 'get', 'daemonset', DS]);
     assert.ok((ds.status['desiredNumberScheduled'] ?? 0) >= 1, 'the DaemonSet runs on at least one node');
-    assert.equal(ds.status['numberReady'], ds.status['desiredNumberScheduled'], 'every node\'s pod is Ready');
+    assert.equal(ds.status['numberReady'], ds.status['desiredNumberScheduled'], "every node's pod is Ready");
     const pod = await dsPod();
     assert.ok(podReady(pod), `pod ${pod.metadata.name} on ${node} is Ready`);
     assert.equal(pod.spec.containers[0]?.image, image);
@@ -194,14 +212,22 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
     }
     const imageSums = await imagePluginSums(pod.metadata.name, ['multus', 'macvlan']);
     for (const plugin of ['multus', 'macvlan']) {
-      assert.equal(snap.get(`${BIN}/${plugin}`)?.sha256, imageSums[plugin], `${BIN}/${plugin} on the node is the image's /opt/cni/bin/${plugin}, byte for byte`);
+      assert.equal(
+        snap.get(`${BIN}/${plugin}`)?.sha256,
+        imageSums[plugin],
+        `${BIN}/${plugin} on the node is the image's /opt/cni/bin/${plugin}, byte for byte`,
+      );
     }
 
     const conf = JSON.parse(await helper.read(MULTUS_CONF)) as { type: string; kubeconfig: string; delegates: unknown[]; cniVersion: string };
     assert.equal(conf.type, 'multus');
     assert.equal(conf.kubeconfig, KUBECONFIG_OUT);
     assert.equal(conf.delegates.length, 1);
-    assert.deepEqual(conf.delegates[0], JSON.parse(primaryText), `05-multus.conf's delegate is the node's ${settings.primaryConflist}, the pointer replaced by its content`);
+    assert.deepEqual(
+      conf.delegates[0],
+      JSON.parse(primaryText),
+      `05-multus.conf's delegate is the node's ${settings.primaryConflist}, the pointer replaced by its content`,
+    );
     assert.equal(snap.get(MULTUS_CONF)?.mode, '644');
 
     const kc = snap.get(KUBECONFIG_OUT);
@@ -209,15 +235,22 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
     assert.equal(kc.mode, '600', 'the kubeconfig holds a token: mode 0600');
     const kubeconfig = await multusKubeconfig();
     const svc = await k.json<KubeObject & { spec: { clusterIP: string; ports: Array<{ port: number }> } }>(['-n', 'default', 'get', 'service', 'kubernetes']);
-    assert.equal(kubeconfig.server, `https://${svc.spec.clusterIP}:${svc.spec.ports[0]?.port}`, 'the API server at the kubernetes Service address, as the pod sees it');
+    assert.equal(
+      kubeconfig.server,
+      `https://${svc.spec.clusterIP}:${svc.spec.ports[0]?.port}`,
+      'the API server at the kubernetes Service address, as the pod sees it',
+    );
     const rootCa = await k.json<KubeObject & { data: Record<string, string> }>(['-n', SYSTEM, 'get', 'configmap', 'kube-root-ca.crt']);
     assert.equal(kubeconfig.ca.trim(), (rootCa.data['ca.crt'] ?? '').trim(), "the cluster's CA, embedded");
     const claims = jwtClaims(kubeconfig.token);
-    assert.equal(claims['sub'], SA_USER, 'the token is the cni-node service account\'s');
+    assert.equal(claims['sub'], SA_USER, "the token is the cni-node service account's");
     assert.equal((claims['kubernetes.io'] as { pod?: unknown } | undefined)?.pod, undefined, 'requested by cni-node, not the pod-bound projected token');
     const lifetime = Number(claims['exp']) - Number(claims['iat']);
     assert.ok(lifetime >= 600 && lifetime <= 24 * 3600 + 60, `a token of limited life (${lifetime} s)`);
-    assert.match(await k.ok(['-n', SYSTEM, 'logs', pod.metadata.name]), /kubeconfig for plugins at \S+ \(embed; a requested token, renewed before it expires\)/);
+    assert.match(
+      await k.ok(['-n', SYSTEM, 'logs', pod.metadata.name]),
+      /kubeconfig for plugins at \S+ \(embed; a requested token, renewed before it expires\)/,
+    );
 
     // Nothing else on the node changed; the primary config is untouched.
     const diff = diffSnapshots(nodeBefore, snap).filter((d) => !BOOKKEEPING.test(d));
@@ -230,7 +263,11 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
     t.diagnostic(`cni-node's bookkeeping on the node: ${[...snap.keys()].filter((p) => BOOKKEEPING.test(p)).join(', ') || 'none'}`);
 
     // The per-node ClusterRoleBinding, created by the pod on that node.
-    const crb = await k.json<KubeObject & { roleRef: { name: string }; subjects: Array<{ kind: string; name: string; namespace: string }> }>(['get', 'clusterrolebinding', `multus-cni-${node}`]);
+    const crb = await k.json<KubeObject & { roleRef: { name: string }; subjects: Array<{ kind: string; name: string; namespace: string }> }>([
+      'get',
+      'clusterrolebinding',
+      `multus-cni-${node}`,
+    ]);
     assert.equal(crb.roleRef.name, 'multus-cni');
     assert.deepEqual(crb.subjects, [{ kind: 'ServiceAccount', name: 'cni-node', namespace: SYSTEM }]);
     assert.equal(crb.metadata.labels?.['app.kubernetes.io/managed-by'], 'cni-node');
@@ -255,7 +292,10 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
     const inside = await interfaces(name);
     assert.equal(inside.get('eth0')?.ip, pod.status.podIP, `eth0 inside the pod has the pod IP (${pod.status.podIP}) from the primary network`);
     const net1 = inside.get('net1');
-    assert.ok(net1 !== undefined && net1.ip?.startsWith(NET1_SUBNET), `net1 inside the pod has an address of the attachment (${NET1_SUBNET}0/24): ${JSON.stringify([...inside])}`);
+    assert.ok(
+      net1 !== undefined && net1.ip?.startsWith(NET1_SUBNET),
+      `net1 inside the pod has an address of the attachment (${NET1_SUBNET}0/24): ${JSON.stringify([...inside])}`,
+    );
 
     const status = networkStatus(pod);
     assert.equal(status.length, 2, `network-status lists two networks: ${JSON.stringify(status)}`);
@@ -326,7 +366,7 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
         async () => ((JSON.parse(await helper.read(MULTUS_CONF)) as { logLevel?: string }).logLevel === 'panic' ? true : undefined),
         1000,
       );
-      timing(t, 'ConfigMap change → node (template edited; through the kubelet\'s ConfigMap volume)', secs(Date.now() - t0));
+      timing(t, "ConfigMap change → node (template edited; through the kubelet's ConfigMap volume)", secs(Date.now() - t0));
       const conf = JSON.parse(await helper.read(MULTUS_CONF)) as { delegates: unknown[] };
       assert.deepEqual(conf.delegates[0], JSON.parse(primaryText), 'still delegating to the primary');
     } finally {
@@ -352,10 +392,20 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
       // no runtime loads a name without a .conf/.conflist/.json ending.
       await helper.sh('mv "/host$1" "/host$2"', [primaryPath, aside]);
       const t0 = Date.now();
-      await waitFor('the cni-node pod to turn NotReady', 120_000, async () => (podReady(await k.json<Pod>(['-n', SYSTEM, 'get', 'pod', podName])) ? undefined : true), 500);
+      await waitFor(
+        'the cni-node pod to turn NotReady',
+        120_000,
+        async () => (podReady(await k.json<Pod>(['-n', SYSTEM, 'get', 'pod', podName])) ? undefined : true),
+        500,
+      );
       timing(t, 'primary conflist removed → pod NotReady', secs(Date.now() - t0));
       const event = await waitFor('an Event on the pod naming the missing file', 60_000, async () =>
-        (await podEvents(SYSTEM, podName)).find((e) => (e.message ?? '').includes(settings.primaryConflist) && e.metadata.creationTimestamp !== undefined && Date.parse(e.metadata.creationTimestamp) >= t0 - 1000),
+        (await podEvents(SYSTEM, podName)).find(
+          (e) =>
+            (e.message ?? '').includes(settings.primaryConflist) &&
+            e.metadata.creationTimestamp !== undefined &&
+            Date.parse(e.metadata.creationTimestamp) >= t0 - 1000,
+        ),
       );
       t.diagnostic(`Event (${event.type}) ${event.reason}: ${event.message}`);
       const described = await k.ok(['-n', SYSTEM, 'describe', 'pod', podName]);
@@ -397,7 +447,11 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
     const last = restarted.status.containerStatuses?.[0]?.lastState?.terminated;
     assert.equal(last?.exitCode, 137, `the previous container was killed by SIGKILL: ${JSON.stringify(last)}`);
     const diff = diffSnapshots(snap, await helper.snapshot([BIN, NETD]));
-    assert.deepEqual(diff.filter((d) => !d.includes('/.cni-node.lock')), [], `every file on the node is as it was (same inode, mtime, content):\n${diff.join('\n')}`);
+    assert.deepEqual(
+      diff.filter((d) => !d.includes('/.cni-node.lock')),
+      [],
+      `every file on the node is as it was (same inode, mtime, content):\n${diff.join('\n')}`,
+    );
     const logs = await k.ok(['-n', SYSTEM, 'logs', pod.metadata.name]);
     assert.doesNotMatch(logs, /: (installed|updated|removed)$/m, `the restarted daemon changed nothing:\n${logs}`);
   });
@@ -420,7 +474,11 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
       for (let i = 0; !stop && i < MAX_PODS; i++) {
         const name = `rollout-${i}`;
         created.push(name);
-        creating.push(k.run(['create', '-f', '-'], { input: JSON.stringify(testPod(name, { 'cni-node-e2e': 'rollout' })), timeoutMs: 120_000 }).then((r) => ({ name, code: r.code, stderr: r.stderr })));
+        creating.push(
+          k
+            .run(['create', '-f', '-'], { input: JSON.stringify(testPod(name, { 'cni-node-e2e': 'rollout' })), timeoutMs: 120_000 })
+            .then((r) => ({ name, code: r.code, stderr: r.stderr })),
+        );
         await sleep(500);
       }
     })();
@@ -451,7 +509,12 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
       await creator;
       const failedCreates = (await Promise.all(creating)).filter((c) => c.code !== 0);
       // Then until every pod is checked (or it is clear some never will be).
-      await waitFor('every pod created during the rollout to be Ready', 240_000, async () => (created.every((n) => verified.has(n)) ? true : undefined), 1_000).catch(() => undefined);
+      await waitFor(
+        'every pod created during the rollout to be Ready',
+        240_000,
+        async () => (created.every((n) => verified.has(n)) ? true : undefined),
+        1_000,
+      ).catch(() => undefined);
       verifying = false;
       await verifier;
       assert.deepEqual(failedCreates, [], 'every kubectl create succeeded');
@@ -459,10 +522,17 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
     timing(t, 'rolling update (set env → rollout status done)', secs(rolloutMs));
     const now = await dsPod();
     assert.notEqual(now.metadata.uid, old.metadata.uid, 'the pod was replaced');
-    assert.ok(now.spec.containers[0]?.env?.some((e) => e.name === 'CNI_NODE_E2E_ROLLOUT'), 'by one with the new env value');
+    assert.ok(
+      now.spec.containers[0]?.env?.some((e) => e.name === 'CNI_NODE_E2E_ROLLOUT'),
+      'by one with the new env value',
+    );
 
     // Every pod got both networks, and no sandbox ever failed.
-    const ok = created.filter((n) => (verified.get(n) ?? []).some((s) => s.interface === 'net1' && (s.ips?.[0] ?? '').startsWith(NET1_SUBNET)) && (verified.get(n) ?? []).some((s) => s.interface === 'eth0'));
+    const ok = created.filter(
+      (n) =>
+        (verified.get(n) ?? []).some((s) => s.interface === 'net1' && (s.ips?.[0] ?? '').startsWith(NET1_SUBNET)) &&
+        (verified.get(n) ?? []).some((s) => s.interface === 'eth0'),
+    );
     const events = (await k.json<KubeList<KubeEvent>>(['-n', ns, 'get', 'events'])).items.filter(
       (e) => e.reason === 'FailedCreatePodSandBox' && (e.involvedObject.name ?? '').startsWith('rollout-'),
     );
@@ -476,7 +546,11 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
       [],
       'no pod sandbox failed (a missing or broken CNI config, or Multus without credentials, would fail it)',
     );
-    assert.deepEqual(created.filter((n) => !ok.includes(n)), [], 'every pod got eth0 and net1');
+    assert.deepEqual(
+      created.filter((n) => !ok.includes(n)),
+      [],
+      'every pod got eth0 and net1',
+    );
     // Why none failed, without depending on timing: the token the old pod wrote is
     // still accepted now that the old pod is long gone (a pod's own projected token
     // is rejected once its pod is deleted; the API server's 10 s cache is past).
@@ -494,7 +568,10 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
     for (const f of [MULTUS_CONF, `${NETD}/${settings.primaryConflist}`, `${BIN}/multus`, `${BIN}/macvlan`]) {
       assert.ok(!changed.includes(f), `${f} was not rewritten by the new pod (unchanged content is never rewritten)`);
     }
-    assert.ok(records.some((r) => r.f === `/host${KUBECONFIG_OUT}` && r.id !== null), 'the watcher saw the kubeconfig');
+    assert.ok(
+      records.some((r) => r.f === `/host${KUBECONFIG_OUT}` && r.id !== null),
+      'the watcher saw the kubeconfig',
+    );
     await k.ok(['-n', ns, 'delete', 'pods', '-l', 'cni-node-e2e=rollout', '--wait=false']);
   });
 
@@ -506,17 +583,28 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
     // 1. Empty the lists.
     await k.ok(['-n', SYSTEM, 'patch', 'configmap', 'multus-cni', '--type', 'merge', '-p', '{"data":{"plugins":"","configs":""}}']);
     // 2. Until every node has converged.
-    await waitFor('every node to log the removals and be READY', 120_000, async () => {
-      const logs = await k.ok(['-n', SYSTEM, 'logs', '-l', DS_SELECTOR, '--prefix', '--tail=20']);
-      const pods = await k.ok(['-n', SYSTEM, 'get', 'pods', '-l', DS_SELECTOR]);
-      const done = /config 05-multus\.conf: removed/.test(logs) && /plugin multus: removed/.test(logs) && /plugin macvlan: removed/.test(logs) && /plugin ipvlan: removed/.test(logs);
-      return done && !/0\/1/.test(pods) ? true : undefined;
-    }, 1_000);
+    await waitFor(
+      'every node to log the removals and be READY',
+      120_000,
+      async () => {
+        const logs = await k.ok(['-n', SYSTEM, 'logs', '-l', DS_SELECTOR, '--prefix', '--tail=20']);
+        const pods = await k.ok(['-n', SYSTEM, 'get', 'pods', '-l', DS_SELECTOR]);
+        const done =
+          /config 05-multus\.conf: removed/.test(logs) &&
+          /plugin multus: removed/.test(logs) &&
+          /plugin macvlan: removed/.test(logs) &&
+          /plugin ipvlan: removed/.test(logs);
+        return done && !/0\/1/.test(pods) ? true : undefined;
+      },
+      1_000,
+    );
     timing(t, 'uninstall: lists emptied → node converged', secs(Date.now() - t0));
     // 3. The DaemonSet, then the per-node bindings.
     await k.ok(['delete', '-f', 'deploy/multus-cni.yaml']);
     await k.ok(['delete', 'clusterrolebindings', '-l', 'app.kubernetes.io/part-of=multus-cni,app.kubernetes.io/managed-by=cni-node']);
-    await waitFor('the DaemonSet pods to be gone', 120_000, async () => ((await podOnNode(k, SYSTEM, DS_SELECTOR, node, { terminating: true })) === undefined ? true : undefined));
+    await waitFor('the DaemonSet pods to be gone', 120_000, async () =>
+      (await podOnNode(k, SYSTEM, DS_SELECTOR, node, { terminating: true })) === undefined ? true : undefined,
+    );
     // 4. The README's variant that keeps the CRD (and with it the attachments)…
     await k.ok(['-n', SYSTEM, 'delete', 'serviceaccount/cni-node', 'role/cni-node', 'rolebinding/cni-node']);
     await k.ok(['delete', 'clusterrolebinding/cni-node', 'clusterrole/cni-node', 'clusterrole/multus-cni']);
@@ -524,10 +612,23 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
     // …then the whole file, which deletes the CRD; the objects above are gone already.
     const rbac = await k.run(['delete', '-f', 'deploy/multus-cni-rbac.yaml'], { timeoutMs: 120_000 });
     const unexpected = rbac.stderr.split('\n').filter((l) => l.trim() !== '' && !/NotFound|not found/.test(l));
-    assert.deepEqual(unexpected, [], `deleting deploy/multus-cni-rbac.yaml: only "not found" for what was deleted already:\n${show(['kubectl', 'delete', '-f', 'deploy/multus-cni-rbac.yaml'], rbac)}`);
+    assert.deepEqual(
+      unexpected,
+      [],
+      `deleting deploy/multus-cni-rbac.yaml: only "not found" for what was deleted already:\n${show(['kubectl', 'delete', '-f', 'deploy/multus-cni-rbac.yaml'], rbac)}`,
+    );
     await k.ok(['delete', '-f', 'deploy/multus-cni-config.yaml']);
     // What stays on the node (the kubeconfig, cni-node's record), with the README's command.
-    const debug = await k.ok(['debug', `node/${node}`, `--image=${settings.busyboxImage}`, '--', 'rm', '-r', '/host/etc/cni/net.d/multus.d', '/host/etc/cni/net.d/.cni-node-state']);
+    const debug = await k.ok([
+      'debug',
+      `node/${node}`,
+      `--image=${settings.busyboxImage}`,
+      '--',
+      'rm',
+      '-r',
+      '/host/etc/cni/net.d/multus.d',
+      '/host/etc/cni/net.d/.cni-node-state',
+    ]);
     const debugPod = /pod (node-debugger-[a-z0-9.-]+)/.exec(debug)?.[1];
     assert.ok(debugPod, `kubectl debug names its pod: ${debug}`);
     await waitFor(`${debugPod} to finish`, 120_000, async () => {
@@ -585,7 +686,9 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
 
     const t1 = Date.now();
     await k.ok(['delete', '-f', 'deploy/multus-cni-simple.yaml'], { timeoutMs: 180_000 });
-    await waitFor('the simple example\'s pods to be gone', 120_000, async () => ((await podOnNode(k, SYSTEM, 'app=multus-cni-simple', node, { terminating: true })) === undefined ? true : undefined));
+    await waitFor("the simple example's pods to be gone", 120_000, async () =>
+      (await podOnNode(k, SYSTEM, 'app=multus-cni-simple', node, { terminating: true })) === undefined ? true : undefined,
+    );
     timing(t, 'simple example: kubectl delete → node clean', secs(Date.now() - t1));
     const diff = diffSnapshots(nodeBefore, await helper.snapshot([BIN, NETD]), ['type', 'mode', 'size', 'sha256']);
     assert.deepEqual(diff, [], `the preStop hook removed what the pod installed:\n${diff.join('\n')}`);
@@ -595,27 +698,49 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
     const commands = readmeCommands();
     assert.ok(commands.length >= 15, `found the README's commands (${commands.length})`);
     const missing = commands.filter((c) => !ranCommands.some((r) => matches(c, r)));
-    assert.deepEqual(missing.map((c) => c.join(' ')), [], 'README commands the suite never ran');
+    assert.deepEqual(
+      missing.map((c) => c.join(' ')),
+      [],
+      'README commands the suite never ran',
+    );
   });
 });
 
-test('Teardown: stopping the local cluster leaves the host as it was (sysctls, mounts, namespaces, processes, cgroups, interfaces, iptables)', { skip: unavailable ?? (settings.mode === 'byo' ? 'a cluster of your own: nothing on this machine to give back' : undefined), timeout: 300_000 }, async (t) => {
-  assert.ok(hostBefore !== undefined && local !== undefined, 'the cluster was started by the suite above');
-  const stopMs = await stopLocalCluster((s) => t.diagnostic(s));
-  timing(t, 'cluster stop (scripts/test-cluster.sh stop)', secs(stopMs));
-  const problems = compareHostStates(hostBefore, readHostState(), local);
-  assert.deepEqual(problems, [], 'the host is as it was before the cluster started');
-  t.diagnostic(`compared ${Object.keys(hostBefore.sysctls).length} sysctls, ${hostBefore.mounts.length} mounts, ${hostBefore.links.length} interfaces, ${hostBefore.iptables.length} iptables lines`);
-});
+test(
+  'Teardown: stopping the local cluster leaves the host as it was (sysctls, mounts, namespaces, processes, cgroups, interfaces, iptables)',
+  { skip: unavailable ?? (settings.mode === 'byo' ? 'a cluster of your own: nothing on this machine to give back' : undefined), timeout: 300_000 },
+  async (t) => {
+    assert.ok(hostBefore !== undefined && local !== undefined, 'the cluster was started by the suite above');
+    const stopMs = await stopLocalCluster((s) => t.diagnostic(s));
+    timing(t, 'cluster stop (scripts/test-cluster.sh stop)', secs(stopMs));
+    const problems = compareHostStates(hostBefore, readHostState(), local);
+    assert.deepEqual(problems, [], 'the host is as it was before the cluster started');
+    t.diagnostic(
+      `compared ${Object.keys(hostBefore.sysctls).length} sysctls, ${hostBefore.mounts.length} mounts, ${hostBefore.links.length} interfaces, ${hostBefore.iptables.length} iptables lines`,
+    );
+  },
+);
 
 // ---------------------------------------------------------------------------
 
 async function firstReadyNode(): Promise<string> {
-  return waitFor('a Ready, schedulable Linux node', 120_000, async () => {
-    const nodes = await k.json<KubeList<KubeObject & { spec?: { unschedulable?: boolean }; status: { conditions: Array<{ type: string; status: string }> } }>>(['get', 'nodes']);
-    const ready = nodes.items.filter((n) => !n.spec?.unschedulable && n.status.conditions.some((c) => c.type === 'Ready' && c.status === 'True') && n.metadata.labels?.['kubernetes.io/os'] === 'linux');
-    return ready[0]?.metadata.name;
-  }, 2_000);
+  return waitFor(
+    'a Ready, schedulable Linux node',
+    120_000,
+    async () => {
+      const nodes = await k.json<
+        KubeList<KubeObject & { spec?: { unschedulable?: boolean }; status: { conditions: Array<{ type: string; status: string }> } }>
+      >(['get', 'nodes']);
+      const ready = nodes.items.filter(
+        (n) =>
+          !n.spec?.unschedulable &&
+          n.status.conditions.some((c) => c.type === 'Ready' && c.status === 'True') &&
+          n.metadata.labels?.['kubernetes.io/os'] === 'linux',
+      );
+      return ready[0]?.metadata.name;
+    },
+    2_000,
+  );
 }
 
 async function dsPod(): Promise<Pod> {
@@ -624,9 +749,15 @@ async function dsPod(): Promise<Pod> {
 
 /** sha256 of plugins in the image, computed inside the cni-node container by its own Node.js. */
 async function imagePluginSums(pod: string, plugins: string[]): Promise<Record<string, string>> {
-  const code = "const c=require('crypto'),f=require('fs');for(const n of process.argv.slice(1))console.log(n+' '+c.createHash('sha256').update(f.readFileSync('/opt/cni/bin/'+n)).digest('hex'))";
+  const code =
+    "const c=require('crypto'),f=require('fs');for(const n of process.argv.slice(1))console.log(n+' '+c.createHash('sha256').update(f.readFileSync('/opt/cni/bin/'+n)).digest('hex'))";
   const out = await k.ok(['-n', SYSTEM, 'exec', pod, '-c', 'cni-node', '--', '/nodejs/bin/node', '-e', code, ...plugins]);
-  return Object.fromEntries(out.trim().split('\n').map((l) => l.split(' ') as [string, string]));
+  return Object.fromEntries(
+    out
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ') as [string, string]),
+  );
 }
 
 async function multusKubeconfig(): Promise<{ server: string; ca: string; token: string }> {
@@ -640,10 +771,15 @@ async function multusKubeconfig(): Promise<{ server: string; ca: string; token: 
   return { server: cluster.server, ca: Buffer.from(cluster['certificate-authority-data'], 'base64').toString('utf8'), token };
 }
 
-async function tokenReview(token: string): Promise<{ authenticated?: boolean; error?: string; user?: { username?: string; extra?: Record<string, string[]> } }> {
-  const review = await k.json<{ status: { authenticated?: boolean; error?: string; user?: { username?: string; extra?: Record<string, string[]> } } }>(['create', '-f', '-'], {
-    input: JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } }),
-  });
+async function tokenReview(
+  token: string,
+): Promise<{ authenticated?: boolean; error?: string; user?: { username?: string; extra?: Record<string, string[]> } }> {
+  const review = await k.json<{ status: { authenticated?: boolean; error?: string; user?: { username?: string; extra?: Record<string, string[]> } } }>(
+    ['create', '-f', '-'],
+    {
+      input: JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } }),
+    },
+  );
   return review.status;
 }
 
@@ -655,9 +791,20 @@ function jwtClaims(token: string): Record<string, unknown> {
 
 async function createNad(): Promise<void> {
   // macvlan without "master": the interface of the node's default route, whatever its name.
-  const config = { cniVersion: '0.3.1', name: NAD, type: 'macvlan', mode: 'bridge', ipam: { type: 'host-local', ranges: [[{ subnet: `${NET1_SUBNET}0/24` }]] } };
+  const config = {
+    cniVersion: '0.3.1',
+    name: NAD,
+    type: 'macvlan',
+    mode: 'bridge',
+    ipam: { type: 'host-local', ranges: [[{ subnet: `${NET1_SUBNET}0/24` }]] },
+  };
   await k.ok(['apply', '-f', '-'], {
-    input: JSON.stringify({ apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', metadata: { name: NAD, namespace: ns }, spec: { config: JSON.stringify(config) } }),
+    input: JSON.stringify({
+      apiVersion: 'k8s.cni.cncf.io/v1',
+      kind: 'NetworkAttachmentDefinition',
+      metadata: { name: NAD, namespace: ns },
+      spec: { config: JSON.stringify(config) },
+    }),
   });
 }
 
@@ -709,7 +856,12 @@ async function portForward(pod: string): Promise<{ port: number; stop: () => voi
     let out = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-    const ok = await waitFor('kubectl port-forward', 30_000, async () => (/Forwarding from/.test(out) ? true : child.exitCode !== null ? false : undefined), 200).catch(() => false);
+    const ok = await waitFor(
+      'kubectl port-forward',
+      30_000,
+      async () => (/Forwarding from/.test(out) ? true : child.exitCode !== null ? false : undefined),
+      200,
+    ).catch(() => false);
     if (ok) return { port, stop: () => child.kill() };
     child.kill();
     suiteLog(`  port-forward on ${port} failed: ${out.trim()}`);

@@ -38,7 +38,10 @@ describe('checkNetworkConfig', () => {
   });
 
   test('a valid .conflist gives the chain in order', () => {
-    const r = checkNetworkConfig('10-calico.conflist', '{"cniVersion":"1.0.0","name":"k8s-pod-network","plugins":[{"type":"calico"},{"type":"portmap"},{"type":"bandwidth"}]}');
+    const r = checkNetworkConfig(
+      '10-calico.conflist',
+      '{"cniVersion":"1.0.0","name":"k8s-pod-network","plugins":[{"type":"calico"},{"type":"portmap"},{"type":"bandwidth"}]}',
+    );
     assert.ok(r.ok);
     assert.deepEqual(r.info.types, ['calico', 'portmap', 'bandwidth']);
     assert.equal(r.info.isList, true);

@@ -19,7 +19,11 @@ const configMap = {
 const list = {
   kind: 'PodList',
   items: [
-    { metadata: { name: 'a', labels: { tier: 'web' } }, spec: { nodeName: 'n1', containers: [{ name: 'c1', ports: [{ name: 'http', containerPort: 80 }] }] }, status: { ready: true, restarts: 0 } },
+    {
+      metadata: { name: 'a', labels: { tier: 'web' } },
+      spec: { nodeName: 'n1', containers: [{ name: 'c1', ports: [{ name: 'http', containerPort: 80 }] }] },
+      status: { ready: true, restarts: 0 },
+    },
     { metadata: { name: 'b' }, spec: { nodeName: 'n2', containers: [{ name: 'c2' }, { name: 'c3' }] }, status: { ready: false, restarts: 3 } },
     { metadata: { name: 'c', labels: { tier: 'db' } }, spec: { nodeName: 'n1', containers: [] }, status: { restarts: 1.5 } },
   ],
@@ -78,7 +82,7 @@ describe('JSONPath: fields and text', () => {
   test('null is printed as null', () => {
     assert.equal(jp('{.a}', { a: null }), 'null');
   });
-  test("['field.with.dots'], [\"x\"] and escaped dots", () => {
+  test('[\'field.with.dots\'], ["x"] and escaped dots', () => {
     assert.equal(jp("{.metadata.labels['app.kubernetes.io/name']}", configMap), 'multus');
     assert.equal(jp('{.metadata.labels["app.kubernetes.io/name"]}', configMap), 'multus');
     assert.equal(jp('{.metadata.annotations.kubernetes\\.io/description}', configMap), 'plugins');
@@ -208,11 +212,23 @@ describe('JSONPath: filters', () => {
     assert.equal(jp('{.items[*].spec.containers[*].ports[?(@.name=="http")].containerPort}', list), '80');
   });
   test('comparing two paths of the same item', () => {
-    const o = { xs: [{ a: 1, b: 1 }, { a: 1, b: 2 }] };
+    const o = {
+      xs: [
+        { a: 1, b: 1 },
+        { a: 1, b: 2 },
+      ],
+    };
     assert.equal(jp('{.xs[?(@.a==@.b)].b}', o), '1');
   });
   test('the kubectl example: a condition status', () => {
-    const node = { status: { conditions: [{ type: 'MemoryPressure', status: 'False' }, { type: 'Ready', status: 'True' }] } };
+    const node = {
+      status: {
+        conditions: [
+          { type: 'MemoryPressure', status: 'False' },
+          { type: 'Ready', status: 'True' },
+        ],
+      },
+    };
     assert.equal(jp('{.status.conditions[?(@.type=="Ready")].status}', node), 'True');
   });
 });
@@ -223,10 +239,7 @@ describe('JSONPath: range and string literals', () => {
     assert.equal(jp('{range .items[*]}[{.metadata.name}:{.spec.nodeName}] {end}', list), '[a:n1] [b:n2] [c:n1] ');
   });
   test('nested ranges', () => {
-    assert.equal(
-      jp('{range .items[*]}{.metadata.name}:{range .spec.containers[*]} {.name}{end};{end}', list),
-      'a: c1;b: c2 c3;c:;',
-    );
+    assert.equal(jp('{range .items[*]}{.metadata.name}:{range .spec.containers[*]} {.name}{end};{end}', list), 'a: c1;b: c2 c3;c:;');
   });
   test('range over nothing prints nothing; text after {end} is printed once', () => {
     assert.equal(jp('<{range .nope[*]}x{end}>', list), '<>');
@@ -304,13 +317,34 @@ describe('JSONPath: evaluation never throws anything but a CniNodeError', () => 
   test('objects that cannot be printed', () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.me = cyclic;
-    assert.throws(() => jp('{}', cyclic), (e: unknown) => e instanceof CniNodeError && /cannot be evaluated/.test(e.message));
+    assert.throws(
+      () => jp('{}', cyclic),
+      (e: unknown) => e instanceof CniNodeError && /cannot be evaluated/.test(e.message),
+    );
     assert.equal(jp('{.me.me.x}', cyclic), '');
   });
   test('getters and proxies that throw', () => {
-    const bad = Object.defineProperty({}, 'x', { enumerable: true, get: () => { throw new Error('boom'); } });
-    assert.throws(() => jp('{.x}', bad), (e: unknown) => e instanceof CniNodeError && /boom/.test(e.message));
-    const proxy = new Proxy({}, { get: () => { throw new TypeError('trap'); }, ownKeys: () => { throw new TypeError('trap'); } });
+    const bad = Object.defineProperty({}, 'x', {
+      enumerable: true,
+      get: () => {
+        throw new Error('boom');
+      },
+    });
+    assert.throws(
+      () => jp('{.x}', bad),
+      (e: unknown) => e instanceof CniNodeError && /boom/.test(e.message),
+    );
+    const proxy = new Proxy(
+      {},
+      {
+        get: () => {
+          throw new TypeError('trap');
+        },
+        ownKeys: () => {
+          throw new TypeError('trap');
+        },
+      },
+    );
     assert.throws(() => jp('{..x}', proxy), CniNodeError);
     assert.throws(() => jp('{}', proxy), CniNodeError);
   });

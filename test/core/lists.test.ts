@@ -124,7 +124,7 @@ describe('parseNameList', () => {
   });
 });
 
-test('names of cni-node\'s own files (.cni-node…) are refused as items', () => {
+test("names of cni-node's own files (.cni-node…) are refused as items", () => {
   assert.throws(() => parseNameList('bridge,.cni-node-state', '--plugins'), /reserved for cni-node's own files/);
   assert.throws(() => parseNameList('.cni-node.lock', '--configs'), /reserved/);
 });

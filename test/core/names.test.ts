@@ -5,7 +5,11 @@ import { MAX_NAME_BYTES, nameProblem, objectRefProblem, TEMP_PREFIX, TEMP_RANDOM
 
 describe('plain names', () => {
   test('names are limited in UTF-8 bytes, leaving room for the temporary file name', () => {
-    assert.equal(Buffer.byteLength(`${TEMP_PREFIX}${'x'.repeat(MAX_NAME_BYTES)}.${'0'.repeat(TEMP_RANDOM_HEX)}`), 255, 'the longest name still gives a 255-byte temporary name');
+    assert.equal(
+      Buffer.byteLength(`${TEMP_PREFIX}${'x'.repeat(MAX_NAME_BYTES)}.${'0'.repeat(TEMP_RANDOM_HEX)}`),
+      255,
+      'the longest name still gives a 255-byte temporary name',
+    );
     assert.equal(nameProblem('x'.repeat(MAX_NAME_BYTES)), undefined);
     assert.match(nameProblem('x'.repeat(MAX_NAME_BYTES + 1)) ?? '', /229 bytes long in UTF-8; names are limited to 228 bytes/);
     // Under 256 characters but over 255 bytes.
@@ -25,7 +29,10 @@ describe('Kubernetes object references (they build API paths)', () => {
   test('valid references pass', () => {
     assert.equal(objectRefProblem({ apiVersion: 'v1', kind: 'ServiceAccount', namespace: 'kube-system', name: 'multus' }), undefined);
     assert.equal(objectRefProblem({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', name: 'system:node:worker-1' }), undefined);
-    assert.equal(objectRefProblem({ apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', namespace: 'default', name: 'macvlan-conf' }), undefined);
+    assert.equal(
+      objectRefProblem({ apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', namespace: 'default', name: 'macvlan-conf' }),
+      undefined,
+    );
   });
 
   test('anything that could change a URL path is refused, in every part', () => {

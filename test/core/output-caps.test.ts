@@ -18,7 +18,10 @@ describe('every output has a size cap: rendered configs', () => {
     const out = renderTemplates(new Map([['05-amp.conf', template]]), () => big).get('05-amp.conf');
     assert.equal(out?.status, 'error');
     assert.ok(out?.status === 'error' && out.error instanceof CniNodeError);
-    assert.match(out.error.message, /config 05-amp\.conf would be 100000\.\d MiB once rendered \(__big\.conf__ \(1\.0 MiB\) 100000 times\); a rendered config may be at most 1\.0 MiB/);
+    assert.match(
+      out.error.message,
+      /config 05-amp\.conf would be 100000\.\d MiB once rendered \(__big\.conf__ \(1\.0 MiB\) 100000 times\); a rendered config may be at most 1\.0 MiB/,
+    );
     assert.ok(performance.now() - started < 5_000);
   });
 
@@ -51,7 +54,12 @@ describe('every output has a size cap: manifests after variable substitution', (
     const text = `data:\n${Array.from({ length: 100_000 }, (_, i) => `  k${i}: "\${BIG}"`).join('\n')}\n`;
     assert.throws(
       () => substituteEnv(text, env, 'manifest amp.yaml'),
-      (e: unknown) => e instanceof CniNodeError && e.kind === 'invalid' && /^manifest amp\.yaml would be \d+ bytes once its variables are substituted \(\$BIG \(131072 bytes\) 100000 times\); at most 8388608 bytes are allowed/.test(e.message),
+      (e: unknown) =>
+        e instanceof CniNodeError &&
+        e.kind === 'invalid' &&
+        /^manifest amp\.yaml would be \d+ bytes once its variables are substituted \(\$BIG \(131072 bytes\) 100000 times\); at most 8388608 bytes are allowed/.test(
+          e.message,
+        ),
     );
   });
 
@@ -68,7 +76,10 @@ describe('every output has a size cap: JSONPath values', () => {
     const obj = { items: Array.from({ length: 2_000 }, (_, i) => ({ name: `n${i}`, data: 'd'.repeat(1_000) })) };
     // The same 2 MB of items, 5 000 times over (a template fits in one argument): ~10 GB if built.
     const evaluate = compileJsonPath('{.items[*].data}'.repeat(5_000), { maxBytes: 1024 * 1024 });
-    assert.throws(() => evaluate(obj), (e: unknown) => e instanceof CniNodeError && /gives more than 1048576 bytes on this object; the value is refused/.test(e.message));
+    assert.throws(
+      () => evaluate(obj),
+      (e: unknown) => e instanceof CniNodeError && /gives more than 1048576 bytes on this object; the value is refused/.test(e.message),
+    );
     // Recursive descent over a deep object: every subtree printed.
     let deep: unknown = 'leaf'.repeat(1_000);
     for (let i = 0; i < 2_000; i++) deep = { a: deep };

@@ -41,7 +41,10 @@ describe('plan: apply', () => {
 
   test('added items come in desired order', () => {
     const actions = plan('apply', { plugin: { desired: ['z', 'a', 'm'], current: [] } });
-    assert.deepEqual(actions.map((a) => a.name), ['z', 'a', 'm']);
+    assert.deepEqual(
+      actions.map((a) => a.name),
+      ['z', 'a', 'm'],
+    );
     assert.ok(actions.every((a) => a.op === 'ensure' && a.why === 'added'));
   });
 

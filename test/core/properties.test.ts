@@ -48,8 +48,32 @@ const piecesOf = (pieces: string[], maxLength = 30): fc.Arbitrary<string> =>
 
 const TEMPLATE_NAMES = ['a.conf', 'b.conf', 'c.conflist', '10-calico.conflist', 'x'];
 const templateText = piecesOf([
-  '__', '_', '___', '/', '..', '.', '\\', '\n', ' ', '"', 'a', '10-calico.conflist', 'a.conf', 'b.conf', 'c.conflist', 'x',
-  '-', '\0', '$', '{', '}', 'etc', 'passwd', '__a.conf__', '__../x__', '__x__',
+  '__',
+  '_',
+  '___',
+  '/',
+  '..',
+  '.',
+  '\\',
+  '\n',
+  ' ',
+  '"',
+  'a',
+  '10-calico.conflist',
+  'a.conf',
+  'b.conf',
+  'c.conflist',
+  'x',
+  '-',
+  '\0',
+  '$',
+  '{',
+  '}',
+  'etc',
+  'passwd',
+  '__a.conf__',
+  '__../x__',
+  '__x__',
 ]);
 
 /** A plain file name, as a pointer may name it. */
@@ -68,8 +92,12 @@ function reader(files: ReadonlyMap<string, string>): { read: (n: string) => stri
 // ---- the renderer ----------------------------------------------------------------
 
 describe('renderer properties', () => {
-  const templatesArb = fc.uniqueArray(fc.tuple(fc.constantFrom(...TEMPLATE_NAMES), templateText), { selector: ([n]) => n, maxLength: 4 }).map((e) => new Map(e));
-  const filesArb = fc.uniqueArray(fc.tuple(fc.oneof(fc.constantFrom(...TEMPLATE_NAMES), plainName), anyString(30)), { selector: ([n]) => n, maxLength: 6 }).map((e) => new Map(e));
+  const templatesArb = fc
+    .uniqueArray(fc.tuple(fc.constantFrom(...TEMPLATE_NAMES), templateText), { selector: ([n]) => n, maxLength: 4 })
+    .map((e) => new Map(e));
+  const filesArb = fc
+    .uniqueArray(fc.tuple(fc.oneof(fc.constantFrom(...TEMPLATE_NAMES), plainName), anyString(30)), { selector: ([n]) => n, maxLength: 6 })
+    .map((e) => new Map(e));
 
   test('rendering is deterministic (same outcomes, same reads)', () => {
     fc.assert(
@@ -88,7 +116,10 @@ describe('renderer properties', () => {
   test('with every target present, the output is the template with each pointer replaced by its content', () => {
     // Text between pointers: anything without "__" (so it holds no pointer).
     const text = anyString(20).filter((s) => !s.includes('__'));
-    const part = fc.oneof(text.map((t) => ({ text: t })), plainName.filter((n) => n !== 'self').map((name) => ({ name })));
+    const part = fc.oneof(
+      text.map((t) => ({ text: t })),
+      plainName.filter((n) => n !== 'self').map((name) => ({ name })),
+    );
     fc.assert(
       fc.property(fc.array(part, { maxLength: 12 }), fc.func(anyString(30)), (parts, contentOf) => {
         const files = new Map<string, string>();
@@ -117,12 +148,15 @@ describe('renderer properties', () => {
 
   test('a template without "__" is returned unchanged and nothing is read', () => {
     fc.assert(
-      fc.property(anyString(200).filter((s) => !s.includes('__')), (text) => {
-        const r = reader(new Map());
-        const out = renderTemplates(new Map([['t.conf', text]]), r.read).get('t.conf');
-        assert.deepEqual(out, { status: 'rendered', content: text, pointers: [] });
-        assert.deepEqual(r.reads, []);
-      }),
+      fc.property(
+        anyString(200).filter((s) => !s.includes('__')),
+        (text) => {
+          const r = reader(new Map());
+          const out = renderTemplates(new Map([['t.conf', text]]), r.read).get('t.conf');
+          assert.deepEqual(out, { status: 'rendered', content: text, pointers: [] });
+          assert.deepEqual(r.reads, []);
+        },
+      ),
       RUNS,
     );
   });
@@ -136,7 +170,10 @@ describe('renderer properties', () => {
           assert.equal(nameProblem(name), undefined, name);
           assert.ok(!name.includes('/') && !name.includes('\\') && name !== '..' && name !== '.', name);
           assert.ok(!templates.has(name), `${name} is a template: its rendered output is used, not the node file`);
-          assert.ok([...templates.values()].some((t) => t.includes(`__${name}__`)), `${name} is not a pointer of any template`);
+          assert.ok(
+            [...templates.values()].some((t) => t.includes(`__${name}__`)),
+            `${name} is not a pointer of any template`,
+          );
         }
       }),
       FUZZ,
@@ -167,10 +204,16 @@ describe('set difference and plan properties', () => {
     fc.assert(
       fc.property(nameList, nameList, (a, b) => {
         const d = minus(a, b);
-        assert.deepEqual(d, a.filter((x) => b.every((y) => y !== x)));
+        assert.deepEqual(
+          d,
+          a.filter((x) => b.every((y) => y !== x)),
+        );
         for (const x of d) assert.ok(!b.includes(x));
         // what was dropped is exactly a ∩ b
-        assert.deepEqual(a.filter((x) => !d.includes(x)), a.filter((x) => b.includes(x)));
+        assert.deepEqual(
+          a.filter((x) => !d.includes(x)),
+          a.filter((x) => b.includes(x)),
+        );
       }),
       RUNS,
     );
@@ -185,12 +228,18 @@ describe('set difference and plan properties', () => {
         const added = ensures.filter((a) => a.why === 'added').map((a) => a.name);
         const kept = ensures.filter((a) => a.why === 'kept').map((a) => a.name);
         // adds ∪ kept = desired, in desired order
-        assert.deepEqual(ensures.map((a) => a.name), s.desired);
+        assert.deepEqual(
+          ensures.map((a) => a.name),
+          s.desired,
+        );
         assert.deepEqual(new Set([...added, ...kept]), new Set(s.desired));
         assert.ok(kept.every((n) => s.current.includes(n)));
         assert.ok(added.every((n) => !s.current.includes(n)));
         // removes = current − desired, reverse current order
-        assert.deepEqual(removes.map((a) => a.name), s.current.filter((n) => !s.desired.includes(n)).reverse());
+        assert.deepEqual(
+          removes.map((a) => a.name),
+          s.current.filter((n) => !s.desired.includes(n)).reverse(),
+        );
         // no name both added and removed; nothing desired is removed
         for (const r of removes) {
           assert.ok(!added.includes(r.name));
@@ -220,7 +269,10 @@ describe('set difference and plan properties', () => {
         // per kind, the same as planning that kind alone
         for (const kind of KINDS) {
           const alone = plan('apply', state[kind] ? { [kind]: state[kind] } : {});
-          assert.deepEqual(actions.filter((a) => a.kind === kind), alone);
+          assert.deepEqual(
+            actions.filter((a) => a.kind === kind),
+            alone,
+          );
         }
       }),
       RUNS,
@@ -232,10 +284,16 @@ describe('set difference and plan properties', () => {
       fc.property(fullState, (state) => {
         const install = plan('install', state);
         const expected = KINDS.flatMap((k) => (state[k]?.desired ?? []).map((name) => `${k}/${name}`));
-        assert.deepEqual(install.map((a) => `${a.kind}/${a.name}`), expected);
+        assert.deepEqual(
+          install.map((a) => `${a.kind}/${a.name}`),
+          expected,
+        );
         assert.ok(install.every((a) => a.op === 'ensure' && a.why === 'requested'));
         const uninstall = plan('uninstall', state);
-        assert.deepEqual(uninstall.map((a) => `${a.kind}/${a.name}`), [...expected].reverse());
+        assert.deepEqual(
+          uninstall.map((a) => `${a.kind}/${a.name}`),
+          [...expected].reverse(),
+        );
         assert.ok(uninstall.every((a) => a.op === 'remove' && a.why === 'requested'));
       }),
       RUNS,
@@ -286,10 +344,14 @@ describe('fuzz: list parsing', () => {
 describe('fuzz: env substitution', () => {
   test('arbitrary text and environment: a string or a CniNodeError', () => {
     fc.assert(
-      fc.property(fc.oneof(anyString(80), piecesOf(['$', '$$', '${', '}', '{', 'A', 'constructor', '__proto__', 'toString', ' ', '\n', '-'])), fc.dictionary(fc.oneof(fc.constantFrom('A', 'constructor', '__proto__', 'toString'), fc.string({ maxLength: 5 })), anyString(10)), (text, env) => {
-        const r = onlyCniNodeErrors(() => substituteEnv(text, env, 'm.yaml'));
-        if (typeof r === 'string' && !text.includes('$')) assert.equal(r, text);
-      }),
+      fc.property(
+        fc.oneof(anyString(80), piecesOf(['$', '$$', '${', '}', '{', 'A', 'constructor', '__proto__', 'toString', ' ', '\n', '-'])),
+        fc.dictionary(fc.oneof(fc.constantFrom('A', 'constructor', '__proto__', 'toString'), fc.string({ maxLength: 5 })), anyString(10)),
+        (text, env) => {
+          const r = onlyCniNodeErrors(() => substituteEnv(text, env, 'm.yaml'));
+          if (typeof r === 'string' && !text.includes('$')) assert.equal(r, text);
+        },
+      ),
       FUZZ,
     );
   });
@@ -343,10 +405,17 @@ describe('fuzz: env substitution', () => {
 describe('fuzz: CNI config check', () => {
   test('arbitrary text: a verdict, never an exception; bad JSON says where when it can', () => {
     fc.assert(
-      fc.property(fc.oneof(anyString(80), fc.json().map((j) => j.slice(0, Math.max(0, j.length - 1)) + ',}')), fc.constantFrom('a.conf', 'b.conflist', 'c.json'), (text, name) => {
-        const r = checkNetworkConfig(name, text);
-        if (!r.ok) assert.ok(r.problems.length > 0 && r.problems.every((p) => typeof p === 'string' && p.length < 500));
-      }),
+      fc.property(
+        fc.oneof(
+          anyString(80),
+          fc.json().map((j) => j.slice(0, Math.max(0, j.length - 1)) + ',}'),
+        ),
+        fc.constantFrom('a.conf', 'b.conflist', 'c.json'),
+        (text, name) => {
+          const r = checkNetworkConfig(name, text);
+          if (!r.ok) assert.ok(r.problems.length > 0 && r.problems.every((p) => typeof p === 'string' && p.length < 500));
+        },
+      ),
       FUZZ,
     );
   });
@@ -372,8 +441,49 @@ describe('fuzz: JSONPath', () => {
   const jsonPathText = fc.oneof(
     anyString(40),
     piecesOf([
-      '{', '}', '.', '..', '[', ']', '*', '[*]', '?(', ')', '[?(@.', '@', '$', '==', '!=', '<', '>=', '=~', '"', "'", ',', ':', '-1', '0', '2', '1:3',
-      'range ', 'end', '{range .items[*]}', '{end}', 'a', 'b', 'items', 'name', '\\', ' ', '\n', 'true', 'null', 'length(', '"\\n"', '\\u00', '{.a}',
+      '{',
+      '}',
+      '.',
+      '..',
+      '[',
+      ']',
+      '*',
+      '[*]',
+      '?(',
+      ')',
+      '[?(@.',
+      '@',
+      '$',
+      '==',
+      '!=',
+      '<',
+      '>=',
+      '=~',
+      '"',
+      "'",
+      ',',
+      ':',
+      '-1',
+      '0',
+      '2',
+      '1:3',
+      'range ',
+      'end',
+      '{range .items[*]}',
+      '{end}',
+      'a',
+      'b',
+      'items',
+      'name',
+      '\\',
+      ' ',
+      '\n',
+      'true',
+      'null',
+      'length(',
+      '"\\n"',
+      '\\u00',
+      '{.a}',
     ]),
   );
 
@@ -415,13 +525,30 @@ describe('fuzz: JSONPath', () => {
     key.map((k) => `[?(@.${k.replace('.', '\\.')})]`),
   );
   const path = fc.array(segment, { maxLength: 5 }).map((s) => s.join(''));
-  const action = fc.oneof(path.map((p) => `{${p}}`), literal.map((l) => `{${l}}`), fc.constant('{}'));
+  const action = fc.oneof(
+    path.map((p) => `{${p}}`),
+    literal.map((l) => `{${l}}`),
+    fc.constant('{}'),
+  );
   const validTemplate = fc.oneof(
-    fc.array(fc.oneof(action, fc.string({ maxLength: 5 }).map((s) => s.replace(/[{}]/g, ''))), { maxLength: 5 }).map((a) => a.join('')),
+    fc
+      .array(
+        fc.oneof(
+          action,
+          fc.string({ maxLength: 5 }).map((s) => s.replace(/[{}]/g, '')),
+        ),
+        { maxLength: 5 },
+      )
+      .map((a) => a.join('')),
     fc.tuple(path, fc.array(action, { maxLength: 3 })).map(([p, body]) => `{range ${p}}${body.join('')}{end}`),
   );
   const tree = fc.letrec((tie) => ({
-    node: fc.oneof({ depthSize: 'small' }, fc.jsonValue({ maxDepth: 1 }), fc.array(tie('node'), { maxLength: 4 }), fc.dictionary(key, tie('node'), { maxKeys: 4 })),
+    node: fc.oneof(
+      { depthSize: 'small' },
+      fc.jsonValue({ maxDepth: 1 }),
+      fc.array(tie('node'), { maxLength: 4 }),
+      fc.dictionary(key, tie('node'), { maxKeys: 4 }),
+    ),
   })).node;
 
   test('valid templates compile and evaluate to a string on any JSON value', () => {

@@ -62,7 +62,8 @@ describe('kube-watch input validation: names, namespaces, types', () => {
   });
 
   test('resource types', () => {
-    for (const t of ['configmap', 'cm', 'ConfigMap', 'deployments.apps', 'deployments.v1.apps', 'network-attachment-definitions.k8s.cni.cncf.io']) assert.equal(resourceTypeProblem(t), undefined, t);
+    for (const t of ['configmap', 'cm', 'ConfigMap', 'deployments.apps', 'deployments.v1.apps', 'network-attachment-definitions.k8s.cni.cncf.io'])
+      assert.equal(resourceTypeProblem(t), undefined, t);
     for (const t of ['config?map', 'a/b', 'a..b', '.a', 'a b', '']) assert.ok(resourceTypeProblem(t), t);
   });
 });

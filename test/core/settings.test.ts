@@ -41,7 +41,12 @@ function tableUnder(heading: string): string[][] {
         if (rows.length > 0) break;
         continue;
       }
-      rows.push(line.split('|').slice(1, -1).map((c) => c.trim()));
+      rows.push(
+        line
+          .split('|')
+          .slice(1, -1)
+          .map((c) => c.trim()),
+      );
     }
     assert.ok(rows.length > 2, `the table under "${heading}" is empty`);
     return rows.slice(2).map((r) => r.map((c) => c.replace(/`/g, '')));
@@ -50,7 +55,11 @@ function tableUnder(heading: string): string[][] {
 }
 
 const flagOf = (cell: string): string => (/--([a-z-]+)/.exec(cell) ?? [])[1] ?? '';
-const flags = (settings: readonly Setting<unknown>[]): string[] => settings.filter((s) => !s.spec.hidden).map((s) => s.spec.flag ?? '').sort();
+const flags = (settings: readonly Setting<unknown>[]): string[] =>
+  settings
+    .filter((s) => !s.spec.hidden)
+    .map((s) => s.spec.flag ?? '')
+    .sort();
 
 describe('the settings table and the README agree', () => {
   test('"Commands": one row per option of install, uninstall and apply; an option read from the environment names its variable', () => {
@@ -64,16 +73,27 @@ describe('the settings table and the README agree', () => {
 
   test('"Directories": flag, environment variable and default of each', () => {
     const rows = tableUnder('Directories').map((r) => [flagOf(r[1] ?? ''), r[2], r[3]]);
-    assert.deepEqual(rows, settingsOf('directory').map((s) => [s.spec.flag, s.spec.env, s.shownDefault]));
+    assert.deepEqual(
+      rows,
+      settingsOf('directory').map((s) => [s.spec.flag, s.spec.env, s.shownDefault]),
+    );
   });
 
   test('"Options of run": one row per option only run takes', () => {
-    assert.deepEqual(tableUnder('Options of run').map((r) => flagOf(r[0] ?? '')).sort(), flags(settingsOf('run')));
+    assert.deepEqual(
+      tableUnder('Options of run')
+        .map((r) => flagOf(r[0] ?? ''))
+        .sort(),
+      flags(settingsOf('run')),
+    );
   });
 
   test('"Environment": every variable read without a flag, with its default', () => {
     const rows = tableUnder('Environment').map((r) => [r[0], r[1]]);
-    assert.deepEqual(rows, settingsOf('environment').map((s) => [s.spec.env, s.shownDefault]));
+    assert.deepEqual(
+      rows,
+      settingsOf('environment').map((s) => [s.spec.env, s.shownDefault]),
+    );
   });
 
   test('"kube-watch options": short and long form, and default, of each', () => {
@@ -90,14 +110,21 @@ describe('the CLI is made from the table', () => {
   test("util.parseArgs's options of each command are the table's flags", () => {
     for (const command of ['install', 'uninstall', 'apply', 'list', 'check', 'version', 'run'] as Command[]) {
       const options = optionsOf(command);
-      assert.deepEqual(Object.keys(options).sort(), flagsOf(command).map((s) => s.spec.flag).sort(), command);
+      assert.deepEqual(
+        Object.keys(options).sort(),
+        flagsOf(command)
+          .map((s) => s.spec.flag)
+          .sort(),
+        command,
+      );
       for (const s of flagsOf(command)) assert.equal(options[s.spec.flag as string]?.type, s.spec.boolean ? 'boolean' : 'string');
     }
   });
 
   test('help shows every option that is not hidden, and every CNI_NODE_ variable without a flag', () => {
     const text = usage();
-    for (const s of ALL_SETTINGS.filter((x) => x.spec.flag && !x.spec.hidden && x.spec.group !== 'kube-watch')) assert.ok(text.includes(`--${s.spec.flag}`), s.name);
+    for (const s of ALL_SETTINGS.filter((x) => x.spec.flag && !x.spec.hidden && x.spec.group !== 'kube-watch'))
+      assert.ok(text.includes(`--${s.spec.flag}`), s.name);
     for (const s of settingsOf('environment').filter((x) => x.spec.env?.startsWith('CNI_NODE_'))) assert.ok(text.includes(s.spec.env as string), s.name);
     const kw = kubeWatchUsage();
     for (const s of settingsOf('kube-watch')) assert.ok(kw.includes(`--${s.spec.flag}`), s.name);
@@ -114,7 +141,10 @@ describe('the CLI is made from the table', () => {
     assert.equal(SETTINGS.debounce.read({ CNI_NODE_DEBOUNCE: '250ms' }), 250);
     assert.equal(SETTINGS.fightHold.read({}), 300_000);
     assert.equal(SETTINGS.fightLimit.read({ CNI_NODE_FIGHT_LIMIT: '3' }), 3);
-    assert.throws(() => SETTINGS.fightLimit.read({ CNI_NODE_FIGHT_LIMIT: '0' }), (e: unknown) => e instanceof CniNodeError && e.kind === 'usage' && /^CNI_NODE_FIGHT_LIMIT=0: /.test(e.message));
+    assert.throws(
+      () => SETTINGS.fightLimit.read({ CNI_NODE_FIGHT_LIMIT: '0' }),
+      (e: unknown) => e instanceof CniNodeError && e.kind === 'usage' && /^CNI_NODE_FIGHT_LIMIT=0: /.test(e.message),
+    );
     assert.throws(() => SETTINGS.recheck.read({ CNI_NODE_RECHECK: 'soon' }), /CNI_NODE_RECHECK=soon/);
     assert.throws(() => SETTINGS.kubeconfigCredentials.read({ CNI_NODE_KUBECONFIG_CREDENTIALS: 'x' }), /CNI_NODE_KUBECONFIG_CREDENTIALS=x: expected embed/);
     assert.throws(() => SETTINGS.logFormat.resolve({}, { CNI_NODE_LOG_FORMAT: 'xml' }), /--log-format=xml: expected text or json/);
@@ -153,12 +183,24 @@ describe('the settings run logs', () => {
   });
 
   test('every setting of run with a value, given or by default, and no secret', () => {
-    const line = effectiveSettings('run', { listen: ':9090', 'uninstall-on-exit': true, plugins: 'bridge' }, {
-      CNI_NODE_DEBOUNCE: '250ms',
-      CNI_NODE_KUBECONFIG_SERVER: 'https://u:hunter2@api:6443',
-      CNI_NODE_HOST_PLUGINS_DIR: '/node/bin',
-    }).join(', ');
-    for (const part of ['--listen=:9090', '--uninstall-on-exit', 'CNI_NODE_DEBOUNCE=250ms', 'CNI_NODE_RECHECK=30s (default)', 'CNI_NODE_HOST_PLUGINS_DIR=/node/bin', 'CNI_NODE_PLUGINS_DIR=/opt/cni/bin (default)', 'CNI_NODE_KUBECONFIG_SERVER=https://REDACTED@api:6443/']) {
+    const line = effectiveSettings(
+      'run',
+      { listen: ':9090', 'uninstall-on-exit': true, plugins: 'bridge' },
+      {
+        CNI_NODE_DEBOUNCE: '250ms',
+        CNI_NODE_KUBECONFIG_SERVER: 'https://u:hunter2@api:6443',
+        CNI_NODE_HOST_PLUGINS_DIR: '/node/bin',
+      },
+    ).join(', ');
+    for (const part of [
+      '--listen=:9090',
+      '--uninstall-on-exit',
+      'CNI_NODE_DEBOUNCE=250ms',
+      'CNI_NODE_RECHECK=30s (default)',
+      'CNI_NODE_HOST_PLUGINS_DIR=/node/bin',
+      'CNI_NODE_PLUGINS_DIR=/opt/cni/bin (default)',
+      'CNI_NODE_KUBECONFIG_SERVER=https://REDACTED@api:6443/',
+    ]) {
       assert.ok(line.includes(part), `${part} in ${line}`);
     }
     assert.doesNotMatch(line, /hunter2|--plugins=|--pause|--dry-run/);

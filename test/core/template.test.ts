@@ -62,7 +62,11 @@ describe('findPointers', () => {
 
   test('a pointer with a path separator is an error, never a path', () => {
     for (const bad of ['__../etc/passwd__', '__/etc/shadow__', '__sub/file.conf__', '__a\\b__']) {
-      assert.throws(() => findPointers(`x ${bad} y`, 't.conf'), (e: unknown) => e instanceof CniNodeError && /path separator/.test(e.describe()), bad);
+      assert.throws(
+        () => findPointers(`x ${bad} y`, 't.conf'),
+        (e: unknown) => e instanceof CniNodeError && /path separator/.test(e.describe()),
+        bad,
+      );
     }
   });
 
@@ -77,8 +81,14 @@ describe('findPointers', () => {
   });
 
   test('. and .. pointers are errors', () => {
-    assert.throws(() => findPointers('__..__', 't.conf'), (e: unknown) => e instanceof CniNodeError && /"\.\." is not a file name/.test(e.message));
-    assert.throws(() => findPointers('__.__', 't.conf'), (e: unknown) => e instanceof CniNodeError && /"\." is not a file name/.test(e.message));
+    assert.throws(
+      () => findPointers('__..__', 't.conf'),
+      (e: unknown) => e instanceof CniNodeError && /"\.\." is not a file name/.test(e.message),
+    );
+    assert.throws(
+      () => findPointers('__.__', 't.conf'),
+      (e: unknown) => e instanceof CniNodeError && /"\." is not a file name/.test(e.message),
+    );
   });
 
   test('the error names the template and the line', () => {
@@ -120,7 +130,10 @@ describe('findPointers', () => {
 describe('renderWith', () => {
   test('inserts content literally, even $ patterns', () => {
     const t = 'a __x__ b';
-    assert.equal(renderWith(t, findPointers(t, 't'), () => "$& $1 $$ $' __y__"), "a $& $1 $$ $' __y__ b");
+    assert.equal(
+      renderWith(t, findPointers(t, 't'), () => "$& $1 $$ $' __y__"),
+      "a $& $1 $$ $' __y__ b",
+    );
   });
 });
 
@@ -221,9 +234,12 @@ describe('renderTemplates', () => {
   });
 });
 
-test('a pointer to cni-node\'s own record is refused, never read', () => {
+test("a pointer to cni-node's own record is refused, never read", () => {
   const reads: string[] = [];
-  const out = renderTemplates(new Map([['05-x.conf', '__.cni-node-state__']]), (n) => { reads.push(n); return 'secret'; });
+  const out = renderTemplates(new Map([['05-x.conf', '__.cni-node-state__']]), (n) => {
+    reads.push(n);
+    return 'secret';
+  });
   assert.equal(out.get('05-x.conf')?.status, 'error');
   assert.deepEqual(reads, []);
 });

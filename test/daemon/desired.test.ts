@@ -33,7 +33,10 @@ describe('desired state from the ConfigMap', () => {
   // every other name, byte length included (a 229-byte name passed before and failed
   // with ENAMETOOLONG on the temporary file).
   test('untrusted names from the ConfigMap are refused, never acted on (separators, control characters, over 228 UTF-8 bytes)', () => {
-    const r = desiredFromConfigMap({ plugins: `bridge,${'x'.repeat(229)}`, configs: `${'é'.repeat(112)}.conf`, manifests: 'a\u0007.yaml' }, 'kube-system/multus-cni');
+    const r = desiredFromConfigMap(
+      { plugins: `bridge,${'x'.repeat(229)}`, configs: `${'é'.repeat(112)}.conf`, manifests: 'a\u0007.yaml' },
+      'kube-system/multus-cni',
+    );
     assert.equal(r.ok, false);
     if (r.ok) return;
     assert.equal(r.problems.length, 3, r.problems.join('\n'));

@@ -240,7 +240,11 @@ describe('kubeconfig-out: a requested token, which outlives the pod', () => {
     assert.deepEqual(serviceAccountOfToken(saJwt('system:serviceaccount:kube-system:cni-node')), { namespace: 'kube-system', name: 'cni-node' });
     assert.equal(serviceAccountOfToken('static-token'), undefined);
     assert.equal(serviceAccountOfToken(saJwt('system:node:n1')), undefined);
-    assert.equal(serviceAccountOfToken(saJwt('system:serviceaccount:kube-system:../../secrets')), undefined, 'a name that is no name is not put into an API path');
+    assert.equal(
+      serviceAccountOfToken(saJwt('system:serviceaccount:kube-system:../../secrets')),
+      undefined,
+      'a name that is no name is not put into an API path',
+    );
     assert.equal(serviceAccountOfToken(saJwt('system:serviceaccount:Kube_System:x')), undefined);
     assert.equal(serviceAccountOfToken('a.%%%.c'), undefined);
   });
@@ -288,7 +292,10 @@ describe('kubeconfig-out: a requested token, which outlives the pod', () => {
     let asked = 0;
     const requestToken: TokenRequester = async () => {
       asked++;
-      return { token: claims({ iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 86400, n: asked }), expiresAt: Date.now() + 86_400_000 };
+      return {
+        token: claims({ iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 86400, n: asked }),
+        expiresAt: Date.now() + 86_400_000,
+      };
     };
     const start = () => KubeconfigOut.start({ out, env: env(sa), reporter: quietReporter(), debounceMs: 10, requestToken });
     await (await start()).close();
@@ -345,10 +352,19 @@ describe('kubeconfig-out: a requested token, which outlives the pod', () => {
       asked++;
       return { token: 'x', expiresAt: Date.now() + 3_600_000 };
     };
-    const k = await KubeconfigOut.start({ out, env: { ...env(sa), CNI_NODE_KUBECONFIG_TOKEN: 'projected' }, reporter: quietReporter(), debounceMs: 10, requestToken });
+    const k = await KubeconfigOut.start({
+      out,
+      env: { ...env(sa), CNI_NODE_KUBECONFIG_TOKEN: 'projected' },
+      reporter: quietReporter(),
+      debounceMs: 10,
+      requestToken,
+    });
     await k.close();
     assert.equal(asked, 0);
     assert.equal(await tokenIn(out), projected);
-    await assert.rejects(KubeconfigOut.start({ out, env: { ...env(sa), CNI_NODE_KUBECONFIG_TOKEN: 'bound' }, reporter: quietReporter(), requestToken }), /CNI_NODE_KUBECONFIG_TOKEN=bound/);
+    await assert.rejects(
+      KubeconfigOut.start({ out, env: { ...env(sa), CNI_NODE_KUBECONFIG_TOKEN: 'bound' }, reporter: quietReporter(), requestToken }),
+      /CNI_NODE_KUBECONFIG_TOKEN=bound/,
+    );
   });
 });

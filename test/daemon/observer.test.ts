@@ -15,9 +15,22 @@ function observed() {
   const events: string[] = [];
   const metrics = createMetrics();
   const readiness = new Readiness();
-  const recorder: EventRecorder = { enabled: true, emit: (type, reason) => void events.push(`${type} ${reason}`), flush: async () => undefined, close: () => undefined };
-  const reporter = { item: (r: ItemReport) => void log.push(`${r.kind} ${r.name}: ${r.result}`), info: (m: string) => void log.push(m), warn: (m: string) => void log.push(`warning: ${m}`), error: (m: string) => void log.push(`error: ${m}`) };
-  const observer = new ReconcileObserver({ reporter, metrics, readiness, events: recorder }, { hostConfigsDir: '/host/etc/cni/net.d', fightWindowMs: 60_000, debug: false });
+  const recorder: EventRecorder = {
+    enabled: true,
+    emit: (type, reason) => void events.push(`${type} ${reason}`),
+    flush: async () => undefined,
+    close: () => undefined,
+  };
+  const reporter = {
+    item: (r: ItemReport) => void log.push(`${r.kind} ${r.name}: ${r.result}`),
+    info: (m: string) => void log.push(m),
+    warn: (m: string) => void log.push(`warning: ${m}`),
+    error: (m: string) => void log.push(`error: ${m}`),
+  };
+  const observer = new ReconcileObserver(
+    { reporter, metrics, readiness, events: recorder },
+    { hostConfigsDir: '/host/etc/cni/net.d', fightWindowMs: 60_000, debug: false },
+  );
   const text = async () => metrics.registry.metrics();
   return { log, events, metrics, readiness, observer, text };
 }
@@ -33,7 +46,14 @@ describe('the observer', () => {
 
   test('a failed reconcile: counted with its failure class, logged with the retry, not ready, a Warning Event', async () => {
     const o = observed();
-    o.observer.finished({ id: 1, seconds: 0.01, how: 'failed', error: new CniNodeError('api', 'the API server cannot be reached'), input: false, retryInMs: 1500 });
+    o.observer.finished({
+      id: 1,
+      seconds: 0.01,
+      how: 'failed',
+      error: new CniNodeError('api', 'the API server cannot be reached'),
+      input: false,
+      retryInMs: 1500,
+    });
     o.observer.finished({ id: 2, seconds: 0.01, how: 'failed', error: new TypeError('boom'), input: false, retryInMs: 3000 });
     const m = await o.text();
     assert.match(m, /cni_node_reconciles_total\{result="failed",failure="api"\} 1/);
@@ -62,7 +82,17 @@ describe('the observer', () => {
     const o = observed();
     const problem = new CniNodeError('invalid', 'config 05-x.conf is not valid', [], { items: ['config 05-x.conf'] });
     const held = result({ invalid: new Map([['config 05-x.conf', [problem]]]) });
-    for (const id of [1, 2]) o.observer.finished({ id, seconds: 0.01, how: 'done', result: held, reports: [], kinds: ['config'], desired: { config: ['05-x.conf'] }, retryInMs: 30_000 });
+    for (const id of [1, 2])
+      o.observer.finished({
+        id,
+        seconds: 0.01,
+        how: 'done',
+        result: held,
+        reports: [],
+        kinds: ['config'],
+        desired: { config: ['05-x.conf'] },
+        retryInMs: 30_000,
+      });
     assert.match(await o.text(), /cni_node_reconciles_total\{result="partial",failure="invalid"\} 2/);
     assert.equal(o.observer.heldItems, 1);
     assert.deepEqual(o.events, ['Warning ItemInvalid'], 'reported once while the problem stays the same');

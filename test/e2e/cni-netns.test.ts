@@ -61,7 +61,13 @@ const roots = new TempRoots();
 
 async function nodeTree(): Promise<NodeTree> {
   const root = await roots.make('cni-node-e2e-');
-  const tree = { root, bin: path.join(root, 'opt/cni/bin'), netd: path.join(root, 'etc/cni/net.d'), templates: path.join(root, 'templates'), ipam: path.join(root, 'ipam') };
+  const tree = {
+    root,
+    bin: path.join(root, 'opt/cni/bin'),
+    netd: path.join(root, 'etc/cni/net.d'),
+    templates: path.join(root, 'templates'),
+    ipam: path.join(root, 'ipam'),
+  };
   for (const d of [tree.bin, tree.netd, tree.templates, tree.ipam]) await mkdir(d, { recursive: true });
   const r = await cli(tree, ['install', '--plugins=bridge,host-local,loopback,portmap']);
   assert.equal(r.code, 0, show(r));
@@ -100,13 +106,19 @@ async function attachLikeARuntime(tree: NodeTree, ns: TestNetns, net: PickedNetw
   assert.ok(result.ips && result.ips.length === 1, `one IP in the result: ${JSON.stringify(result)}`);
   const cidr = (result.ips[0] as { address: string }).address;
   assert.match(cidr, new RegExp(`^${ns.prefix.replace(/\./g, '\\.')}\\.\\d+/24$`));
-  assert.ok(result.interfaces?.some((i) => i.name === 'eth0' && i.sandbox === ns.path), JSON.stringify(result.interfaces));
+  assert.ok(
+    result.interfaces?.some((i) => i.name === 'eth0' && i.sandbox === ns.path),
+    JSON.stringify(result.interfaces),
+  );
 
   const addrs = await addrsIn(ns.name);
   const eth0 = addrs.find((a) => a.ifname === 'eth0');
   assert.ok(eth0, `eth0 inside ${ns.name}: ${JSON.stringify(addrs)}`);
   const v4 = eth0.addr_info.filter((a) => a.family === 'inet');
-  assert.deepEqual(v4.map((a) => `${a.local}/${a.prefixlen}`), [cidr]);
+  assert.deepEqual(
+    v4.map((a) => `${a.local}/${a.prefixlen}`),
+    [cidr],
+  );
   assert.ok(eth0.flags?.includes('UP'), `eth0 is up: ${JSON.stringify(eth0.flags)}`);
   const loIf = addrs.find((a) => a.ifname === 'lo');
   assert.ok(loIf);
@@ -118,7 +130,11 @@ async function attachLikeARuntime(tree: NodeTree, ns: TestNetns, net: PickedNetw
   await runChain('CHECK', net, { ...opts, prevResult: added.result as Json });
   await runChain('DEL', net, { ...opts, prevResult: added.result as Json });
   await runChain('DEL', lo, { ...opts, ifname: 'lo' });
-  assert.equal((await addrsIn(ns.name)).find((a) => a.ifname === 'eth0'), undefined, 'eth0 is gone after DEL');
+  assert.equal(
+    (await addrsIn(ns.name)).find((a) => a.ifname === 'eth0'),
+    undefined,
+    'eth0 is gone after DEL',
+  );
   assert.deepEqual(await bridgePorts(ns.bridge), [], 'the veth left the bridge');
   // host-local released the address.
   const leases = await readdir(path.join(tree.ipam, net.name)).catch(() => [] as string[]);
@@ -169,7 +185,10 @@ describe('a real network namespace attached with the configuration cni-node inst
       assert.ok(net);
       assert.equal(net.file, '05-wrapper.conflist', 'the runtime picks the rendered file, lexically before the primary');
       assert.equal(net.name, 'wrapped');
-      assert.deepEqual(net.plugins.map((p) => p.type), ['bridge', 'portmap']);
+      assert.deepEqual(
+        net.plugins.map((p) => p.type),
+        ['bridge', 'portmap'],
+      );
       assert.equal(net.plugins[0]?.bridge, ns.bridge, 'the first plugin is the primary config pointed to');
       const added = await attachLikeARuntime(tree, ns, net);
       assert.ok(added.startsWith(`${ns.prefix}.`));
@@ -204,7 +223,10 @@ describe('a real network namespace attached with the configuration cni-node inst
       const net = await pickNetwork(tree.netd);
       assert.ok(net);
       assert.equal(net.file, '10-checked.conflist');
-      assert.deepEqual(net.skipped.map((s) => s.file), ['01-broken.conf']);
+      assert.deepEqual(
+        net.skipped.map((s) => s.file),
+        ['01-broken.conf'],
+      );
 
       const ok = await check(tree);
       assert.equal(ok.code, 0, show(ok));
@@ -256,7 +278,14 @@ describe('a real network namespace attached with the configuration cni-node inst
       const report = JSON.parse(json.stdout) as { ok: boolean; selected: { file: string; plugins: { type: string; ok: boolean }[] } };
       assert.equal(report.ok, false);
       assert.equal(report.selected.file, '10-new.conflist');
-      assert.deepEqual(report.selected.plugins.map((p) => [p.type, p.ok]), [['bridge', false], ['portmap', false], ['host-local', false]]);
+      assert.deepEqual(
+        report.selected.plugins.map((p) => [p.type, p.ok]),
+        [
+          ['bridge', false],
+          ['portmap', false],
+          ['host-local', false],
+        ],
+      );
 
       // The runtime agrees: the plugin refuses the version and changes nothing.
       const net = await pickNetwork(tree.netd);
@@ -267,7 +296,10 @@ describe('a real network namespace attached with the configuration cni-node inst
         assert.equal(e.code, 1, 'CNI error code 1: incompatible CNI version');
         return true;
       });
-      assert.equal((await addrsIn(ns.name)).find((a) => a.ifname === 'eth0'), undefined);
+      assert.equal(
+        (await addrsIn(ns.name)).find((a) => a.ifname === 'eth0'),
+        undefined,
+      );
     });
   });
 });
@@ -289,13 +321,19 @@ describe('pickNetwork picks the file a runtime picks (libcni rules)', () => {
     assert.ok(net);
     // '.' (0x2e) sorts before digits: a runtime loads the hidden file first.
     assert.equal(net.file, '.05-hidden.conf');
-    assert.deepEqual(net.plugins.map((p) => p.type), ['bridge']);
+    assert.deepEqual(
+      net.plugins.map((p) => p.type),
+      ['bridge'],
+    );
     await rm(path.join(dir, '.05-hidden.conf'));
     const next = await pickNetwork(dir);
     assert.ok(next);
     assert.equal(next.file, '10-calico.conflist');
     assert.equal(next.isList, true);
-    assert.deepEqual(next.skipped.map((s) => s.file), ['01-broken.conflist', '02-notype.conf', '03-garbage.json']);
+    assert.deepEqual(
+      next.skipped.map((s) => s.file),
+      ['01-broken.conflist', '02-notype.conf', '03-garbage.json'],
+    );
     await rm(path.join(dir, '10-calico.conflist'));
     assert.equal((await pickNetwork(dir))?.file, 'Z-upper.conf', 'byte order: uppercase after digits');
     await rm(path.join(dir, 'Z-upper.conf'));

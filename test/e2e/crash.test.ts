@@ -109,7 +109,6 @@ async function versions(dir: string): Promise<Map<string, string>> {
   return new Map(entries.map(([name], i) => [name, values[i] as string]));
 }
 
-
 // ---------------------------------------------------------------------------
 // the two desired states
 
@@ -229,7 +228,8 @@ describe('crash at any point: kill -9 during install/apply', { skip }, () => {
       netd.delete(FOREIGN_CONFIG);
       assert.deepEqual([...bin.keys()].sort(), [...s.plugins].sort());
       assert.deepEqual([...netd.keys()].sort(), [...s.configs].sort());
-      for (const p of s.plugins) assert.equal(bin.get(p), `${await hashFile(path.join(s.pluginsDir, p))} 755`, `reference ${s.label}: plugin ${p} is the image's`);
+      for (const p of s.plugins)
+        assert.equal(bin.get(p), `${await hashFile(path.join(s.pluginsDir, p))} 755`, `reference ${s.label}: plugin ${p} is the image's`);
       const multus = await readFile(path.join(n.netd, '05-multus.conf'), 'utf8');
       assert.ok(multus.includes(`"primary-${s.label}"`) && multus.includes('"foreign"'), `reference ${s.label}: pointers rendered`);
       return { ...s, expect: { bin, netd } };
@@ -272,7 +272,9 @@ describe('crash at any point: kill -9 during install/apply', { skip }, () => {
       await rm(path.dirname(scratch.bin), { recursive: true, force: true });
     }
     const fullRunMs = timings.sort((a, b) => a - b)[2] as number;
-    t.diagnostic(`full run (install of a whole state into empty dirs): ${Math.round(fullRunMs)} ms (median of ${timings.map((m) => Math.round(m)).join(', ')} ms)`);
+    t.diagnostic(
+      `full run (install of a whole state into empty dirs): ${Math.round(fullRunMs)} ms (median of ${timings.map((m) => Math.round(m)).join(', ')} ms)`,
+    );
 
     const stats = {
       kills: 0,
@@ -288,7 +290,12 @@ describe('crash at any point: kill -9 during install/apply', { skip }, () => {
     const started = Date.now();
 
     /** The state before a killed run → allowed versions of each file afterwards. */
-    async function checkAfterKill(round: number, target: DesiredState, before: { bin: Map<string, string>; netd: Map<string, string> }, r: CliResult): Promise<void> {
+    async function checkAfterKill(
+      round: number,
+      target: DesiredState,
+      before: { bin: Map<string, string>; netd: Map<string, string> },
+      r: CliResult,
+    ): Promise<void> {
       const now = { bin: await versions(node.bin), netd: await versions(node.netd) };
       let fromNew = 0;
       let fromOld = 0;
@@ -319,7 +326,10 @@ describe('crash at any point: kill -9 during install/apply', { skip }, () => {
       for (const dir of [node.bin, node.netd]) {
         for (const name of await readdir(dir)) {
           if (!name.startsWith('.')) continue;
-          assert.ok(name === RECORD || name === LOCK || name.startsWith(TEMP_PREFIX) || name.startsWith(`${RECORD}.unreadable-`), `round ${round}: unexpected ${path.join(dir, name)}`);
+          assert.ok(
+            name === RECORD || name === LOCK || name.startsWith(TEMP_PREFIX) || name.startsWith(`${RECORD}.unreadable-`),
+            `round ${round}: unexpected ${path.join(dir, name)}`,
+          );
           if (name.startsWith(TEMP_PREFIX)) stats.tempsLeft++;
         }
         // The record is written atomically: never partial.
@@ -364,7 +374,8 @@ describe('crash at any point: kill -9 during install/apply', { skip }, () => {
         if (!/^nothing to change$/m.test(r.stdout)) assert.ok(!all.includes(LOCK), `round ${round}: ${dir}/${LOCK} left after an unkilled run`);
         // Every desired file is the desired version.
         const cur = await versions(dir);
-        for (const n of names) assert.equal(cur.get(n), expect.get(n), `round ${round}: ${label}/${n} is not state ${s.label}'s version after converging\n${show(r)}`);
+        for (const n of names)
+          assert.equal(cur.get(n), expect.get(n), `round ${round}: ${label}/${n} is not state ${s.label}'s version after converging\n${show(r)}`);
         // Anything else visible is either another installer's file or an orphan.
         for (const n of cur.keys()) {
           if (names.includes(n) || n === FOREIGN_PLUGIN || n === FOREIGN_CONFIG) continue;
@@ -372,7 +383,9 @@ describe('crash at any point: kill -9 during install/apply', { skip }, () => {
         }
         // The record agrees with the files: exactly the desired names, each present,
         // with the stamp (plugins) / digest (configs) of the file on the node.
-        const record = JSON.parse(await readFile(path.join(dir, RECORD), 'utf8')) as { kinds: Record<string, { name: string; sha256?: string; stamp?: { ino: number; size: number; mtimeMs: number } }[]> };
+        const record = JSON.parse(await readFile(path.join(dir, RECORD), 'utf8')) as {
+          kinds: Record<string, { name: string; sha256?: string; stamp?: { ino: number; size: number; mtimeMs: number } }[]>;
+        };
         const entries = record.kinds[kind] ?? [];
         assert.deepEqual(entries.map((e) => e.name).sort(), [...names].sort(), `round ${round}: the ${kind} record of ${dir} is not state ${s.label}`);
         for (const e of entries) {
@@ -380,7 +393,8 @@ describe('crash at any point: kill -9 during install/apply', { skip }, () => {
           const st = await lstat(file).catch(() => undefined);
           assert.ok(st?.isFile(), `round ${round}: recorded ${kind} ${e.name} does not exist`);
           if (!st) continue;
-          if (e.stamp) assert.deepEqual([e.stamp.ino, e.stamp.size, e.stamp.mtimeMs], [st.ino, st.size, st.mtimeMs], `round ${round}: recorded stamp of ${file} is stale`);
+          if (e.stamp)
+            assert.deepEqual([e.stamp.ino, e.stamp.size, e.stamp.mtimeMs], [st.ino, st.size, st.mtimeMs], `round ${round}: recorded stamp of ${file} is stale`);
           if (e.sha256) assert.equal(e.sha256, sha(await readFile(file)), `round ${round}: recorded digest of ${file} is stale`);
         }
       }
@@ -454,54 +468,53 @@ describe('crash at any point: kill -9 during install/apply', { skip }, () => {
   // the node for ever. The random kills above hit that window only now and then,
   // so this test aims at it: it kills the run the moment b-extra-1 appears
   // (inotify), while the run still has 60 more configs to write.
-  test(
-    'a kill between a rename and the record save leaves no file cni-node installed but does not know about',
-    { timeout: 120_000 },
-    async (t) => {
-      if (loopRan) t.diagnostic(`the random kills above saw ${orphans.length} orphaned files${orphans[0] ? `, first ${orphans[0].what} in round ${orphans[0].round}` : ''}`);
-      const node = await makeNode(root, 'orphan');
-      const templatesDir = path.join(root, 'templates-b-many');
-      await mkdir(templatesDir);
-      for (const c of B.configs) await copyFile(path.join(B.templatesDir, c), path.join(templatesDir, c));
-      const extra = Array.from({ length: 60 }, (_, i) => `50-extra-${i}.conf`);
-      for (const c of extra) await writeFile(path.join(templatesDir, c), `{"cniVersion":"0.3.1","name":"${c.slice(0, -5)}","type":"loopback"}\n`);
-      const bMany: DesiredState = { ...B, templatesDir, configs: [...B.configs, ...extra] };
-      const target = path.join(node.bin, 'b-extra-1');
-      const recordedPlugins = async () =>
-        ((JSON.parse(await readFile(path.join(node.bin, RECORD), 'utf8')) as { kinds: Record<string, { name: string }[]> }).kinds['plugin'] ?? []).map((e) => e.name);
-      const toA = async () => {
-        for (const dir of [node.bin, node.netd]) {
-          const lock = path.join(dir, LOCK);
-          const old = new Date(Date.now() - 60_000);
-          if (existsSync(lock)) await utimes(lock, old, old);
-        }
-        return run(argsFor('apply', A), envFor(node, A));
-      };
-      const a0 = await toA();
-      assert.equal(a0.code, 0, show(a0));
-
-      let hits = 0;
-      for (let attempt = 1; attempt <= 5; attempt++) {
-        const child = spawn(CLI, argsFor('apply', bMany), { env: envFor(node, bMany), stdio: 'ignore' });
-        const watcher = watch(node.bin, (_event, name) => {
-          if (name === 'b-extra-1' && existsSync(target)) child.kill('SIGKILL');
-        });
-        const [, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-        watcher.close();
-        const killedWithFile = signal === 'SIGKILL' && existsSync(target);
-        if (killedWithFile) {
-          hits++;
-          // The name must already be in the record: cni-node records its intent
-          // before the first rename.
-          assert.ok((await recordedPlugins()).includes('b-extra-1'), `attempt ${attempt}: b-extra-1 is on the node but not in the record`);
-        }
-        const r = await toA();
-        assert.equal(r.code, 0, show(r));
-        const left = (await readdir(node.bin)).filter((n) => !n.startsWith('.') && !A.plugins.includes(n) && n !== FOREIGN_PLUGIN);
-        assert.deepEqual(left, [], `attempt ${attempt}: after converging to A, files cni-node installed for B are still on the node\n${show(r)}`);
+  test('a kill between a rename and the record save leaves no file cni-node installed but does not know about', { timeout: 120_000 }, async (t) => {
+    if (loopRan)
+      t.diagnostic(`the random kills above saw ${orphans.length} orphaned files${orphans[0] ? `, first ${orphans[0].what} in round ${orphans[0].round}` : ''}`);
+    const node = await makeNode(root, 'orphan');
+    const templatesDir = path.join(root, 'templates-b-many');
+    await mkdir(templatesDir);
+    for (const c of B.configs) await copyFile(path.join(B.templatesDir, c), path.join(templatesDir, c));
+    const extra = Array.from({ length: 60 }, (_, i) => `50-extra-${i}.conf`);
+    for (const c of extra) await writeFile(path.join(templatesDir, c), `{"cniVersion":"0.3.1","name":"${c.slice(0, -5)}","type":"loopback"}\n`);
+    const bMany: DesiredState = { ...B, templatesDir, configs: [...B.configs, ...extra] };
+    const target = path.join(node.bin, 'b-extra-1');
+    const recordedPlugins = async () =>
+      ((JSON.parse(await readFile(path.join(node.bin, RECORD), 'utf8')) as { kinds: Record<string, { name: string }[]> }).kinds['plugin'] ?? []).map(
+        (e) => e.name,
+      );
+    const toA = async () => {
+      for (const dir of [node.bin, node.netd]) {
+        const lock = path.join(dir, LOCK);
+        const old = new Date(Date.now() - 60_000);
+        if (existsSync(lock)) await utimes(lock, old, old);
       }
-      t.diagnostic(`${hits} of 5 runs were killed right after b-extra-1 appeared`);
-      assert.ok(hits > 0, 'no run was killed between the rename of b-extra-1 and the end of the run');
-    },
-  );
+      return run(argsFor('apply', A), envFor(node, A));
+    };
+    const a0 = await toA();
+    assert.equal(a0.code, 0, show(a0));
+
+    let hits = 0;
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      const child = spawn(CLI, argsFor('apply', bMany), { env: envFor(node, bMany), stdio: 'ignore' });
+      const watcher = watch(node.bin, (_event, name) => {
+        if (name === 'b-extra-1' && existsSync(target)) child.kill('SIGKILL');
+      });
+      const [, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+      watcher.close();
+      const killedWithFile = signal === 'SIGKILL' && existsSync(target);
+      if (killedWithFile) {
+        hits++;
+        // The name must already be in the record: cni-node records its intent
+        // before the first rename.
+        assert.ok((await recordedPlugins()).includes('b-extra-1'), `attempt ${attempt}: b-extra-1 is on the node but not in the record`);
+      }
+      const r = await toA();
+      assert.equal(r.code, 0, show(r));
+      const left = (await readdir(node.bin)).filter((n) => !n.startsWith('.') && !A.plugins.includes(n) && n !== FOREIGN_PLUGIN);
+      assert.deepEqual(left, [], `attempt ${attempt}: after converging to A, files cni-node installed for B are still on the node\n${show(r)}`);
+    }
+    t.diagnostic(`${hits} of 5 runs were killed right after b-extra-1 appeared`);
+    assert.ok(hits > 0, 'no run was killed between the rename of b-extra-1 and the end of the run');
+  });
 });

@@ -98,7 +98,10 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
 
       await sleep(10_000 - (Date.now() - t0));
       const seconds = (Date.now() - t0) / 1000;
-      for (const [name, d] of [['via proxy', a], ['direct', b]] as const) {
+      for (const [name, d] of [
+        ['via proxy', a],
+        ['direct', b],
+      ] as const) {
         assert.ok(d.alive(), `${name}: the daemon keeps running while the API server is away; log:\n${d.log()}`);
         assert.equal((await d.get('/healthz')).status, 200, name);
         const r = await d.get('/readyz');
@@ -108,7 +111,11 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
         // One warning for the one problem, not one per retry.
         const warnings = d.lines(new RegExp(`ConfigMap ${NS}/${cm} watch: .*retrying in`));
         assert.ok(warnings.length >= 1 && warnings.length <= 2, `${name}: ${warnings.length} warnings:\n${warnings.join('\n')}`);
-        assert.match(warnings[0] as string, /cannot reach the Kubernetes API server at https:\/\/127\.0\.0\.1:\d+|socket hang up|ECONNRESET|ECONNREFUSED/, name);
+        assert.match(
+          warnings[0] as string,
+          /cannot reach the Kubernetes API server at https:\/\/127\.0\.0\.1:\d+|socket hang up|ECONNRESET|ECONNREFUSED/,
+          name,
+        );
       }
       assert.deepEqual(await Promise.all(['bridge', 'loopback'].map((p) => exists(path.join(ta.bin, p)))), [false, false], 'nothing installed yet');
 
@@ -120,19 +127,30 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       assert.ok(lists.length >= 3 && lists.length <= 8, `bounded LIST attempts in ${seconds.toFixed(1)} s: ${all}`);
       assert.ok(seenA.length <= lists.length + 3, `no other request floods the proxy: ${all}`);
       assert.ok(proxy.tcpConnections - connMark <= seenA.length + 2, `connections ${proxy.tcpConnections - connMark} for ${seenA.length} requests`);
-      assert.ok(gaps.every((g) => g >= 200), `backed off between attempts: ${gaps.join(', ')} ms`);
+      assert.ok(
+        gaps.every((g) => g >= 200),
+        `backed off between attempts: ${gaps.join(', ')} ms`,
+      );
       assert.ok((gaps.at(-1) as number) > (gaps[0] as number) * 2, `the delays grow: ${gaps.join(', ')} ms`);
-      assert.ok(seenA.every((s) => s.upstreamError !== undefined), 'every request met the stopped server');
+      assert.ok(
+        seenA.every((s) => s.upstreamError !== undefined),
+        'every request met the stopped server',
+      );
       // Counted by the direct daemon itself: connection refused, the same bounded number.
       const refused = await b.metric('cni_node_api_requests_total', { code: 'ECONNREFUSED' });
       const requestsB = await b.metric('cni_node_api_requests_total');
       assert.ok(refused >= 3 && requestsB <= 10, `direct: ${refused} refused of ${requestsB} requests in ${seconds.toFixed(1)} s`);
-      t.diagnostic(`outage of ${seconds.toFixed(1)} s: via proxy ${lists.length} LIST attempts (gaps ${gaps.join(', ')} ms), ${seenA.length} requests in all; direct ${refused} refused of ${requestsB} requests`);
+      t.diagnostic(
+        `outage of ${seconds.toFixed(1)} s: via proxy ${lists.length} LIST attempts (gaps ${gaps.join(', ')} ms), ${seenA.length} requests in all; direct ${refused} refused of ${requestsB} requests`,
+      );
 
       await cluster.startApiServer();
       apiUp = true;
       const upAt = Date.now();
-      for (const [name, d, tr] of [['via proxy', a, ta], ['direct', b, tb]] as const) {
+      for (const [name, d, tr] of [
+        ['via proxy', a, ta],
+        ['direct', b, tb],
+      ] as const) {
         await until(`${name}: ready after the API server is back`, async () => (await d.get('/readyz')).status === 200, 45_000, d);
         for (const p of ['bridge', 'loopback']) assert.ok(await exists(path.join(tr.bin, p)), `${name}: ${p} installed`);
         await d.waitLog(new RegExp(`ConfigMap ${NS}/${cm} watch: connected again`), 1_000);
@@ -155,20 +173,16 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
     }
   });
 
-  test(
-    'unreachable at start: /readyz says the API server cannot be reached, not only that an answer is awaited',
-    {},
-    async () => {
-      const cm = 'cni-fault-readyz';
-      const tree = await nodeTree();
-      const d = await startDaemon(tree, [`--config-map=${NS}/${cm}`], { port: await closedPort() });
-      await d.waitLog(new RegExp(`ConfigMap ${NS}/${cm} watch: cannot reach the Kubernetes API server`), 5_000);
-      const r = await d.get('/readyz');
-      assert.equal(r.status, 503);
-      assert.match(r.text, /cannot reach the Kubernetes API server at https:\/\/127\.0\.0\.1:\d+/, `the readiness reason: ${r.text}`);
-      assert.equal((await d.stop()).code, 0);
-    },
-  );
+  test('unreachable at start: /readyz says the API server cannot be reached, not only that an answer is awaited', {}, async () => {
+    const cm = 'cni-fault-readyz';
+    const tree = await nodeTree();
+    const d = await startDaemon(tree, [`--config-map=${NS}/${cm}`], { port: await closedPort() });
+    await d.waitLog(new RegExp(`ConfigMap ${NS}/${cm} watch: cannot reach the Kubernetes API server`), 5_000);
+    const r = await d.get('/readyz');
+    assert.equal(r.status, 503);
+    assert.match(r.text, /cannot reach the Kubernetes API server at https:\/\/127\.0\.0\.1:\d+/, `the readiness reason: ${r.text}`);
+    assert.equal((await d.stop()).code, 0);
+  });
 
   test('every response 2 s late, and a watch that stays silent: converges once, no duplicate reconcile, no extra request', async () => {
     const cm = 'cni-fault-slow';
@@ -182,11 +196,16 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       const d = await startDaemon(t, [`--config-map=${NS}/${cm}`], 'proxy');
       // Right after start-up the reason may still be only "starting"; within the
       // 2 s the first answer takes, it names the ConfigMap being waited for.
-      const early = await until('not ready, waiting for the ConfigMap', async () => {
-        const r = await d.get('/readyz');
-        assert.equal(r.status, 503, `not ready before the first answer: ${r.text}`);
-        return new RegExp(`waiting for the first answer about ConfigMap ${NS}/${cm}`).test(r.text) ? r : undefined;
-      }, 1_500, d);
+      const early = await until(
+        'not ready, waiting for the ConfigMap',
+        async () => {
+          const r = await d.get('/readyz');
+          assert.equal(r.status, 503, `not ready before the first answer: ${r.text}`);
+          return new RegExp(`waiting for the first answer about ConfigMap ${NS}/${cm}`).test(r.text) ? r : undefined;
+        },
+        1_500,
+        d,
+      );
       assert.equal(early.status, 503);
       await until('ready', async () => (await d.get('/readyz')).status === 200, 20_000, d);
       const readyMs = Date.now() - t0;
@@ -199,7 +218,12 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       const mine = () => proxy.seen.slice(mark);
       assert.equal(mine().filter(isList).length, 1, 'one LIST');
       assert.equal(mine().filter(isWatch).length, 1, 'one WATCH, kept while silent');
-      assert.ok(mine().length <= 3, `no other requests: ${mine().map((s) => `${s.method} ${s.path}`).join(', ')}`);
+      assert.ok(
+        mine().length <= 3,
+        `no other requests: ${mine()
+          .map((s) => `${s.method} ${s.path}`)
+          .join(', ')}`,
+      );
       assert.equal(await d.metric('cni_node_watch_restarts_total'), 0, 'the slow watch was not restarted');
 
       // A change arrives 2 s late, and is applied once.
@@ -223,7 +247,15 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
     const { isList, isWatch } = cmRequests(cm);
     await putConfigMap(cm, { plugins: 'bridge', configs: '', manifests: '' });
     const tree = await nodeTree();
-    const status = (code: number, reason: string) => ({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason, code, message: `injected ${code}` });
+    const status = (code: number, reason: string) => ({
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      reason,
+      code,
+      message: `injected ${code}`,
+    });
     proxy.inject(isList, { status: 429, headers: { 'retry-after': '3' }, body: { ...status(429, 'TooManyRequests'), details: { retryAfterSeconds: 3 } } });
     proxy.inject(isList, { status: 503, body: status(503, 'ServiceUnavailable') });
     proxy.inject(isList, { status: 503, body: status(503, 'ServiceUnavailable') });
@@ -231,16 +263,25 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       const mark = proxy.seen.length;
       const d = await startDaemon(tree, [`--config-map=${NS}/${cm}`], 'proxy');
       await until('throttled', async () => proxy.seen.slice(mark).filter(isList).length >= 1, 5_000, d);
-      const throttled = await until('not ready while throttled', async () => {
-        const r = await d.get('/readyz');
-        return r.status === 503 ? r : undefined;
-      }, 2_000, d);
+      const throttled = await until(
+        'not ready while throttled',
+        async () => {
+          const r = await d.get('/readyz');
+          return r.status === 503 ? r : undefined;
+        },
+        2_000,
+        d,
+      );
       assert.match(throttled.text, new RegExp(`ConfigMap ${NS}/${cm}`));
       await until('ready after the throttling', async () => (await d.get('/readyz')).status === 200, 20_000, d);
       assert.equal(proxy.pendingFaults, 0);
 
       const lists = proxy.seen.slice(mark).filter(isList);
-      assert.deepEqual(lists.map((s) => s.status), [429, 503, 503, 200], 'four LIST attempts, no more');
+      assert.deepEqual(
+        lists.map((s) => s.status),
+        [429, 503, 503, 200],
+        'four LIST attempts, no more',
+      );
       const gaps = gapsOf(lists);
       assert.ok((gaps[0] as number) >= 2_950, `Retry-After: 3 honoured: ${gaps.join(', ')} ms`);
       // After the 2nd and 3rd failure: backoff steps of 1 s and 2 s, each jittered between half and all.
@@ -265,13 +306,21 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       proxy.drop();
       await until('watching again', async () => proxy.seen.slice(mark).filter(isWatch)[4]?.status === 200, 20_000, d);
       const watches = proxy.seen.slice(mark).filter(isWatch);
-      assert.deepEqual(watches.map((s) => s.status), [200, 503, 503, 429, 200]);
+      assert.deepEqual(
+        watches.map((s) => s.status),
+        [200, 503, 503, 429, 200],
+      );
       const wg = gapsOf(watches.slice(1));
-      assert.ok(wg.every((g) => g >= 200), `backed off: ${wg.join(', ')} ms`);
+      assert.ok(
+        wg.every((g) => g >= 200),
+        `backed off: ${wg.join(', ')} ms`,
+      );
       // Backoff steps 1 s, 2 s, 4 s after the 2nd, 3rd and 4th failure; Retry-After: 5 is longer than the step.
       assert.ok((wg[0] as number) <= 1_500 && (wg[1] as number) <= 2_500, `backoff from its base again: ${wg.join(', ')} ms`);
       assert.ok((wg[2] as number) >= 4_950, `Retry-After: 5 honoured on the watch: ${wg.join(', ')} ms`);
-      t.diagnostic(`LIST attempts ${lists.map((s) => s.status).join(', ')} with gaps ${gaps.join(', ')} ms; watch attempts ${watches.map((s) => s.status).join(', ')} with gaps ${wg.join(', ')} ms`);
+      t.diagnostic(
+        `LIST attempts ${lists.map((s) => s.status).join(', ')} with gaps ${gaps.join(', ')} ms; watch attempts ${watches.map((s) => s.status).join(', ')} with gaps ${wg.join(', ')} ms`,
+      );
       assert.equal(proxy.seen.slice(mark).filter(isList).length, 4, 'resumed from its resourceVersion: no re-list');
       await sleep(500);
       assert.equal(await settledReconciles(d), 1, 'no spurious reconcile from the watch faults');
@@ -305,7 +354,10 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       await until('watching again', async () => mine().filter(isWatch).length === 3, 10_000, d);
 
       // A 410 status on opening the watch.
-      proxy.inject(isWatch, { status: 410, body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' } });
+      proxy.inject(isWatch, {
+        status: 410,
+        body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' },
+      });
       proxy.drop();
       await until('re-listed after HTTP 410', async () => mine().filter(isList).length === 3, 10_000, d);
       await until('watching again', async () => mine().filter(isWatch).length === 5, 10_000, d);
@@ -318,7 +370,10 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       proxy.freeze(true);
       await putConfigMap(cm, { plugins: 'bridge,vlan', configs: '', manifests: '' });
       await sleep(300);
-      proxy.inject(isWatch, { status: 410, body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' } });
+      proxy.inject(isWatch, {
+        status: 410,
+        body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' },
+      });
       proxy.drop();
       proxy.freeze(false);
       await until('vlan installed after the re-list', () => exists(path.join(t.bin, 'vlan')), 10_000, d);

@@ -19,7 +19,15 @@ const cleanups: Cleanups = [];
 
 const nodeTree = () => run.nodeTree(cluster, cleanups, 'cni-node-run-');
 
-const calico = (name: string) => JSON.stringify({ cniVersion: '0.4.0', name, plugins: [{ type: 'bridge', bridge: 'cni0' }, { type: 'portmap', capabilities: { portMappings: true } }] });
+const calico = (name: string) =>
+  JSON.stringify({
+    cniVersion: '0.4.0',
+    name,
+    plugins: [
+      { type: 'bridge', bridge: 'cni0' },
+      { type: 'portmap', capabilities: { portMappings: true } },
+    ],
+  });
 const MULTUS_TEMPLATE = '{"cniVersion":"0.4.0","name":"multus-cni-network","type":"bridge","delegates":[__10-calico.conflist__]}';
 
 // ---- the daemon process ----------------------------------------------------------
@@ -83,9 +91,12 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
     const bridgeIno = await ino(path.join(t.bin, 'bridge'));
 
     await putConfigMap('cni-run-a', { plugins: 'bridge,ipvlan,host-device', configs: '', manifests: '' });
-    await until('ipvlan and host-device installed, macvlan removed', async () =>
-      (await exists(path.join(t.bin, 'ipvlan'))) && (await exists(path.join(t.bin, 'host-device'))) && !(await exists(path.join(t.bin, 'macvlan'))),
-    10_000, d);
+    await until(
+      'ipvlan and host-device installed, macvlan removed',
+      async () => (await exists(path.join(t.bin, 'ipvlan'))) && (await exists(path.join(t.bin, 'host-device'))) && !(await exists(path.join(t.bin, 'macvlan'))),
+      10_000,
+      d,
+    );
     assert.equal(await ino(path.join(t.bin, 'bridge')), bridgeIno, 'a kept plugin is not rewritten');
     await d.waitLog(/reconcile #\d+: ConfigMap kube-system\/cni-run-a changed \(plugins; resourceVersion \d+\)/);
     await d.waitLog(/^plugin macvlan: removed$/);
@@ -95,21 +106,31 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
     // An invalid list: reported (log, readiness, Event); the node keeps the last good state.
     const reconcilesBefore = await settledReconciles(d);
     await putConfigMap('cni-run-a', { plugins: 'bridge,,../evil', configs: '', manifests: '' });
-    const r = await until('not ready', async () => {
-      const s = await d.readyz();
-      return s.status === 503 ? s : undefined;
-    }, 10_000, d);
+    const r = await until(
+      'not ready',
+      async () => {
+        const s = await d.readyz();
+        return s.status === 503 ? s : undefined;
+      },
+      10_000,
+      d,
+    );
     assert.match(r.text, /ConfigMap kube-system\/cni-run-a has an invalid list/);
     await d.waitLog(/stderr: error: ConfigMap kube-system\/cni-run-a .* has an invalid list; keeping the last good desired state/);
     assert.ok(await exists(path.join(t.bin, 'ipvlan')));
     assert.equal(await d.metric('cni_node_reconciles_total'), reconcilesBefore, 'no reconcile for an invalid ConfigMap');
     const pod = `cni-node-${path.basename(t.root)}`.toLowerCase().replace(/[^a-z0-9-]/g, '-');
-    await until('an InvalidConfigMap Event on the pod', async () => (await eventsFor(pod)).find((e) => e.reason === 'InvalidConfigMap' && e.type === 'Warning'));
+    await until('an InvalidConfigMap Event on the pod', async () =>
+      (await eventsFor(pod)).find((e) => e.reason === 'InvalidConfigMap' && e.type === 'Warning'),
+    );
 
     await putConfigMap('cni-run-a', { plugins: 'bridge', configs: '', manifests: '' });
-    await until('ready again with ipvlan and host-device removed', async () =>
-      (await d.readyz()).status === 200 && !(await exists(path.join(t.bin, 'ipvlan'))) && !(await exists(path.join(t.bin, 'host-device'))),
-    10_000, d);
+    await until(
+      'ready again with ipvlan and host-device removed',
+      async () => (await d.readyz()).status === 200 && !(await exists(path.join(t.bin, 'ipvlan'))) && !(await exists(path.join(t.bin, 'host-device'))),
+      10_000,
+      d,
+    );
 
     const stopped = await d.stop();
     assert.equal(stopped.code, 0, d.log());
@@ -121,10 +142,15 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
     const t = await nodeTree();
     await cluster.request('DELETE', `/api/v1/namespaces/${NS}/configmaps/cni-run-late`);
     const d = await startDaemon(t, [`--config-map=${NS}/cni-run-late`]);
-    const r = await until('not ready', async () => {
-      const s = await d.readyz();
-      return s.status === 503 && /does not exist/.test(s.text) ? s : undefined;
-    }, 10_000, d);
+    const r = await until(
+      'not ready',
+      async () => {
+        const s = await d.readyz();
+        return s.status === 503 && /does not exist/.test(s.text) ? s : undefined;
+      },
+      10_000,
+      d,
+    );
     assert.match(r.text, /ConfigMap kube-system\/cni-run-late does not exist; waiting for it/);
     assert.equal(await d.metric('cni_node_reconciles_total'), 0);
     await putConfigMap('cni-run-late', { plugins: 'loopback' });
@@ -140,10 +166,15 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
     const d = await startDaemon(t, ['--plugins=bridge,portmap', '--configs=05-multus.conf']);
     const multus = path.join(t.netd, '05-multus.conf');
 
-    const waiting = await until('waiting readiness', async () => {
-      const s = await d.readyz();
-      return s.status === 503 && /waiting/.test(s.text) ? s : undefined;
-    }, 10_000, d);
+    const waiting = await until(
+      'waiting readiness',
+      async () => {
+        const s = await d.readyz();
+        return s.status === 503 && /waiting/.test(s.text) ? s : undefined;
+      },
+      10_000,
+      d,
+    );
     assert.match(waiting.text, /config 05-multus.conf is waiting for 10-calico.conflist/);
     await d.waitLog(/config 05-multus.conf: waiting for 10-calico.conflist to appear in /);
     assert.equal(await exists(multus), false);
@@ -203,15 +234,25 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
     // The template became invalid: that item is held as it is on the node (issue 13:
     // the rest would still converge); not ready, with the reason; an ItemInvalid Event.
     await writeFile(path.join(t.templates, '05-multus.conf'), '{"cniVersion":"0.4.0", "name": ');
-    const r = await until('not ready', async () => {
-      const s = await d.readyz();
-      return s.status === 503 ? s : undefined;
-    }, 5_000, d);
+    const r = await until(
+      'not ready',
+      async () => {
+        const s = await d.readyz();
+        return s.status === 503 ? s : undefined;
+      },
+      5_000,
+      d,
+    );
     assert.match(r.text, /config 05-multus\.conf is left as it is on the node .*config 05-multus\.conf is not a valid CNI network configuration/);
     assert.equal(await readFile(multus, 'utf8'), good, 'a held item is left as it was on the node');
     assert.ok((await d.metric('cni_node_reconciles_total', { result: 'partial' })) >= 1);
     const pod = run.podName(t);
-    await until('an ItemInvalid Event on the pod', async () => (await eventsFor(pod)).find((e) => e.reason === 'ItemInvalid' && e.type === 'Warning' && /05-multus\.conf/.test(e.message)), 10_000, d);
+    await until(
+      'an ItemInvalid Event on the pod',
+      async () => (await eventsFor(pod)).find((e) => e.reason === 'ItemInvalid' && e.type === 'Warning' && /05-multus\.conf/.test(e.message)),
+      10_000,
+      d,
+    );
     await writeFile(path.join(t.templates, '05-multus.conf'), MULTUS_TEMPLATE);
     await until('ready again', async () => (await d.readyz()).status === 200, 5_000, d);
     assert.equal(await d.stop().then((s) => s.code), 0);
@@ -219,7 +260,8 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
 
   test('manifests: applied from the ConfigMap, re-applied when the file changes, deleted when dropped; file repairs cost no API request', async () => {
     const t = await nodeTree();
-    const sa = (label: string) => `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: cni-run-test-sa\n  namespace: ${NS}\n  labels:\n    version: "${label}"\n`;
+    const sa = (label: string) =>
+      `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: cni-run-test-sa\n  namespace: ${NS}\n  labels:\n    version: "${label}"\n`;
     await writeFile(path.join(t.manifests, 'sa.yaml'), sa('one'));
     await putConfigMap('cni-run-m', { plugins: 'bridge', configs: '', manifests: 'sa.yaml' });
     const d = await startDaemon(t, [`--config-map=${NS}/cni-run-m`]);
@@ -234,7 +276,10 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
     // Counted at the API server: the engine's manifest client is not the daemon's own.
     const serverRequests = async () => {
       const text = (await cluster.request('GET', '/metrics')).text;
-      return text.split('\n').filter((l) => l.startsWith('apiserver_request_total{') && l.includes('resource="serviceaccounts"')).reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+      return text
+        .split('\n')
+        .filter((l) => l.startsWith('apiserver_request_total{') && l.includes('resource="serviceaccounts"'))
+        .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
     };
     const requests = await serverRequests();
     await unlink(path.join(t.bin, 'bridge'));
@@ -277,7 +322,10 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
     const t = await nodeTree();
     await writeFile(path.join(t.netd, '10-calico.conflist'), calico('k8s'));
     await writeFile(path.join(t.templates, '05-multus.conf'), MULTUS_TEMPLATE);
-    await writeFile(path.join(t.manifests, 'secret.yaml'), `apiVersion: v1\nkind: Secret\nmetadata:\n  name: cni-run-undeletable\n  namespace: ${NS}\nstringData:\n  a: b\n`);
+    await writeFile(
+      path.join(t.manifests, 'secret.yaml'),
+      `apiVersion: v1\nkind: Secret\nmetadata:\n  name: cni-run-undeletable\n  namespace: ${NS}\nstringData:\n  a: b\n`,
+    );
     const d = await startDaemon(t, ['--plugins=bridge,macvlan', '--configs=05-multus.conf', '--manifests=secret.yaml', '--uninstall-on-exit']);
     await until('ready', async () => (await d.readyz()).status === 200, 15_000, d);
     assert.ok(await exists(path.join(t.bin, 'macvlan')));
@@ -291,7 +339,11 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
     assert.equal(await exists(path.join(t.bin, 'macvlan')), false, 'the plugins are removed');
     assert.equal(await exists(path.join(t.bin, 'bridge')), false);
     assert.ok(await exists(path.join(t.netd, '10-calico.conflist')), "another installer's config stays");
-    assert.equal((await cluster.request('GET', `/api/v1/namespaces/${NS}/secrets/cni-run-undeletable`)).status, 200, 'the object the API would not delete is still there');
+    assert.equal(
+      (await cluster.request('GET', `/api/v1/namespaces/${NS}/secrets/cni-run-undeletable`)).status,
+      200,
+      'the object the API would not delete is still there',
+    );
   });
 
   test('--uninstall-on-exit removes what it installed (and the kubeconfig); token rotation rewrites the kubeconfig', async () => {
@@ -331,7 +383,24 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
 
   test('a plain SIGTERM removes nothing and exits within 2 s, also in the middle of a reconcile', async () => {
     const t = await nodeTree();
-    const all = ['bandwidth', 'bridge', 'dhcp', 'firewall', 'host-device', 'host-local', 'ipvlan', 'loopback', 'macvlan', 'portmap', 'ptp', 'sbr', 'static', 'tuning', 'vlan', 'vrf'];
+    const all = [
+      'bandwidth',
+      'bridge',
+      'dhcp',
+      'firewall',
+      'host-device',
+      'host-local',
+      'ipvlan',
+      'loopback',
+      'macvlan',
+      'portmap',
+      'ptp',
+      'sbr',
+      'static',
+      'tuning',
+      'vlan',
+      'vrf',
+    ];
     const d = await startDaemon(t, [`--plugins=${all.join(',')}`]);
     await until('ready', async () => (await d.readyz()).status === 200, 10_000, d);
     // Delete them all and stop while the repair runs.
@@ -370,10 +439,15 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
       }
     })();
     try {
-      const r = await until('the fight reported in readiness', async () => {
-        const s = await d.readyz();
-        return s.status === 503 && /keeps rewriting/.test(s.text) ? s : undefined;
-      }, 15_000, d);
+      const r = await until(
+        'the fight reported in readiness',
+        async () => {
+          const s = await d.readyz();
+          return s.status === 503 && /keeps rewriting/.test(s.text) ? s : undefined;
+        },
+        15_000,
+        d,
+      );
       assert.match(r.text, /config 05-multus.conf: something else keeps rewriting .*05-multus.conf/);
       assert.equal(await d.metric('cni_node_fight_detections_total', { kind: 'config', name: '05-multus.conf' }), 1);
       await d.waitLog(/stderr: warning: config 05-multus.conf: something else keeps rewriting/);

@@ -148,7 +148,11 @@ function loadDocs(file: string): Doc[] {
 
 // kustomization.yaml is kustomize's file, not a manifest (checked on its own below).
 const KUSTOMIZATION = 'kustomization.yaml';
-const DEPLOY_FILES = existsSync(DEPLOY) ? readdirSync(DEPLOY).filter((f) => /\.ya?ml$/.test(f) && f !== KUSTOMIZATION).sort() : [];
+const DEPLOY_FILES = existsSync(DEPLOY)
+  ? readdirSync(DEPLOY)
+      .filter((f) => /\.ya?ml$/.test(f) && f !== KUSTOMIZATION)
+      .sort()
+  : [];
 const EXPECTED_FILES = ['multus-cni-config.yaml', 'multus-cni-rbac.yaml', 'multus-cni-simple.yaml', 'multus-cni.yaml'];
 // The order the README, "Deploying on a cluster" gives for the watch-based example.
 const WATCH_FILES = ['multus-cni-config.yaml', 'multus-cni-rbac.yaml', 'multus-cni.yaml'];
@@ -168,7 +172,10 @@ function describeDoc(d: Doc): string {
 }
 
 function list(value: string | undefined): string[] {
-  return (value ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  return (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 }
 
 function flag(args: readonly string[], name: string): string | undefined {
@@ -264,7 +271,7 @@ describe('deploy/ manifests (static checks)', () => {
       .filter((d) => d !== null);
     assert.equal(k.length, 1);
     assert.deepEqual(k[0]?.resources, WATCH_FILES);
-    assert.deepEqual(Object.keys(k[0] ?? {}), ['resources'], 'no image, namespace or name changes of its own: those are the overlay\'s');
+    assert.deepEqual(Object.keys(k[0] ?? {}), ['resources'], "no image, namespace or name changes of its own: those are the overlay's");
   });
 
   test('both DaemonSets: every node, node-critical, requests/limits, no privileges beyond writing the two host paths', () => {
@@ -273,7 +280,10 @@ describe('deploy/ manifests (static checks)', () => {
       const pod = ds.spec.template.spec;
       const c = container(ds);
       const where = `${file}: `;
-      assert.ok(pod.tolerations?.some((t) => t.operator === 'Exists' && t.key === undefined && t.effect === undefined), `${where}tolerate every taint (not-ready nodes)`);
+      assert.ok(
+        pod.tolerations?.some((t) => t.operator === 'Exists' && t.key === undefined && t.effect === undefined),
+        `${where}tolerate every taint (not-ready nodes)`,
+      );
       assert.equal(pod.priorityClassName, 'system-node-critical', where);
       assert.equal(pod.hostNetwork, true, `${where}must start where pod networking is not up yet`);
       assert.notEqual(pod.hostPID, true, where);
@@ -368,7 +378,10 @@ describe('deploy/ manifests (static checks)', () => {
     // The ConfigMap is the one it watches, mounted as templates and as manifests.
     const cmVolume = pod.volumes?.find((v) => v.configMap?.name === 'multus-cni');
     assert.ok(cmVolume);
-    const mounts = (c.volumeMounts ?? []).filter((v) => v.name === cmVolume.name).map((v) => v.mountPath).sort();
+    const mounts = (c.volumeMounts ?? [])
+      .filter((v) => v.name === cmVolume.name)
+      .map((v) => v.mountPath)
+      .sort();
     assert.deepEqual(mounts, ['/etc/cni/net.d', '/etc/kubernetes/manifests']);
 
     assert.equal(pod.serviceAccountName, SA_NAME);
@@ -412,13 +425,26 @@ describe('deploy/ manifests (static checks)', () => {
       assert.ok(!r.verbs?.some((v) => v === 'escalate' || v === 'impersonate' || v === 'deletecollection'), JSON.stringify(r));
     }
     const bind = cluster.filter((r) => r.verbs?.includes('bind'));
-    assert.deepEqual(bind.map((r) => r.resourceNames), [['multus-cni']]);
+    assert.deepEqual(
+      bind.map((r) => r.resourceNames),
+      [['multus-cni']],
+    );
     const crb = cluster.filter((r) => r.resources?.includes('clusterrolebindings'));
-    assert.ok(crb.every((r) => !r.verbs?.includes('delete')), 'no delete of ClusterRoleBindings');
+    assert.ok(
+      crb.every((r) => !r.verbs?.includes('delete')),
+      'no delete of ClusterRoleBindings',
+    );
     const cms = ns.filter((r) => r.resources?.includes('configmaps'));
-    assert.deepEqual(cms.map((r) => r.resourceNames), [['multus-cni']]);
+    assert.deepEqual(
+      cms.map((r) => r.resourceNames),
+      [['multus-cni']],
+    );
     const tokens = every.filter((r) => r.resources?.some((x) => x.startsWith('serviceaccounts')));
-    assert.deepEqual(tokens, [{ apiGroups: [''], resources: ['serviceaccounts/token'], verbs: ['create'], resourceNames: ['cni-node'] }], 'tokens of its own service account only');
+    assert.deepEqual(
+      tokens,
+      [{ apiGroups: [''], resources: ['serviceaccounts/token'], verbs: ['create'], resourceNames: ['cni-node'] }],
+      'tokens of its own service account only',
+    );
     // The per-node binding hands out exactly the role the daemon may bind.
     const cm = one<ConfigMap>('multus-cni-config.yaml', 'ConfigMap', 'multus-cni');
     const manifest = cm.data?.[list(cm.data['manifests'])[0] as string] ?? '';
@@ -561,7 +587,10 @@ class Api {
 async function waitForCrd(cluster: TestCluster, name: string): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (true) {
-    const res = await cluster.request<{ status?: { conditions?: Array<{ type: string; status: string }> } }>('GET', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`);
+    const res = await cluster.request<{ status?: { conditions?: Array<{ type: string; status: string }> } }>(
+      'GET',
+      `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`,
+    );
     if (res.status === 200 && res.body.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) return;
     assert.ok(Date.now() < deadline, `CRD ${name} not Established: ${res.text.slice(0, 500)}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -601,7 +630,9 @@ function perNodeBinding(node: string): KubeObject {
   const key = list(cm.data?.['manifests'])[0] as string;
   // The same substitution cni-node applies to manifests.
   const text = substituteEnv(cm.data?.[key] ?? '', { NODE_HOSTNAME: node }, key);
-  const docs = parseAllDocuments(text).map((d) => d.toJS() as KubeObject | null).filter((d): d is KubeObject => d !== null);
+  const docs = parseAllDocuments(text)
+    .map((d) => d.toJS() as KubeObject | null)
+    .filter((d): d is KubeObject => d !== null);
   assert.equal(docs.length, 1);
   return docs[0] as KubeObject;
 }
@@ -724,8 +755,19 @@ describe('deploy/ against a real kube-apiserver', { skip: clusterSkip, timeout: 
       for (const file of WATCH_FILES) for (const d of loadDocs(file)) await ok(api.apply(d.object, { dryRun: false }), describeDoc(d));
       await waitForCrd(cluster, 'network-attachment-definitions.k8s.cni.cncf.io');
       // Things it must not see or touch.
-      await ok(cluster.request('POST', nsCm, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kubeadm-config' }, data: { a: 'b' } }), 'other ConfigMap');
-      await ok(cluster.request('POST', `/api/v1/namespaces/${SA_NAMESPACE}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'bootstrap-token-x' }, stringData: { t: 'x' } }), 'a Secret');
+      await ok(
+        cluster.request('POST', nsCm, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kubeadm-config' }, data: { a: 'b' } }),
+        'other ConfigMap',
+      );
+      await ok(
+        cluster.request('POST', `/api/v1/namespaces/${SA_NAMESPACE}/secrets`, {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'bootstrap-token-x' },
+          stringData: { t: 'x' },
+        }),
+        'a Secret',
+      );
     });
 
     test('reads and watches the multus-cni ConfigMap, and nothing else', async () => {
@@ -748,10 +790,20 @@ describe('deploy/ against a real kube-apiserver', { skip: clusterSkip, timeout: 
       await forbidden('get pods', as('GET', `/api/v1/namespaces/${SA_NAMESPACE}/pods`));
       const tokenRequest = { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 600 } };
       const issued = await as<{ status?: { token?: string } }>('POST', `/api/v1/namespaces/${SA_NAMESPACE}/serviceaccounts/${SA_NAME}/token`, tokenRequest);
-      assert.equal(issued.status, 201, `request a token of its own service account (for Multus' kubeconfig): HTTP ${issued.status}: ${issued.text.slice(0, 300)}`);
+      assert.equal(
+        issued.status,
+        201,
+        `request a token of its own service account (for Multus' kubeconfig): HTTP ${issued.status}: ${issued.text.slice(0, 300)}`,
+      );
       assert.ok(issued.body.status?.token, 'a token is issued');
-      await forbidden('request a token of another service account', as('POST', `/api/v1/namespaces/${SA_NAMESPACE}/serviceaccounts/default/token`, tokenRequest));
-      await forbidden('request a token of cni-node in another namespace', as('POST', `/api/v1/namespaces/default/serviceaccounts/${SA_NAME}/token`, tokenRequest));
+      await forbidden(
+        'request a token of another service account',
+        as('POST', `/api/v1/namespaces/${SA_NAMESPACE}/serviceaccounts/default/token`, tokenRequest),
+      );
+      await forbidden(
+        'request a token of cni-node in another namespace',
+        as('POST', `/api/v1/namespaces/default/serviceaccounts/${SA_NAME}/token`, tokenRequest),
+      );
       await forbidden('read service accounts', as('GET', `/api/v1/namespaces/${SA_NAMESPACE}/serviceaccounts/${SA_NAME}`));
     });
 
@@ -785,7 +837,15 @@ describe('deploy/ against a real kube-apiserver', { skip: clusterSkip, timeout: 
       // The authorizer sees new bindings through an informer: allow it a moment.
       await eventually('get a pod (404: allowed, absent)', async () => (await as('GET', '/api/v1/namespaces/default/pods/p')).status === 404);
       await allowed('list NetworkAttachmentDefinitions', as('GET', '/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions'));
-      await forbidden('create a NetworkAttachmentDefinition', as('POST', '/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions?dryRun=All', { apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', metadata: { name: 'x' }, spec: { config: '{}' } }));
+      await forbidden(
+        'create a NetworkAttachmentDefinition',
+        as('POST', '/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions?dryRun=All', {
+          apiVersion: 'k8s.cni.cncf.io/v1',
+          kind: 'NetworkAttachmentDefinition',
+          metadata: { name: 'x' },
+          spec: { config: '{}' },
+        }),
+      );
       await forbidden('delete pods', as('DELETE', '/api/v1/namespaces/default/pods/p?dryRun=All'));
 
       // Roles with rules of their own. (Not admin/edit/view: they are aggregated by
@@ -793,19 +853,58 @@ describe('deploy/ against a real kube-apiserver', { skip: clusterSkip, timeout: 
       // are empty, and binding an empty role escalates nothing: the server allows it.)
       for (const role of ['cluster-admin', 'system:node', 'system:kube-scheduler', 'system:controller:clusterrole-aggregation-controller']) {
         await forbidden(`create a binding to ${role} (POST)`, as('POST', `${crbs}?dryRun=All`, binding(`evil-${role.replace(/:/g, '-')}`, role)));
-        await forbidden(`create a binding to ${role} (apply)`, as('PATCH', `${crbs}/evil?fieldManager=cni-node&dryRun=All`, binding('evil', role), 'application/apply-patch+yaml'));
+        await forbidden(
+          `create a binding to ${role} (apply)`,
+          as('PATCH', `${crbs}/evil?fieldManager=cni-node&dryRun=All`, binding('evil', role), 'application/apply-patch+yaml'),
+        );
       }
       // Changing someone else's binding: the escalation check covers updates too.
-      await forbidden('add itself to the cluster-admin binding', as('PATCH', `${crbs}/cluster-admin?dryRun=All`, { subjects: [{ kind: 'ServiceAccount', name: SA_NAME, namespace: SA_NAMESPACE }] }, 'application/merge-patch+json'));
+      await forbidden(
+        'add itself to the cluster-admin binding',
+        as(
+          'PATCH',
+          `${crbs}/cluster-admin?dryRun=All`,
+          { subjects: [{ kind: 'ServiceAccount', name: SA_NAME, namespace: SA_NAMESPACE }] },
+          'application/merge-patch+json',
+        ),
+      );
       await forbidden('delete the cluster-admin binding', as('DELETE', `${crbs}/cluster-admin?dryRun=All`));
       await forbidden('delete a system binding', as('DELETE', `${crbs}/system:basic-user?dryRun=All`));
       await forbidden('delete even its own per-node binding (the operator removes them)', as('DELETE', `${crbs}/${mine.metadata.name}?dryRun=All`));
       await forbidden('list ClusterRoleBindings', as('GET', crbs));
       // Nor may it widen the role it binds, or make new roles or APIs.
-      await forbidden('change the multus-cni ClusterRole', as('PATCH', '/apis/rbac.authorization.k8s.io/v1/clusterroles/multus-cni?dryRun=All', { rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }] }, 'application/merge-patch+json'));
-      await forbidden('create a ClusterRole', as('POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles?dryRun=All', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'x' }, rules: [] }));
-      await forbidden('create a RoleBinding', as('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${SA_NAMESPACE}/rolebindings?dryRun=All`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'x' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'multus-cni' }, subjects: [{ kind: 'User', name: 'x' }] }));
-      await forbidden('create a CRD', as('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions?dryRun=All', one<KubeObject>('multus-cni-rbac.yaml', 'CustomResourceDefinition')));
+      await forbidden(
+        'change the multus-cni ClusterRole',
+        as(
+          'PATCH',
+          '/apis/rbac.authorization.k8s.io/v1/clusterroles/multus-cni?dryRun=All',
+          { rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }] },
+          'application/merge-patch+json',
+        ),
+      );
+      await forbidden(
+        'create a ClusterRole',
+        as('POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles?dryRun=All', {
+          apiVersion: 'rbac.authorization.k8s.io/v1',
+          kind: 'ClusterRole',
+          metadata: { name: 'x' },
+          rules: [],
+        }),
+      );
+      await forbidden(
+        'create a RoleBinding',
+        as('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${SA_NAMESPACE}/rolebindings?dryRun=All`, {
+          apiVersion: 'rbac.authorization.k8s.io/v1',
+          kind: 'RoleBinding',
+          metadata: { name: 'x' },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'multus-cni' },
+          subjects: [{ kind: 'User', name: 'x' }],
+        }),
+      );
+      await forbidden(
+        'create a CRD',
+        as('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions?dryRun=All', one<KubeObject>('multus-cni-rbac.yaml', 'CustomResourceDefinition')),
+      );
     });
 
     test('the real CLI creates the per-node binding with this account, and may not delete it', async () => {
@@ -836,126 +935,152 @@ describe('deploy/ against a real kube-apiserver', { skip: clusterSkip, timeout: 
       }
     });
 
-    test('`cni-node run` as the DaemonSet runs it: converges with these rights, follows edits, uninstalls for good via the ConfigMap', { timeout: 120_000 }, async () => {
-      const ds = one<DaemonSet>('multus-cni.yaml', 'DaemonSet');
-      const c = container(ds);
-      const tree = await makeTree();
-      let daemon: ReturnType<typeof spawn> | undefined;
-      let output = '';
-      try {
-        // The pod as the kubelet would set it up: the ConfigMap mounted whole as
-        // templates and manifests, the image's plugins, the node's Calico config,
-        // the service account (token, CA, namespace) and the downward API env.
-        const cm = one<ConfigMap>('multus-cni-config.yaml', 'ConfigMap', 'multus-cni');
-        await mountKeys(cm, tree.configs, Object.keys(cm.data ?? {}));
-        await mountKeys(cm, tree.manifests, Object.keys(cm.data ?? {}));
-        for (const p of ['multus', 'multus-cni', 'macvlan', 'ipvlan', 'bridge']) {
-          await writeFile(path.join(tree.plugins, p), `#!/bin/sh\necho ${p}\n`);
-          await chmod(path.join(tree.plugins, p), 0o755);
-        }
-        const calicoText = await readFile(CALICO, 'utf8');
-        await writeFile(path.join(tree.hostConfigs, '10-calico.conflist'), calicoText);
-        const saDir = path.join(tree.root, 'serviceaccount');
-        await mkdir(saDir);
-        // A real service account token (a JWT, as the kubelet projects one).
-        const projected = await cluster.request<{ status?: { token?: string } }>('POST', `/api/v1/namespaces/${SA_NAMESPACE}/serviceaccounts/${SA_NAME}/token`, {
-          apiVersion: 'authentication.k8s.io/v1',
-          kind: 'TokenRequest',
-          spec: { expirationSeconds: 3600 },
-        });
-        const projectedToken = projected.body.status?.token;
-        assert.ok(projectedToken, `a token for the pod: ${projected.text.slice(0, 300)}`);
-        await writeFile(path.join(saDir, 'token'), projectedToken);
-        await writeFile(path.join(saDir, 'ca.crt'), cluster.caData);
-        await writeFile(path.join(saDir, 'namespace'), SA_NAMESPACE);
-        const fieldValues: Record<string, string> = {
-          'spec.nodeName': 'node-5',
-          'metadata.name': 'multus-cni-node-x7k2p',
-          'metadata.namespace': SA_NAMESPACE,
-          'metadata.uid': '6c1f3f1e-2b1a-4c8e-9d7e-0a1b2c3d4e5f',
-        };
-        const podEnv: Record<string, string> = {};
-        for (const e of c.env ?? []) {
-          const v = e.value ?? fieldValues[e.valueFrom?.fieldRef?.fieldPath ?? ''];
-          assert.ok(v !== undefined, `env ${e.name}`);
-          podEnv[e.name] = v;
-        }
-        const server = new URL(cluster.server);
-        const port = await freePort();
-        const kubeconfigOut = path.join(tree.hostConfigs, 'multus.d', 'multus.kubeconfig');
-        // The DaemonSet's args, with the pod's paths mapped into the temp tree and a free port.
-        const args = (c.args ?? []).map((a) =>
-          a.startsWith('--listen=') ? `--listen=127.0.0.1:${port}` : a.startsWith('--kubeconfig-out=/host/etc/cni/net.d/') ? `--kubeconfig-out=${path.join(tree.hostConfigs, a.slice('--kubeconfig-out=/host/etc/cni/net.d/'.length))}` : a,
-        );
-        const childEnv: NodeJS.ProcessEnv = {};
-        for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CNI_NODE_') && k !== 'KUBECONFIG') childEnv[k] = v;
-        Object.assign(childEnv, tree.env, podEnv, { KUBERNETES_SERVICE_HOST: server.hostname, KUBERNETES_SERVICE_PORT: server.port, CNI_NODE_SERVICE_ACCOUNT_DIR: saDir });
-        daemon = spawn(process.execPath, [CLI, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-        daemon.stdout?.on('data', (b: Buffer) => (output += b.toString()));
-        daemon.stderr?.on('data', (b: Buffer) => (output += b.toString()));
-        const status = async (p: string) => {
-          try {
-            const r = await fetch(`http://127.0.0.1:${port}${p}`);
-            return r.status;
-          } catch {
-            return 0;
+    test(
+      '`cni-node run` as the DaemonSet runs it: converges with these rights, follows edits, uninstalls for good via the ConfigMap',
+      { timeout: 120_000 },
+      async () => {
+        const ds = one<DaemonSet>('multus-cni.yaml', 'DaemonSet');
+        const c = container(ds);
+        const tree = await makeTree();
+        let daemon: ReturnType<typeof spawn> | undefined;
+        let output = '';
+        try {
+          // The pod as the kubelet would set it up: the ConfigMap mounted whole as
+          // templates and manifests, the image's plugins, the node's Calico config,
+          // the service account (token, CA, namespace) and the downward API env.
+          const cm = one<ConfigMap>('multus-cni-config.yaml', 'ConfigMap', 'multus-cni');
+          await mountKeys(cm, tree.configs, Object.keys(cm.data ?? {}));
+          await mountKeys(cm, tree.manifests, Object.keys(cm.data ?? {}));
+          for (const p of ['multus', 'multus-cni', 'macvlan', 'ipvlan', 'bridge']) {
+            await writeFile(path.join(tree.plugins, p), `#!/bin/sh\necho ${p}\n`);
+            await chmod(path.join(tree.plugins, p), 0o755);
           }
-        };
-        const visible = async (dir: string) => (await readdir(dir)).filter((f) => !f.startsWith('.')).sort();
-        const until = (what: string, check: () => Promise<boolean>) => eventually(`${what}\n--- cni-node output:\n${output}`, check, 20_000);
+          const calicoText = await readFile(CALICO, 'utf8');
+          await writeFile(path.join(tree.hostConfigs, '10-calico.conflist'), calicoText);
+          const saDir = path.join(tree.root, 'serviceaccount');
+          await mkdir(saDir);
+          // A real service account token (a JWT, as the kubelet projects one).
+          const projected = await cluster.request<{ status?: { token?: string } }>(
+            'POST',
+            `/api/v1/namespaces/${SA_NAMESPACE}/serviceaccounts/${SA_NAME}/token`,
+            {
+              apiVersion: 'authentication.k8s.io/v1',
+              kind: 'TokenRequest',
+              spec: { expirationSeconds: 3600 },
+            },
+          );
+          const projectedToken = projected.body.status?.token;
+          assert.ok(projectedToken, `a token for the pod: ${projected.text.slice(0, 300)}`);
+          await writeFile(path.join(saDir, 'token'), projectedToken);
+          await writeFile(path.join(saDir, 'ca.crt'), cluster.caData);
+          await writeFile(path.join(saDir, 'namespace'), SA_NAMESPACE);
+          const fieldValues: Record<string, string> = {
+            'spec.nodeName': 'node-5',
+            'metadata.name': 'multus-cni-node-x7k2p',
+            'metadata.namespace': SA_NAMESPACE,
+            'metadata.uid': '6c1f3f1e-2b1a-4c8e-9d7e-0a1b2c3d4e5f',
+          };
+          const podEnv: Record<string, string> = {};
+          for (const e of c.env ?? []) {
+            const v = e.value ?? fieldValues[e.valueFrom?.fieldRef?.fieldPath ?? ''];
+            assert.ok(v !== undefined, `env ${e.name}`);
+            podEnv[e.name] = v;
+          }
+          const server = new URL(cluster.server);
+          const port = await freePort();
+          const kubeconfigOut = path.join(tree.hostConfigs, 'multus.d', 'multus.kubeconfig');
+          // The DaemonSet's args, with the pod's paths mapped into the temp tree and a free port.
+          const args = (c.args ?? []).map((a) =>
+            a.startsWith('--listen=')
+              ? `--listen=127.0.0.1:${port}`
+              : a.startsWith('--kubeconfig-out=/host/etc/cni/net.d/')
+                ? `--kubeconfig-out=${path.join(tree.hostConfigs, a.slice('--kubeconfig-out=/host/etc/cni/net.d/'.length))}`
+                : a,
+          );
+          const childEnv: NodeJS.ProcessEnv = {};
+          for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CNI_NODE_') && k !== 'KUBECONFIG') childEnv[k] = v;
+          Object.assign(childEnv, tree.env, podEnv, {
+            KUBERNETES_SERVICE_HOST: server.hostname,
+            KUBERNETES_SERVICE_PORT: server.port,
+            CNI_NODE_SERVICE_ACCOUNT_DIR: saDir,
+          });
+          daemon = spawn(process.execPath, [CLI, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+          daemon.stdout?.on('data', (b: Buffer) => (output += b.toString()));
+          daemon.stderr?.on('data', (b: Buffer) => (output += b.toString()));
+          const status = async (p: string) => {
+            try {
+              const r = await fetch(`http://127.0.0.1:${port}${p}`);
+              return r.status;
+            } catch {
+              return 0;
+            }
+          };
+          const visible = async (dir: string) => (await readdir(dir)).filter((f) => !f.startsWith('.')).sort();
+          const until = (what: string, check: () => Promise<boolean>) => eventually(`${what}\n--- cni-node output:\n${output}`, check, 20_000);
 
-        await until('ready', async () => (await status('/readyz')) === 200);
-        assert.equal(await status('/healthz'), 200);
-        assert.deepEqual(await visible(tree.hostPlugins), ['macvlan', 'multus']);
-        const conf = JSON.parse(await readFile(path.join(tree.hostConfigs, '05-multus.conf'), 'utf8')) as MultusConf;
-        assert.deepEqual(conf.delegates?.[0], JSON.parse(calicoText) as Json);
-        await ok(cluster.request('GET', `${crbs}/multus-cni-node-5`), 'the per-node binding');
+          await until('ready', async () => (await status('/readyz')) === 200);
+          assert.equal(await status('/healthz'), 200);
+          assert.deepEqual(await visible(tree.hostPlugins), ['macvlan', 'multus']);
+          const conf = JSON.parse(await readFile(path.join(tree.hostConfigs, '05-multus.conf'), 'utf8')) as MultusConf;
+          assert.deepEqual(conf.delegates?.[0], JSON.parse(calicoText) as Json);
+          await ok(cluster.request('GET', `${crbs}/multus-cni-node-5`), 'the per-node binding');
 
-        // The kubeconfig Multus reads: private, and it works with Multus' rights.
-        const kc = await readFile(kubeconfigOut, 'utf8');
-        assert.equal(statSync(kubeconfigOut).mode & 0o777, 0o600);
-        assert.ok(kc.includes(JSON.stringify(cluster.server)), kc);
-        const token = (parseAllDocuments(kc)[0]?.toJS() as { users?: Array<{ user?: { token?: string } }> }).users?.[0]?.user?.token;
-        // Not the pod's own token (that one dies with the pod: rolling updates would
-        // leave Multus without credentials), but one cni-node requested for its account.
-        assert.ok(token && token !== projectedToken, 'a token cni-node requested, not the projected one');
-        assert.match(output, /kubeconfig for plugins at .*\(embed; a requested token, renewed before it expires\)/);
-        const review = await cluster.request<{ status?: { authenticated?: boolean; user?: { username?: string } } }>('POST', '/apis/authentication.k8s.io/v1/tokenreviews', {
-          apiVersion: 'authentication.k8s.io/v1',
-          kind: 'TokenReview',
-          spec: { token },
-        });
-        assert.equal(review.body.status?.authenticated, true, review.text);
-        assert.equal(review.body.status?.user?.username, SERVICE_ACCOUNT_USER);
-        await eventually('Multus, with this kubeconfig, may read pods', async () => (await cluster.request('GET', '/api/v1/namespaces/default/pods/p', undefined, { token })).status === 404);
+          // The kubeconfig Multus reads: private, and it works with Multus' rights.
+          const kc = await readFile(kubeconfigOut, 'utf8');
+          assert.equal(statSync(kubeconfigOut).mode & 0o777, 0o600);
+          assert.ok(kc.includes(JSON.stringify(cluster.server)), kc);
+          const token = (parseAllDocuments(kc)[0]?.toJS() as { users?: Array<{ user?: { token?: string } }> }).users?.[0]?.user?.token;
+          // Not the pod's own token (that one dies with the pod: rolling updates would
+          // leave Multus without credentials), but one cni-node requested for its account.
+          assert.ok(token && token !== projectedToken, 'a token cni-node requested, not the projected one');
+          assert.match(output, /kubeconfig for plugins at .*\(embed; a requested token, renewed before it expires\)/);
+          const review = await cluster.request<{ status?: { authenticated?: boolean; user?: { username?: string } } }>(
+            'POST',
+            '/apis/authentication.k8s.io/v1/tokenreviews',
+            {
+              apiVersion: 'authentication.k8s.io/v1',
+              kind: 'TokenReview',
+              spec: { token },
+            },
+          );
+          assert.equal(review.body.status?.authenticated, true, review.text);
+          assert.equal(review.body.status?.user?.username, SERVICE_ACCOUNT_USER);
+          await eventually(
+            'Multus, with this kubeconfig, may read pods',
+            async () => (await cluster.request('GET', '/api/v1/namespaces/default/pods/p', undefined, { token })).status === 404,
+          );
 
-        // Updating the ConfigMap: a plugin added.
-        await ok(cluster.request('PATCH', `${nsCm}/multus-cni`, { data: { plugins: 'multus,macvlan,ipvlan' } }), 'edit plugins');
-        await until('ipvlan installed', async () => (await visible(tree.hostPlugins)).includes('ipvlan'));
+          // Updating the ConfigMap: a plugin added.
+          await ok(cluster.request('PATCH', `${nsCm}/multus-cni`, { data: { plugins: 'multus,macvlan,ipvlan' } }), 'edit plugins');
+          await until('ipvlan installed', async () => (await visible(tree.hostPlugins)).includes('ipvlan'));
 
-        // Uninstalling for good, as the README, "Deploying on a cluster" says: empty plugins and configs, keep manifests.
-        await ok(cluster.request('PATCH', `${nsCm}/multus-cni`, { data: { plugins: '', configs: '' } }), 'empty the lists');
-        await until('plugins and configs removed', async () => (await visible(tree.hostPlugins)).length === 0 && !(await visible(tree.hostConfigs)).includes('05-multus.conf'));
-        assert.equal(await readFile(path.join(tree.hostConfigs, '10-calico.conflist'), 'utf8'), calicoText, 'Calico untouched');
-        await until('still ready (nothing it may not do was asked)', async () => (await status('/readyz')) === 200);
-        assert.doesNotMatch(output, /forbidden|cannot/i, 'the RBAC of multus-cni-rbac.yaml is enough for everything it did');
+          // Uninstalling for good, as the README, "Deploying on a cluster" says: empty plugins and configs, keep manifests.
+          await ok(cluster.request('PATCH', `${nsCm}/multus-cni`, { data: { plugins: '', configs: '' } }), 'empty the lists');
+          await until(
+            'plugins and configs removed',
+            async () => (await visible(tree.hostPlugins)).length === 0 && !(await visible(tree.hostConfigs)).includes('05-multus.conf'),
+          );
+          assert.equal(await readFile(path.join(tree.hostConfigs, '10-calico.conflist'), 'utf8'), calicoText, 'Calico untouched');
+          await until('still ready (nothing it may not do was asked)', async () => (await status('/readyz')) === 200);
+          assert.doesNotMatch(output, /forbidden|cannot/i, 'the RBAC of multus-cni-rbac.yaml is enough for everything it did');
 
-        // A plain stop (a restart, a rolling update) removes nothing more and is quick.
-        const started = Date.now();
-        const exited = new Promise<number | null>((resolve) => daemon?.once('exit', (code) => resolve(code)));
-        daemon.kill('SIGTERM');
-        assert.equal(await exited, 0, output);
-        assert.ok(Date.now() - started < 2_500, `stopped in ${Date.now() - started} ms`);
-        daemon = undefined;
-        assert.ok(existsSync(kubeconfigOut), 'a restart keeps the kubeconfig for Multus');
-      } finally {
-        daemon?.kill('SIGKILL');
-        await rm(tree.root, { recursive: true, force: true });
-        // Back to the example's lists for anything after this test.
-        const cm = one<ConfigMap>('multus-cni-config.yaml', 'ConfigMap', 'multus-cni');
-        await cluster.request('PATCH', `${nsCm}/multus-cni`, { data: cm.data });
-      }
-    });
+          // A plain stop (a restart, a rolling update) removes nothing more and is quick.
+          const started = Date.now();
+          const exited = new Promise<number | null>((resolve) => daemon?.once('exit', (code) => resolve(code)));
+          daemon.kill('SIGTERM');
+          assert.equal(await exited, 0, output);
+          assert.ok(Date.now() - started < 2_500, `stopped in ${Date.now() - started} ms`);
+          daemon = undefined;
+          assert.ok(existsSync(kubeconfigOut), 'a restart keeps the kubeconfig for Multus');
+        } finally {
+          daemon?.kill('SIGKILL');
+          await rm(tree.root, { recursive: true, force: true });
+          // Back to the example's lists for anything after this test.
+          const cm = one<ConfigMap>('multus-cni-config.yaml', 'ConfigMap', 'multus-cni');
+          await cluster.request('PATCH', `${nsCm}/multus-cni`, { data: cm.data });
+        }
+      },
+    );
 
     test('the documented clean-up command removes the per-node bindings and only them', async () => {
       const selector = 'app.kubernetes.io/part-of=multus-cni,app.kubernetes.io/managed-by=cni-node';
@@ -963,8 +1088,14 @@ describe('deploy/ against a real kube-apiserver', { skip: clusterSkip, timeout: 
       assert.ok(found.body.items.length >= 1);
       assert.ok(found.body.items.every((o) => o.metadata.name?.startsWith('multus-cni-')));
       await ok(cluster.request('DELETE', `${crbs}?labelSelector=${encodeURIComponent(selector)}`), 'delete by label');
-      const left = await ok(cluster.request<{ items: KubeObject[] }>('GET', `${crbs}?labelSelector=${encodeURIComponent('app.kubernetes.io/part-of=multus-cni')}`), 'list');
-      assert.deepEqual(left.body.items.map((o) => o.metadata.name), ['cni-node']);
+      const left = await ok(
+        cluster.request<{ items: KubeObject[] }>('GET', `${crbs}?labelSelector=${encodeURIComponent('app.kubernetes.io/part-of=multus-cni')}`),
+        'list',
+      );
+      assert.deepEqual(
+        left.body.items.map((o) => o.metadata.name),
+        ['cni-node'],
+      );
       await ok(cluster.request('GET', `${crbs}/cluster-admin`), 'cluster-admin binding untouched');
     });
   });

@@ -81,7 +81,8 @@ describe('disk full', { skip }, () => {
     const t = await tree();
     const old = path.join(t.root, 'old-image');
     await mkdir(old);
-    for (const n of ['bridge', 'host-local', 'loopback', 'portmap']) await writeFile(path.join(old, n), (await readFile(path.join(DEBIAN, n))).subarray(0, 200_000));
+    for (const n of ['bridge', 'host-local', 'loopback', 'portmap'])
+      await writeFile(path.join(old, n), (await readFile(path.join(DEBIAN, n))).subarray(0, 200_000));
     mountTmpfs(t.bin, '6m');
     try {
       ok(await run(['install', '--plugins=bridge,host-local,loopback,portmap'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: old }));
@@ -168,29 +169,25 @@ describe('disk full', { skip }, () => {
   // (all copied to temporary files) before the first rename, so a full disk stops a
   // plugin run before anything changes; configs are not: each is written in turn,
   // so with two configs the first is replaced and the second fails.
-  test(
-    'a full configs dir changes no config when one of them does not fit',
-    {},
-    async () => {
-      const t = await tree();
-      mountTmpfs(t.netd, '1m');
-      try {
-        await writeFile(path.join(t.templates, '10-small.conf'), conf('small-old'));
-        await writeFile(path.join(t.templates, '20-big.conf'), conf('big-old'));
-        ok(await run(['install', '--configs=10-small.conf,20-big.conf'], dirsEnv(t)));
-        await writeFile(path.join(t.netd, 'filler'), Buffer.alloc(900_000));
-        await writeFile(path.join(t.templates, '10-small.conf'), conf('small-new'));
-        await writeFile(path.join(t.templates, '20-big.conf'), conf('big-new', `,"pad":"${'x'.repeat(300_000)}"`));
-        const before = await snapshot(t.netd);
-        await tick(20);
-        failed(await run(['install', '--configs=10-small.conf,20-big.conf'], dirsEnv(t)));
-        assert.equal(await readFile(path.join(t.netd, '10-small.conf'), 'utf8'), conf('small-old'));
-        assert.deepEqual(withoutDir(await snapshot(t.netd)), withoutDir(before));
-      } finally {
-        umount(t.netd);
-      }
-    },
-  );
+  test('a full configs dir changes no config when one of them does not fit', {}, async () => {
+    const t = await tree();
+    mountTmpfs(t.netd, '1m');
+    try {
+      await writeFile(path.join(t.templates, '10-small.conf'), conf('small-old'));
+      await writeFile(path.join(t.templates, '20-big.conf'), conf('big-old'));
+      ok(await run(['install', '--configs=10-small.conf,20-big.conf'], dirsEnv(t)));
+      await writeFile(path.join(t.netd, 'filler'), Buffer.alloc(900_000));
+      await writeFile(path.join(t.templates, '10-small.conf'), conf('small-new'));
+      await writeFile(path.join(t.templates, '20-big.conf'), conf('big-new', `,"pad":"${'x'.repeat(300_000)}"`));
+      const before = await snapshot(t.netd);
+      await tick(20);
+      failed(await run(['install', '--configs=10-small.conf,20-big.conf'], dirsEnv(t)));
+      assert.equal(await readFile(path.join(t.netd, '10-small.conf'), 'utf8'), conf('small-old'));
+      assert.deepEqual(withoutDir(await snapshot(t.netd)), withoutDir(before));
+    } finally {
+      umount(t.netd);
+    }
+  });
 });
 
 describe('read-only, missing and unreadable dirs', { skip }, () => {
@@ -241,7 +238,9 @@ describe('read-only, missing and unreadable dirs', { skip }, () => {
     const r2 = failed(await run(['install', '--configs=10-a.conf'], { ...dirsEnv(t), CNI_NODE_HOST_CONFIGS_DIR: path.join(t.root, 'no-netd') }));
     assert.match(r2.stderr, new RegExp(`the node configs dir ${path.join(t.root, 'no-netd')} does not exist; mount the node's /etc/cni/net.d there`), show(r2));
     // Both at once: nothing is written to the dir that does exist either.
-    const r3 = failed(await run(['install', '--plugins=bridge', '--configs=10-a.conf'], { ...dirsEnv(t), CNI_NODE_HOST_CONFIGS_DIR: path.join(t.root, 'no-netd') }));
+    const r3 = failed(
+      await run(['install', '--plugins=bridge', '--configs=10-a.conf'], { ...dirsEnv(t), CNI_NODE_HOST_CONFIGS_DIR: path.join(t.root, 'no-netd') }),
+    );
     assert.match(r3.stderr, /does not exist; mount/, show(r3));
     assert.deepEqual(await readdir(t.bin), []);
     assert.deepEqual(await snapshot(t.root), parent);
@@ -267,45 +266,45 @@ describe('read-only, missing and unreadable dirs', { skip }, () => {
   });
 
   // Found by the test above (reported to the lead).
+  test('a plugins dir that does not exist is reported as such', {}, async () => {
+    const t = await tree();
+    const r = failed(await run(['install', '--plugins=loopback'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: path.join(t.root, 'no-image') }));
+    assert.match(r.stderr, new RegExp(`plugins dir ${path.join(t.root, 'no-image')} does not exist`), show(r));
+  });
+
   test(
-    'a plugins dir that does not exist is reported as such',
-    {},
+    'plugins dir / plugin file unreadable (root without CAP_DAC_OVERRIDE): exit 1, EACCES naming the file, nothing changed',
+    { skip: hasSetpriv ? undefined : 'setpriv (util-linux) missing' },
     async () => {
       const t = await tree();
-      const r = failed(await run(['install', '--plugins=loopback'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: path.join(t.root, 'no-image') }));
-      assert.match(r.stderr, new RegExp(`plugins dir ${path.join(t.root, 'no-image')} does not exist`), show(r));
+      const img = path.join(t.root, 'image');
+      await mkdir(img);
+      for (const n of ['bridge', 'loopback']) await copyFile(path.join(DEBIAN, n), path.join(img, n));
+      const noDac = ['setpriv', '--bounding-set=-dac_override,-dac_read_search', '--inh-caps=-dac_override,-dac_read_search'];
+      ok(await run(['install', '--plugins=bridge'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: img }, { prefix: noDac }));
+      await appendFile(path.join(img, 'bridge'), 'new build');
+      const before = await snapshot(t.bin);
+      await tick(20);
+      try {
+        await chmod(img, 0o000);
+        const r1 = failed(await run(['install', '--plugins=bridge,loopback'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: img }, { prefix: noDac }));
+        assert.match(r1.stderr, new RegExp(`${img}/(bridge|loopback)\\b[^\\n]*EACCES`), show(r1));
+        const r2 = failed(await run(['list'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: img }, { prefix: noDac }));
+        assert.match(r2.stderr, new RegExp(`cannot list the plugins dir ${img}: EACCES`), show(r2));
+        await chmod(img, 0o755);
+        await chmod(path.join(img, 'bridge'), 0o000);
+        // (bridge alone: with several plugins a failed copy can leave another's temporary file, see 'disk full')
+        const r3 = failed(await run(['install', '--plugins=bridge'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: img }, { prefix: noDac }));
+        assert.match(r3.stderr, new RegExp(`EACCES[^\\n]*'${img}/bridge'`), show(r3));
+      } finally {
+        await chmod(img, 0o755);
+        await chmod(path.join(img, 'bridge'), 0o755);
+      }
+      // These runs got past validation and took the lock, whose creation and removal
+      // move the dir's own mtime; every entry is as it was.
+      assert.deepEqual(withoutDir(await snapshot(t.bin)), withoutDir(before));
     },
   );
-
-  test('plugins dir / plugin file unreadable (root without CAP_DAC_OVERRIDE): exit 1, EACCES naming the file, nothing changed', { skip: hasSetpriv ? undefined : 'setpriv (util-linux) missing' }, async () => {
-    const t = await tree();
-    const img = path.join(t.root, 'image');
-    await mkdir(img);
-    for (const n of ['bridge', 'loopback']) await copyFile(path.join(DEBIAN, n), path.join(img, n));
-    const noDac = ['setpriv', '--bounding-set=-dac_override,-dac_read_search', '--inh-caps=-dac_override,-dac_read_search'];
-    ok(await run(['install', '--plugins=bridge'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: img }, { prefix: noDac }));
-    await appendFile(path.join(img, 'bridge'), 'new build');
-    const before = await snapshot(t.bin);
-    await tick(20);
-    try {
-      await chmod(img, 0o000);
-      const r1 = failed(await run(['install', '--plugins=bridge,loopback'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: img }, { prefix: noDac }));
-      assert.match(r1.stderr, new RegExp(`${img}/(bridge|loopback)\\b[^\\n]*EACCES`), show(r1));
-      const r2 = failed(await run(['list'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: img }, { prefix: noDac }));
-      assert.match(r2.stderr, new RegExp(`cannot list the plugins dir ${img}: EACCES`), show(r2));
-      await chmod(img, 0o755);
-      await chmod(path.join(img, 'bridge'), 0o000);
-      // (bridge alone: with several plugins a failed copy can leave another's temporary file, see 'disk full')
-      const r3 = failed(await run(['install', '--plugins=bridge'], { ...dirsEnv(t), CNI_NODE_PLUGINS_DIR: img }, { prefix: noDac }));
-      assert.match(r3.stderr, new RegExp(`EACCES[^\\n]*'${img}/bridge'`), show(r3));
-    } finally {
-      await chmod(img, 0o755);
-      await chmod(path.join(img, 'bridge'), 0o755);
-    }
-    // These runs got past validation and took the lock, whose creation and removal
-    // move the dir's own mtime; every entry is as it was.
-    assert.deepEqual(withoutDir(await snapshot(t.bin)), withoutDir(before));
-  });
 });
 
 describe('destinations that are links or directories', { skip }, () => {
@@ -381,7 +380,13 @@ describe('destinations that are links or directories', { skip }, () => {
       ['06-rel.conf', '11-rel.conflist'],
     ]) {
       const r = failed(await run(['install', `--configs=${tpl}`], dirsEnv(t)));
-      assert.match(r.stderr, new RegExp(`${path.join(t.netd, link as string)} is a link to ${path.join(outside, 'secret.conflist')}, outside ${t.netd}; a pointer may only name a file in the node configs dir`), show(r));
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `${path.join(t.netd, link as string)} is a link to ${path.join(outside, 'secret.conflist')}, outside ${t.netd}; a pointer may only name a file in the node configs dir`,
+        ),
+        show(r),
+      );
       assert.doesNotMatch(r.stdout + r.stderr, /SECRET/);
     }
     assert.deepEqual(await snapshot(t.netd), before);
@@ -391,18 +396,14 @@ describe('destinations that are links or directories', { skip }, () => {
   });
 
   // Found by the test above (reported to the lead).
-  test(
-    'a pointer refused for linking outside is not also reported as a file that does not exist',
-    {},
-    async () => {
-      const t = await tree();
-      await writeFile(path.join(t.root, 'secret.conflist'), '{}\n');
-      await symlink(path.join(t.root, 'secret.conflist'), path.join(t.netd, '10-abs.conflist'));
-      await writeFile(path.join(t.templates, '05-abs.conf'), '{"cniVersion":"0.4.0","name":"m","type":"bridge","delegates":[__10-abs.conflist__]}\n');
-      const r = failed(await run(['install', '--configs=05-abs.conf'], dirsEnv(t)));
-      assert.doesNotMatch(r.stderr, /does not exist/, show(r));
-    },
-  );
+  test('a pointer refused for linking outside is not also reported as a file that does not exist', {}, async () => {
+    const t = await tree();
+    await writeFile(path.join(t.root, 'secret.conflist'), '{}\n');
+    await symlink(path.join(t.root, 'secret.conflist'), path.join(t.netd, '10-abs.conflist'));
+    await writeFile(path.join(t.templates, '05-abs.conf'), '{"cniVersion":"0.4.0","name":"m","type":"bridge","delegates":[__10-abs.conflist__]}\n');
+    const r = failed(await run(['install', '--configs=05-abs.conf'], dirsEnv(t)));
+    assert.doesNotMatch(r.stderr, /does not exist/, show(r));
+  });
 });
 
 describe('several cni-node processes on the same node dirs', { skip }, () => {
@@ -414,72 +415,86 @@ describe('several cni-node processes on the same node dirs', { skip }, () => {
     configs: string[];
   }
 
-  test('2–4 processes at once, repeatedly, with different desired states: all exit 0, the final state is one of them entirely, the record agrees', { timeout: 180_000 }, async (t) => {
-    const tr = await tree();
-    const debian = (await readdir(DEBIAN)).sort();
-    const imgB = path.join(tr.root, 'image-b');
-    await mkdir(imgB);
-    for (const [i, n] of debian.entries()) {
-      await copyFile(path.join(DEBIAN, n), path.join(imgB, n));
-      if (i % 2 === 1) await appendFile(path.join(imgB, n), 'image B');
-    }
-    const templates = async (label: string, names: string[]) => {
-      const dir = path.join(tr.root, `templates-${label}`);
-      await mkdir(dir);
-      for (const n of names) await writeFile(path.join(dir, n), conf(`${label}-${n}`));
-      return dir;
-    };
-    const states: State[] = [
-      { label: 'all-A', image: DEBIAN, templates: await templates('1', ['10-a.conf', '20-b.conf']), plugins: debian, configs: ['10-a.conf', '20-b.conf'] },
-      { label: 'all-B', image: imgB, templates: await templates('2', ['10-a.conf', '30-c.conf']), plugins: debian, configs: ['10-a.conf', '30-c.conf'] },
-      { label: 'half-A', image: DEBIAN, templates: await templates('3', ['20-b.conf']), plugins: debian.slice(0, 8), configs: ['20-b.conf'] },
-      { label: 'other-half-B', image: imgB, templates: await templates('4', ['30-c.conf', '40-d.conf']), plugins: debian.slice(6), configs: ['30-c.conf', '40-d.conf'] },
-    ];
-    const expected = new Map<string, { bin: Record<string, string>; netd: Record<string, string> }>();
-    for (const s of states) {
-      const bin: Record<string, string> = {};
-      for (const p of s.plugins) bin[p] = sha(await readFile(path.join(s.image, p)));
-      const netd: Record<string, string> = {};
-      for (const c of s.configs) netd[c] = sha(await readFile(path.join(s.templates, c)));
-      expected.set(s.label, { bin, netd });
-    }
-    const envOf = (s: State) => ({ ...dirsEnv(tr), CNI_NODE_PLUGINS_DIR: s.image, CNI_NODE_CONFIGS_DIR: s.templates });
-    const current = async () => {
-      const bin: Record<string, string> = {};
-      for (const n of await visible(tr.bin)) bin[n] = sha(await readFile(path.join(tr.bin, n)));
-      const netd: Record<string, string> = {};
-      for (const n of await visible(tr.netd)) netd[n] = sha(await readFile(path.join(tr.netd, n)));
-      return { bin, netd };
-    };
+  test(
+    '2–4 processes at once, repeatedly, with different desired states: all exit 0, the final state is one of them entirely, the record agrees',
+    { timeout: 180_000 },
+    async (t) => {
+      const tr = await tree();
+      const debian = (await readdir(DEBIAN)).sort();
+      const imgB = path.join(tr.root, 'image-b');
+      await mkdir(imgB);
+      for (const [i, n] of debian.entries()) {
+        await copyFile(path.join(DEBIAN, n), path.join(imgB, n));
+        if (i % 2 === 1) await appendFile(path.join(imgB, n), 'image B');
+      }
+      const templates = async (label: string, names: string[]) => {
+        const dir = path.join(tr.root, `templates-${label}`);
+        await mkdir(dir);
+        for (const n of names) await writeFile(path.join(dir, n), conf(`${label}-${n}`));
+        return dir;
+      };
+      const states: State[] = [
+        { label: 'all-A', image: DEBIAN, templates: await templates('1', ['10-a.conf', '20-b.conf']), plugins: debian, configs: ['10-a.conf', '20-b.conf'] },
+        { label: 'all-B', image: imgB, templates: await templates('2', ['10-a.conf', '30-c.conf']), plugins: debian, configs: ['10-a.conf', '30-c.conf'] },
+        { label: 'half-A', image: DEBIAN, templates: await templates('3', ['20-b.conf']), plugins: debian.slice(0, 8), configs: ['20-b.conf'] },
+        {
+          label: 'other-half-B',
+          image: imgB,
+          templates: await templates('4', ['30-c.conf', '40-d.conf']),
+          plugins: debian.slice(6),
+          configs: ['30-c.conf', '40-d.conf'],
+        },
+      ];
+      const expected = new Map<string, { bin: Record<string, string>; netd: Record<string, string> }>();
+      for (const s of states) {
+        const bin: Record<string, string> = {};
+        for (const p of s.plugins) bin[p] = sha(await readFile(path.join(s.image, p)));
+        const netd: Record<string, string> = {};
+        for (const c of s.configs) netd[c] = sha(await readFile(path.join(s.templates, c)));
+        expected.set(s.label, { bin, netd });
+      }
+      const envOf = (s: State) => ({ ...dirsEnv(tr), CNI_NODE_PLUGINS_DIR: s.image, CNI_NODE_CONFIGS_DIR: s.templates });
+      const current = async () => {
+        const bin: Record<string, string> = {};
+        for (const n of await visible(tr.bin)) bin[n] = sha(await readFile(path.join(tr.bin, n)));
+        const netd: Record<string, string> = {};
+        for (const n of await visible(tr.netd)) netd[n] = sha(await readFile(path.join(tr.netd, n)));
+        return { bin, netd };
+      };
 
-    let waited = 0;
-    let seed = 7;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-    const rounds = 12;
-    for (let round = 1; round <= rounds; round++) {
-      const n = 2 + (round % 3);
-      const chosen = Array.from({ length: n }, () => states[Math.floor(rand() * states.length)] as State);
-      const results = await Promise.all(chosen.map((s) => run(['apply', `--plugins=${s.plugins.join(',')}`, `--configs=${s.configs.join(',')}`], envOf(s))));
-      for (const r of results) {
-        assert.equal(r.code, 0, `round ${round}: ${show(r)}`);
-        if (/waiting for another cni-node/.test(r.stderr + r.stdout)) waited++;
+      let waited = 0;
+      let seed = 7;
+      const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+      const rounds = 12;
+      for (let round = 1; round <= rounds; round++) {
+        const n = 2 + (round % 3);
+        const chosen = Array.from({ length: n }, () => states[Math.floor(rand() * states.length)] as State);
+        const results = await Promise.all(chosen.map((s) => run(['apply', `--plugins=${s.plugins.join(',')}`, `--configs=${s.configs.join(',')}`], envOf(s))));
+        for (const r of results) {
+          assert.equal(r.code, 0, `round ${round}: ${show(r)}`);
+          if (/waiting for another cni-node/.test(r.stderr + r.stdout)) waited++;
+        }
+        const now = await current();
+        const match = chosen.find((s) => JSON.stringify(expected.get(s.label)) === JSON.stringify(now));
+        assert.ok(match, `round ${round}: the node is none of the desired states ${chosen.map((s) => s.label).join(', ')}:\n${JSON.stringify(now, null, 1)}`);
+        for (const [dir, kind, names] of [
+          [tr.bin, 'plugin', match.plugins],
+          [tr.netd, 'config', match.configs],
+        ] as const) {
+          assert.deepEqual(await temps(dir), [], `round ${round}: temporary files left in ${dir}`);
+          assert.ok(!existsSync(path.join(dir, LOCK)), `round ${round}: lock left in ${dir}`);
+          const record = JSON.parse(await readFile(path.join(dir, RECORD), 'utf8')) as { kinds: Record<string, { name: string }[]> };
+          assert.deepEqual(
+            (record.kinds[kind] ?? []).map((e) => e.name).sort(),
+            [...names].sort(),
+            `round ${round}: the ${kind} record is not ${match.label}'s (a lost update)`,
+          );
+        }
       }
-      const now = await current();
-      const match = chosen.find((s) => JSON.stringify(expected.get(s.label)) === JSON.stringify(now));
-      assert.ok(match, `round ${round}: the node is none of the desired states ${chosen.map((s) => s.label).join(', ')}:\n${JSON.stringify(now, null, 1)}`);
-      for (const [dir, kind, names] of [
-        [tr.bin, 'plugin', match.plugins],
-        [tr.netd, 'config', match.configs],
-      ] as const) {
-        assert.deepEqual(await temps(dir), [], `round ${round}: temporary files left in ${dir}`);
-        assert.ok(!existsSync(path.join(dir, LOCK)), `round ${round}: lock left in ${dir}`);
-        const record = JSON.parse(await readFile(path.join(dir, RECORD), 'utf8')) as { kinds: Record<string, { name: string }[]> };
-        assert.deepEqual((record.kinds[kind] ?? []).map((e) => e.name).sort(), [...names].sort(), `round ${round}: the ${kind} record is not ${match.label}'s (a lost update)`);
-      }
-    }
-    t.diagnostic(`${rounds} rounds; ${waited} processes waited for the lock`);
-    assert.ok(waited > 0, 'the processes never overlapped (no one waited for the lock): the test proved nothing');
-  });
+      t.diagnostic(`${rounds} rounds; ${waited} processes waited for the lock`);
+      assert.ok(waited > 0, 'the processes never overlapped (no one waited for the lock): the test proved nothing');
+    },
+  );
 
   test('a stale lock (mtime a minute old) from a holder that died is taken over at once', async () => {
     const t = await tree();

@@ -84,7 +84,10 @@ test('untrusted object references from the manifest record are refused, never se
     // apply with nothing desired: remove what the record says gone.yaml created (the file itself is gone).
     const actions = plan('apply', { manifest: { desired: [], current: await handler.recorded() } });
     const { problems } = await handler.prepare(actions);
-    assert.deepEqual(problems.map((p) => p.describe()), []);
+    assert.deepEqual(
+      problems.map((p) => p.describe()),
+      [],
+    );
     for (const a of actions) await handler.execute(a, false);
     await handler.commit();
   } finally {
@@ -94,9 +97,15 @@ test('untrusted object references from the manifest record are refused, never se
   assert.equal(await exists('keep-me'), true, 'the object the hostile references aim at is still there');
   assert.equal(await exists('mine'), false, 'the good reference of the same manifest is deleted as usual');
   const sent = requests.map((r) => `${r.method} ${r.path}`);
-  for (const s of sent) assert.doesNotMatch(s, /keep-me|\.\.|%3F|%23|%25|ConfigMap%2F|default%2F/, `a request for a refused reference was sent:\n${sent.join('\n')}`);
-  assert.ok(sent.some((s) => s.startsWith('DELETE') && s.endsWith('/configmaps/mine')), sent.join('\n'));
+  for (const s of sent)
+    assert.doesNotMatch(s, /keep-me|\.\.|%3F|%23|%25|ConfigMap%2F|default%2F/, `a request for a refused reference was sent:\n${sent.join('\n')}`);
+  assert.ok(
+    sent.some((s) => s.startsWith('DELETE') && s.endsWith('/configmaps/mine')),
+    sent.join('\n'),
+  );
   const recordFile = path.join(hostConfigsDir, RECORD_FILE);
-  const refusals = warnings.filter((w) => w.includes(`cni-node's record ${recordFile}: manifest gone.yaml: object reference`) && /refused, never sent to the API/.test(w));
+  const refusals = warnings.filter(
+    (w) => w.includes(`cni-node's record ${recordFile}: manifest gone.yaml: object reference`) && /refused, never sent to the API/.test(w),
+  );
   assert.equal(refusals.length, hostile.length, warnings.join('\n'));
 });

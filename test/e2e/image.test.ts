@@ -40,26 +40,36 @@ function imageTestUnavailableReason(): string | undefined {
   return undefined;
 }
 
-test('container image: the default build from pinned sources (amd64 + arm64), source verification, and the original docker-run examples', { skip: imageTestUnavailableReason(), timeout: TIMEOUT_MS }, async (t) => {
-  const { code, signal, output } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }>((resolve, reject) => {
-    const child = spawn('bash', [SCRIPT], { stdio: ['ignore', 'pipe', 'pipe'], timeout: TIMEOUT_MS - 30_000, killSignal: 'SIGTERM' });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    child.on('error', reject);
-    child.on('close', (c, s) => resolve({ code: c, signal: s, output }));
-  });
-  const lines = output.split('\n');
-  for (const line of lines) {
-    if (/^(FAIL|Image size:|Image part:|Timings:|image-test:|image-build: error)/.test(line)) t.diagnostic(line);
-    else if (/^\d+ passed, \d+ failed$/.test(line)) t.diagnostic(`scripts/image-test.sh checks — ${line}`);
-  }
-  const failures = lines.filter((l, i) => l.startsWith('FAIL') || (i > 0 && l.startsWith('     ') && lines.slice(0, i).reverse().find((p) => !p.startsWith('     '))?.startsWith('FAIL')));
-  const summary = lines.find((l) => /^\d+ passed, \d+ failed$/.test(l));
-  assert.equal(
-    code,
-    0,
-    `scripts/image-test.sh exited ${code ?? `on ${signal}`}\n${failures.length ? failures.join('\n') : lines.slice(-40).join('\n')}`,
-  );
-  assert.match(summary ?? '', /^\d+ passed, 0 failed$/, `no summary line: ${lines.slice(-20).join('\n')}`);
-});
+test(
+  'container image: the default build from pinned sources (amd64 + arm64), source verification, and the original docker-run examples',
+  { skip: imageTestUnavailableReason(), timeout: TIMEOUT_MS },
+  async (t) => {
+    const { code, signal, output } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }>((resolve, reject) => {
+      const child = spawn('bash', [SCRIPT], { stdio: ['ignore', 'pipe', 'pipe'], timeout: TIMEOUT_MS - 30_000, killSignal: 'SIGTERM' });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      child.on('error', reject);
+      child.on('close', (c, s) => resolve({ code: c, signal: s, output }));
+    });
+    const lines = output.split('\n');
+    for (const line of lines) {
+      if (/^(FAIL|Image size:|Image part:|Timings:|image-test:|image-build: error)/.test(line)) t.diagnostic(line);
+      else if (/^\d+ passed, \d+ failed$/.test(line)) t.diagnostic(`scripts/image-test.sh checks — ${line}`);
+    }
+    const failures = lines.filter(
+      (l, i) =>
+        l.startsWith('FAIL') ||
+        (i > 0 &&
+          l.startsWith('     ') &&
+          lines
+            .slice(0, i)
+            .reverse()
+            .find((p) => !p.startsWith('     '))
+            ?.startsWith('FAIL')),
+    );
+    const summary = lines.find((l) => /^\d+ passed, \d+ failed$/.test(l));
+    assert.equal(code, 0, `scripts/image-test.sh exited ${code ?? `on ${signal}`}\n${failures.length ? failures.join('\n') : lines.slice(-40).join('\n')}`);
+    assert.match(summary ?? '', /^\d+ passed, 0 failed$/, `no summary line: ${lines.slice(-20).join('\n')}`);
+  },
+);

@@ -74,7 +74,9 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
   let err = '';
   child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 
@@ -203,17 +205,32 @@ describe('kube-watch object against a real kube-apiserver', { skip: clusterSkip 
     } catch {
       return [];
     }
-    return text
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map((l) => JSON.parse(l) as AuditEvent)
-      // Every request is logged once when it arrives (a watch's later stages only when it ends).
-      .filter((e) => e.user.username === SERVICE_ACCOUNT_USER && e.stage === 'RequestReceived');
+    return (
+      text
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => JSON.parse(l) as AuditEvent)
+        // Every request is logged once when it arrives (a watch's later stages only when it ends).
+        .filter((e) => e.user.username === SERVICE_ACCOUNT_USER && e.stage === 'RequestReceived')
+    );
   };
 
-  const apply = async (namespace: string, name: string, data: Record<string, string>, annotations?: Record<string, string>, labels?: Record<string, string>): Promise<void> => {
-    const body = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, ...(annotations ? { annotations } : {}), ...(labels ? { labels } : {}) }, data };
-    const res = await cluster.request('PATCH', `/api/v1/namespaces/${namespace}/configmaps/${name}?fieldManager=test&force=true`, body, { contentType: 'application/apply-patch+yaml' });
+  const apply = async (
+    namespace: string,
+    name: string,
+    data: Record<string, string>,
+    annotations?: Record<string, string>,
+    labels?: Record<string, string>,
+  ): Promise<void> => {
+    const body = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name, namespace, ...(annotations ? { annotations } : {}), ...(labels ? { labels } : {}) },
+      data,
+    };
+    const res = await cluster.request('PATCH', `/api/v1/namespaces/${namespace}/configmaps/${name}?fieldManager=test&force=true`, body, {
+      contentType: 'application/apply-patch+yaml',
+    });
     assert.ok(res.status === 200 || res.status === 201, res.text);
   };
 
@@ -282,7 +299,9 @@ describe('kube-watch object against a real kube-apiserver', { skip: clusterSkip 
       assert.equal(runs().length, 2, 'unchanged value: no handler run');
 
       // Requests so far: one list and one watch, and nothing more while idle.
-      const mine = audit().slice(auditBefore).filter((e) => e.requestURI.includes('/configmaps'));
+      const mine = audit()
+        .slice(auditBefore)
+        .filter((e) => e.requestURI.includes('/configmaps'));
       assert.deepEqual(
         mine.map((e) => e.verb),
         ['list', 'watch'],
@@ -307,10 +326,19 @@ describe('kube-watch object against a real kube-apiserver', { skip: clusterSkip 
       await cluster.stopApiServer();
       await sleep(2_000);
       await cluster.startApiServer();
-      await until('watching again', () => audit().slice(downFrom).some((e) => e.verb === 'watch'), 20_000);
+      await until(
+        'watching again',
+        () =>
+          audit()
+            .slice(downFrom)
+            .some((e) => e.verb === 'watch'),
+        20_000,
+      );
       await sleep(1_000);
       assert.equal(runs().length, 4, 'no handler run for the restart');
-      const afterRestart = audit().slice(downFrom).filter((e) => e.requestURI.includes('/configmaps'));
+      const afterRestart = audit()
+        .slice(downFrom)
+        .filter((e) => e.requestURI.includes('/configmaps'));
       assert.ok(afterRestart.length <= 4, `a bounded number of requests to recover: ${afterRestart.map((e) => e.verb).join(', ')}`);
       await apply('kube-system', 'multus-cni', { plugins: 'multus,bridge', configs: 'x' });
       await until('edit after restart', () => runs().length === 5, 10_000);
@@ -365,7 +393,18 @@ describe('kube-watch object against a real kube-apiserver', { skip: clusterSkip 
     await cluster.request('POST', '/api/v1/namespaces', { metadata: { name: 'team-a' } });
     await apply('default', 'fruit-1', { fruits: 'orange' }, undefined, { app: 'fruits' });
     const p = run(
-      ['object', 'configmap', '', '-a', '--label=app=fruits', '--jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}={.data.fruits};{end}', '-c', channel, '-h', handler],
+      [
+        'object',
+        'configmap',
+        '',
+        '-a',
+        '--label=app=fruits',
+        '--jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}={.data.fruits};{end}',
+        '-c',
+        channel,
+        '-h',
+        handler,
+      ],
       env,
     );
     try {

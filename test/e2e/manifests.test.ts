@@ -99,7 +99,13 @@ async function run(node: Node, mode: Mode, spec: string, o: RunOptions = {}): Pr
   const requests: RequestEvent[] = [];
   const reporter: Reporter = { item: () => undefined, warn: (m) => warnings.push(m), info: () => undefined };
   const options: EngineOptions = {
-    dirs: { pluginsDir: '/nonexistent', hostPluginsDir: '/nonexistent', configsDir: '/nonexistent', hostConfigsDir: node.hostConfigsDir, manifestsDir: node.manifestsDir },
+    dirs: {
+      pluginsDir: '/nonexistent',
+      hostPluginsDir: '/nonexistent',
+      configsDir: '/nonexistent',
+      hostConfigsDir: node.hostConfigsDir,
+      manifestsDir: node.manifestsDir,
+    },
     dryRun,
     waitMs: 0,
     tolerateMissingPointers: false,
@@ -169,7 +175,17 @@ const cms = (ns: string): string => `/api/v1/namespaces/${ns}/configmaps`;
 
 function configMaps(names: string[], data: Record<string, string> = { a: '1' }, ns?: string): string {
   return names
-    .map((n) => [`apiVersion: v1`, `kind: ConfigMap`, `metadata:`, `  name: ${n}`, ...(ns ? [`  namespace: ${ns}`] : []), `data:`, ...Object.entries(data).map(([k, v]) => `  ${k}: "${v}"`)].join('\n'))
+    .map((n) =>
+      [
+        `apiVersion: v1`,
+        `kind: ConfigMap`,
+        `metadata:`,
+        `  name: ${n}`,
+        ...(ns ? [`  namespace: ${ns}`] : []),
+        `data:`,
+        ...Object.entries(data).map(([k, v]) => `  ${k}: "${v}"`),
+      ].join('\n'),
+    )
     .join('\n---\n');
 }
 
@@ -208,7 +224,10 @@ test("the original's per-node ClusterRoleBinding (${NODE_HOSTNAME}), one per nod
   for (const host of ['node-1', 'node-2']) {
     const crb = (await get(`${CRB}/multus-cni-${host}`)) as Obj & { subjects: { kind: string; name: string }[]; roleRef: { name: string } };
     assert.ok(crb, `ClusterRoleBinding multus-cni-${host} exists`);
-    assert.deepEqual(crb.subjects.map((s) => `${s.kind}:${s.name}`), [`User:system:node:${host}`]);
+    assert.deepEqual(
+      crb.subjects.map((s) => `${s.kind}:${s.name}`),
+      [`User:system:node:${host}`],
+    );
     assert.equal(crb.roleRef.name, 'multus-cni-crd');
     assert.equal(crb.metadata.managedFields?.[0]?.manager, 'cni-node');
   }
@@ -222,7 +241,10 @@ test("the original's per-node ClusterRoleBinding (${NODE_HOSTNAME}), one per nod
 
   const before = await rv(`${CRB}/multus-cni-node-1`);
   const again = await run(node1, 'install', 'multus-cni-clusterrole.yaml,multus-cni-crd.yaml');
-  assert.deepEqual(summary(again), ['multus-cni-clusterrole.yaml: unchanged — 1 object: 1 unchanged', 'multus-cni-crd.yaml: unchanged — 1 object: 1 unchanged']);
+  assert.deepEqual(summary(again), [
+    'multus-cni-clusterrole.yaml: unchanged — 1 object: 1 unchanged',
+    'multus-cni-crd.yaml: unchanged — 1 object: 1 unchanged',
+  ]);
   assert.deepEqual(writes(again), []);
   assert.equal(await rv(`${CRB}/multus-cni-node-1`), before);
 
@@ -336,75 +358,87 @@ test('install → uninstall leaves nothing behind (objects, CRD, record)', { ski
   assert.deepEqual(recordOf(node), [], 'nothing left on record');
 });
 
-test('apply with changed lists: added, removed, kept (re-applied when changed, dropped objects pruned), objects moved between files', { skip, timeout: 60_000 }, async () => {
-  const node = newNode();
-  node.write('a.yaml', configMaps(['ap-a', 'ap-shared']));
-  node.write('b.yaml', configMaps(['ap-b1', 'ap-b2']));
-  const first = await run(node, 'install', 'a.yaml,b.yaml');
-  assert.deepEqual(first.problems, []);
-  for (const n of ['ap-a', 'ap-shared', 'ap-b1', 'ap-b2']) assert.ok(await get(`${cms('default')}/${n}`));
-  const b1Before = await rv(`${cms('default')}/ap-b1`);
+test(
+  'apply with changed lists: added, removed, kept (re-applied when changed, dropped objects pruned), objects moved between files',
+  { skip, timeout: 60_000 },
+  async () => {
+    const node = newNode();
+    node.write('a.yaml', configMaps(['ap-a', 'ap-shared']));
+    node.write('b.yaml', configMaps(['ap-b1', 'ap-b2']));
+    const first = await run(node, 'install', 'a.yaml,b.yaml');
+    assert.deepEqual(first.problems, []);
+    for (const n of ['ap-a', 'ap-shared', 'ap-b1', 'ap-b2']) assert.ok(await get(`${cms('default')}/${n}`));
+    const b1Before = await rv(`${cms('default')}/ap-b1`);
 
-  // b.yaml changes (ap-b1 new data, ap-b2 dropped); ap-shared moves from a.yaml to c.yaml.
-  node.write('b.yaml', configMaps(['ap-b1'], { a: '2' }));
-  node.write('c.yaml', configMaps(['ap-c', 'ap-shared']));
-  const r = await run(node, 'apply', 'b.yaml,c.yaml'); // current from the record: a.yaml,b.yaml
-  assert.deepEqual(r.problems, []);
-  assert.deepEqual(summary(r), [
-    'b.yaml: updated — 1 object: 1 updated, 1 pruned (no longer in the manifest)',
-    'c.yaml: updated — 2 objects: 1 created, 1 unchanged',
-    'a.yaml: removed — 2 objects: 1 deleted, 1 kept (still in another manifest)',
-  ]);
-  const b1 = (await get(`${cms('default')}/ap-b1`)) as Obj & { data: Record<string, string> };
-  assert.deepEqual(b1.data, { a: '2' });
-  assert.notEqual(b1.metadata.resourceVersion, b1Before);
-  assert.equal(await get(`${cms('default')}/ap-b2`), undefined, 'dropped from a kept manifest: pruned');
-  assert.equal(await get(`${cms('default')}/ap-a`), undefined);
-  assert.ok(await get(`${cms('default')}/ap-shared`), 'moved to c.yaml: kept');
-  assert.ok(await get(`${cms('default')}/ap-c`));
-  assert.deepEqual(
-    recordOf(node).map((e) => e.name),
-    ['b.yaml', 'c.yaml'],
-  );
+    // b.yaml changes (ap-b1 new data, ap-b2 dropped); ap-shared moves from a.yaml to c.yaml.
+    node.write('b.yaml', configMaps(['ap-b1'], { a: '2' }));
+    node.write('c.yaml', configMaps(['ap-c', 'ap-shared']));
+    const r = await run(node, 'apply', 'b.yaml,c.yaml'); // current from the record: a.yaml,b.yaml
+    assert.deepEqual(r.problems, []);
+    assert.deepEqual(summary(r), [
+      'b.yaml: updated — 1 object: 1 updated, 1 pruned (no longer in the manifest)',
+      'c.yaml: updated — 2 objects: 1 created, 1 unchanged',
+      'a.yaml: removed — 2 objects: 1 deleted, 1 kept (still in another manifest)',
+    ]);
+    const b1 = (await get(`${cms('default')}/ap-b1`)) as Obj & { data: Record<string, string> };
+    assert.deepEqual(b1.data, { a: '2' });
+    assert.notEqual(b1.metadata.resourceVersion, b1Before);
+    assert.equal(await get(`${cms('default')}/ap-b2`), undefined, 'dropped from a kept manifest: pruned');
+    assert.equal(await get(`${cms('default')}/ap-a`), undefined);
+    assert.ok(await get(`${cms('default')}/ap-shared`), 'moved to c.yaml: kept');
+    assert.ok(await get(`${cms('default')}/ap-c`));
+    assert.deepEqual(
+      recordOf(node).map((e) => e.name),
+      ['b.yaml', 'c.yaml'],
+    );
 
-  // Explicit Desired:Current, as the original's ConfigMap watchers called it.
-  const r2 = await run(node, 'apply', 'c.yaml:b.yaml,c.yaml');
-  assert.deepEqual(summary(r2), ['c.yaml: unchanged — 2 objects: 2 unchanged', 'b.yaml: removed — 1 object: 1 deleted']);
-  assert.deepEqual(writes(r2).map((e) => e.method), ['DELETE']);
-  assert.equal(await get(`${cms('default')}/ap-b1`), undefined);
+    // Explicit Desired:Current, as the original's ConfigMap watchers called it.
+    const r2 = await run(node, 'apply', 'c.yaml:b.yaml,c.yaml');
+    assert.deepEqual(summary(r2), ['c.yaml: unchanged — 2 objects: 2 unchanged', 'b.yaml: removed — 1 object: 1 deleted']);
+    assert.deepEqual(
+      writes(r2).map((e) => e.method),
+      ['DELETE'],
+    );
+    assert.equal(await get(`${cms('default')}/ap-b1`), undefined);
 
-  // Without the record (node configs dir not mounted), :Current is required.
-  await assert.rejects(run(node, 'apply', 'c.yaml', { noRecord: true }), (e: unknown) => {
-    assert.ok(e instanceof CniNodeError);
-    assert.match(e.message, /record .* not available.*--manifests=desired\.yaml:current\.yaml/s);
-    return true;
-  });
-  await run(node, 'uninstall', 'c.yaml');
-  assert.equal(await get(`${cms('default')}/ap-c`), undefined);
-});
+    // Without the record (node configs dir not mounted), :Current is required.
+    await assert.rejects(run(node, 'apply', 'c.yaml', { noRecord: true }), (e: unknown) => {
+      assert.ok(e instanceof CniNodeError);
+      assert.match(e.message, /record .* not available.*--manifests=desired\.yaml:current\.yaml/s);
+      return true;
+    });
+    await run(node, 'uninstall', 'c.yaml');
+    assert.equal(await get(`${cms('default')}/ap-c`), undefined);
+  },
+);
 
 test('an invalid object: the server message, file and document number; nothing is changed', { skip, timeout: 30_000 }, async () => {
   const node = newNode();
   node.write('good.yaml', configMaps(['inv-good']));
   node.write(
     'bad.yaml',
-    [
-      configMaps(['inv-first']),
-      'apiVersion: v1\nkind: Service\nmetadata:\n  name: inv-svc\nspec:\n  ports:\n  - port: 99999\n    protocol: TCP\n',
-    ].join('\n---\n'),
+    [configMaps(['inv-first']), 'apiVersion: v1\nkind: Service\nmetadata:\n  name: inv-svc\nspec:\n  ports:\n  - port: 99999\n    protocol: TCP\n'].join(
+      '\n---\n',
+    ),
   );
   const r = await run(node, 'install', 'good.yaml,bad.yaml');
   assert.equal(r.problems.length, 1);
   const p = r.problems[0] as CniNodeError;
   assert.equal(p.kind, 'invalid');
-  assert.match(p.message, /^manifest bad\.yaml document 2 \(Service inv-svc\): the API server refused the object as invalid: .*spec\.ports\[0\]\.port: Invalid value: 99999: must be between 1 and 65535/);
+  assert.match(
+    p.message,
+    /^manifest bad\.yaml document 2 \(Service inv-svc\): the API server refused the object as invalid: .*spec\.ports\[0\]\.port: Invalid value: 99999: must be between 1 and 65535/,
+  );
   assert.deepEqual(writes(r), [], 'found by a server-side dry run before any change');
   assert.equal(await get(`${cms('default')}/inv-good`), undefined);
   assert.equal(await get(`${cms('default')}/inv-first`), undefined);
 
   // Not a Kubernetes object at all, and a kind no server serves: found without writing either.
   node.write('junk.yaml', 'apiVersion: v1\nkind: ConfigMap\ndata: {}\n---\n- a list\n---\nkey: [unclosed\n');
-  node.write('unknown.yaml', 'apiVersion: extensions/v1beta1\nkind: DaemonSet\nmetadata:\n  name: old\n---\napiVersion: example.com/v1\nkind: Foo\nmetadata:\n  name: foo\n');
+  node.write(
+    'unknown.yaml',
+    'apiVersion: extensions/v1beta1\nkind: DaemonSet\nmetadata:\n  name: old\n---\napiVersion: example.com/v1\nkind: Foo\nmetadata:\n  name: foo\n',
+  );
   const j = await run(node, 'install', 'junk.yaml,unknown.yaml');
   assert.deepEqual(
     j.problems.map((x) => x.message),
@@ -420,7 +454,10 @@ test('an invalid object: the server message, file and document number; nothing i
   assert.deepEqual(writes(j), []);
 
   // Problems come in document order, whichever check found them.
-  node.write('mixed.yaml', 'apiVersion: v1\nkind: Service\nmetadata:\n  name: mixed\nspec:\n  ports:\n  - port: 0\n    protocol: TCP\n---\napiVersion: example.com/v1\nkind: Foo\nmetadata:\n  name: f\n');
+  node.write(
+    'mixed.yaml',
+    'apiVersion: v1\nkind: Service\nmetadata:\n  name: mixed\nspec:\n  ports:\n  - port: 0\n    protocol: TCP\n---\napiVersion: example.com/v1\nkind: Foo\nmetadata:\n  name: f\n',
+  );
   const m = await run(node, 'install', 'mixed.yaml');
   assert.equal(m.problems.length, 2);
   assert.match(m.problems[0]?.message ?? '', /^manifest mixed\.yaml document 1 \(Service mixed\): the API server refused the object as invalid/);
@@ -478,7 +515,10 @@ test('forbidden: a token RBAC denies everything, and a service account with part
   assert.deepEqual(summary(del), ['sa-only.yaml: removed — 1 object: 1 deleted']);
   // Deleting in another namespace is forbidden when it is carried out.
   sa.write('other-ns.yaml', 'apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: elsewhere\n  namespace: default\n');
-  await assert.rejects(run(sa, 'uninstall', 'other-ns.yaml'), /other-ns\.yaml document 1 \(ServiceAccount elsewhere\): forbidden: service account kube-system\/cni-node may not delete serviceaccounts "elsewhere" in namespace "default"/);
+  await assert.rejects(
+    run(sa, 'uninstall', 'other-ns.yaml'),
+    /other-ns\.yaml document 1 \(ServiceAccount elsewhere\): forbidden: service account kube-system\/cni-node may not delete serviceaccounts "elsewhere" in namespace "default"/,
+  );
 });
 
 test('allowed to apply but not to read: an unchanged manifest is not re-applied; a deleted object is created again', { skip, timeout: 60_000 }, async () => {
@@ -535,7 +575,12 @@ test('the API server unreachable: a closed port fails in bounded time and names 
   assert.equal(r.problems.length, 1);
   const p = r.problems[0];
   assert.ok(p instanceof KubeUnreachableError, String(p));
-  assert.match(p.message, new RegExp(`^cannot reach the Kubernetes API server at https://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.*\\(6 attempts over [0-9.]+ s\\).*--kubeconfig ${node.kubeconfig.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  assert.match(
+    p.message,
+    new RegExp(
+      `^cannot reach the Kubernetes API server at https://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.*\\(6 attempts over [0-9.]+ s\\).*--kubeconfig ${node.kubeconfig.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`,
+    ),
+  );
   assert.equal(r.requests.length, 6, 'bounded: 6 attempts');
   assert.ok(ms >= 1_900 && ms < 15_000, `took ${ms} ms (backoff between ~3.9 and ~7.8 s expected)`);
 });
@@ -552,7 +597,10 @@ test('retries ride out an API server restart', { skip, timeout: 90_000 }, async 
   await restarting;
   assert.deepEqual(r.problems, []);
   assert.deepEqual(summary(r), ['restart.yaml: installed — 1 object: 1 created']);
-  assert.ok(r.requests.some((e) => e.error === 'ECONNREFUSED'), 'some attempts were refused while the server was down');
+  assert.ok(
+    r.requests.some((e) => e.error === 'ECONNREFUSED'),
+    'some attempts were refused while the server was down',
+  );
   await run(node, 'uninstall', 'restart.yaml');
 });
 
@@ -581,7 +629,12 @@ test('a no-op re-apply writes nothing: resourceVersions unchanged, also without 
       ].join('\n'),
     ].join('\n---\n'),
   );
-  const objects = ['/api/v1/namespaces/noop-ns', `${cms('noop-ns')}/noop-cm`, '/api/v1/namespaces/noop-ns/serviceaccounts/noop-sa', '/apis/apps/v1/namespaces/noop-ns/daemonsets/noop-ds'];
+  const objects = [
+    '/api/v1/namespaces/noop-ns',
+    `${cms('noop-ns')}/noop-cm`,
+    '/api/v1/namespaces/noop-ns/serviceaccounts/noop-sa',
+    '/apis/apps/v1/namespaces/noop-ns/daemonsets/noop-ds',
+  ];
   const first = await run(node, 'install', 'noop.yaml,multus-cni-clusterrole.yaml');
   assert.deepEqual(first.problems, []);
   assert.deepEqual(summary(first), ['noop.yaml: installed — 4 objects: 4 created', 'multus-cni-clusterrole.yaml: installed — 1 object: 1 created']);
@@ -683,7 +736,13 @@ test('in-cluster credentials: service account namespace, and a rotated token is 
   project('gen1', cluster.tokens.denied);
   for (const f of ['token', 'ca.crt', 'namespace']) symlinkSync(`..data/${f}`, path.join(sa, f));
   const url = new URL(cluster.server);
-  const env = { KUBERNETES_SERVICE_HOST: url.hostname, KUBERNETES_SERVICE_PORT: url.port, CNI_NODE_SERVICE_ACCOUNT_DIR: sa, HOME: node.root, KUBECONFIG: undefined };
+  const env = {
+    KUBERNETES_SERVICE_HOST: url.hostname,
+    KUBERNETES_SERVICE_PORT: url.port,
+    CNI_NODE_SERVICE_ACCOUNT_DIR: sa,
+    HOME: node.root,
+    KUBECONFIG: undefined,
+  };
 
   const client = await createKubeClient({ env });
   try {
@@ -721,11 +780,14 @@ test('watch: the changes of one object, until stopped', { skip, timeout: 30_000 
     onChange: (objects) => seen.push(objects.map((o) => `${o.metadata.name}:${(o as Obj & { data?: Record<string, string> }).data?.['v'] ?? ''}`).join(',')),
   });
   const seenAfter = async (n: number): Promise<void> => {
-    for (const deadline = Date.now() + 10_000; seen.length < n && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+    for (const deadline = Date.now() + 10_000; seen.length < n && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
   };
   try {
     assert.equal(await watcher.synced, true);
-    assert.equal((await cluster.request('POST', cms('default'), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'watched' }, data: { v: '1' } })).status, 201);
+    assert.equal(
+      (await cluster.request('POST', cms('default'), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'watched' }, data: { v: '1' } })).status,
+      201,
+    );
     await seenAfter(2);
     assert.equal((await cluster.request('PATCH', `${cms('default')}/watched`, { data: { v: '2' } })).status, 200);
     await seenAfter(3);
@@ -747,12 +809,20 @@ const cliSkip = skip ?? (existsSync(path.join(repo, 'dist/cni-node.mjs')) ? unde
 
 function cni(node: Node, args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   const fullEnv: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ PATH: process.env['PATH'], HOME: node.root, ...node.env, CNI_NODE_MANIFESTS_DIR: node.manifestsDir, CNI_NODE_HOST_CONFIGS_DIR: node.hostConfigsDir, KUBECONFIG: node.kubeconfig, ...env })) {
+  for (const [k, v] of Object.entries({
+    PATH: process.env['PATH'],
+    HOME: node.root,
+    ...node.env,
+    CNI_NODE_MANIFESTS_DIR: node.manifestsDir,
+    CNI_NODE_HOST_CONFIGS_DIR: node.hostConfigsDir,
+    KUBECONFIG: node.kubeconfig,
+    ...env,
+  })) {
     if (v !== undefined) fullEnv[k] = v;
   }
   return new Promise((resolve) => {
     execFile(CLI, args, { env: fullEnv, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
   });

@@ -49,7 +49,24 @@ async function client(url: string, opts: Partial<KubeClientOptions> & { tokenFil
   const user = opts.tokenFile ? `    token-file: ${opts.tokenFile}` : '    token: t0k3n';
   writeFileSync(
     file,
-    ['apiVersion: v1', 'kind: Config', 'clusters:', '- name: c', '  cluster:', `    server: ${url}`, '    insecure-skip-tls-verify: true', 'users:', '- name: u', '  user:', user, 'contexts:', '- name: x', '  context: {cluster: c, user: u}', 'current-context: x', ''].join('\n'),
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters:',
+      '- name: c',
+      '  cluster:',
+      `    server: ${url}`,
+      '    insecure-skip-tls-verify: true',
+      'users:',
+      '- name: u',
+      '  user:',
+      user,
+      'contexts:',
+      '- name: x',
+      '  context: {cluster: c, user: u}',
+      'current-context: x',
+      '',
+    ].join('\n'),
   );
   const { tokenFile: _t, ...rest } = opts;
   return createKubeClient({ kubeconfig: file, env: { CNI_NODE_SERVICE_ACCOUNT_DIR: path.join(root, 'none') }, retry: FAST, ...rest });
@@ -69,7 +86,13 @@ test('2xx: parsed JSON, the bearer token, query parameters, counted as a read or
     assert.equal(r.status, 200);
     assert.equal(r.body.url, '/api/v1/namespaces/a/configmaps?labelSelector=a%3Db');
     assert.equal(s.hits[0]?.auth, 'Bearer t0k3n');
-    const p = await c.request<{ body: string }>({ method: 'PATCH', path: '/x', body: { a: 1 }, contentType: 'application/apply-patch+yaml', query: { dryRun: 'All' } });
+    const p = await c.request<{ body: string }>({
+      method: 'PATCH',
+      path: '/x',
+      body: { a: 1 },
+      contentType: 'application/apply-patch+yaml',
+      query: { dryRun: 'All' },
+    });
     assert.equal(p.status, 201);
     assert.equal(p.body.body, '{"a":1}');
     await c.request({ method: 'DELETE', path: '/x' });
@@ -111,7 +134,8 @@ test('503 and 429 are retried with backoff (Retry-After honoured); then success'
 
 test('errors that retrying cannot fix are not retried; accepted statuses are returned', async () => {
   const s = await server((req, res) => {
-    if (req.url === '/missing') json(res, 404, { kind: 'Status', code: 404, reason: 'NotFound', message: 'configmaps "x" not found', details: { name: 'x', kind: 'configmaps' } });
+    if (req.url === '/missing')
+      json(res, 404, { kind: 'Status', code: 404, reason: 'NotFound', message: 'configmaps "x" not found', details: { name: 'x', kind: 'configmaps' } });
     else if (req.url === '/bad') json(res, 422, { kind: 'Status', code: 422, reason: 'Invalid', message: 'bad object' });
     else json(res, 500, { kind: 'Status', code: 500, message: 'internal' });
   });
@@ -119,7 +143,10 @@ test('errors that retrying cannot fix are not retried; accepted statuses are ret
   try {
     const r = await c.request({ method: 'GET', path: '/missing', accept: [404] });
     assert.equal(r.status, 404);
-    await assert.rejects(c.request({ method: 'GET', path: '/missing' }), (e: unknown) => isStatus(e, 404) && e instanceof KubeApiError && e.reason === 'NotFound');
+    await assert.rejects(
+      c.request({ method: 'GET', path: '/missing' }),
+      (e: unknown) => isStatus(e, 404) && e instanceof KubeApiError && e.reason === 'NotFound',
+    );
     await assert.rejects(c.request({ method: 'PATCH', path: '/bad', body: {} }), (e: unknown) => e instanceof KubeApiError && e.kind === 'invalid');
     await assert.rejects(c.request({ method: 'GET', path: '/boom' }), /answered 500/);
     assert.equal(s.hits.length, 4, 'one request each');
@@ -144,11 +171,22 @@ test('POST is not repeated after a 503 (it may have been carried out)', async ()
 test('401: the token file is read again once; a token that stays bad says where the credentials came from', async () => {
   const tokenFile = path.join(root, 'rotating-token');
   writeFileSync(tokenFile, 'old');
-  const s = await server((req, res) => (req.headers.authorization === 'Bearer new' ? json(res, 200, {}) : json(res, 401, { kind: 'Status', code: 401, reason: 'Unauthorized', message: 'Unauthorized' })));
+  const s = await server((req, res) =>
+    req.headers.authorization === 'Bearer new'
+      ? json(res, 200, {})
+      : json(res, 401, { kind: 'Status', code: 401, reason: 'Unauthorized', message: 'Unauthorized' }),
+  );
   const c = await client(s.url, { tokenFile });
   try {
-    await assert.rejects(c.request({ method: 'GET', path: '/api' }), (e: unknown) => e instanceof KubeApiError && e.status === 401 && /rejected the credentials from --kubeconfig/.test(e.message));
-    assert.deepEqual(s.hits.map((h) => h.auth), ['Bearer old', 'Bearer old'], 'read again once, then given up');
+    await assert.rejects(
+      c.request({ method: 'GET', path: '/api' }),
+      (e: unknown) => e instanceof KubeApiError && e.status === 401 && /rejected the credentials from --kubeconfig/.test(e.message),
+    );
+    assert.deepEqual(
+      s.hits.map((h) => h.auth),
+      ['Bearer old', 'Bearer old'],
+      'read again once, then given up',
+    );
     writeFileSync(`${tokenFile}.new`, 'new');
     renameSync(`${tokenFile}.new`, tokenFile);
     assert.equal((await c.request({ method: 'GET', path: '/api' })).status, 200);
@@ -172,7 +210,12 @@ test('unreachable: bounded attempts, then a message naming the server', async ()
     await assert.rejects(c.request({ method: 'GET', path: '/api' }), (e: unknown) => {
       assert.ok(e instanceof KubeUnreachableError);
       assert.equal(e.code, 'ECONNREFUSED');
-      assert.match(e.message, new RegExp(`^cannot reach the Kubernetes API server at http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.* \\(4 attempts over [0-9.]+ s\\)\\. Check that the API server is up`));
+      assert.match(
+        e.message,
+        new RegExp(
+          `^cannot reach the Kubernetes API server at http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.* \\(4 attempts over [0-9.]+ s\\)\\. Check that the API server is up`,
+        ),
+      );
       return true;
     });
     assert.equal(events.length, 4);
@@ -187,7 +230,10 @@ test('a server that never answers: per-request timeout, retried, bounded', async
   const c = await client(s.url, { requestTimeoutMs: 100, retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 10 } });
   try {
     const started = Date.now();
-    await assert.rejects(c.request({ method: 'GET', path: '/api' }), (e: unknown) => e instanceof KubeUnreachableError && /no answer within 100 ms/.test(e.message));
+    await assert.rejects(
+      c.request({ method: 'GET', path: '/api' }),
+      (e: unknown) => e instanceof KubeUnreachableError && /no answer within 100 ms/.test(e.message),
+    );
     assert.ok(Date.now() - started < 2_000);
   } finally {
     c.close();
@@ -252,7 +298,10 @@ test('listWatch: one event per line, split across chunks; an ERROR 410 event lis
     assert.equal(url.searchParams.get('resourceVersion'), '7');
     assert.equal(url.searchParams.get('allowWatchBookmarks'), 'true');
     res.write(`${JSON.stringify({ type: 'ADDED', object: cm('8') })}\n{"type":"MODI`);
-    setTimeout(() => res.write(`FIED","object":${JSON.stringify(cm('9'))}}\n\n{"type":"ERROR","object":{"kind":"Status","code":410,"message":"too old"}}\n`), 20);
+    setTimeout(
+      () => res.write(`FIED","object":${JSON.stringify(cm('9'))}}\n\n{"type":"ERROR","object":{"kind":"Status","code":410,"message":"too old"}}\n`),
+      20,
+    );
   });
   const r = await watcher(s.url);
   try {
@@ -278,18 +327,26 @@ test('listWatch: one event per line, split across chunks; an ERROR 410 event lis
   }
 });
 
-test('listWatch: a refused watch is reported with the API server\'s reason and retried with backoff', async () => {
+test("listWatch: a refused watch is reported with the API server's reason and retried with backoff", async () => {
   let watches = 0;
   const s = await server((req, res) => {
     if (!/watch=1/.test(req.url ?? '')) return json(res, 200, { kind: 'ConfigMapList', apiVersion: 'v1', metadata: { resourceVersion: '1' }, items: [] });
     watches++;
-    json(res, 403, { kind: 'Status', code: 403, reason: 'Forbidden', message: 'configmaps is forbidden: User "x" cannot watch resource "configmaps" in API group "" in the namespace "a"' });
+    json(res, 403, {
+      kind: 'Status',
+      code: 403,
+      reason: 'Forbidden',
+      message: 'configmaps is forbidden: User "x" cannot watch resource "configmaps" in API group "" in the namespace "a"',
+    });
   });
   const r = await watcher(s.url);
   try {
     await until(() => watches >= 3);
     assert.match(r.errors[0]?.message ?? '', /forbidden: user "x" may not watch configmaps in namespace "a"/);
-    assert.ok(r.errors.every((e) => e.retryInMs >= 25), JSON.stringify(r.errors));
+    assert.ok(
+      r.errors.every((e) => e.retryInMs >= 25),
+      JSON.stringify(r.errors),
+    );
     assert.equal(r.requests.filter((q) => q.verb === 'list').length, 1, 'resumed, not listed again');
   } finally {
     r.w.stop();

@@ -19,7 +19,16 @@ after(() => rmSync(root, { recursive: true, force: true }));
 const PEM = (tag: string) => `-----BEGIN CERTIFICATE-----\n${Buffer.from(tag).toString('base64')}\n-----END CERTIFICATE-----\n`;
 
 /** What @kubernetes/client-node makes of the file: server, TLS options, Authorization header, namespace. */
-async function libraryView(file: string): Promise<{ server: string; ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean; servername?: string; authorization?: string; namespace: string }> {
+async function libraryView(file: string): Promise<{
+  server: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
+  rejectUnauthorized: boolean;
+  servername?: string;
+  authorization?: string;
+  namespace: string;
+}> {
   const kc = new KubeConfig();
   kc.loadFromFile(file);
   const cluster = kc.getCurrentCluster();
@@ -95,7 +104,11 @@ test('kubeconfig files the library refuses are refused, as invalid, with its rea
     const file = path.join(d, `${name.replace(/\W+/g, '-')}.kubeconfig`);
     writeFileSync(file, text);
     assert.throws(() => new KubeConfig().loadFromFile(file), Error, `the library refuses: ${name}`);
-    await assert.rejects(resolveKubeConfig({ kubeconfig: file, env: {} }), (e: unknown) => e instanceof CniNodeError && e.kind === 'invalid' && re.test(e.message), name);
+    await assert.rejects(
+      resolveKubeConfig({ kubeconfig: file, env: {} }),
+      (e: unknown) => e instanceof CniNodeError && e.kind === 'invalid' && re.test(e.message),
+      name,
+    );
   }
 });
 
@@ -119,7 +132,10 @@ test('@kubernetes/client-node is loaded only for exec plugins, auth providers an
   const config = fileURLToPath(new URL('../../src/kube/config.js', import.meta.url));
   const write = (name: string, user: string, cluster = '{server: "https://h:1"}') => {
     const file = path.join(d, name);
-    writeFileSync(file, `clusters:\n- name: c\n  cluster: ${cluster}\nusers:\n- name: u\n  user: ${user}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n`);
+    writeFileSync(
+      file,
+      `clusters:\n- name: c\n  cluster: ${cluster}\nusers:\n- name: u\n  user: ${user}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n`,
+    );
     return file;
   };
   // A child process records every import of the library through a module resolve hook.

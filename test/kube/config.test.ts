@@ -17,7 +17,10 @@ function dir(): string {
   return d;
 }
 
-function kubeconfig(file: string, opts: { server?: string; token?: string; tokenFile?: string; namespace?: string; context?: string; withContext?: boolean } = {}): string {
+function kubeconfig(
+  file: string,
+  opts: { server?: string; token?: string; tokenFile?: string; namespace?: string; context?: string; withContext?: boolean } = {},
+): string {
   const user = opts.tokenFile ? `    token-file: ${opts.tokenFile}` : `    token: ${opts.token ?? 'static-token'}`;
   const lines = [
     'apiVersion: v1',
@@ -114,7 +117,10 @@ test('TokenFileAuth: re-read on change and after invalidate(); a missing or empt
   writeFileSync(f, '  \n');
   assert.throws(() => auth.current(), /API token file .* is empty/);
   rmSync(f);
-  assert.throws(() => auth.current(), (e: unknown) => e instanceof CniNodeError && e.kind === 'missing' && e.message.includes(f));
+  assert.throws(
+    () => auth.current(),
+    (e: unknown) => e instanceof CniNodeError && e.kind === 'missing' && e.message.includes(f),
+  );
 });
 
 test('kubeconfig token-file is followed too (re-read when it changes)', async () => {
@@ -153,10 +159,15 @@ test('errors: no credentials at all, a missing file, no current context', async 
     (e: unknown) => e instanceof CniNodeError && e.kind === 'missing' && /^no Kubernetes credentials: not running in a pod .*--kubeconfig=FILE/.test(e.message),
   );
   await assert.rejects(
-    resolveKubeConfig({ env: { HOME: d, KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443', CNI_NODE_SERVICE_ACCOUNT_DIR: path.join(d, 'none') } }),
+    resolveKubeConfig({
+      env: { HOME: d, KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443', CNI_NODE_SERVICE_ACCOUNT_DIR: path.join(d, 'none') },
+    }),
     /KUBERNETES_SERVICE_HOST is set but .*none\/token does not exist/,
   );
-  await assert.rejects(resolveKubeConfig({ kubeconfig: path.join(d, 'nope'), env: {} }), (e: unknown) => e instanceof CniNodeError && e.kind === 'missing' && /nope \(from --kubeconfig .*\): no such file/.test(e.message));
+  await assert.rejects(
+    resolveKubeConfig({ kubeconfig: path.join(d, 'nope'), env: {} }),
+    (e: unknown) => e instanceof CniNodeError && e.kind === 'missing' && /nope \(from --kubeconfig .*\): no such file/.test(e.message),
+  );
   const noCtx = kubeconfig(path.join(d, 'noctx'), { withContext: false });
   await assert.rejects(resolveKubeConfig({ kubeconfig: noCtx, env: {} }), /has no current context \("ctx" is not defined\)/);
   writeFileSync(path.join(d, 'garbage'), '{{{');

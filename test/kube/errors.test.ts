@@ -14,7 +14,12 @@ import {
   statusError,
 } from '../../src/kube/errors.js';
 
-const ctx = { method: 'PATCH', path: '/apis/x', server: 'https://10.96.0.1:443', credentials: 'in-cluster service account (/var/run/secrets/kubernetes.io/serviceaccount)' };
+const ctx = {
+  method: 'PATCH',
+  path: '/apis/x',
+  server: 'https://10.96.0.1:443',
+  credentials: 'in-cluster service account (/var/run/secrets/kubernetes.io/serviceaccount)',
+};
 
 // Messages as kube-apiserver 1.20 writes them.
 const FORBIDDEN_CLUSTER =
@@ -55,17 +60,25 @@ test('403: which verb on which resource, and who, plus what to do', () => {
     /^forbidden: service account kube-system\/cni-node may not patch clusterrolebindings\.rbac\.authorization\.k8s\.io "multus-cni-node-1" at the cluster scope; grant it with RBAC \(a Role or ClusterRole with verb "patch" on resource "clusterrolebindings" in apiGroup "rbac\.authorization\.k8s\.io", bound to it\)\. The server said: /,
   );
   const ns = statusError(403, status(403, 'Forbidden', FORBIDDEN_NS), ctx);
-  assert.match(ns.message, /^forbidden: user "denied" may not get configmaps "x" in namespace "default"; grant it with RBAC \(a Role or ClusterRole with verb "get" on resource "configmaps", bound to it\)/);
+  assert.match(
+    ns.message,
+    /^forbidden: user "denied" may not get configmaps "x" in namespace "default"; grant it with RBAC \(a Role or ClusterRole with verb "get" on resource "configmaps", bound to it\)/,
+  );
   assert.match(statusError(403, status(403, 'Forbidden', 'no RBAC words'), ctx).message, /^forbidden: no RBAC words$/);
 });
 
 test('422: invalid, with the server message (which names each cause)', () => {
-  const body = status(422, 'Invalid', 'Service "s" is invalid: [spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive, spec.ports[0].name: Required value]', {
-    causes: [
-      { reason: 'FieldValueInvalid', message: 'Invalid value: 0: must be between 1 and 65535, inclusive', field: 'spec.ports[0].port' },
-      { reason: 'FieldValueRequired', message: 'Required value', field: 'spec.ports[0].name' },
-    ],
-  });
+  const body = status(
+    422,
+    'Invalid',
+    'Service "s" is invalid: [spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive, spec.ports[0].name: Required value]',
+    {
+      causes: [
+        { reason: 'FieldValueInvalid', message: 'Invalid value: 0: must be between 1 and 65535, inclusive', field: 'spec.ports[0].port' },
+        { reason: 'FieldValueRequired', message: 'Required value', field: 'spec.ports[0].name' },
+      ],
+    },
+  );
   const e = statusError(422, body, ctx);
   assert.equal(e.kind, 'invalid');
   assert.match(e.message, /^the API server refused the object as invalid: Service "s" is invalid/);
@@ -78,7 +91,11 @@ test('401 says where the credentials came from; 500 from an SSA the 1.20 server 
   assert.match(e.message, /https:\/\/10\.96\.0\.1:443 rejected the credentials from in-cluster service account/);
   const ssa = statusError(
     500,
-    status(500, '', 'failed to create typed patch object: .spec.ports: element 0: associative list with keys has an element that omits key field "protocol" (and doesn\'t have default value)'),
+    status(
+      500,
+      '',
+      'failed to create typed patch object: .spec.ports: element 0: associative list with keys has an element that omits key field "protocol" (and doesn\'t have default value)',
+    ),
     ctx,
   );
   assert.equal(ssa.kind, 'invalid');

@@ -40,7 +40,8 @@ async function until(what: string, cond: () => boolean, timeoutMs = 15_000): Pro
 /** One line, printable: what every message built from server text must be. */
 function assertOneCleanLine(text: string, what: string): void {
   // eslint-disable-next-line no-control-regex -- looking for control characters is the point
-  assert.doesNotMatch(text, /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/, `${what} is one printable line: ${JSON.stringify(text.slice(0, 300))}`);
+  const unprintable = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+  assert.doesNotMatch(text, unprintable, `${what} is one printable line: ${JSON.stringify(text.slice(0, 300))}`);
 }
 
 /** A respond fault that streams a body of `maxBytes` (or until the client hangs up), and what was written. */
@@ -115,15 +116,24 @@ describe('the caps count bytes as they arrive, however the answer is split', () 
     const cap = Buffer.byteLength(exact);
     const longer = event('é😀xy');
     // Every byte its own read: the 2- and 4-byte characters are split across reads.
-    const a = await answerInParts([...bytesOf(`${exact}
-`), ...bytesOf(`${longer}
-`)]);
+    const a = await answerInParts([
+      ...bytesOf(`${exact}
+`),
+      ...bytesOf(`${longer}
+`),
+    ]);
     const seen: WatchEventLine[] = [];
     const end: StreamEnd = await readWatchStream(a.res, (events) => void seen.push(...events), cap);
     await a.close();
-    assert.deepEqual(seen.map((e) => [e.object?.metadata.name, e.bytes]), [['é😀x', cap]]);
+    assert.deepEqual(
+      seen.map((e) => [e.object?.metadata.name, e.bytes]),
+      [['é😀x', cap]],
+    );
     assert.equal(end.how, 'refused');
-    assert.match((end as { problem: string }).problem, new RegExp(`^one event from the API server is larger than the ${cap} bytes cap on a watch event; refused`));
+    assert.match(
+      (end as { problem: string }).problem,
+      new RegExp(`^one event from the API server is larger than the ${cap} bytes cap on a watch event; refused`),
+    );
     assert.ok(a.res.destroyed, 'the connection is closed');
   });
 
@@ -134,7 +144,10 @@ describe('the caps count bytes as they arrive, however the answer is split', () 
     assert.equal(await readAll(a.res, cap, () => new CniNodeError('api', 'too big')), body);
     await a.close();
     const b = await answerInParts([...bytesOf(body), 'z', 'z'.repeat(1000)]);
-    await assert.rejects(readAll(b.res, cap, (seen) => new CniNodeError('api', `too big (${seen})`)), /^CniNodeError: too big \(at least 19 bytes\)$/);
+    await assert.rejects(
+      readAll(b.res, cap, (seen) => new CniNodeError('api', `too big (${seen})`)),
+      /^CniNodeError: too big \(at least 19 bytes\)$/,
+    );
     assert.ok(b.res.destroyed, 'the connection is closed');
     await b.close();
   });
@@ -173,8 +186,10 @@ describe('hostile or broken API answers: every byte from the API is capped (real
   };
 
   const isPath = (p: string) => (s: Seen) => s.path === p;
-  const isList = (name: string) => (s: Seen) => s.path === cmPath && s.query.get('watch') === null && (name === '' || s.query.get('fieldSelector') === `metadata.name=${name}`);
-  const isWatch = (name: string) => (s: Seen) => s.path === cmPath && s.query.get('watch') === '1' && (name === '' || s.query.get('fieldSelector') === `metadata.name=${name}`);
+  const isList = (name: string) => (s: Seen) =>
+    s.path === cmPath && s.query.get('watch') === null && (name === '' || s.query.get('fieldSelector') === `metadata.name=${name}`);
+  const isWatch = (name: string) => (s: Seen) =>
+    s.path === cmPath && s.query.get('watch') === '1' && (name === '' || s.query.get('fieldSelector') === `metadata.name=${name}`);
 
   before(async () => {
     cluster = await startTestCluster();
@@ -194,10 +209,17 @@ describe('hostile or broken API answers: every byte from the API is capped (real
 
   test('API answers over the size cap are refused with one clear line, memory stays bounded', async () => {
     const p = `${cmPath}/endless`;
-    const cap = new RegExp(`^the answer to GET https://127\\.0\\.0\\.1:\\d+${p} is larger than the 16 MiB cap \\((at least \\d+ bytes|Content-Length: \\d+)\\); refused, and the connection closed without reading the rest$`);
+    const cap = new RegExp(
+      `^the answer to GET https://127\\.0\\.0\\.1:\\d+${p} is larger than the 16 MiB cap \\((at least \\d+ bytes|Content-Length: \\d+)\\); refused, and the connection closed without reading the rest$`,
+    );
 
     // A 200 whose body goes on (160 MiB: a client without a cap reads it all, and fails this test).
-    const big = endless({ head: '{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"endless"},"data":{"k":"', fill: 'a'.repeat(64 * 1024), maxBytes: 160 * MiB, tail: '"}}' });
+    const big = endless({
+      head: '{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"endless"},"data":{"k":"',
+      fill: 'a'.repeat(64 * 1024),
+      maxBytes: 160 * MiB,
+      tail: '"}}',
+    });
     proxy.inject(isPath(p), big.fault);
     const heapBefore = process.memoryUsage().heapUsed;
     const t0 = Date.now();
@@ -216,12 +238,21 @@ describe('hostile or broken API answers: every byte from the API is capped (real
     // A Content-Length over the cap: refused before reading any of it.
     const declared = endless({ headers: { 'content-length': String(1024 * MiB) }, head: '{', fill: ' '.repeat(64 * 1024), maxBytes: 1024 * MiB });
     proxy.inject(isPath(p), declared.fault);
-    await assert.rejects(client.request({ method: 'GET', path: p }), (e: unknown) => e instanceof CniNodeError && cap.test(e.message) && /Content-Length: 1073741824/.test(e.message));
+    await assert.rejects(
+      client.request({ method: 'GET', path: p }),
+      (e: unknown) => e instanceof CniNodeError && cap.test(e.message) && /Content-Length: 1073741824/.test(e.message),
+    );
     const early = await declared.result();
     assert.ok(early.closedByClient && early.written < 12 * MiB, `${(early.written / MiB).toFixed(1)} MiB written`);
 
     // An error answer is capped too (a proxy's endless error page).
-    const page = endless({ status: 502, headers: { 'content-type': 'text/html' }, head: '<html>', fill: '<p>bad gateway</p>\n'.repeat(1000), maxBytes: 160 * MiB });
+    const page = endless({
+      status: 502,
+      headers: { 'content-type': 'text/html' },
+      head: '<html>',
+      fill: '<p>bad gateway</p>\n'.repeat(1000),
+      maxBytes: 160 * MiB,
+    });
     proxy.inject(isPath(p), page.fault);
     await assert.rejects(client.request({ method: 'GET', path: p }), (e: unknown) => e instanceof CniNodeError && cap.test(e.message));
     assert.ok((await page.result()).closedByClient);
@@ -232,7 +263,7 @@ describe('hostile or broken API answers: every byte from the API is capped (real
     assert.equal(ok.body.kind, 'ConfigMapList');
   });
 
-  test('response headers over Node\'s 16 KiB limit are refused as one clear line', async () => {
+  test("response headers over Node's 16 KiB limit are refused as one clear line", async () => {
     const p = `${cmPath}/big-headers`;
     proxy.inject(isPath(p), {
       respond: (res) => {
@@ -242,7 +273,10 @@ describe('hostile or broken API answers: every byte from the API is capped (real
     });
     await assert.rejects(client.request({ method: 'GET', path: p }), (e: unknown) => {
       assert.ok(e instanceof CniNodeError, String(e));
-      assert.match(e.message, new RegExp(`^request GET https://127\\.0\\.0\\.1:\\d+${p}: the answer is not HTTP that cni-node accepts \\(.*HPE_HEADER_OVERFLOW.*\\); refused$`));
+      assert.match(
+        e.message,
+        new RegExp(`^request GET https://127\\.0\\.0\\.1:\\d+${p}: the answer is not HTTP that cni-node accepts \\(.*HPE_HEADER_OVERFLOW.*\\); refused$`),
+      );
       assertOneCleanLine(e.message, 'the message');
       return true;
     });
@@ -258,12 +292,19 @@ describe('hostile or broken API answers: every byte from the API is capped (real
       const rv = r.watcher.resourceVersion();
       // Three watches in a row each open with an event that never ends (64 MiB, 4 times the cap).
       const faults = [1, 2, 3].map(() =>
-        endless({ head: `{"type":"MODIFIED","object":{"metadata":{"name":"${name}","namespace":"${ns}","uid":"hostile","resourceVersion":"999999"},"data":{"plugins":"`, fill: 'x'.repeat(64 * 1024), maxBytes: 64 * MiB, tail: '"}}}\n' }),
+        endless({
+          head: `{"type":"MODIFIED","object":{"metadata":{"name":"${name}","namespace":"${ns}","uid":"hostile","resourceVersion":"999999"},"data":{"plugins":"`,
+          fill: 'x'.repeat(64 * 1024),
+          maxBytes: 64 * MiB,
+          tail: '"}}}\n',
+        }),
       );
       for (const f of faults) proxy.inject(isWatch(name), f.fault);
       proxy.drop();
       await until('three refused watches', () => r.errors.length >= 3, 30_000);
-      const line = new RegExp(`^watch https://127\\.0\\.0\\.1:\\d+${cmPath}: one event from the API server is larger than the 16 MiB cap on a watch event; refused, and the connection closed without reading the rest$`);
+      const line = new RegExp(
+        `^watch https://127\\.0\\.0\\.1:\\d+${cmPath}: one event from the API server is larger than the 16 MiB cap on a watch event; refused, and the connection closed without reading the rest$`,
+      );
       for (const e of r.errors.slice(0, 3)) assert.match(e.message, line);
       for (const f of faults) {
         const s = await f.result();
@@ -301,7 +342,9 @@ describe('hostile or broken API answers: every byte from the API is capped (real
       await until('the LIST refused', () => r.errors.length >= 1 && (proxy.clearFaults(), true), 30_000);
       assert.match(
         r.errors[0]?.message ?? '',
-        new RegExp(`^the LIST of https://127\\.0\\.0\\.1:\\d+${cmPath}, all its pages together, is larger than the 32 MiB cap \\(at least \\d+ bytes\\); refused, and the connection closed without reading the rest \\(narrow the watch: a namespace, name or label selector\\)$`),
+        new RegExp(
+          `^the LIST of https://127\\.0\\.0\\.1:\\d+${cmPath}, all its pages together, is larger than the 32 MiB cap \\(at least \\d+ bytes\\); refused, and the connection closed without reading the rest \\(narrow the watch: a namespace, name or label selector\\)$`,
+        ),
       );
       const pages = proxy.count((s) => isList('')(s) && s.faulted);
       assert.ok(pages >= 30 && pages <= 34, `${pages} pages read, the cap is ${MAX_WATCHED_BYTES / MiB} MiB`);
@@ -339,7 +382,9 @@ describe('hostile or broken API answers: every byte from the API is capped (real
       await until('the set refused', () => w.errors.length >= 1, 30_000);
       assert.match(
         w.errors[0]?.message ?? '',
-        new RegExp(`^watch https://127\\.0\\.0\\.1:\\d+${cmPath}: the objects this watch holds would be larger than the 32 MiB cap with the next event; refused \\(narrow the watch: a namespace, name or label selector\\)$`),
+        new RegExp(
+          `^watch https://127\\.0\\.0\\.1:\\d+${cmPath}: the objects this watch holds would be larger than the 32 MiB cap with the next event; refused \\(narrow the watch: a namespace, name or label selector\\)$`,
+        ),
       );
       const held = w.watcher.objects().length;
       assert.ok(held >= 25 && held <= 33, `${held} objects held, each ~1 MiB`);
@@ -357,7 +402,10 @@ describe('hostile or broken API answers: every byte from the API is capped (real
     proxy.inject(isPath(p), json(deep));
     await assert.rejects(client.request({ method: 'GET', path: p }), (e: unknown) => {
       assert.ok(e instanceof CniNodeError, String(e));
-      assert.match(e.message, new RegExp(`^the answer to GET https://127\\.0\\.0\\.1:\\d+${p} nests JSON deeper than the cap of ${MAX_JSON_DEPTH} levels; refused$`));
+      assert.match(
+        e.message,
+        new RegExp(`^the answer to GET https://127\\.0\\.0\\.1:\\d+${p} nests JSON deeper than the cap of ${MAX_JSON_DEPTH} levels; refused$`),
+      );
       return true;
     });
 
@@ -371,7 +419,12 @@ describe('hostile or broken API answers: every byte from the API is capped (real
       proxy.inject(isWatch(name), json(`{"type":"MODIFIED","object":{"metadata":{"name":"${name}","uid":"deep"},"x":${'['.repeat(n)}${']'.repeat(n)}}}\n`));
       proxy.drop();
       await until('refused', () => r.errors.length >= 1);
-      assert.match(r.errors[0]?.message ?? '', new RegExp(`^watch https://127\\.0\\.0\\.1:\\d+${cmPath}: the API server sent an event that nests JSON deeper than the cap of ${MAX_JSON_DEPTH} levels; refused$`));
+      assert.match(
+        r.errors[0]?.message ?? '',
+        new RegExp(
+          `^watch https://127\\.0\\.0\\.1:\\d+${cmPath}: the API server sent an event that nests JSON deeper than the cap of ${MAX_JSON_DEPTH} levels; refused$`,
+        ),
+      );
       assert.ok(r.changes.every((set) => set.every((o) => o.metadata.uid !== 'deep')));
     } finally {
       await r.stop();
@@ -400,7 +453,10 @@ describe('hostile or broken API answers: every byte from the API is capped (real
       return true;
     });
     proxy.inject(isPath(p), { status: 500, body: `<html>\n<h1>oops</h1>\n\u001b]0;title\u0007${'y'.repeat(50_000)}` });
-    await assert.rejects(client.request({ method: 'GET', path: p }), (e: unknown) => e instanceof CniNodeError && (assertOneCleanLine(e.message, 'a 500 page'), e.message.length < 1_000));
+    await assert.rejects(
+      client.request({ method: 'GET', path: p }),
+      (e: unknown) => e instanceof CniNodeError && (assertOneCleanLine(e.message, 'a 500 page'), e.message.length < 1_000),
+    );
 
     // A watch ERROR event.
     const name = 'forged-watch';
@@ -426,13 +482,23 @@ describe('hostile or broken API answers: every byte from the API is capped (real
       isPath(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd}`),
       json({ kind: 'CustomResourceDefinition', status: { conditions: [{ type: 'NamesAccepted', status: 'False', reason: 'Taken\n', message: forged }] } }),
     );
-    await assert.rejects(waitForCrdEstablished(client, crd, { timeoutMs: 2_000 }), (e: unknown) => e instanceof CniNodeError && (assertOneCleanLine(e.message, 'the CRD message'), e.message.length < MAX_SERVER_TEXT + 400));
+    await assert.rejects(
+      waitForCrdEstablished(client, crd, { timeoutMs: 2_000 }),
+      (e: unknown) => e instanceof CniNodeError && (assertOneCleanLine(e.message, 'the CRD message'), e.message.length < MAX_SERVER_TEXT + 400),
+    );
 
     // Discovery: names that are not names are not used (they would go into request paths), nor echoed.
-    proxy.inject(isPath('/api/v1'), json({ kind: 'APIResourceList', groupVersion: 'v1', resources: [
-      { name: '../../apis/x/v1/secrets', kind: 'ConfigMap', namespaced: true, verbs: ['get'] },
-      { name: 'configmaps', kind: 'Config\nMap\u001b[2J', namespaced: true, verbs: ['get'] },
-    ] }));
+    proxy.inject(
+      isPath('/api/v1'),
+      json({
+        kind: 'APIResourceList',
+        groupVersion: 'v1',
+        resources: [
+          { name: '../../apis/x/v1/secrets', kind: 'ConfigMap', namespaced: true, verbs: ['get'] },
+          { name: 'configmaps', kind: 'Config\nMap\u001b[2J', namespaced: true, verbs: ['get'] },
+        ],
+      }),
+    );
     const resolution = await new Discovery(client).resolve('v1', 'ConfigMap');
     assert.equal(resolution.info, undefined, 'neither hostile entry is taken for ConfigMap');
     assertOneCleanLine(resolution.problem ?? '', 'the discovery problem');

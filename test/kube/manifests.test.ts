@@ -49,7 +49,10 @@ test('renderManifest lists every unset variable once, naming the manifest', () =
 });
 
 test('parseManifest: several documents, empty ones skipped but counted', () => {
-  const { documents, problems } = parseManifest('---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: a\n  namespace: kube-system\n---\n---\n# only a comment\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n', 'm.yaml');
+  const { documents, problems } = parseManifest(
+    '---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: a\n  namespace: kube-system\n---\n---\n# only a comment\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n',
+    'm.yaml',
+  );
   assert.deepEqual(problems, []);
   assert.deepEqual(
     documents.map((d) => [d.index, d.where, d.kind, d.name, d.namespace]),
@@ -61,8 +64,14 @@ test('parseManifest: several documents, empty ones skipped but counted', () => {
 });
 
 test('parseManifest: kind List is expanded', () => {
-  const { documents, problems } = parseManifest('apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: x}\n- apiVersion: v1\n  kind: Secret\n', 'l.yaml');
-  assert.deepEqual(documents.map((d) => [d.index, d.item, d.name]), [[1, 1, 'x']]);
+  const { documents, problems } = parseManifest(
+    'apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: x}\n- apiVersion: v1\n  kind: Secret\n',
+    'l.yaml',
+  );
+  assert.deepEqual(
+    documents.map((d) => [d.index, d.item, d.name]),
+    [[1, 1, 'x']],
+  );
   assert.deepEqual(problems, ['manifest l.yaml document 1 item 2: missing metadata.name']);
 });
 
@@ -120,7 +129,10 @@ test('parseManifest never throws, whatever the text', () => {
 });
 
 test('objectToApply: namespace defaulted for namespaced kinds, removed for cluster-scoped ones', () => {
-  const [cm, crb] = parseManifest('apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: b, namespace: x}\n', 'f').documents;
+  const [cm, crb] = parseManifest(
+    'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: b, namespace: x}\n',
+    'f',
+  ).documents;
   assert.ok(cm && crb);
   const a = objectToApply(cm, { namespaced: true }, 'kube-system');
   assert.equal(a.object.metadata?.namespace, 'kube-system');
@@ -138,7 +150,10 @@ test('refKey ignores the version (the same object in v1beta1 and v1); describeRe
     refKey({ apiVersion: 'rbac.authorization.k8s.io/v1beta1', kind: 'ClusterRoleBinding', name: 'x' }),
     refKey({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', name: 'x' }),
   );
-  assert.notEqual(refKey({ apiVersion: 'v1', kind: 'ConfigMap', name: 'x', namespace: 'a' }), refKey({ apiVersion: 'v1', kind: 'ConfigMap', name: 'x', namespace: 'b' }));
+  assert.notEqual(
+    refKey({ apiVersion: 'v1', kind: 'ConfigMap', name: 'x', namespace: 'a' }),
+    refKey({ apiVersion: 'v1', kind: 'ConfigMap', name: 'x', namespace: 'b' }),
+  );
   assert.equal(describeRef({ apiVersion: 'v1', kind: 'ServiceAccount', name: 'm', namespace: 'kube-system' }), 'ServiceAccount kube-system/m');
   assert.equal(describeRef({ apiVersion: 'v1', kind: 'Namespace', name: 'n' }), 'Namespace n');
   assert.ok(isRef({ apiVersion: 'v1', kind: 'A', name: 'b' }));
@@ -180,7 +195,12 @@ test('comparable ignores resourceVersion and managedFields, and key order', () =
     data: { b: '2', a: '1' },
     kind: 'ConfigMap',
     apiVersion: 'v1',
-    metadata: { uid: 'u', name: 'a', resourceVersion: '2', managedFields: [{ manager: 'before-first-apply' }, { manager: 'cni-node', time: '2021-01-01T00:00:00Z' }] },
+    metadata: {
+      uid: 'u',
+      name: 'a',
+      resourceVersion: '2',
+      managedFields: [{ manager: 'before-first-apply' }, { manager: 'cni-node', time: '2021-01-01T00:00:00Z' }],
+    },
   };
   assert.ok(sameJson(comparable(live), comparable(planned)));
   assert.ok(!sameJson(comparable(live), comparable({ ...planned, data: { a: '1' } })));
@@ -196,7 +216,10 @@ test('crdResourceInfos: apiextensions v1 (served versions) and v1beta1 (spec.ver
       group: 'k8s.cni.cncf.io',
       scope: 'Namespaced',
       names: { kind: 'NetworkAttachmentDefinition', plural: 'network-attachment-definitions' },
-      versions: [{ name: 'v1', served: true }, { name: 'v0', served: false }],
+      versions: [
+        { name: 'v1', served: true },
+        { name: 'v0', served: false },
+      ],
     },
   };
   assert.ok(isCrd({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition' }));
@@ -228,8 +251,14 @@ test('crdResourceInfos: apiextensions v1 (served versions) and v1beta1 (spec.ver
 test('resourcePath and splitApiVersion', () => {
   assert.deepEqual(splitApiVersion('v1'), { group: '', version: 'v1' });
   assert.deepEqual(splitApiVersion('apps/v1'), { group: 'apps', version: 'v1' });
-  assert.equal(resourcePath({ group: '', version: 'v1', resource: 'configmaps', namespaced: true }, 'kube-system', 'a'), '/api/v1/namespaces/kube-system/configmaps/a');
-  assert.equal(resourcePath({ group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'clusterrolebindings', namespaced: false }, 'ignored', 'x'), '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/x');
+  assert.equal(
+    resourcePath({ group: '', version: 'v1', resource: 'configmaps', namespaced: true }, 'kube-system', 'a'),
+    '/api/v1/namespaces/kube-system/configmaps/a',
+  );
+  assert.equal(
+    resourcePath({ group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'clusterrolebindings', namespaced: false }, 'ignored', 'x'),
+    '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/x',
+  );
   assert.equal(resourcePath({ group: '', version: 'v1', resource: 'configmaps', namespaced: true }, 'ns', 'a b'), '/api/v1/namespaces/ns/configmaps/a%20b');
 });
 

@@ -7,8 +7,14 @@ import { DEFAULT_RETRY, maxTotalDelay, retryAfterMs, sleep } from '../../src/kub
 
 test('backoffDelay doubles, is capped, and is jittered between half and all of each step', () => {
   const p = { attempts: 6, baseDelayMs: 250, maxDelayMs: 4_000 };
-  assert.deepEqual([1, 2, 3, 4, 5, 6].map((a) => backoffDelay(a, p, () => 1)), [250, 500, 1000, 2000, 4000, 4000]);
-  assert.deepEqual([1, 2, 3, 4, 5].map((a) => backoffDelay(a, p, () => 0)), [125, 250, 500, 1000, 2000]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 6].map((a) => backoffDelay(a, p, () => 1)),
+    [250, 500, 1000, 2000, 4000, 4000],
+  );
+  assert.deepEqual(
+    [1, 2, 3, 4, 5].map((a) => backoffDelay(a, p, () => 0)),
+    [125, 250, 500, 1000, 2000],
+  );
 });
 
 test('backoffDelay (property): always within [step/2, step], step = min(max, base·2^(n−1))', () => {
@@ -29,7 +35,10 @@ test('backoffDelay (property): always within [step/2, step], step = min(max, bas
 
 test('Backoff: counts consecutive failures, grows to its cap, honours a longer Retry-After, starts over after reset', () => {
   const b = new Backoff({ baseDelayMs: 100, maxDelayMs: 1_000 }, () => 1);
-  assert.deepEqual([1, 2, 3, 4, 5, 6].map(() => b.fail()), [100, 200, 400, 800, 1_000, 1_000]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 6].map(() => b.fail()),
+    [100, 200, 400, 800, 1_000, 1_000],
+  );
   assert.equal(b.failures, 6);
   assert.equal(b.fail(5_000), 5_000, 'a server asking for longer is obeyed');
   assert.equal(b.fail(10), 1_000, 'a shorter hint does not shorten the backoff');

@@ -11,7 +11,10 @@ const end = (reason: WatchEnd['reason'], progressed: boolean): WatchEnd => ({ re
 
 test('failed attempts back off exponentially to the cap, Retry-After when longer', () => {
   const p = pacer();
-  assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map(() => p.failed()), [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 6, 7, 8].map(() => p.failed()),
+    [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000],
+  );
   assert.equal(p.failed(45_000), 45_000);
 });
 
@@ -21,7 +24,7 @@ test('a healthy watch that ended (timeout, close, 410) is re-established at once
   assert.equal(p.ended(end('error', true)), 500, 'a broken connection waits the first step');
 });
 
-test('after an outage, a watch the server answered and then cut at once waits the first step, not the outage\'s', () => {
+test("after an outage, a watch the server answered and then cut at once waits the first step, not the outage's", () => {
   const p = pacer();
   for (let i = 0; i < 8; i++) p.failed(); // the API server was away: 30 s steps by now
   p.answered(); // it is back: the watch opened

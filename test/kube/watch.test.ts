@@ -67,7 +67,9 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
 
   const put = async (name: string, data: Record<string, string>, namespace = ns, labels?: Record<string, string>): Promise<void> => {
     const body = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, ...(labels ? { labels } : {}) }, data };
-    const res = await cluster.request('PATCH', `/api/v1/namespaces/${namespace}/configmaps/${name}?fieldManager=test`, body, { contentType: 'application/apply-patch+yaml' });
+    const res = await cluster.request('PATCH', `/api/v1/namespaces/${namespace}/configmaps/${name}?fieldManager=test`, body, {
+      contentType: 'application/apply-patch+yaml',
+    });
     assert.ok(res.status === 200 || res.status === 201, res.text);
   };
 
@@ -170,7 +172,14 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
       await until('second watch', () => proxy.seen.slice(seenBefore).filter((s) => s.query.get('watch') === '1').length === 2);
       const mine = proxy.seen.slice(seenBefore);
       assert.equal(mine.filter((s) => s.query.get('watch') === null).length, 1, 'no re-list after a drop');
-      assert.equal(mine.filter((s) => s.query.get('watch') === '1').at(-1)?.query.get('resourceVersion'), rv, 'resumed from the last resourceVersion');
+      assert.equal(
+        mine
+          .filter((s) => s.query.get('watch') === '1')
+          .at(-1)
+          ?.query.get('resourceVersion'),
+        rv,
+        'resumed from the last resourceVersion',
+      );
       await sleep(300);
       assert.equal(r.changes.length, 2, 'the reconnect brought nothing new: no onChange');
       await put(name, { plugins: 'c' });
@@ -192,10 +201,17 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
       await sleep(3_600);
       const watches = proxy.seen.filter((s) => mine(s) && s.query.get('watch') === '1');
       assert.ok(watches.length >= 3 && watches.length <= 5, `one watch per timeoutSeconds: ${watches.length}`);
-      assert.equal(proxy.count((s) => mine(s) && s.query.get('watch') === null), 1, 'listed once');
+      assert.equal(
+        proxy.count((s) => mine(s) && s.query.get('watch') === null),
+        1,
+        'listed once',
+      );
       assert.ok(r.restarts.length >= 2 && r.restarts.every((x) => x.reason === 'timeout'), JSON.stringify(r.restarts));
       const gaps = watches.slice(1).map((w, i) => w.at - (watches[i] as Seen).at);
-      assert.ok(gaps.every((g) => g < 1_400), `re-established at once: ${gaps.join(', ')} ms`);
+      assert.ok(
+        gaps.every((g) => g < 1_400),
+        `re-established at once: ${gaps.join(', ')} ms`,
+      );
       assert.equal(r.changes.length, 1, 'nothing new: no onChange');
       assert.deepEqual(r.errors, []);
     } finally {
@@ -220,10 +236,16 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
       proxy.drop();
       await until('re-listed after the ERROR event', () => proxy.count(isList) === 2);
       await until('watching again', () => proxy.count(isWatch) === 3);
-      assert.ok(r.restarts.some((x) => x.reason === 'expired'), JSON.stringify(r.restarts));
+      assert.ok(
+        r.restarts.some((x) => x.reason === 'expired'),
+        JSON.stringify(r.restarts),
+      );
 
       // A 410 status on opening the watch.
-      proxy.inject(isWatch, { status: 410, body: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' } });
+      proxy.inject(isWatch, {
+        status: 410,
+        body: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' },
+      });
       proxy.drop();
       await until('re-listed after HTTP 410', () => proxy.count(isList) === 3);
       await until('watching again', () => proxy.count(isWatch) === 5);
@@ -245,9 +267,15 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
       for (let i = 0; i < 3; i++) proxy.inject(isWatch, { status: 503 });
       proxy.drop();
       await until('recovered after 503s', () => proxy.count(isWatch) === 11, 15_000);
-      const attempts = proxy.seen.filter(isWatch).slice(-4).map((s) => s.at);
+      const attempts = proxy.seen
+        .filter(isWatch)
+        .slice(-4)
+        .map((s) => s.at);
       const gaps = attempts.slice(1).map((t, i) => t - (attempts[i] as number));
-      assert.ok(gaps.every((g) => g >= 90), `backed off between attempts: ${gaps.join(', ')} ms`);
+      assert.ok(
+        gaps.every((g) => g >= 90),
+        `backed off between attempts: ${gaps.join(', ')} ms`,
+      );
       assert.ok((gaps[2] as number) > (gaps[0] as number) / 2, `delays grow (equal jitter): ${gaps.join(', ')} ms`);
       assert.equal(r.changes.length, 1, 'no spurious onChange through all of that');
 
@@ -366,7 +394,7 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
     }
   });
 
-  test('after a run of refused attempts, a watch the server answers and then cuts at once is resumed after the first step, not the run\'s', async () => {
+  test("after a run of refused attempts, a watch the server answers and then cuts at once is resumed after the first step, not the run's", async () => {
     const name = `cm-${++seq}`;
     await put(name, { plugins: 'a' });
     const isWatch = (s: Seen): boolean => s.query.get('fieldSelector') === `metadata.name=${name}` && s.query.get('watch') === '1';
@@ -379,7 +407,10 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
       proxy.drop();
       // Five 503s: 0.1-0.2, 0.2-0.4, 0.4-0.8, 0.8-1.6, 1.6-3.2 s apart; then the server answers.
       await until('open again after the 503s', () => watches().length === 7 && watches()[6]?.status === 200, 15_000);
-      assert.deepEqual(watches().map((q) => q.status), [200, 503, 503, 503, 503, 503, 200]);
+      assert.deepEqual(
+        watches().map((q) => q.status),
+        [200, 503, 503, 503, 503, 503, 200],
+      );
       const cutAt = Date.now();
       proxy.drop();
       await until('watching again', () => proxy.count(isWatch) === 8, 10_000);
@@ -388,7 +419,11 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
       // server answered since, so the cut watch waits the short-watch step: 0.2-0.4 s.
       assert.ok(gap < 1_500, `resumed ${gap} ms after the cut`);
       assert.equal(r.changes.length, 1, 'no spurious onChange');
-      assert.equal(proxy.count((s) => s.query.get('fieldSelector') === `metadata.name=${name}` && s.query.get('watch') === null), 1, 'never re-listed');
+      assert.equal(
+        proxy.count((s) => s.query.get('fieldSelector') === `metadata.name=${name}` && s.query.get('watch') === null),
+        1,
+        'never re-listed',
+      );
     } finally {
       r.controller.abort();
       await r.watcher.done;
@@ -401,7 +436,10 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
     const mine = (s: Seen): boolean => s.query.get('fieldSelector') === `metadata.name=${name}`;
     const isWatch = (s: Seen): boolean => mine(s) && s.query.get('watch') === '1';
     const isList = (s: Seen): boolean => mine(s) && s.query.get('watch') === null;
-    const gone = { status: 410, body: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' } };
+    const gone = {
+      status: 410,
+      body: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' },
+    };
     const r = record(client, { path: cmPath, fieldSelector: `metadata.name=${name}`, backoff: { baseDelayMs: 200, maxDelayMs: 4_000 } });
     try {
       await r.watcher.synced;
@@ -429,7 +467,13 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
     assert.deepEqual(await resolveResourceType(direct, 'cm'), { group: '', version: 'v1', resource: 'configmaps', kind: 'ConfigMap', namespaced: true });
     assert.equal((await resolveResourceType(direct, 'ConfigMap')).resource, 'configmaps');
     assert.equal((await resolveResourceType(direct, 'nodes')).namespaced, false);
-    assert.deepEqual(await resolveResourceType(direct, 'deployments.apps'), { group: 'apps', version: 'v1', resource: 'deployments', kind: 'Deployment', namespaced: true });
+    assert.deepEqual(await resolveResourceType(direct, 'deployments.apps'), {
+      group: 'apps',
+      version: 'v1',
+      resource: 'deployments',
+      kind: 'Deployment',
+      namespaced: true,
+    });
     assert.equal((await resolveResourceType(direct, 'deploy')).resource, 'deployments');
     assert.equal((await resolveResourceType(direct, 'clusterrolebinding')).group, 'rbac.authorization.k8s.io');
     assert.equal((await resolveResourceType(direct, 'limitranges')).kind, 'LimitRange');
@@ -441,7 +485,12 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
       spec: {
         group: 'k8s.cni.cncf.io',
         scope: 'Namespaced',
-        names: { kind: 'NetworkAttachmentDefinition', plural: 'network-attachment-definitions', singular: 'network-attachment-definition', shortNames: ['net-attach-def'] },
+        names: {
+          kind: 'NetworkAttachmentDefinition',
+          plural: 'network-attachment-definitions',
+          singular: 'network-attachment-definition',
+          shortNames: ['net-attach-def'],
+        },
         versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
       },
     };
@@ -457,10 +506,22 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
         await sleep(200);
       }
     }
-    assert.deepEqual(nad, { group: 'k8s.cni.cncf.io', version: 'v1', resource: 'network-attachment-definitions', kind: 'NetworkAttachmentDefinition', namespaced: true });
+    assert.deepEqual(nad, {
+      group: 'k8s.cni.cncf.io',
+      version: 'v1',
+      resource: 'network-attachment-definitions',
+      kind: 'NetworkAttachmentDefinition',
+      namespaced: true,
+    });
     assert.equal((await resolveResourceType(direct, 'network-attachment-definition')).resource, 'network-attachment-definitions');
 
-    await assert.rejects(resolveResourceType(direct, 'nosuchthing'), (e: unknown) => e instanceof CniNodeError && /unknown object type "nosuchthing"/.test(e.message));
-    await assert.rejects(resolveResourceType(direct, 'pods.nosuch.group'), (e: unknown) => e instanceof CniNodeError && /no API group "nosuch.group"/.test(e.message));
+    await assert.rejects(
+      resolveResourceType(direct, 'nosuchthing'),
+      (e: unknown) => e instanceof CniNodeError && /unknown object type "nosuchthing"/.test(e.message),
+    );
+    await assert.rejects(
+      resolveResourceType(direct, 'pods.nosuch.group'),
+      (e: unknown) => e instanceof CniNodeError && /no API group "nosuch.group"/.test(e.message),
+    );
   });
 });

@@ -26,12 +26,15 @@ function tree(extra: Record<string, string> = {}): string {
     'tsconfig.json': JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', strict: true }, include: ['src/**/*.ts'] }),
     'src/version.ts': "export const VERSION = '0';\n",
     'src/core/plan.ts': "import { VERSION } from '../version.js';\nexport const plan = (): string => VERSION;\n",
-    'src/sys/read.ts': "import { readFileSync } from 'node:fs';\nimport { plan } from '../core/plan.js';\nexport const read = (f: string): string => readFileSync(f, 'utf8') + plan();\n",
+    'src/sys/read.ts':
+      "import { readFileSync } from 'node:fs';\nimport { plan } from '../core/plan.js';\nexport const read = (f: string): string => readFileSync(f, 'utf8') + plan();\n",
     'src/node/record.ts': "import { read } from '../sys/read.js';\nexport const record = read;\n",
     'src/kube/client.ts': "import { read } from '../sys/read.js';\nexport const client = read;\n",
-    'src/engine/engine.ts': "import { record } from '../node/record.js';\nexport const reconcile = async (): Promise<unknown> => [record, await import('../kube/client.js')];\n",
+    'src/engine/engine.ts':
+      "import { record } from '../node/record.js';\nexport const reconcile = async (): Promise<unknown> => [record, await import('../kube/client.js')];\n",
     'src/daemon/daemon.ts': "import { reconcile } from '../engine/engine.js';\nexport const loop = reconcile;\n",
-    'src/cli/main.ts': "import { plan } from '../core/plan.js';\nexport const main = async (): Promise<unknown> => [plan, await import('../daemon/daemon.js')];\n",
+    'src/cli/main.ts':
+      "import { plan } from '../core/plan.js';\nexport const main = async (): Promise<unknown> => [plan, await import('../daemon/daemon.js')];\n",
     ...extra,
   };
   for (const [name, text] of Object.entries(files)) {
@@ -63,14 +66,34 @@ describe('layers: cli → daemon → engine → kube | node → sys → core, ch
   });
 
   const rejected: Array<[string, Record<string, string>, RegExp]> = [
-    ['core imports the engine (up a layer)', { 'src/core/plan.ts': "import { reconcile } from '../engine/engine.js';\nexport const plan = reconcile;\n" }, /layer-core/],
-    ['the engine loads the CLI with a dynamic import', { 'src/engine/engine.ts': "export const reconcile = async (): Promise<unknown> => import('../cli/main.js');\n" }, /layer-engine/],
+    [
+      'core imports the engine (up a layer)',
+      { 'src/core/plan.ts': "import { reconcile } from '../engine/engine.js';\nexport const plan = reconcile;\n" },
+      /layer-core/,
+    ],
+    [
+      'the engine loads the CLI with a dynamic import',
+      { 'src/engine/engine.ts': "export const reconcile = async (): Promise<unknown> => import('../cli/main.js');\n" },
+      /layer-engine/,
+    ],
     ['the daemon imports the CLI', { 'src/daemon/daemon.ts': "import { main } from '../cli/main.js';\nexport const loop = main;\n" }, /layer-daemon/],
-    ['kube imports node (sideways), type-only', { 'src/kube/client.ts': "import type { record } from '../node/record.js';\nexport type Client = typeof record;\n" }, /layer-kube/],
+    [
+      'kube imports node (sideways), type-only',
+      { 'src/kube/client.ts': "import type { record } from '../node/record.js';\nexport type Client = typeof record;\n" },
+      /layer-kube/,
+    ],
     ['node imports kube (sideways)', { 'src/node/record.ts': "import { client } from '../kube/client.js';\nexport const record = client;\n" }, /layer-node/],
     ['sys imports node (up)', { 'src/sys/read.ts': "import { record } from '../node/record.js';\nexport const read = record;\n" }, /layer-sys/],
-    ['core does I/O (node:fs)', { 'src/core/plan.ts': "import { readFileSync } from 'node:fs';\nexport const plan = (): string => readFileSync('/x', 'utf8');\n" }, /core-is-pure/],
-    ['an import that cannot be resolved', { 'src/engine/engine.ts': "export const reconcile = async (): Promise<unknown> => import('../daemon/nothing.js');\n" }, /resolvable/],
+    [
+      'core does I/O (node:fs)',
+      { 'src/core/plan.ts': "import { readFileSync } from 'node:fs';\nexport const plan = (): string => readFileSync('/x', 'utf8');\n" },
+      /core-is-pure/,
+    ],
+    [
+      'an import that cannot be resolved',
+      { 'src/engine/engine.ts': "export const reconcile = async (): Promise<unknown> => import('../daemon/nothing.js');\n" },
+      /resolvable/,
+    ],
     ['a source file outside every layer', { 'src/util.ts': "import { plan } from './core/plan.js';\nexport const util = plan;\n" }, /src-in-a-layer/],
   ];
   for (const [what, files, rule] of rejected) {

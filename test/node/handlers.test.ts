@@ -45,14 +45,21 @@ describe('plugins through reconcile()', () => {
     const r = await go('install', plugins(['macvlan', 'bridge']), o);
     assert.deepEqual(results(r), ['plugin macvlan: installed', 'plugin bridge: installed']);
     assert.equal(r.changed, 2);
-    assert.deepEqual(o.reporter.items.map((i) => i.name), ['macvlan', 'bridge'], 'reported as they happen');
+    assert.deepEqual(
+      o.reporter.items.map((i) => i.name),
+      ['macvlan', 'bridge'],
+      'reported as they happen',
+    );
     for (const n of ['macvlan', 'bridge']) {
       assert.deepEqual(await readFile(path.join(tree.hostPluginsDir, n)), await readFile(path.join(tree.pluginsDir, n)));
       assert.equal((await lstat(path.join(tree.hostPluginsDir, n))).mode & 0o7777, 0o755);
     }
     assert.deepEqual((await readdir(tree.hostPluginsDir)).sort(), [RECORD_FILE, 'bridge', 'macvlan']);
     const rec = JSON.parse(await readFile(path.join(tree.hostPluginsDir, RECORD_FILE), 'utf8')) as { kinds: { plugin: { name: string }[] } };
-    assert.deepEqual(rec.kinds.plugin.map((e) => e.name), ['macvlan', 'bridge']);
+    assert.deepEqual(
+      rec.kinds.plugin.map((e) => e.name),
+      ['macvlan', 'bridge'],
+    );
   });
 
   test('a recorded name whose file is gone (intent of a killed run) leaves the record when no longer desired', async (t) => {
@@ -65,7 +72,11 @@ describe('plugins through reconcile()', () => {
     const r = await go('apply', plugins(['bridge']), o);
     assert.deepEqual(results(r), ['plugin bridge: unchanged', 'plugin vlan: absent']);
     const rec = JSON.parse(await readFile(path.join(tree.hostPluginsDir, RECORD_FILE), 'utf8')) as { kinds: { plugin: { name: string }[] } };
-    assert.deepEqual(rec.kinds.plugin.map((e) => e.name), ['bridge'], 'the record agrees with the node again');
+    assert.deepEqual(
+      rec.kinds.plugin.map((e) => e.name),
+      ['bridge'],
+      'the record agrees with the node again',
+    );
   });
 
   test('a no-op run writes nothing at all: no lock file, no record rewrite, the dir untouched', async (t) => {
@@ -97,7 +108,10 @@ describe('plugins through reconcile()', () => {
   test('a near miss is suggested ("did you mean")', async (t) => {
     const tree = await unitTree(t);
     await fakePlugins(tree, ['multus-cni', 'macvlan']);
-    await assert.rejects(go('install', plugins(['multus']), engineOptions(tree)), cniError('invalid', /multus is not in the plugins dir/, /did you mean multus-cni/));
+    await assert.rejects(
+      go('install', plugins(['multus']), engineOptions(tree)),
+      cniError('invalid', /multus is not in the plugins dir/, /did you mean multus-cni/),
+    );
   });
 
   test('apply: additions in desired order first, then removals in reverse of current order', async (t) => {
@@ -181,10 +195,13 @@ describe('plugins through reconcile()', () => {
     const r = await go('apply', plugins(['a']), o);
     assert.deepEqual(results(r), ['plugin a: unchanged']);
     assert.deepEqual(await visible(tree.hostPluginsDir), ['a', 'b']);
-    assert.ok(o.reporter.warnings.some((w) => /unreadable/.test(w)), o.reporter.warnings.join('\n'));
+    assert.ok(
+      o.reporter.warnings.some((w) => /unreadable/.test(w)),
+      o.reporter.warnings.join('\n'),
+    );
   });
 
-  test('a corrupt record and nothing else to do still warns', { }, async (t) => {
+  test('a corrupt record and nothing else to do still warns', {}, async (t) => {
     const tree = await unitTree(t);
     await fakePlugins(tree, ['a']);
     await go('install', plugins(['a']), engineOptions(tree));
@@ -193,7 +210,10 @@ describe('plugins through reconcile()', () => {
     const r = await go('apply', plugins([]), o);
     assert.deepEqual(results(r), []);
     assert.deepEqual(await visible(tree.hostPluginsDir), ['a'], 'nothing removed');
-    assert.ok(o.reporter.warnings.some((w) => /unreadable/.test(w)), `a warning about the record: ${JSON.stringify(o.reporter.warnings)}`);
+    assert.ok(
+      o.reporter.warnings.some((w) => /unreadable/.test(w)),
+      `a warning about the record: ${JSON.stringify(o.reporter.warnings)}`,
+    );
   });
 
   test('temporary files an interrupted run left are removed by the next run that writes', async (t) => {
@@ -202,17 +222,26 @@ describe('plugins through reconcile()', () => {
     await writeFile(path.join(tree.hostPluginsDir, `${TEMP_PREFIX}a.123abc`), 'half a plugin');
     const o = engineOptions(tree);
     await go('install', plugins(['a', 'b']), o);
-    assert.deepEqual((await readdir(tree.hostPluginsDir)).filter((n) => n.startsWith(TEMP_PREFIX)), []);
-    assert.ok(o.reporter.infos.some((m) => /temporary file/.test(m)), o.reporter.infos.join('\n'));
+    assert.deepEqual(
+      (await readdir(tree.hostPluginsDir)).filter((n) => n.startsWith(TEMP_PREFIX)),
+      [],
+    );
+    assert.ok(
+      o.reporter.infos.some((m) => /temporary file/.test(m)),
+      o.reporter.infos.join('\n'),
+    );
   });
 
-  test('temporary files an interrupted run left are removed by the next run even when it has nothing else to do', { }, async (t) => {
+  test('temporary files an interrupted run left are removed by the next run even when it has nothing else to do', {}, async (t) => {
     const tree = await unitTree(t);
     await fakePlugins(tree, ['a']);
     await go('install', plugins(['a']), engineOptions(tree));
     await writeFile(path.join(tree.hostPluginsDir, `${TEMP_PREFIX}a.123abc`), 'half a plugin');
     await go('install', plugins(['a']), engineOptions(tree));
-    assert.deepEqual((await readdir(tree.hostPluginsDir)).filter((n) => n.startsWith(TEMP_PREFIX)), []);
+    assert.deepEqual(
+      (await readdir(tree.hostPluginsDir)).filter((n) => n.startsWith(TEMP_PREFIX)),
+      [],
+    );
   });
 
   test('concurrent runs on the same dirs take turns: no lost record update, no lock left', async (t) => {
@@ -241,7 +270,10 @@ describe('plugins through reconcile()', () => {
     ac.abort();
     await assert.rejects(go('install', plugins(['a', 'b']), engineOptions(tree, { signal: ac.signal })), cniError('interrupted', /stopped before/));
     assert.deepEqual(await visible(tree.hostPluginsDir), []);
-    assert.deepEqual((await readdir(tree.hostPluginsDir)).filter((n) => n.startsWith(TEMP_PREFIX) || n === LOCK_FILE), []);
+    assert.deepEqual(
+      (await readdir(tree.hostPluginsDir)).filter((n) => n.startsWith(TEMP_PREFIX) || n === LOCK_FILE),
+      [],
+    );
   });
 
   test('the node plugins dir missing: says to mount it', async (t) => {
@@ -251,24 +283,32 @@ describe('plugins through reconcile()', () => {
     await assert.rejects(go('install', plugins(['a']), o), cniError('missing', /nope does not exist/, /mount/));
   });
 
-  test('disk full mid-install: a clear error naming a file, old versions intact, no temporary files', {
-    skip: tmpfsUnavailableReason(),
-  }, async (t) => {
-    const tree = await unitTree(t);
-    const small = await smallTmpfs(t, 256);
-    const o = (over: Partial<EngineOptions> = {}) => engineOptions({ ...tree, hostPluginsDir: small }, over);
-    await fakePlugins(tree, ['a', 'b', 'c', 'd', 'e', 'f'], 10 * 1024);
-    await go('install', plugins(['a', 'b']), o());
-    const old = await readFile(path.join(small, 'a'));
-    // The new image's plugins no longer fit.
-    for (const n of ['a', 'b', 'c', 'd', 'e', 'f']) await writeFile(path.join(tree.pluginsDir, n), Buffer.alloc(100 * 1024, `${n}2`));
-    await assert.rejects(go('install', plugins(['a', 'b', 'c', 'd', 'e', 'f']), o()), cniError('io', /disk is full/));
-    await tick(200); // let any staging still in flight finish
-    const left = await readdir(small);
-    assert.deepEqual(left.filter((n) => n.startsWith(TEMP_PREFIX)), [], `no temporary files left: ${left.join(', ')}`);
-    const a = await readFile(path.join(small, 'a'));
-    assert.ok(a.equals(old) || a.equals(await readFile(path.join(tree.pluginsDir, 'a'))), 'a is the complete old or new version');
-  });
+  test(
+    'disk full mid-install: a clear error naming a file, old versions intact, no temporary files',
+    {
+      skip: tmpfsUnavailableReason(),
+    },
+    async (t) => {
+      const tree = await unitTree(t);
+      const small = await smallTmpfs(t, 256);
+      const o = (over: Partial<EngineOptions> = {}) => engineOptions({ ...tree, hostPluginsDir: small }, over);
+      await fakePlugins(tree, ['a', 'b', 'c', 'd', 'e', 'f'], 10 * 1024);
+      await go('install', plugins(['a', 'b']), o());
+      const old = await readFile(path.join(small, 'a'));
+      // The new image's plugins no longer fit.
+      for (const n of ['a', 'b', 'c', 'd', 'e', 'f']) await writeFile(path.join(tree.pluginsDir, n), Buffer.alloc(100 * 1024, `${n}2`));
+      await assert.rejects(go('install', plugins(['a', 'b', 'c', 'd', 'e', 'f']), o()), cniError('io', /disk is full/));
+      await tick(200); // let any staging still in flight finish
+      const left = await readdir(small);
+      assert.deepEqual(
+        left.filter((n) => n.startsWith(TEMP_PREFIX)),
+        [],
+        `no temporary files left: ${left.join(', ')}`,
+      );
+      const a = await readFile(path.join(small, 'a'));
+      assert.ok(a.equals(old) || a.equals(await readFile(path.join(tree.pluginsDir, 'a'))), 'a is the complete old or new version');
+    },
+  );
 });
 
 describe('configs through reconcile()', () => {
@@ -277,14 +317,20 @@ describe('configs through reconcile()', () => {
   test('renders pointers from the node configs dir, mode 0644, recorded', async (t) => {
     const tree = await unitTree(t);
     await writeFile(path.join(tree.hostConfigsDir, '10-calico.conflist'), PRIMARY);
-    await writeFile(path.join(tree.configsDir, '05-multus.conf'), '{"cniVersion":"1.0.0","name":"multus","type":"multus","delegates":[__10-calico.conflist__]}');
+    await writeFile(
+      path.join(tree.configsDir, '05-multus.conf'),
+      '{"cniVersion":"1.0.0","name":"multus","type":"multus","delegates":[__10-calico.conflist__]}',
+    );
     const r = await go('install', configs(['05-multus.conf']), engineOptions(tree));
     assert.deepEqual(results(r), ['config 05-multus.conf: installed']);
     const file = path.join(tree.hostConfigsDir, '05-multus.conf');
     assert.equal(await readFile(file, 'utf8'), `{"cniVersion":"1.0.0","name":"multus","type":"multus","delegates":[${PRIMARY}]}`);
     assert.equal((await lstat(file)).mode & 0o7777, 0o644);
     const rec = JSON.parse(await readFile(path.join(tree.hostConfigsDir, RECORD_FILE), 'utf8')) as { kinds: { config: { name: string }[] } };
-    assert.deepEqual(rec.kinds.config.map((e) => e.name), ['05-multus.conf']);
+    assert.deepEqual(
+      rec.kinds.config.map((e) => e.name),
+      ['05-multus.conf'],
+    );
   });
 
   test('unchanged content is not rewritten; changed content is', async (t) => {
@@ -316,7 +362,10 @@ describe('configs through reconcile()', () => {
     await writeFile(path.join(tree.configsDir, '05-multus.conf'), '{"cniVersion":"1.0.0","name":"m","type":"multus","delegates":[__10-calico.conflist__]}');
     await writeFile(path.join(tree.configsDir, 'other.txt'), 'plain');
     const before = await snapshot(tree.hostConfigsDir);
-    await assert.rejects(go('install', configs(['other.txt', '05-multus.conf']), engineOptions(tree)), cniError('missing', /05-multus\.conf/, /__10-calico\.conflist__/));
+    await assert.rejects(
+      go('install', configs(['other.txt', '05-multus.conf']), engineOptions(tree)),
+      cniError('missing', /05-multus\.conf/, /__10-calico\.conflist__/),
+    );
     assert.deepEqual(await snapshot(tree.hostConfigsDir), before);
 
     const r = await go('install', configs(['other.txt', '05-multus.conf']), engineOptions(tree, { tolerateMissingPointers: true }));
@@ -341,7 +390,10 @@ describe('configs through reconcile()', () => {
     setTimeout(() => void writeFile(path.join(tree.hostConfigsDir, '10-p.conflist'), PRIMARY), 300);
     const o = engineOptions(tree, { waitMs: 3000 });
     await go('install', configs(['05-m.conf']), o);
-    assert.ok(o.reporter.infos.some((m) => /waiting up to 3s for 10-p\.conflist/.test(m)), `infos: ${JSON.stringify(o.reporter.infos)}`);
+    assert.ok(
+      o.reporter.infos.some((m) => /waiting up to 3s for 10-p\.conflist/.test(m)),
+      `infos: ${JSON.stringify(o.reporter.infos)}`,
+    );
   });
 
   test('pointer cycles and self-pointers are errors; nothing written', async (t) => {
@@ -426,7 +478,8 @@ describe('configs through reconcile()', () => {
 
   test('apply of configs without :Current removes only recorded ones; dry run changes nothing', async (t) => {
     const tree = await unitTree(t);
-    for (const n of ['05-a.conf', '10-b.conf']) await writeFile(path.join(tree.configsDir, n), `{"cniVersion":"1.0.0","name":"n${n.slice(0, 2)}","type":"bridge"}`);
+    for (const n of ['05-a.conf', '10-b.conf'])
+      await writeFile(path.join(tree.configsDir, n), `{"cniVersion":"1.0.0","name":"n${n.slice(0, 2)}","type":"bridge"}`);
     await go('install', configs(['05-a.conf', '10-b.conf']), engineOptions(tree));
     await writeFile(path.join(tree.hostConfigsDir, '10-calico.conflist'), PRIMARY);
     const before = await snapshot(tree.hostConfigsDir);

@@ -115,7 +115,13 @@ type Placement =
   /** Over every text cap, but small enough for the test to hash when it compares the templates dir. */
   | { kind: 'big' };
 
-const nonRegular: fc.Arbitrary<Placement> = fc.constantFrom<Placement>({ kind: 'fifo' }, { kind: 'dir' }, { kind: 'link-outside' }, { kind: 'link-zero' }, { kind: 'huge' });
+const nonRegular: fc.Arbitrary<Placement> = fc.constantFrom<Placement>(
+  { kind: 'fifo' },
+  { kind: 'dir' },
+  { kind: 'link-outside' },
+  { kind: 'link-zero' },
+  { kind: 'huge' },
+);
 
 async function place(s: Sandbox, file: string, p: Placement): Promise<void> {
   switch (p.kind) {
@@ -144,11 +150,19 @@ async function place(s: Sandbox, file: string, p: Placement): Promise<void> {
 
 const recordPlacement = (s: Sandbox, kind: string): fc.Arbitrary<Placement> =>
   fc.oneof(
-    { weight: 5, arbitrary: fc.array(hostileName(s), { maxLength: 6 }).map((names): Placement => ({ kind: 'text', text: JSON.stringify({ format: 'cni-node/record/v1', kinds: { [kind]: names.map((name) => ({ name })) } }) })) },
+    {
+      weight: 5,
+      arbitrary: fc.array(hostileName(s), { maxLength: 6 }).map((names): Placement => ({
+        kind: 'text',
+        text: JSON.stringify({ format: 'cni-node/record/v1', kinds: { [kind]: names.map((name) => ({ name })) } }),
+      })),
+    },
     {
       weight: 1,
       arbitrary: fc
-        .array(fc.record({ name: hostileName(s), stamp: fc.anything(), meta: fc.anything(), sha256: fc.anything() }, { requiredKeys: ['name'] }), { maxLength: 3 })
+        .array(fc.record({ name: hostileName(s), stamp: fc.anything(), meta: fc.anything(), sha256: fc.anything() }, { requiredKeys: ['name'] }), {
+          maxLength: 3,
+        })
         .map((entries): Placement => ({ kind: 'text', text: JSON.stringify({ format: 'cni-node/record/v1', kinds: { [kind]: entries, manifest: entries } }) })),
     },
     { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 80 }).map((text): Placement => ({ kind: 'text', text })) },
@@ -167,7 +181,9 @@ const lockCase: fc.Arbitrary<LockCase> = fc.oneof(
   {
     weight: 3,
     arbitrary: fc.record({
-      placement: fc.oneof(fc.string({ unit: 'binary', maxLength: 100 }), fc.constantFrom('host pid 1 abcdef\n', '', '\n\n', 'root:x:0:0:root:/root:/bin/bash\n')).map((text): Placement => ({ kind: 'text', text })),
+      placement: fc
+        .oneof(fc.string({ unit: 'binary', maxLength: 100 }), fc.constantFrom('host pid 1 abcdef\n', '', '\n\n', 'root:x:0:0:root:/root:/bin/bash\n'))
+        .map((text): Placement => ({ kind: 'text', text })),
       ageMs: fc.oneof(fc.integer({ min: 60_000, max: 10 ** 9 }), fc.integer({ min: -(10 ** 9), max: -60_000 })),
     }),
   },
@@ -185,7 +201,18 @@ const templateText = (s: Sandbox): fc.Arbitrary<string> =>
   fc
     .array(
       fc.oneof(
-        fc.constantFrom('{"cniVersion":"0.4.0","name":"n","type":"p1"', '}', ',"x":', '"a"', '\n', '__', '__10-calico.conflist__', '__20-target.conf__', '__c1.conf__', '__c2.conflist__'),
+        fc.constantFrom(
+          '{"cniVersion":"0.4.0","name":"n","type":"p1"',
+          '}',
+          ',"x":',
+          '"a"',
+          '\n',
+          '__',
+          '__10-calico.conflist__',
+          '__20-target.conf__',
+          '__c1.conf__',
+          '__c2.conflist__',
+        ),
         hostileName(s).map((n) => `__${n}__`),
         fc.string({ maxLength: 8 }),
       ),
@@ -206,7 +233,11 @@ const templates = (s: Sandbox): fc.Arbitrary<TemplateCase[]> =>
   ]);
 
 const pointerTargets: fc.Arbitrary<Placement[]> = fc.array(
-  fc.oneof({ weight: 3, arbitrary: fc.constant<Placement>({ kind: 'text', text: '{"cniVersion":"0.4.0","name":"t","plugins":[{"type":"p2"}]}' }) }, { weight: 1, arbitrary: fc.constant<Placement>({ kind: 'absent' }) }, { weight: 2, arbitrary: nonRegular }),
+  fc.oneof(
+    { weight: 3, arbitrary: fc.constant<Placement>({ kind: 'text', text: '{"cniVersion":"0.4.0","name":"t","plugins":[{"type":"p2"}]}' }) },
+    { weight: 1, arbitrary: fc.constant<Placement>({ kind: 'absent' }) },
+    { weight: 2, arbitrary: nonRegular },
+  ),
   { minLength: POINTED.length, maxLength: POINTED.length },
 );
 

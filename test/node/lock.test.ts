@@ -157,14 +157,22 @@ describe('DirLock', () => {
       ['directory', (f) => mkdir(f), /is a directory, not a lock file cni-node made; if no other cni-node runs on this node, remove it by hand/],
       ['FIFO', async (f) => void execFileSync('mkfifo', [f]), /is a FIFO \(named pipe\), not a lock file/],
       ['link to /dev/zero', (f) => symlink('/dev/zero', f), /is a symbolic link, not a lock file/],
-      ['link to a valid-looking lock', async (f) => {
-        await writeFile(`${f}-elsewhere`, 'node-a pid 1 abcd\n');
-        await symlink(`${f}-elsewhere`, f);
-      }, /is a symbolic link, not a lock file/],
-      ['huge file', async (f) => {
-        await writeFile(f, '');
-        await truncate(f, 2 ** 30);
-      }, /is 1073741824 bytes, not a lock file cni-node made/],
+      [
+        'link to a valid-looking lock',
+        async (f) => {
+          await writeFile(`${f}-elsewhere`, 'node-a pid 1 abcd\n');
+          await symlink(`${f}-elsewhere`, f);
+        },
+        /is a symbolic link, not a lock file/,
+      ],
+      [
+        'huge file',
+        async (f) => {
+          await writeFile(f, '');
+          await truncate(f, 2 ** 30);
+        },
+        /is 1073741824 bytes, not a lock file cni-node made/,
+      ],
     ];
     for (const [what, make, re] of makers) {
       const dir = await tempDir(t);
@@ -180,7 +188,7 @@ describe('DirLock', () => {
     }
   });
 
-  test("a lock with foreign content: only a token cni-node could have written is shown as the holder", async (t) => {
+  test('a lock with foreign content: only a token cni-node could have written is shown as the holder', async (t) => {
     const dir = await tempDir(t);
     await writeFile(path.join(dir, LOCK_FILE), 'root:x:0:0:root:/root:/bin/bash\n');
     const seen: string[] = [];

@@ -162,12 +162,18 @@ describe('NodeRecord: untrusted names from the record are refused, never acted o
     assert.ok(rep.warnings.length >= 5 && rep.warnings.length <= 6, rep.warnings.join('\n'));
     for (const w of rep.warnings) assert.ok(w.includes(path.join(dir, RECORD_FILE)), w);
     assert.match(rep.warnings[0] as string, /plugin entry "\.\.\/\.\.\/\.\.\/victim" contains a path separator.*refused/);
-    assert.ok(rep.warnings.some((w) => /2 more bad entries/.test(w)), 'a long list is summarised');
+    assert.ok(
+      rep.warnings.some((w) => /2 more bad entries/.test(w)),
+      'a long list is summarised',
+    );
     assert.ok(!rep.warnings.join('\n').includes('\nplugin y'), 'control characters are escaped, never printed raw');
     // Saved without them.
     await r.save();
     const saved = JSON.parse(await readFile(path.join(dir, RECORD_FILE), 'utf8')) as { kinds: { plugin: { name: string }[] } };
-    assert.deepEqual(saved.kinds.plugin.map((e) => e.name), ['bridge', 'macvlan']);
+    assert.deepEqual(
+      saved.kinds.plugin.map((e) => e.name),
+      ['bridge', 'macvlan'],
+    );
   });
 
   test('read-only (dry run): refused the same way, the file left as it is and marked for mending', async (t) => {
@@ -184,7 +190,10 @@ describe('NodeRecord: untrusted names from the record are refused, never acted o
 
   test('fields of the wrong type are dropped, never trusted (a stamp that is a string, meta that is not an object)', async (t) => {
     const dir = await tempDir(t);
-    await writeFile(path.join(dir, RECORD_FILE), JSON.stringify({ format: 'cni-node/record/v1', kinds: { plugin: [{ name: 'bridge', stamp: 'absent', meta: 'x', sha256: 7 }] } }));
+    await writeFile(
+      path.join(dir, RECORD_FILE),
+      JSON.stringify({ format: 'cni-node/record/v1', kinds: { plugin: [{ name: 'bridge', stamp: 'absent', meta: 'x', sha256: 7 }] } }),
+    );
     const r = await NodeRecord.load(dir, capture());
     assert.deepEqual(r.get('plugin', 'bridge'), { name: 'bridge' });
   });
@@ -193,15 +202,23 @@ describe('NodeRecord: untrusted names from the record are refused, never acted o
 describe('NodeRecord: a record that cannot be read is moved aside, or the run stops', () => {
   for (const [what, make, re] of [
     ['a FIFO', async (f: string) => execFileSync('mkfifo', [f]), /is a FIFO \(named pipe\), not a regular file/],
-    ['a symbolic link (to a valid record elsewhere)', async (f: string) => {
-      const elsewhere = `${path.dirname(f)}-elsewhere`;
-      await writeFile(elsewhere, JSON.stringify({ format: 'cni-node/record/v1', kinds: { plugin: [{ name: 'victim' }] } }));
-      await symlink(elsewhere, f);
-    }, /is a symbolic link, not a regular file/],
-    ['over 16 MiB', async (f: string) => {
-      await writeFile(f, JSON.stringify({ format: 'cni-node/record/v1', kinds: {} }));
-      await truncate(f, 17 * 1024 * 1024);
-    }, /is 17\.0 MiB; the limit is 16\.0 MiB/],
+    [
+      'a symbolic link (to a valid record elsewhere)',
+      async (f: string) => {
+        const elsewhere = `${path.dirname(f)}-elsewhere`;
+        await writeFile(elsewhere, JSON.stringify({ format: 'cni-node/record/v1', kinds: { plugin: [{ name: 'victim' }] } }));
+        await symlink(elsewhere, f);
+      },
+      /is a symbolic link, not a regular file/,
+    ],
+    [
+      'over 16 MiB',
+      async (f: string) => {
+        await writeFile(f, JSON.stringify({ format: 'cni-node/record/v1', kinds: {} }));
+        await truncate(f, 17 * 1024 * 1024);
+      },
+      /is 17\.0 MiB; the limit is 16\.0 MiB/,
+    ],
   ] as const) {
     test(`${what}: moved aside with a warning saying why, never read, not overwritten`, async (t) => {
       const dir = await tempDir(t);
@@ -216,11 +233,18 @@ describe('NodeRecord: a record that cannot be read is moved aside, or the run st
     });
   }
 
-  test('when it cannot be moved aside (a read-only dir), load stops with an error and the record is left as it is', { skip: tmpfsUnavailableReason() }, async (t) => {
-    const dir = await smallTmpfs(t, 256);
-    await writeFile(path.join(dir, RECORD_FILE), 'garbage');
-    await remountReadOnly(dir);
-    await assert.rejects(NodeRecord.load(dir, capture()), /cannot read cni-node's record .* and cannot move it aside .*EROFS.*stopping rather than overwrite it/);
-    assert.equal(await readFile(path.join(dir, RECORD_FILE), 'utf8'), 'garbage');
-  });
+  test(
+    'when it cannot be moved aside (a read-only dir), load stops with an error and the record is left as it is',
+    { skip: tmpfsUnavailableReason() },
+    async (t) => {
+      const dir = await smallTmpfs(t, 256);
+      await writeFile(path.join(dir, RECORD_FILE), 'garbage');
+      await remountReadOnly(dir);
+      await assert.rejects(
+        NodeRecord.load(dir, capture()),
+        /cannot read cni-node's record .* and cannot move it aside .*EROFS.*stopping rather than overwrite it/,
+      );
+      assert.equal(await readFile(path.join(dir, RECORD_FILE), 'utf8'), 'garbage');
+    },
+  );
 });

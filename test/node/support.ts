@@ -50,7 +50,9 @@ export async function unitTree(t: { after(fn: () => Promise<void>): void }): Pro
 }
 
 export function engineOptions(dirs: Dirs, over: Partial<EngineOptions> = {}): EngineOptions & { reporter: CapturingReporter } {
-  return { dirs, dryRun: false, waitMs: 0, tolerateMissingPointers: false, env: {}, reporter: capture(), ...over } as EngineOptions & { reporter: CapturingReporter };
+  return { dirs, dryRun: false, waitMs: 0, tolerateMissingPointers: false, env: {}, reporter: capture(), ...over } as EngineOptions & {
+    reporter: CapturingReporter;
+  };
 }
 
 export function isRoot(): boolean {

@@ -129,7 +129,12 @@ export async function httpGet(address: string, path: string): Promise<{ status: 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `probe` every 50 ms until it returns something truthy; fails after `ms` with `what` and `context()`. */
-export async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, ms = 10_000, context: () => string = () => ''): Promise<T> {
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  ms = 10_000,
+  context: () => string = () => '',
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await probe();

@@ -76,7 +76,13 @@ export interface NodeTree extends NodeDirs {
  */
 export async function nodeTree(roots: TempRoots, prefix: string, opts: { plugins?: string } = {}): Promise<NodeTree> {
   const root = await roots.make(prefix);
-  const t: NodeTree = { root, plugins: opts.plugins ?? DEBIAN_PLUGINS, bin: path.join(root, 'bin'), templates: path.join(root, 'templates'), netd: path.join(root, 'net.d') };
+  const t: NodeTree = {
+    root,
+    plugins: opts.plugins ?? DEBIAN_PLUGINS,
+    bin: path.join(root, 'bin'),
+    templates: path.join(root, 'templates'),
+    netd: path.join(root, 'net.d'),
+  };
   for (const d of [t.bin, t.templates, t.netd]) await mkdir(d);
   return t;
 }

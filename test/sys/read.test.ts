@@ -54,7 +54,10 @@ describe('non-regular files are refused, never read', () => {
     const dir = await tempDir(t);
     await writeFile(path.join(dir, 'f'), 'x');
     await symlink(path.join(dir, 'f'), path.join(dir, 'l'));
-    await assert.rejects(readRegular(path.join(dir, 'l'), { maxBytes: 10, follow: false, what: "cni-node's record" }), refusedAs(/cni-node's record \(.*\/l\) is a symbolic link, not a regular file/));
+    await assert.rejects(
+      readRegular(path.join(dir, 'l'), { maxBytes: 10, follow: false, what: "cni-node's record" }),
+      refusedAs(/cni-node's record \(.*\/l\) is a symbolic link, not a regular file/),
+    );
     assert.throws(() => readRegularSync(path.join(dir, 'l'), { maxBytes: 10, follow: false }), refusedAs(/is a symbolic link/));
     assert.equal((await readRegular(path.join(dir, 'l'), { maxBytes: 10 }))?.bytes.toString(), 'x', 'followed by default');
   });

@@ -74,13 +74,20 @@ export function readHostState(): HostState {
   const sysctls: Record<string, string | null> = {};
   for (const k of WATCHED_SYSCTLS) sysctls[k] = read(`/proc/sys/${k}`);
   for (const f of SYS_FILES) sysctls[f] = read(f);
-  const mounts = (read('/proc/self/mountinfo') ?? '').split('\n').filter(Boolean).map((l) => {
-    const f = l.split(' ');
-    const sep = f.indexOf('-');
-    return `${f[4]} ${f[sep + 1]} ${f[sep + 2]}`;
-  });
+  const mounts = (read('/proc/self/mountinfo') ?? '')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const f = l.split(' ');
+      const sep = f.indexOf('-');
+      return `${f[4]} ${f[sep + 1]} ${f[sep + 2]}`;
+    });
   const netns = existsSync('/run/netns') ? readdirSync('/run/netns').sort() : [];
-  const links = cmd('ip', ['-o', 'link', 'show']).split('\n').filter(Boolean).map((l) => (l.split(':')[1] ?? '').trim().replace(/@.*/, '')).sort();
+  const links = cmd('ip', ['-o', 'link', 'show'])
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (l.split(':')[1] ?? '').trim().replace(/@.*/, ''))
+    .sort();
   const iptables = [...cmd('iptables-save', []).split('\n'), ...cmd('ip6tables-save', []).split('\n')]
     .filter((l) => l !== '' && !l.startsWith('#'))
     .map((l) => l.replace(/\[\d+:\d+\]/g, '[]'));
@@ -92,7 +99,14 @@ export function readHostState(): HostState {
 /** Things of other tenants of a shared machine that may come and go meanwhile. */
 function othersVolatile(mount: string): boolean {
   const mp = mount.split(' ')[0] ?? '';
-  return /^\/run\/netns\/./.test(mp) || mp.startsWith('/var/lib/containers/') || mp.startsWith('/run/containers/') || mp.startsWith('/run/user/') || mp.startsWith('/tmp/') || mp.startsWith('/var/tmp/');
+  return (
+    /^\/run\/netns\/./.test(mp) ||
+    mp.startsWith('/var/lib/containers/') ||
+    mp.startsWith('/run/containers/') ||
+    mp.startsWith('/run/user/') ||
+    mp.startsWith('/tmp/') ||
+    mp.startsWith('/var/tmp/')
+  );
 }
 
 function isClusterPath(p: string): boolean {
@@ -122,7 +136,8 @@ export function compareHostStates(before: HostState, after: HostState, clusterNs
   for (const l of la) if (!lb.includes(l)) problems.push(`host interface new: ${l}`);
 
   for (const r of after.iptables) {
-    if (/KUBE-/.test(r) || CLUSTER_LINKS.some((l) => r.includes(l)) || CLUSTER_ADDRESSES.some((a) => r.includes(a))) problems.push(`host iptables rule of the cluster: ${r}`);
+    if (/KUBE-/.test(r) || CLUSTER_LINKS.some((l) => r.includes(l)) || CLUSTER_ADDRESSES.some((a) => r.includes(a)))
+      problems.push(`host iptables rule of the cluster: ${r}`);
   }
   const podmanRule = (r: string) => /CNI-|NETAVARK|10\.88\.|cni-podman|podman/.test(r);
   const rb = before.iptables.filter((r) => !podmanRule(r));

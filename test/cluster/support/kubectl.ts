@@ -202,7 +202,8 @@ export async function waitFor<T>(what: string, timeoutMs: number, probe: () => P
     } catch (err) {
       last = err instanceof Error ? err.message : String(err);
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}${last ? `; last error: ${last.slice(0, 2000)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}${last ? `; last error: ${last.slice(0, 2000)}` : ''}`);
     await sleep(intervalMs);
   }
 }

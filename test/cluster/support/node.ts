@@ -65,13 +65,20 @@ export class NodeHelper {
   static async create(k: Kubectl, namespace: string, node: string, image: string): Promise<NodeHelper> {
     const name = 'node-helper';
     // hostPID: to find and kill -9 the cni-node container's process (the crash test).
-    const pod = nodePod(name, namespace, node, { hostPID: true }, {
-      name: 'shell',
-      image,
-      command: ['sh', '-c', "trap 'exit 0' TERM; while :; do sleep 1; done"],
-      securityContext: { privileged: true },
-      volumeMounts: [{ name: 'host', mountPath: '/host' }],
-    }, [{ name: 'host', hostPath: { path: '/' } }]);
+    const pod = nodePod(
+      name,
+      namespace,
+      node,
+      { hostPID: true },
+      {
+        name: 'shell',
+        image,
+        command: ['sh', '-c', "trap 'exit 0' TERM; while :; do sleep 1; done"],
+        securityContext: { privileged: true },
+        volumeMounts: [{ name: 'host', mountPath: '/host' }],
+      },
+      [{ name: 'host', hostPath: { path: '/' } }],
+    );
     await k.ok(['apply', '-f', '-'], { input: JSON.stringify(pod) });
     await k.ok(['-n', namespace, 'wait', '--for=condition=Ready', `pod/${name}`, '--timeout=180s'], { timeoutMs: 200_000 });
     return new NodeHelper(k, namespace, name, node);
@@ -98,7 +105,14 @@ export class NodeHelper {
       if (line === '' || line.startsWith('MISSING|')) continue;
       const [p, type, mode, size, inode, mtime, sum] = line.split('|');
       if (p === undefined || sum === undefined) throw new Error(`unexpected snapshot line: ${line}`);
-      snap.set(p, { type: type as string, mode: mode as string, size: Number(size), inode: inode as string, mtime: mtime as string, ...(sum === '-' ? {} : { sha256: sum }) });
+      snap.set(p, {
+        type: type as string,
+        mode: mode as string,
+        size: Number(size),
+        inode: inode as string,
+        mtime: mtime as string,
+        ...(sum === '-' ? {} : { sha256: sum }),
+      });
     }
     return snap;
   }
@@ -112,7 +126,10 @@ export class NodeHelper {
        done; true`,
       [containerId, match],
     );
-    return out.split('\n').filter((l) => l.trim() !== '').map(Number);
+    return out
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map(Number);
   }
 
   async delete(): Promise<void> {
@@ -121,7 +138,11 @@ export class NodeHelper {
 }
 
 /** Differences between two snapshots, one line each; empty when they are equal in every field given. */
-export function diffSnapshots(before: Snapshot, after: Snapshot, fields: Array<keyof FileInfo> = ['type', 'mode', 'size', 'inode', 'mtime', 'sha256']): string[] {
+export function diffSnapshots(
+  before: Snapshot,
+  after: Snapshot,
+  fields: Array<keyof FileInfo> = ['type', 'mode', 'size', 'inode', 'mtime', 'sha256'],
+): string[] {
   const out: string[] = [];
   for (const [p, b] of before) {
     const a = after.get(p);
@@ -186,19 +207,26 @@ export class NodeWatcher {
   /** Starts watching `files` (node paths under /etc/cni/net.d or /opt/cni/bin) on `node`. */
   static async start(k: Kubectl, namespace: string, node: string, image: string, files: string[]): Promise<NodeWatcher> {
     const name = 'node-watcher';
-    const pod = nodePod(name, namespace, node, {}, {
-      name: 'watch',
-      image,
-      command: ['/nodejs/bin/node', '-e', WATCH_SCRIPT, JSON.stringify(files.map((f) => `/host${f}`))],
-      securityContext: { runAsUser: 0, readOnlyRootFilesystem: true },
-      volumeMounts: [
-        { name: 'net-d', mountPath: '/host/etc/cni/net.d', readOnly: true },
-        { name: 'bin', mountPath: '/host/opt/cni/bin', readOnly: true },
+    const pod = nodePod(
+      name,
+      namespace,
+      node,
+      {},
+      {
+        name: 'watch',
+        image,
+        command: ['/nodejs/bin/node', '-e', WATCH_SCRIPT, JSON.stringify(files.map((f) => `/host${f}`))],
+        securityContext: { runAsUser: 0, readOnlyRootFilesystem: true },
+        volumeMounts: [
+          { name: 'net-d', mountPath: '/host/etc/cni/net.d', readOnly: true },
+          { name: 'bin', mountPath: '/host/opt/cni/bin', readOnly: true },
+        ],
+      },
+      [
+        { name: 'net-d', hostPath: { path: '/etc/cni/net.d' } },
+        { name: 'bin', hostPath: { path: '/opt/cni/bin' } },
       ],
-    }, [
-      { name: 'net-d', hostPath: { path: '/etc/cni/net.d' } },
-      { name: 'bin', hostPath: { path: '/opt/cni/bin' } },
-    ]);
+    );
     await k.ok(['apply', '-f', '-'], { input: JSON.stringify(pod) });
     await k.ok(['-n', namespace, 'wait', '--for=condition=Ready', `pod/${name}`, '--timeout=180s'], { timeoutMs: 200_000 });
     const w = new NodeWatcher(k, namespace, name);

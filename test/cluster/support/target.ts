@@ -70,7 +70,8 @@ export function clusterSuiteUnavailableReason(s: Settings): string | undefined {
   }
   if (process.getuid?.() !== 0) return 'the local test cluster needs root (network and mount namespaces, containerd): run the tests as root';
   const missing = ['kube-apiserver', 'kubelet', 'kube-proxy', 'kubectl', 'pause'].filter((b) => !isExecutable(path.join(KUBE_DIR, b)));
-  if (missing.length > 0) return `Kubernetes 1.20.2 is not provisioned (${missing.join(', ')} missing in ${KUBE_DIR}): run \`sudo scripts/setup.sh\` (or \`sudo scripts/test-cluster.sh provision\`)`;
+  if (missing.length > 0)
+    return `Kubernetes 1.20.2 is not provisioned (${missing.join(', ')} missing in ${KUBE_DIR}): run \`sudo scripts/setup.sh\` (or \`sudo scripts/test-cluster.sh provision\`)`;
   const tools = ['containerd', 'runc', 'ctr', 'etcd', 'conntrack', 'iptables', 'busybox', 'podman', 'gcc', 'jq'].filter((t) => !inPath(t));
   if (tools.length > 0) return `missing ${tools.join(', ')}: run \`sudo scripts/provision.sh\``;
   if (s.image === undefined && !existsSync(IMAGE_BUILD)) {

@@ -146,28 +146,29 @@ export async function startTestCluster(options: StartOptions = {}): Promise<Test
     const etcd = spawnLogged(
       etcdBin,
       [
-        '--name', 'default',
-        '--data-dir', path.join(dir, 'etcd'),
-        '--listen-client-urls', etcdUrl,
-        '--advertise-client-urls', etcdUrl,
-        '--listen-peer-urls', peerUrl,
+        '--name',
+        'default',
+        '--data-dir',
+        path.join(dir, 'etcd'),
+        '--listen-client-urls',
+        etcdUrl,
+        '--advertise-client-urls',
+        etcdUrl,
+        '--listen-peer-urls',
+        peerUrl,
         // The defaults point at localhost:2380, which another etcd may own.
-        '--initial-advertise-peer-urls', peerUrl,
-        '--initial-cluster', `default=${peerUrl}`,
+        '--initial-advertise-peer-urls',
+        peerUrl,
+        '--initial-cluster',
+        `default=${peerUrl}`,
       ],
       logs.etcd,
     );
     children.add(etcd);
-    await waitUntil(
-      ETCD_READY_TIMEOUT_MS,
-      etcd,
-      logs.etcd,
-      'etcd',
-      async () => {
-        const res = await rawRequest(`${etcdUrl}/health`, { method: 'GET', timeoutMs: 2_000 });
-        return res.status === 200 && res.text.includes('"true"');
-      },
-    );
+    await waitUntil(ETCD_READY_TIMEOUT_MS, etcd, logs.etcd, 'etcd', async () => {
+      const res = await rawRequest(`${etcdUrl}/health`, { method: 'GET', timeoutMs: 2_000 });
+      return res.status === 200 && res.text.includes('"true"');
+    });
 
     const apiArgs = [
       `--etcd-servers=${etcdUrl}`,
@@ -272,7 +273,7 @@ export async function startTestCluster(options: StartOptions = {}): Promise<Test
           token: opts.token ?? tokens.admin,
           ca: caData,
           body: payload,
-          contentType: payload === undefined ? undefined : opts.contentType ?? (upper === 'PATCH' ? 'application/merge-patch+json' : 'application/json'),
+          contentType: payload === undefined ? undefined : (opts.contentType ?? (upper === 'PATCH' ? 'application/merge-patch+json' : 'application/json')),
           headers: opts.headers,
           timeoutMs: opts.timeoutMs ?? 30_000,
         });
@@ -386,13 +387,7 @@ async function terminate(child: ChildProcess): Promise<void> {
   });
 }
 
-async function waitUntil(
-  timeoutMs: number,
-  child: ChildProcess,
-  logFile: string,
-  what: string,
-  probe: () => Promise<boolean>,
-): Promise<void> {
+async function waitUntil(timeoutMs: number, child: ChildProcess, logFile: string, what: string, probe: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   // Keep the loop alive while polling: the child itself is unref'd.
   child.ref();
@@ -485,7 +480,10 @@ function freePorts(n: number): Promise<number[]> {
 function tail(file: string, lines = 40): string {
   try {
     const text = readFileSync(file, 'utf8');
-    return text.split('\n').slice(-lines - 1).join('\n');
+    return text
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n');
   } catch (err) {
     return `(no log: ${err instanceof Error ? err.message : String(err)})`;
   }

@@ -23,7 +23,11 @@ export const DEBIAN_PLUGINS = '/usr/lib/cni';
 export const NS = 'kube-system';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-export const exists = (p: string) => stat(p).then(() => true, () => false);
+export const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 /** Things to undo after a test file (temporary dirs, daemons left running); run them in reverse. */
 export type Cleanups = Array<() => Promise<void>>;
@@ -249,7 +253,7 @@ export interface SettleOptions {
 export async function settledReconciles(d: Daemon, { quietMs, pollMs, maxMs = Infinity }: SettleOptions): Promise<number> {
   let n = await d.metric('cni_node_reconciles_total');
   const deadline = Date.now() + maxMs;
-  for (let still = 0; still * pollMs < quietMs && Date.now() < deadline; ) {
+  for (let still = 0; still * pollMs < quietMs && Date.now() < deadline;) {
     await sleep(pollMs);
     const now = await d.metric('cni_node_reconciles_total');
     still = now === n ? still + 1 : 0;

@@ -190,10 +190,19 @@ export class FaultProxy {
         } else if ('watchErrorEvent' in fault) {
           seen.status = 200;
           res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', ...fault.watchErrorEvent } })}\n`);
+          res.end(
+            `${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', ...fault.watchErrorEvent } })}\n`,
+          );
         } else {
           seen.status = fault.status;
-          const body = fault.body ?? { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', code: fault.status, message: `injected ${fault.status}` };
+          const body = fault.body ?? {
+            kind: 'Status',
+            apiVersion: 'v1',
+            metadata: {},
+            status: 'Failure',
+            code: fault.status,
+            message: `injected ${fault.status}`,
+          };
           res.writeHead(fault.status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json', ...(fault.headers ?? {}) });
           res.end(typeof body === 'string' ? body : JSON.stringify(body));
         }

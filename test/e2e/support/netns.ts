@@ -99,7 +99,7 @@ export async function pickNetwork(confDir: string): Promise<PickedNetwork | unde
   const names = (await readdir(confDir, { withFileTypes: true }))
     .filter((e) => !e.isDirectory() && ['.conf', '.conflist', '.json'].includes(path.extname(e.name)))
     .map((e) => e.name)
-    .sort((a, b) => (Buffer.compare(Buffer.from(a), Buffer.from(b))));
+    .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   const skipped: { file: string; why: string }[] = [];
   for (const file of names) {
     const full = path.join(confDir, file);
@@ -149,7 +149,9 @@ export class CniPluginError extends Error {
     readonly details: string,
     readonly stderr: string,
   ) {
-    super(`${command} ${plugin}: ${msg}${details ? ` (${details})` : ''}${code !== undefined ? ` [code ${code}]` : ''}${stderr ? `; stderr: ${stderr.trim()}` : ''}`);
+    super(
+      `${command} ${plugin}: ${msg}${details ? ` (${details})` : ''}${code !== undefined ? ` [code ${code}]` : ''}${stderr ? `; stderr: ${stderr.trim()}` : ''}`,
+    );
     this.name = 'CniPluginError';
   }
 }
@@ -220,7 +222,11 @@ export function pluginConfig(net: Pick<PickedNetwork, 'name' | 'cniVersion' | 'i
  * in order and DEL in reverse, each plugin getting `opts.prevResult` (the cached
  * ADD result). Throws CniPluginError on the first plugin that fails (DEL too).
  */
-export async function runChain(command: CniCommand, net: Pick<PickedNetwork, 'name' | 'cniVersion' | 'isList' | 'plugins'>, opts: RunOptions): Promise<ChainResult> {
+export async function runChain(
+  command: CniCommand,
+  net: Pick<PickedNetwork, 'name' | 'cniVersion' | 'isList' | 'plugins'>,
+  opts: RunOptions,
+): Promise<ChainResult> {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     CNI_COMMAND: command,
