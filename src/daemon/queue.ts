@@ -11,6 +11,7 @@
  *  - Each reconcile receives the triggers that caused it, for the log ("which event
  *    triggered which action").
  */
+import { stderr } from '../sys/output.js';
 
 export type TriggerSource =
   | 'start' // the first reconcile
@@ -131,7 +132,7 @@ export class ReconcileQueue {
       try {
         await this.run(triggers);
       } catch (e) {
-        (this.options.onError ?? ((err: unknown) => process.stderr.write(`reconcile queue: ${String(err)}\n`)))(e);
+        (this.options.onError ?? ((err: unknown) => stderr(`reconcile queue: ${String(err)}\n`)))(e);
       }
     })().finally(() => {
       this.running = undefined;
