@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fchmodSync, lstatSync, openSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FileStamp } from '../core/contracts.js';
@@ -8,6 +7,7 @@ import { INPUT_LIMITS } from '../core/input-limits.js';
 import { stampOf } from '../sys/file-stamp.js';
 import { copyFile, fsync, read, writeAll } from '../sys/pool.js';
 import { openRegular, readRegularBytes } from '../sys/read.js';
+import { uniqueHex } from '../sys/unique.js';
 
 const DEFAULT_READ_LIMIT = 16 * 1024 * 1024;
 
@@ -109,7 +109,7 @@ export async function stageFile(
   const problem = destinationProblem(dir, name, existing);
   if (problem) throw new CniNodeError('io', problem);
 
-  const temp = path.join(dir, `${TEMP_PREFIX}${name}.${randomBytes(TEMP_RANDOM_HEX / 2).toString('hex')}`);
+  const temp = path.join(dir, `${TEMP_PREFIX}${name}.${uniqueHex(TEMP_RANDOM_HEX)}`);
   let fd: number | undefined;
   try {
     if ('copyOf' in from) {

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { closeSync, constants, openSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +6,7 @@ import { ioError } from './atomic.js';
 import { INPUT_LIMITS } from '../core/input-limits.js';
 import { readRegular } from '../sys/read.js';
 import { sleep } from '../sys/sleep.js';
+import { uniqueHex } from '../sys/unique.js';
 
 /**
  * A lease on a node directory, so two cni-node processes on one node (two
@@ -53,7 +53,7 @@ export class DirLock {
   static async acquire(dir: string, opts: LockOptions): Promise<DirLock> {
     const file = path.join(dir, LOCK_FILE);
     const staleMs = opts.staleMs ?? 15_000;
-    const token = `${os.hostname()} pid ${process.pid} ${randomBytes(8).toString('hex')}`;
+    const token = `${os.hostname()} pid ${process.pid} ${uniqueHex(16)}`;
     const deadline = Date.now() + opts.timeoutMs;
     let announced = false;
     for (let attempt = 0; ; attempt++) {
