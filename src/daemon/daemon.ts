@@ -33,9 +33,8 @@ export interface DaemonSettings {
   flags: Partial<Record<Kind, ListSpec>>;
   configMap?: ConfigMapRef;
   fight: FightOptions;
-  /** Queue: quiet time ending a burst, and the longest wait. */
+  /** Queue: the shortest time between the starts of two reconciles. */
   debounceMs: number;
-  maxDelayMs: number;
   /** File watchers: debounce and safety-net re-check interval. */
   watchDebounceMs: number;
   recheckMs: number;
@@ -90,7 +89,6 @@ export class Daemon {
     this.backoff = new Backoff({ baseDelayMs: settings.retryBaseMs, maxDelayMs: settings.retryMaxMs });
     this.queue = new ReconcileQueue((triggers) => this.reconcileOnce(triggers), {
       debounceMs: settings.debounceMs,
-      maxDelayMs: settings.maxDelayMs,
       onError: (e) => deps.reporter.error(`reconcile loop: ${internalError(e, debugEnabled(settings.env))}`),
     });
     if (settings.configMap) {
