@@ -40,12 +40,12 @@ async function readNodeConfig(dir: string, name: string): Promise<string | undef
   const file = path.join(dir, name);
   let real: string;
   try {
-    real = realpathSync(file);
+    real = realpathSync.native(file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw ioError(`cannot read ${file}`, e);
   }
-  const realDir = realpathSync(dir);
+  const realDir = realpathSync.native(dir);
   if (path.dirname(real) !== realDir) {
     throw new CniNodeError('invalid', `${file} is a link to ${real}, outside ${dir}; a pointer may only name a file in the node configs dir`);
   }

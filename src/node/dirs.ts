@@ -22,7 +22,8 @@ async function realish(dir: string): Promise<string> {
   const rest: string[] = [];
   for (let d = abs; ; d = path.dirname(d)) {
     try {
-      return path.join(realpathSync(d), ...rest.reverse());
+      // realpath(3), one system call (fs.realpathSync walks the path in JavaScript, an lstat per component).
+      return path.join(realpathSync.native(d), ...rest.reverse());
     } catch {
       if (path.dirname(d) === d) return abs;
       rest.push(path.basename(d));
