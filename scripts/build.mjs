@@ -74,6 +74,8 @@ if (typeof process.getBuiltinModule !== 'function') {
 const LAZY_BUILTINS = {
   // Functions only: each is a wrapper that loads the module on its first call.
   'node:crypto': new Set(['randomBytes', 'randomUUID', 'createHash', 'createHmac', 'timingSafeEqual']),
+  // The lock's holder name (hostname) is taken only by runs that write.
+  'node:os': new Set(['hostname', 'homedir', 'userInfo']),
 };
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 const RESERVED = new Set([

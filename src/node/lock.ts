@@ -1,5 +1,5 @@
 import { closeSync, constants, openSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { CniNodeError } from '../core/errors.js';
 import { ioError } from './atomic.js';
@@ -53,7 +53,7 @@ export class DirLock {
   static async acquire(dir: string, opts: LockOptions): Promise<DirLock> {
     const file = path.join(dir, LOCK_FILE);
     const staleMs = opts.staleMs ?? 15_000;
-    const token = `${os.hostname()} pid ${process.pid} ${uniqueHex(16)}`;
+    const token = `${hostname()} pid ${process.pid} ${uniqueHex(16)}`;
     const deadline = Date.now() + opts.timeoutMs;
     let announced = false;
     for (let attempt = 0; ; attempt++) {
