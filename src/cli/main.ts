@@ -68,7 +68,7 @@ async function runAction(mode: Mode, values: Values, positionals: string[]): Pro
     signal: controller.signal,
     ...(typeof values.kubeconfig === 'string' ? { kubeconfig: values.kubeconfig } : {}),
   };
-  const { reconcile } = await import('../engine/engine.js');
+  const { reconcile } = await import('./actions.js');
   let paused: Promise<NodeJS.Signals> | undefined;
   try {
     const result = await reconcile({ mode, lists }, options);
@@ -139,13 +139,13 @@ export async function main(argv: string[]): Promise<number> {
         stdout(`cni-node ${VERSION} (${REVISION})\n`);
         return 0;
       case 'list': {
-        const { availablePlugins } = await import('../node/plugins.js');
+        const { availablePlugins } = await import('./actions.js');
         const names = await availablePlugins(resolveDirs(values, process.env).pluginsDir);
         stdout(names.map((n) => `${n}\n`).join(''));
         return 0;
       }
       case 'check': {
-        const { checkCommand } = await import('./check.js');
+        const { checkCommand } = await import('./actions.js');
         return await checkCommand(resolveDirs(values, process.env), logFormat(values));
       }
       case 'run': {
