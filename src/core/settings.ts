@@ -409,7 +409,7 @@ export const SETTINGS = {
     flag: 'kubeconfig',
     commands: WATCH,
     placeholder: '<File>',
-    shownDefault: 'in-cluster, $KUBECONFIG, ~/.kube/config',
+    shownDefault: '$KUBECONFIG, in-cluster, ~/.kube/config',
     meaning: 'Kubernetes credentials',
   }),
 } as const;

@@ -9,7 +9,7 @@
 // kubelet, kube-proxy, containerd + runc, all inside a network namespace),
 // started for this suite and stopped after it; the last test proves that the
 // host is left as it was. Or any cluster: CNI_NODE_TEST_KUBECONFIG and
-// CNI_NODE_TEST_IMAGE (README, "Testing on your own cluster").
+// CNI_NODE_TEST_IMAGE (docs/development.md, "Testing on your own cluster").
 //
 // Everything goes through kubectl and the README's own commands (the last test
 // checks that every command in the README's "Deploying on a cluster" section is
