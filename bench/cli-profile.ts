@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BUNDLE, NODE, instructions, machine, round, run, table, writeResults } from './lib.js';
+import { CNI_NODE_ARGS, NODE, instructions, machine, round, run, table, writeResults } from './lib.js';
 
 const RUNS = Number(process.env['BENCH_PROFILE_RUNS'] ?? 30);
 const PLUGINS = process.env['BENCH_PLUGINS_DIR'] ?? '/usr/lib/cni';
@@ -26,7 +26,7 @@ const plugins = readdirSync(PLUGINS)
   .sort()
   .slice(0, 16);
 const env = { ...process.env, CNI_NODE_PLUGINS_DIR: PLUGINS, CNI_NODE_HOST_PLUGINS_DIR: hostBin };
-const noop = [BUNDLE, 'install', `--plugins=${plugins.join(',')}`];
+const noop = [...CNI_NODE_ARGS, 'install', `--plugins=${plugins.join(',')}`];
 run(NODE, noop, { env });
 
 interface ProfileNode {
@@ -101,7 +101,7 @@ console.log(
 );
 const results: Record<string, unknown> = {};
 for (const [name, args] of [
-  ['version', [BUNDLE, 'version']],
+  ['version', [...CNI_NODE_ARGS, 'version']],
   ['no-op re-install', noop],
 ] as const) {
   const p = profile(name.replace(/\W+/g, '-'), [...args]);
@@ -151,7 +151,7 @@ if (instructions(['-e', '0']) !== undefined) {
     writeFileSync(file, `${code}\n`);
     counts.push([what, instructions([file], { stdio: ['ignore', 'ignore', 'pipe'] }) as number]);
   }
-  counts.push(['`cni-node version`', instructions([BUNDLE, 'version'], { env }) as number]);
+  counts.push(['`cni-node version`', instructions([...CNI_NODE_ARGS, 'version'], { env }) as number]);
   counts.push(['`cni-node` no-op re-install of 16 plugins', instructions(noop, { env }) as number]);
   const empty = counts[1]?.[1] as number;
   console.log('## Instructions (callgrind, deterministic V8 flags); each probe is an ES module doing only that\n');

@@ -50,7 +50,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { BUNDLE, NODE, instructions, machine, maxRssKb, ms, round, run, summary, table, timeProcess, writeResults, type Summary } from './lib.js';
+import { CNI_NODE_ARGS, NODE, instructions, machine, maxRssKb, ms, round, run, summary, table, timeProcess, writeResults, type Summary } from './lib.js';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 20);
 const PLUGINS_SRC = process.env['BENCH_PLUGINS_DIR'] ?? '/usr/lib/cni';
@@ -218,7 +218,7 @@ function inside(scratch: string, chrooted: boolean): void {
     for (const n of readdirSync(dir)) rmSync(path.join(dir, n), { recursive: true, force: true });
   };
   const syncFs = () => run('sync', ['-f', scratch]);
-  const tool = (t: 'original' | 'cni-node'): [string, string[]] => (t === 'original' ? [ORIGINAL, []] : [NODE, [BUNDLE]]);
+  const tool = (t: 'original' | 'cni-node'): [string, string[]] => (t === 'original' ? [ORIGINAL, []] : [NODE, [...CNI_NODE_ARGS]]);
   const exec = (t: 'original' | 'cni-node', args: string[]) => {
     const [cmd, pre] = tool(t);
     run(cmd, [...pre, ...args], { env });
@@ -357,12 +357,12 @@ function inside(scratch: string, chrooted: boolean): void {
     exec('cni-node', ['install', `--plugins=${all}`]);
     repeatable['node -e 0'] = { instructions: instructions(['-e', '0'], { env }) as number, maxRssKb: maxRssKb(NODE, ['-e', '0']) as number };
     repeatable['cni-node version'] = {
-      instructions: instructions([BUNDLE, 'version'], { env }) as number,
-      maxRssKb: maxRssKb(NODE, [BUNDLE, 'version'], { env }) as number,
+      instructions: instructions([...CNI_NODE_ARGS, 'version'], { env }) as number,
+      maxRssKb: maxRssKb(NODE, [...CNI_NODE_ARGS, 'version'], { env }) as number,
     };
     repeatable['cni-node no-op re-install'] = {
-      instructions: instructions([BUNDLE, 'install', `--plugins=${all}`], { env }) as number,
-      maxRssKb: maxRssKb(NODE, [BUNDLE, 'install', `--plugins=${all}`], { env }) as number,
+      instructions: instructions([...CNI_NODE_ARGS, 'install', `--plugins=${all}`], { env }) as number,
+      maxRssKb: maxRssKb(NODE, [...CNI_NODE_ARGS, 'install', `--plugins=${all}`], { env }) as number,
     };
   }
 

@@ -17,7 +17,8 @@
 //      on an empty node (plugins + the template rendered), and on a node it already
 //      converged (a restart), next to `node -e 0` timed in the same rounds.
 //
-// BENCH_NODE_FLAGS runs the daemon with Node/V8 flags (e.g. "--lite-mode");
+// The daemon runs with the image's Node/V8 flags (Dockerfile ENTRYPOINT), node start
+// with the same; BENCH_NODE_FLAGS replaces them ("" for none, or e.g. "--lite-mode");
 // CNI_NODE_DEBOUNCE is passed through (default 100ms).
 // Run: npm run build && node build/bench/daemon.js   (root, test kube-apiserver)
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -29,13 +30,13 @@ import { performance } from 'node:perf_hooks';
 import { clusterUnavailableReason, startTestCluster, type TestCluster } from '../test/e2e/support/cluster.js';
 import { NS, grantServiceAccount, nodeTree, putConfigMap, type Cleanups, type Tree } from '../test/e2e/support/daemon.js';
 import { calico, multusSetup, podEnv, runArgs } from './daemon-setup.js';
-import { NODE, machine, metricSum, ms, round, sleep, summary, table, timeProcess, writeResults, type Summary } from './lib.js';
+import { IMAGE_NODE_FLAGS, NODE, machine, metricSum, ms, round, sleep, summary, table, timeProcess, writeResults, type Summary } from './lib.js';
 
 const N = Number(process.env['BENCH_CHANGES'] ?? 100);
 const BURSTS = Number(process.env['BENCH_BURSTS'] ?? 20);
 const BURST_SIZE = Number(process.env['BENCH_BURST_SIZE'] ?? 5);
 const STARTS = Number(process.env['BENCH_STARTS'] ?? 10);
-const NODE_FLAGS = (process.env['BENCH_NODE_FLAGS'] ?? '').split(/\s+/).filter((x) => x !== '');
+const NODE_FLAGS = (process.env['BENCH_NODE_FLAGS'] ?? IMAGE_NODE_FLAGS.join(' ')).split(/\s+/).filter((x) => x !== '');
 const CM = 'bench-cni';
 const exists = (p: string) =>
   stat(p).then(
@@ -357,12 +358,15 @@ try {
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
   await cluster.stop();
 }
-const file = writeResults(`daemon${NODE_FLAGS.length ? `-${NODE_FLAGS.join('_').replace(/[^a-z0-9_=-]/gi, '')}` : ''}`, {
-  benchmark: 'daemon',
-  date: new Date().toISOString(),
-  machine: machine(),
-  nodeFlags: NODE_FLAGS,
-  debounce: process.env['CNI_NODE_DEBOUNCE'] ?? null,
-  ...results,
-});
+const file = writeResults(
+  `daemon${process.env['BENCH_NODE_FLAGS'] !== undefined && NODE_FLAGS.length ? `-${NODE_FLAGS.join('_').replace(/[^a-z0-9_=-]/gi, '')}` : ''}`,
+  {
+    benchmark: 'daemon',
+    date: new Date().toISOString(),
+    machine: machine(),
+    nodeFlags: NODE_FLAGS,
+    debounce: process.env['CNI_NODE_DEBOUNCE'] ?? null,
+    ...results,
+  },
+);
 console.log(`\nresults: ${file}`);
