@@ -255,7 +255,9 @@ class DaemonProcess {
       },
       onProblem: (problem) => {
         this.readiness.set('kubeconfig-out', problem);
-        if (problem) events.emit('Warning', 'KubeconfigOutFailed', problem);
+        // onProblem(undefined) comes only when a problem is over.
+        if (problem) events.emit('KubeconfigOutFailed', problem);
+        else events.emit('KubeconfigOutCurrent', `--kubeconfig-out ${out} is current again`);
       },
     });
     this.cleanups.push(() => kubeconfigOut.close());

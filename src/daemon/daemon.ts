@@ -327,7 +327,7 @@ export class Daemon {
       const [kind, name] = h.key.split(' ', 2) as [Kind, string];
       if (!(desired[kind] ?? []).includes(name)) {
         this.fights.release(h.key);
-        this.observer.fightEnded(h.key);
+        this.observer.fightEnded(h.key, 'not desired');
       }
     }
     this.observer.fightsHeld(this.fights.held().length);
@@ -342,7 +342,7 @@ export class Daemon {
       () => {
         this.fightTimer = undefined;
         for (const h of this.fights.expire()) {
-          this.observer.fightEnded(h.key);
+          this.observer.fightEnded(h.key, 'expired');
           this.trigger('fight', `the pause on ${h.key} ended; restoring it`);
         }
         this.observer.fightsHeld(this.fights.held().length);

@@ -61,7 +61,6 @@ export class ValueTracker {
 
   constructor(
     private readonly queue: HandlerQueue,
-    private readonly log: (line: string) => void,
     private readonly warn: (line: string) => void,
   ) {}
 
@@ -81,15 +80,9 @@ export class ValueTracker {
     }
     const previous = this.last;
     this.last = value;
-    this.log(`value changed (${describe(previous)} → ${describe(value)})`);
+    // The queue logs the change when the handler runs for it (changes coalesce while one runs).
     this.queue.push(value, previous);
   }
-}
-
-function describe(value: string): string {
-  if (value === '') return 'empty';
-  const oneLine = value.replace(/\s+/g, ' ');
-  return JSON.stringify(oneLine.length > 60 ? `${oneLine.slice(0, 60)}…` : oneLine);
 }
 
 /** Like the original: the channel's directory is made and the channel exists (empty) from the start. */
