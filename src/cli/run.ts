@@ -70,6 +70,7 @@ function runOptions(values: Values, flags: Partial<Record<Kind, ListSpec>>, env:
     retryMaxMs: 60_000,
     retryInputMs: 30_000,
     retryInputMaxMs: 300_000,
+    manifestRecheckMs: SETTINGS.manifestRecheck.read(env) as number,
     ...(kubeconfig ? { kubeconfig } : {}),
   };
   return {
