@@ -1,13 +1,15 @@
 // A flood of value changes (a busy object watched with `{}`, or a broken or hostile
 // API server streaming new versions of one) while kube-watch's handler runs: the
 // changes are coalesced into at most one waiting run with the latest value, so
-// neither the runs nor the values held grow with the flood.
+// neither the runs nor the values held grow with the flood; and the template,
+// evaluated on the whole watched set, runs at most once per 100 ms.
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile, chmod } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HandlerQueue } from '../../src/daemon/handler-queue.js';
+import { EVALUATE_EVERY_MS, latestAtMostEvery } from '../../src/daemon/kube-watch.js';
 
 let dir: string;
 before(async () => {
@@ -61,5 +63,25 @@ describe('a flood of changes: kube-watch handler runs are coalesced', { timeout:
     await q.idle();
     assert.equal(q.runs, 1);
     await q.stop();
+  });
+});
+
+describe('a flood of watch events: kube-watch evaluates its template at most once per 100 ms', () => {
+  test('10,000 deliveries in a row: one evaluation at once, one with the last set at the end of the window; none after stop', async () => {
+    const seen: number[] = [];
+    const stop = new AbortController();
+    const offer = latestAtMostEvery<number>(EVALUATE_EVERY_MS, stop.signal, (v) => void seen.push(v));
+    for (let i = 1; i <= 10_000; i++) offer(i);
+    assert.deepEqual(seen, [1]);
+    await new Promise((r) => setTimeout(r, EVALUATE_EVERY_MS + 50));
+    assert.deepEqual(seen, [1, 10_000]);
+    await new Promise((r) => setTimeout(r, EVALUATE_EVERY_MS + 50));
+    offer(10_001); // quiet for a window: at once
+    assert.deepEqual(seen, [1, 10_000, 10_001]);
+    offer(10_002);
+    stop.abort();
+    await new Promise((r) => setTimeout(r, EVALUATE_EVERY_MS + 50));
+    offer(10_003);
+    assert.deepEqual(seen, [1, 10_000, 10_001]);
   });
 });
