@@ -12,9 +12,8 @@
 //    someone is created again, by a daemon that may not read it (as deploy/'s RBAC),
 //    with the requests it costs counted by a proxy (support/fault-proxy.ts).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, rename, writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
@@ -24,7 +23,6 @@ import { exists, NS, podName, projectedVolume, sleep, type Cleanups, type Daemon
 import { FaultProxy } from './support/fault-proxy.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const KUBE_WATCH = path.join(ROOT, 'bin', 'kube-watch');
 const skip = clusterUnavailableReason() ?? (existsSync(path.join(ROOT, 'dist', 'cni-node.mjs')) ? undefined : 'the CLI is not built: run `npm run build`');
 const MiB = 1024 * 1024;
 
@@ -213,30 +211,8 @@ describe(
       const cm = 'kube-watch-flood';
       await run.putConfigMap(cluster, cm, { v: 'start' });
       const tree = await run.nodeTree(cluster, cleanups, 'kube-watch-flood-');
-      const runsLog = path.join(tree.root, 'runs.log');
-      const handler = path.join(tree.root, 'handler.sh');
-      await writeFile(handler, `#!/bin/sh\nprintf '%s %s\\n' "$2" "$3" >> ${JSON.stringify(runsLog)}\nsleep 1\n`);
-      await chmod(handler, 0o755);
-      const runs = (): string[] =>
-        existsSync(runsLog)
-          ? readFileSync(runsLog, 'utf8')
-              .split('\n')
-              .filter((l) => l !== '')
-          : [];
-      const child = spawn(KUBE_WATCH, ['object', 'configmap', `${NS}/${cm}`, '-j', '{.data.v}', '-c', path.join(tree.root, 'channel'), '-h', handler], {
-        env: {
-          PATH: process.env['PATH'],
-          KUBERNETES_SERVICE_HOST: '127.0.0.1',
-          KUBERNETES_SERVICE_PORT: new URL(cluster.server).port,
-          CNI_NODE_SERVICE_ACCOUNT_DIR: tree.sa,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-      child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-      cleanups.push(async () => void child.kill('SIGKILL'));
-      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      const kw = await run.startKubeWatch(tree, cm, '{.data.v}', `printf '%s %s\\n' "$2" "$3" >> "$RUNS"\nsleep 1`, new URL(cluster.server).port, cleanups);
+      const { child, runs, exited } = kw;
       try {
         await until('the first value', async () => runs().length === 1, 20_000);
         const rss0 = peakRss(child.pid as number);
@@ -256,10 +232,10 @@ describe(
           "each run's previous value is the one the handler saw last",
         );
         assert.equal(readFileSync(path.join(tree.root, 'channel'), 'utf8').slice(0, 6), 'v0300-');
-        assert.match(out, /change\(s\) in between coalesced while the handler ran/);
+        assert.match(kw.out(), /change\(s\) in between coalesced while the handler ran/);
         assert.ok(peakRss(child.pid as number) < rss0 + 64 * MiB);
         child.kill('SIGTERM');
-        assert.equal(await exited, 0, out);
+        assert.equal(await exited, 0, kw.out());
       } finally {
         if (child.exitCode === null) child.kill('SIGKILL');
       }
