@@ -33,7 +33,7 @@
 #   NODE_EXTRA_CA_CERTS  path of an extra CA bundle *inside the build container*, for
 #                   builds behind a TLS-intercepting proxy (mount the file with
 #                   `podman build -v HOSTFILE:/run/extra-ca.crt:ro` and pass that path)
-#   The pins below (MULTUS_*, CNI_PLUGINS_*): see "Bumping a pinned version" in the README.
+#   The pins below (MULTUS_*, CNI_PLUGINS_*): see docs/image.md, "Bumping a pinned version".
 #
 # Offline build (what scripts/image-build.sh does):
 #   podman build --build-context vendor-src=/path/to/vendor-src \

@@ -65,14 +65,15 @@ export function usage(): string {
     'Options of run:',
     ...optionLines('run', 2),
     '',
-    'Environment (the README says what each means, and its default):',
+    'Environment (docs/configuration.md says what each means, and its default):',
     ...wrap(
       environment.map((s) => s.spec.env as string),
       2,
       80,
     ),
     '',
-    'Exit codes: 0 success, 1 the job failed (the message says why), 2 bad command line.',
+    'Exit codes: 0 success, 1 the job failed (the message says why), 2 bad command line,',
+    '            128+N stopped by signal N, 70 a bug in cni-node (please report it).',
     '',
   ].join('\n');
 }

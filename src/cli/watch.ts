@@ -1,7 +1,7 @@
 /**
  * `kube-watch …` (bin/kube-watch) and `cni-node watch …`: the original kube-watch's
  * command line. The watching itself is daemon/kube-watch.ts; what is kept of the
- * original and the limits are in docs/ARCHITECTURE.md and the README.
+ * original and the limits are in docs/kube-watch.md and docs/ARCHITECTURE.md.
  *
  * Bad input is refused up front, never retried (exit 2). SIGTERM / SIGINT / SIGHUP:
  * stop watching, stop a running handler, exit 0. Failures to start exit 1.

@@ -2,7 +2,7 @@
  * Every setting of cni-node in one table: each command-line option and each
  * environment variable, with its default, its meaning and its parser. The
  * argument parser and `cni-node help` (cli/), kube-watch's options, what `run`
- * logs at start, and the README's tables (test/core/settings.test.ts) all come
+ * logs at start, and the tables of the README and docs/ (test/core/settings.test.ts) all come
  * from here; code reads a setting through its entry (`SETTINGS.recheck.read(env)`).
  */
 // size: one table of every setting is the point of this module; its entries are data
@@ -12,13 +12,13 @@ import { CniNodeError } from './errors.js';
 
 export type Command = 'install' | 'uninstall' | 'apply' | 'list' | 'check' | 'version' | 'run' | 'watch';
 
-/** Where a setting is documented and shown in help: the README table of its group. */
+/** Where a setting is documented and shown in help: the table of its group (README or docs/). */
 export type SettingGroup =
   | 'option' // the options of install, uninstall, apply (README "Commands")
   | 'directory' // README "Directories"
   | 'run' // the options of run (README "Options of run")
-  | 'environment' // environment only (README "Environment")
-  | 'kube-watch'; // kube-watch's options (README "kube-watch options")
+  | 'environment' // environment only (docs/configuration.md "Environment")
+  | 'kube-watch'; // kube-watch's options (docs/kube-watch.md "kube-watch options")
 
 export type Env = Readonly<Record<string, string | undefined>>;
 /** Parsed command-line values, by flag name (util.parseArgs's `values`). */
@@ -42,7 +42,7 @@ export interface SettingSpec<T> {
   shownDefault?: string;
   /** How the value is written in help text (`--plugins=a,b`). */
   placeholder?: string;
-  /** One line, for help text and the README. */
+  /** One line, for help text and the docs. */
   meaning: string;
   /** Text → value; throws a usage CniNodeError naming `where` (the flag or variable). Default: the text. */
   parse?: (text: string, where: string) => T;
@@ -50,7 +50,7 @@ export interface SettingSpec<T> {
   emptyIsUnset?: boolean;
   /** May hold a credential: shown redacted. */
   secret?: boolean;
-  /** Not shown in help (documented in the README only). */
+  /** Not shown in help. */
   hidden?: boolean;
 }
 
@@ -140,7 +140,7 @@ export const SETTINGS = {
     flag: 'pause',
     commands: ACTIONS,
     boolean: true,
-    meaning: 'after the action, wait for SIGTERM or SIGINT, then exit 0',
+    meaning: 'after the action, wait for SIGTERM, SIGINT or SIGHUP, then exit 0',
   }),
   dryRun: setting<boolean>('dry-run', {
     group: 'option',
@@ -177,8 +177,8 @@ export const SETTINGS = {
     flag: 'kubeconfig',
     commands: ACTIONS,
     placeholder: '<path>',
-    meaning: 'kubeconfig for manifests (default: in-cluster, $KUBECONFIG)',
-    shownDefault: 'in-cluster service account, then $KUBECONFIG, then ~/.kube/config',
+    meaning: 'kubeconfig for manifests (default: $KUBECONFIG, in-cluster, ~/.kube/config)',
+    shownDefault: '$KUBECONFIG, then the in-cluster service account, then ~/.kube/config',
   }),
   help: setting<boolean>('help', { group: 'option', flag: 'help', commands: ALL, boolean: true, meaning: 'print the usage', hidden: true }),
 
@@ -417,7 +417,7 @@ export const SETTINGS = {
     flag: 'kubeconfig',
     commands: WATCH,
     placeholder: '<File>',
-    shownDefault: 'in-cluster, $KUBECONFIG, ~/.kube/config',
+    shownDefault: '$KUBECONFIG, in-cluster, ~/.kube/config',
     meaning: 'Kubernetes credentials',
   }),
 } as const;

@@ -9,7 +9,7 @@
 // kubelet, kube-proxy, containerd + runc, all inside a network namespace),
 // started for this suite and stopped after it; the last test proves that the
 // host is left as it was. Or any cluster: CNI_NODE_TEST_KUBECONFIG and
-// CNI_NODE_TEST_IMAGE (README, "Testing on your own cluster").
+// CNI_NODE_TEST_IMAGE (docs/development.md, "Testing on your own cluster").
 //
 // Everything goes through kubectl and the README's own commands (the last test
 // checks that every command in the README's "Deploying on a cluster" section is
@@ -577,12 +577,31 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
 
   test("Uninstall for good: the README's removal leaves the node with exactly the files it had before the install", async (t) => {
     assert.ok(installed, 'needs the install above');
-    // Pods on the extra network go first: their CNI DEL needs Multus' config.
-    await k.ok(['-n', ns, 'delete', 'pods', '-l', 'cni-node-e2e', '--wait=true', '--timeout=180s'], { timeoutMs: 200_000 });
+    // 1. Pods with extra networks first, with the README's commands, while Multus is
+    // on the node: their CNI DEL goes through Multus and releases the attachment's address.
+    assert.notEqual(await attachmentReservations(), '', "before: the attachment's host-local reservations are on the node");
+    const attached = (await attachedPods()).filter(([podNs]) => podNs === ns); // on a cluster of your own, only the suite's pods
+    assert.ok(
+      attached.some(([, pod]) => pod === 'multi'),
+      `the README's listing finds the pods with extra networks: ${JSON.stringify(attached)}`,
+    );
+    for (const [podNs, pod] of attached) {
+      const r = await k.run(['-n', podNs, 'delete', 'pod', pod], { timeoutMs: 200_000 });
+      assert.ok(r.code === 0 || /NotFound|not found/.test(r.stderr), show(['kubectl', '-n', podNs, 'delete', 'pod', pod], r));
+    }
+    assert.deepEqual(
+      (await attachedPods()).filter(([podNs]) => podNs === ns),
+      [],
+      'the listing is empty once they are deleted',
+    );
+    // A reservation DEL did not release would stay for ever; the sandboxes' teardown may lag the API by a moment.
+    await waitFor("no host-local reservation of the attachment left on the node (Multus ran each pod's DEL)", 60_000, async () =>
+      (await attachmentReservations()) === '' ? true : undefined,
+    );
     const t0 = Date.now();
-    // 1. Empty the lists.
+    // 2. Empty the lists.
     await k.ok(['-n', SYSTEM, 'patch', 'configmap', 'multus-cni', '--type', 'merge', '-p', '{"data":{"plugins":"","configs":""}}']);
-    // 2. Until every node has converged.
+    // 3. Until every node has converged.
     await waitFor(
       'every node to log the removals and be READY',
       120_000,
@@ -599,13 +618,13 @@ describe('cni-node on a real cluster, deployed from deploy/ as users deploy it',
       1_000,
     );
     timing(t, 'uninstall: lists emptied → node converged', secs(Date.now() - t0));
-    // 3. The DaemonSet, then the per-node bindings.
+    // 4. The DaemonSet, then the per-node bindings.
     await k.ok(['delete', '-f', 'deploy/multus-cni.yaml']);
     await k.ok(['delete', 'clusterrolebindings', '-l', 'app.kubernetes.io/part-of=multus-cni,app.kubernetes.io/managed-by=cni-node']);
     await waitFor('the DaemonSet pods to be gone', 120_000, async () =>
       (await podOnNode(k, SYSTEM, DS_SELECTOR, node, { terminating: true })) === undefined ? true : undefined,
     );
-    // 4. The README's variant that keeps the CRD (and with it the attachments)…
+    // 5. The README's variant that keeps the CRD (and with it the attachments)…
     await k.ok(['-n', SYSTEM, 'delete', 'serviceaccount/cni-node', 'role/cni-node', 'rolebinding/cni-node']);
     await k.ok(['delete', 'clusterrolebinding/cni-node', 'clusterrole/cni-node', 'clusterrole/multus-cni']);
     assert.ok((await k.getOrUndefined(['-n', ns, 'network-attachment-definitions', NAD])) !== undefined, 'that variant keeps the NetworkAttachmentDefinitions');
@@ -823,6 +842,27 @@ function testPod(name: string, labels: Record<string, string> = { 'cni-node-e2e'
   };
 }
 
+/** The README's listing of the pods with extra networks ("Uninstalling for good"): every pod with the networks annotation. */
+const ATTACHED_PODS_JSONPATH = `{range .items[?(@.metadata.annotations.k8s\\.v1\\.cni\\.cncf\\.io/networks)]}{.metadata.namespace}{" "}{.metadata.name}{"\\n"}{end}`;
+
+/** [namespace, name] of each pod the README's listing prints. */
+async function attachedPods(): Promise<Array<[string, string]>> {
+  const out = await k.ok(['get', 'pods', '-A', '-o', `jsonpath=${ATTACHED_PODS_JSONPATH}`]);
+  return out
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => l.trim().split(' ') as [string, string]);
+}
+
+/** The addresses host-local holds for the attachment on the node (one file per address), one per line. */
+async function attachmentReservations(): Promise<string> {
+  const out = await helper.sh('ls "/host/var/lib/cni/networks/$1" 2>/dev/null || true', [NAD]);
+  return out
+    .split('\n')
+    .filter((f) => f.startsWith(NET1_SUBNET))
+    .join('\n');
+}
+
 function networkStatus(pod: Pod): NetworkStatus[] {
   const text = pod.metadata.annotations?.[STATUS_ANNOTATION];
   if (text === undefined) return [];
@@ -952,6 +992,8 @@ function matches(readme: string[], ran: readonly string[]): boolean {
       .replace(/multus-cni-node-xxxxx/g, 'multus-cni-node-[a-z0-9]+')
       .replace(/node-debugger-<node>-xxxxx/g, 'node-debugger-[a-z0-9.-]+')
       .replace(/<node>/g, escapeRe(node))
+      .replace(/<namespace>/g, escapeRe(ns))
+      .replace(/<pod>/g, '[a-z0-9.-]+')
       .replace(/registry\\\.example\\\.com\/cni-node:0\\\.1\\\.0/g, escapeRe(image))
       .replace(/busybox:1\\\.35/g, escapeRe(settings.busyboxImage))
       .replace(/^9740:9740$/, '\\d+:9740')

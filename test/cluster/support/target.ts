@@ -5,7 +5,7 @@
 // checkout's Dockerfile (scripts/image-build.sh) and loaded into its containerd.
 //
 // Bring your own cluster: set CNI_NODE_TEST_KUBECONFIG and CNI_NODE_TEST_IMAGE and
-// the same suite runs against that cluster (README, "Testing on your own cluster").
+// the same suite runs against that cluster (docs/development.md, "Testing on your own cluster").
 // A separate variable rather than KUBECONFIG, so that a KUBECONFIG in someone's
 // shell never points this suite, which deploys into kube-system and replaces files
 // on a node, at a cluster by accident.
