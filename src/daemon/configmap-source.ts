@@ -105,7 +105,11 @@ export class ConfigMapSource {
     this.seen = true;
     readiness.set(READINESS_CONFIGMAP, undefined);
     const data = cm['data'] as Record<string, string> | undefined;
-    const values = KINDS.map((k) => (typeof data === 'object' && data !== null ? data[CONFIG_MAP_KEYS[k]] : undefined));
+    // A value that is not a string (from a broken server) is one problem whatever it holds: compared by its type.
+    const values = KINDS.map((k) => {
+      const v: unknown = typeof data === 'object' && data !== null ? data[CONFIG_MAP_KEYS[k]] : undefined;
+      return v === undefined || typeof v === 'string' ? v : `\0${typeof v}`;
+    });
     if (this.lastValues?.every((v, i) => v === values[i])) return;
     this.lastValues = values;
     // From the server: shown, never trusted to be one short line.

@@ -20,7 +20,7 @@ import { after, before, describe, test } from 'node:test';
 import { clusterUnavailableReason, startTestCluster, type TestCluster } from './support/cluster.js';
 import * as run from './support/daemon.js';
 import { exists, NS, podName, projectedVolume, sleep, type Cleanups, type Daemon, type Tree } from './support/daemon.js';
-import { FaultProxy } from './support/fault-proxy.js';
+import { FaultProxy, type Seen } from './support/fault-proxy.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const skip = clusterUnavailableReason() ?? (existsSync(path.join(ROOT, 'dist', 'cni-node.mjs')) ? undefined : 'the CLI is not built: run `npm run build`');
@@ -205,6 +205,49 @@ describe(
           .join('\n')}`,
       );
       assert.equal((await d.stop()).code, 0);
+    });
+
+    test('a hostile API server streaming 300 new versions whose list is not even a string: reported once, no reconcile', async () => {
+      const cm = 'cni-flood-hostile';
+      await run.putConfigMap(cluster, cm, { plugins: 'bridge' });
+      const tree = await run.nodeTree(cluster, cleanups, 'cni-node-flood2-');
+      const isWatch = (x: Seen) =>
+        x.path === `/api/v1/namespaces/${NS}/configmaps` && x.query.get('fieldSelector') === `metadata.name=${cm}` && x.query.get('watch') === '1';
+      const mark = proxy.seen.length;
+      const d = await startDaemon(tree, [`--config-map=${NS}/${cm}`], {}, proxy.port);
+      try {
+        await until('ready', async () => (await d.readyz()).status === 200, 20_000, d);
+        await until('watching', async () => proxy.seen.slice(mark).some(isWatch), 10_000, d);
+        const reconciles = await d.metric('cni_node_reconciles_total');
+        const uid = (
+          (await cluster.request<{ metadata: { uid: string } }>('GET', `/api/v1/namespaces/${NS}/configmaps/${cm}`)).body as { metadata: { uid: string } }
+        ).metadata.uid;
+        const event = (i: number) =>
+          `${JSON.stringify({ type: 'MODIFIED', object: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: cm, namespace: NS, uid, resourceVersion: String(900_000 + i) }, data: { plugins: { n: i, forged: FORGED } } } })}\n`;
+        proxy.inject(isWatch, {
+          // One event every 5 ms, so each arrives on its own (events read together are applied together).
+          respond: (res) => {
+            res.writeHead(200, { 'content-type': 'application/json' });
+            let i = 0;
+            const next = (): void => {
+              if (res.destroyed) return;
+              if (i === 300) return void res.end();
+              res.write(event(i++));
+              setTimeout(next, 5);
+            };
+            next();
+          },
+        });
+        proxy.drop();
+        await d.waitLog(/key plugins is not a string/, 15_000);
+        await until('watching the real server again', async () => proxy.seen.slice(mark).filter((x) => isWatch(x) && !x.faulted).length >= 2, 15_000, d);
+        await sleep(500);
+        assert.equal(d.lines(/key plugins is not a string/).length, 1, d.log().slice(-3_000));
+        assert.equal(await d.metric('cni_node_reconciles_total'), reconciles);
+        assert.equal((await d.stop()).code, 0);
+      } finally {
+        proxy.clearFaults();
+      }
     });
 
     test("a flood of real changes while kube-watch's handler runs: coalesced into one waiting run with the latest value; memory bounded", async (t) => {
