@@ -1,4 +1,5 @@
 import type { Dirs } from '../core/contracts.js';
+import { printable } from '../core/printable.js';
 import { checkNode } from '../node/check.js';
 import { stdout } from '../sys/output.js';
 import type { LogFormat } from './reporter.js';
@@ -12,11 +13,13 @@ export async function checkCommand(dirs: Dirs, format: LogFormat): Promise<numbe
   const lines: string[] = [`configs: ${dirs.hostConfigsDir}`, `plugins: ${dirs.hostPluginsDir}`];
   for (const f of report.files) {
     const mark = f === report.selected ? '*' : ' ';
+    // Names read from the node dir: whatever another installer (or anyone with root) called a file.
+    const file = printable(f.file, 260);
     if (!f.valid) {
-      lines.push(`${mark} ${f.file}: invalid, the runtime skips it: ${f.problems.join('; ')}`);
+      lines.push(`${mark} ${file}: invalid, the runtime skips it: ${f.problems.join('; ')}`);
       continue;
     }
-    lines.push(`${mark} ${f.file}: network "${f.info?.name}", cniVersion ${f.info?.cniVersion}${f === report.selected ? ' (selected)' : ''}`);
+    lines.push(`${mark} ${file}: network "${f.info?.name}", cniVersion ${f.info?.cniVersion}${f === report.selected ? ' (selected)' : ''}`);
     for (const p of f.plugins) lines.push(`    ${p.ok ? 'ok  ' : 'FAIL'} ${p.type}${p.ipam ? ' (ipam)' : ''}${p.problem ? `: ${p.problem}` : ''}`);
   }
   lines.push(`${report.ok ? 'OK' : 'FAIL'}: ${report.summary}`);

@@ -69,6 +69,7 @@ function runOptions(values: Values, flags: Partial<Record<Kind, ListSpec>>, env:
     retryMaxMs: 60_000,
     retryInputMs: 30_000,
     retryInputMaxMs: 300_000,
+    manifestRecheckMs: SETTINGS.manifestRecheck.read(env) as number,
     ...(kubeconfig ? { kubeconfig } : {}),
   };
   return {
@@ -254,7 +255,9 @@ class DaemonProcess {
       },
       onProblem: (problem) => {
         this.readiness.set('kubeconfig-out', problem);
-        if (problem) events.emit('Warning', 'KubeconfigOutFailed', problem);
+        // onProblem(undefined) comes only when a problem is over.
+        if (problem) events.emit('KubeconfigOutFailed', problem);
+        else events.emit('KubeconfigOutCurrent', `--kubeconfig-out ${out} is current again`);
       },
     });
     this.cleanups.push(() => kubeconfigOut.close());

@@ -167,7 +167,7 @@ export async function watchMain(args: string[]): Promise<number> {
   );
   const queue = new HandlerQueue({ handler: parsed.handler, channel: parsed.channel, log, warn });
   const ctx: WatchContext = {
-    tracker: new ValueTracker(queue, log, warn),
+    tracker: new ValueTracker(queue, warn),
     signal: controller.signal,
     log,
     warn,

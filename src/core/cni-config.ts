@@ -1,4 +1,5 @@
 import { nameProblem, showName } from './names.js';
+import { printable } from './printable.js';
 
 /**
  * Validation of rendered CNI network configuration, the way a container runtime
@@ -68,7 +69,8 @@ function jsonProblem(text: string, error: Error): string {
         })();
   // V8 quotes the text (or, for a long text, `…"some context"…`) after the reason: drop it.
   const what = error.message.replace(/ in JSON at position \d+.*$/, '').replace(/, (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s, '');
-  return `not valid JSON${where}: ${what}`;
+  // The reason may quote a character of the text (`Unexpected token '…'`): shown, never printed raw.
+  return `not valid JSON${where}: ${printable(what, 200)}`;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -92,17 +94,19 @@ export function checkNetworkConfig(fileName: string, text: string): { ok: true; 
   const isList = fileName.endsWith('.conflist') || (fileName.endsWith('.json') && 'plugins' in doc);
   const cniVersion = doc.cniVersion;
   if (typeof cniVersion !== 'string' || cniVersion === '') problems.push('"cniVersion" is missing or not a string');
-  else if (!VERSION.test(cniVersion)) problems.push(`"cniVersion" is "${cniVersion}"; expected a version such as "0.4.0" or "1.0.0"`);
+  else if (!VERSION.test(cniVersion)) problems.push(`"cniVersion" is "${showName(cniVersion)}"; expected a version such as "0.4.0" or "1.0.0"`);
   const name = doc.name;
   if (typeof name !== 'string' || name === '') problems.push('"name" is missing or not a string');
-  else if (!NETWORK_NAME.test(name)) problems.push(`"name" is "${name}"; a network name starts with a letter or digit and has only letters, digits, _ . -`);
+  else if (!NETWORK_NAME.test(name))
+    problems.push(`"name" is "${showName(name)}"; a network name starts with a letter or digit and has only letters, digits, _ . -`);
 
   const types: string[] = [];
-  const ipamTypes: string[] = [];
+  // A Set: a 1 MiB conflist can hold 30,000 plugins, each with an IPAM type of its own.
+  const ipamSet = new Set<string>();
   // The runtime does not run IPAM plugins itself, but the chain fails without them.
   const noteIpam = (conf: Record<string, unknown>) => {
     const ipam = conf.ipam;
-    if (isObject(ipam) && typeof ipam.type === 'string' && ipam.type !== '' && !ipamTypes.includes(ipam.type)) ipamTypes.push(ipam.type);
+    if (isObject(ipam) && typeof ipam.type === 'string' && ipam.type !== '') ipamSet.add(ipam.type);
   };
   if (isList) {
     const plugins = doc.plugins;
@@ -123,6 +127,7 @@ export function checkNetworkConfig(fileName: string, text: string): { ok: true; 
     }
   }
   // Types name binaries in the plugins dir (cni-node check runs them): the same plain-name rule as every other name.
+  const ipamTypes = [...ipamSet];
   for (const t of [...types, ...ipamTypes]) {
     const bad = nameProblem(t);
     if (bad) problems.push(`plugin type "${showName(t)}" is not a plain binary name: ${bad}`);

@@ -1,4 +1,5 @@
 import { CniNodeError } from './errors.js';
+import { printable, someOf } from './printable.js';
 
 /**
  * `$VAR` and `${VAR}` substitution for manifests, like envsubst but strict: a
@@ -49,35 +50,36 @@ export function substituteEnv(
       `${where} would be ${size.bytes} bytes once its variables are substituted${size.top ? ` (${size.top})` : ''}; at most ${maxBytes} bytes are allowed; nothing was sent`,
     );
   }
-  const missing: string[] = [];
+  // A Set: a manifest may name a hundred thousand distinct unset variables (Array.includes made that quadratic).
+  const missing = new Set<string>();
   const bad: string[] = [];
   const out = text.replace(REFERENCE, (whole, ref: string, braced: string | undefined) => {
     if (ref === '$') return '$';
     let name = ref;
     if (ref.startsWith('{')) {
       if (!whole.endsWith('}')) {
-        bad.push(`"${whole.slice(0, 40)}" has no closing }`);
+        bad.push(`"${printable(whole, 40)}" has no closing }`);
         return whole;
       }
       name = braced ?? '';
       if (!NAME.test(name)) {
-        bad.push(`"\${${name}}" is not a variable reference (names are letters, digits and _; write $$ for a literal $)`);
+        bad.push(`"\${${printable(name, 60)}}" is not a variable reference (names are letters, digits and _; write $$ for a literal $)`);
         return whole;
       }
     }
     // Own properties only: `${constructor}` or `$toString` must not find Object.prototype's.
     const value = Object.hasOwn(env, name) ? env[name] : undefined;
     if (value === undefined) {
-      if (!missing.includes(name)) missing.push(name);
+      missing.add(name);
       return whole;
     }
     return value;
   });
   if (bad.length > 0) throw new CniNodeError('invalid', `${where}: bad variable reference`, bad);
-  if (missing.length > 0) {
+  if (missing.size > 0) {
     throw new CniNodeError(
       'invalid',
-      `${where}: environment variable${missing.length > 1 ? 's' : ''} not set: ${missing.join(', ')} (export ${missing.length > 1 ? 'them' : 'it'} in the container, or write $$ for a literal $)`,
+      `${where}: environment variable${missing.size > 1 ? 's' : ''} not set: ${someOf([...missing])} (export ${missing.size > 1 ? 'them' : 'it'} in the container, or write $$ for a literal $)`,
     );
   }
   return out;

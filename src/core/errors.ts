@@ -3,6 +3,8 @@
  * operator reading `kubectl logs`: what went wrong, with which item, and what to
  * do about it. Anything else that escapes is a bug and is reported as such.
  */
+import { printable } from './printable.js';
+
 export type ErrorKind =
   | 'usage' // bad command line: exit 2
   | 'invalid' // bad input (names, lists, templates, manifests): exit 1
@@ -11,6 +13,26 @@ export type ErrorKind =
   | 'api' // the Kubernetes API refused or was unreachable
   | 'conflict' // someone else is changing the same thing
   | 'interrupted';
+
+/**
+ * Every error has a bounded size, whatever it quotes (the messages quote untrusted
+ * input, which core/printable.ts keeps to one line each): a message of at most
+ * MAX_ERROR_TEXT characters, and at most MAX_ERROR_DETAILS details of that length,
+ * then one saying how many more there were. An operator reads the first problems;
+ * ten thousand of them (a ConfigMap list of bad names, a config with thousands of
+ * broken entries) would only flood the log.
+ */
+export const MAX_ERROR_TEXT = 4_000;
+export const MAX_ERROR_DETAILS = 25;
+
+function capped(text: string): string {
+  return text.length <= MAX_ERROR_TEXT ? text : `${text.slice(0, MAX_ERROR_TEXT)}… (${text.length - MAX_ERROR_TEXT} more characters)`;
+}
+
+function cappedDetails(details: readonly string[]): readonly string[] {
+  const kept = details.slice(0, MAX_ERROR_DETAILS).map(capped);
+  return details.length > MAX_ERROR_DETAILS ? [...kept, `… and ${details.length - MAX_ERROR_DETAILS} more`] : kept;
+}
 
 // The CLI bundle and its lazily loaded part (daemon, API) each carry a copy of this
 // class, so identity is checked by a brand shared through the symbol registry.
@@ -35,10 +57,10 @@ export class CniNodeError extends Error {
   readonly items: readonly string[];
 
   constructor(kind: ErrorKind, message: string, details: readonly string[] = [], options?: { cause?: unknown; items?: readonly string[] }) {
-    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    super(capped(message), options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = 'CniNodeError';
     this.kind = kind;
-    this.details = details;
+    this.details = cappedDetails(details);
     this.items = options?.items ?? [];
   }
 
@@ -89,7 +111,8 @@ export function reason(e: unknown): string {
  */
 export function internalError(e: unknown, debug: boolean): string {
   const message = e instanceof Error ? `${e.name && !e.message.startsWith(e.name) ? `${e.name}: ` : ''}${e.message}` : String(e);
-  const oneLine = message.replace(/\s*\n\s*/g, ' ').slice(0, 2_000);
+  // A bug's message may quote anything (a JSON.parse error quotes its input): one line, escaped and capped.
+  const oneLine = printable(message.replace(/\s*\n\s*/g, ' '));
   const stack = debug && e instanceof Error && typeof e.stack === 'string' ? `\n${e.stack}` : '';
   return `internal error (please report it): ${oneLine}${stack}`;
 }

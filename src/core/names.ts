@@ -1,4 +1,5 @@
 import { CniNodeError } from './errors.js';
+import { hasUnprintable, printable } from './printable.js';
 
 /**
  * The one validation of names that come from outside cni-node's own code: the
@@ -27,11 +28,9 @@ const NAME_MAX_BYTES = 255;
  */
 export const MAX_NAME_BYTES = NAME_MAX_BYTES - TEMP_PREFIX.length - 1 - TEMP_RANDOM_HEX;
 
-/** A name as it can be shown on one line: control characters escaped, long names cut. */
+/** A name as it can be shown on one line: control and formatting characters escaped, long names cut (core/printable.ts). */
 export function showName(name: string, max = 60): string {
-  // eslint-disable-next-line no-control-regex -- escaping control characters is the point
-  const escaped = name.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-  return escaped.length > max ? `${escaped.slice(0, max)}…` : escaped;
+  return printable(name, max);
 }
 
 /**
@@ -58,8 +57,9 @@ export function fileNameProblem(name: string): string | undefined {
 export function nameProblem(name: string): string | undefined {
   if (typeof name !== 'string') return `${JSON.stringify(name) ?? String(name)} is not a name (a string)`;
   if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\\') || name.includes('\0')) return fileNameProblem(name);
-  // eslint-disable-next-line no-control-regex -- refusing control characters is the point
-  if (/[\x00-\x1f\x7f]/.test(name)) return `"${showName(name)}" contains a control character`;
+  // A name is shown in logs, Events and /readyz as it is: nothing in it may start a
+  // line or make it read other than it is written (printable.ts).
+  if (hasUnprintable(name)) return `"${showName(name)}" contains a control character (or a line separator or bidirectional override)`;
   if (name.startsWith(RESERVED_PREFIX)) return `"${showName(name)}" is reserved for cni-node's own files (record, lock, temporary files)`;
   return fileNameProblem(name);
 }
@@ -112,7 +112,7 @@ export function kindProblem(kind: unknown): string | undefined {
  */
 export function objectNameProblem(name: unknown): string | undefined {
   if (typeof name !== 'string' || name === '') return `metadata.name ${JSON.stringify(name) ?? String(name)} is not a name`;
-  if (name === '.' || name === '..' || /[/%?#\s]/.test(name) || /\p{Cc}/u.test(name)) return `metadata.name "${showName(name)}" cannot be used in a URL path`;
+  if (name === '.' || name === '..' || /[/%?#\s]/.test(name) || hasUnprintable(name)) return `metadata.name "${showName(name)}" cannot be used in a URL path`;
   if (Buffer.byteLength(name, 'utf8') > 253) return `metadata.name "${showName(name, 40)}" is longer than 253 bytes`;
   return undefined;
 }

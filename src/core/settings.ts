@@ -263,6 +263,14 @@ export const SETTINGS = {
     parse: duration,
     meaning: "run: the file watchers' safety-net re-check (0 turns it off)",
   }),
+  manifestRecheck: setting<number>('manifest-recheck', {
+    group: 'environment',
+    env: 'CNI_NODE_MANIFEST_RECHECK',
+    default: 30 * 60_000,
+    shownDefault: '30m',
+    parse: duration,
+    meaning: "run: re-check the manifests' objects this long after the last time (0 turns it off); repairs an object deleted by someone else",
+  }),
   fightLimit: setting<number>('fight-limit', {
     group: 'environment',
     env: 'CNI_NODE_FIGHT_LIMIT',

@@ -1,5 +1,5 @@
 import { CniNodeError, aggregate } from './errors.js';
-import { nameProblem } from './names.js';
+import { nameProblem, showName } from './names.js';
 
 /**
  * Configuration templates. A pointer `__NAME__` is replaced by the content of the
@@ -57,7 +57,7 @@ export function findPointers(template: string, templateName: string): Pointer[] 
     const name = m[1] as string;
     for (; newline !== -1 && newline < start; newline = template.indexOf('\n', newline + 1)) line++;
     const p = nameProblem(name);
-    if (p) problems.push(`${templateName} line ${line}: pointer __${name}__: ${p}; a pointer names a file in the node configs dir`);
+    if (p) problems.push(`${templateName} line ${line}: pointer __${showName(name)}__: ${p}; a pointer names a file in the node configs dir`);
     else pointers.push({ name, start, end: start + m[0].length, line });
     rest += template.slice(last, start) + ' ';
     last = start + m[0].length;
@@ -65,7 +65,7 @@ export function findPointers(template: string, templateName: string): Pointer[] 
   rest += template.slice(last);
   const open = findUnterminated(rest);
   if (open !== undefined) {
-    problems.push(`${templateName}: unterminated pointer "__${open}" (a pointer is written __NAME__)`);
+    problems.push(`${templateName}: unterminated pointer "__${showName(open)}" (a pointer is written __NAME__)`);
   }
   if (problems.length > 0) throw aggregate('invalid', `template ${templateName} has bad pointers`, problems);
   return pointers;
@@ -150,17 +150,20 @@ export function renderTemplates(
   }
 
   const visiting: string[] = [];
+  const inVisit = new Set<string>();
   const visit = (name: string): RenderOutcome => {
     const done = outcomes.get(name);
     if (done) return done;
     const pointers = parsed.get(name) as Pointer[];
     const names = [...new Set(pointers.map((p) => p.name))];
     visiting.push(name);
-    const missing: string[] = [];
+    inVisit.add(name);
+    // A Set: templates may point to a hundred thousand missing files each (an array made the merge quadratic).
+    const missing = new Set<string>();
     const values = new Map<string, string>();
     let failure: CniNodeError | undefined;
     for (const target of names) {
-      if (visiting.includes(target)) {
+      if (inVisit.has(target)) {
         const cycle = [...visiting.slice(visiting.indexOf(target)), target].join(' → ');
         failure = new CniNodeError(
           'invalid',
@@ -177,7 +180,7 @@ export function renderTemplates(
         }
         const dep = visit(target);
         if (dep.status === 'rendered') values.set(target, dep.content);
-        else if (dep.status === 'missing') missing.push(...dep.missing.filter((m) => !missing.includes(m)));
+        else if (dep.status === 'missing') for (const m of dep.missing) missing.add(m);
         else {
           failure = new CniNodeError('invalid', `template ${name} points to ${target}, which cannot be rendered: ${dep.error.message}`);
           break;
@@ -185,13 +188,13 @@ export function renderTemplates(
         continue;
       }
       const content = readNodeFile(target);
-      if (content === undefined) missing.push(target);
+      if (content === undefined) missing.add(target);
       else values.set(target, content);
     }
-    visiting.pop();
+    inVisit.delete(visiting.pop() as string);
     let outcome: RenderOutcome;
     if (failure) outcome = { status: 'error', error: failure };
-    else if (missing.length > 0) outcome = { status: 'missing', missing, pointers: names };
+    else if (missing.size > 0) outcome = { status: 'missing', missing: [...missing], pointers: names };
     else {
       const text = templates.get(name) as string;
       const sizes = new Map([...values].map(([n, v]) => [n, Buffer.byteLength(v)]));

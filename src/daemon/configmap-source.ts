@@ -4,6 +4,8 @@
  * readiness, Event) and the last good desired state is kept; an API outage after
  * the first answer leaves the node as it is, and ready.
  */
+import { KINDS } from '../core/plan.js';
+import { printable } from '../core/printable.js';
 import type { KubeClient } from '../kube/client.js';
 import { listWatch, type ListWatcher, type WatchedObject } from '../kube/watch.js';
 import { CONFIG_MAP_KEYS, describeDesired, desiredFromConfigMap, type ConfigMapRef, type DesiredLists } from './desired.js';
@@ -26,6 +28,15 @@ export class ConfigMapSource {
   private answered = false;
   private validSeen = false;
   private errorLogged: string | undefined;
+  /**
+   * The values of the list keys in the version last handled. A new version with the
+   * same values (another key or an annotation changed, or a broken or hostile API
+   * server streaming new resourceVersions of the same object) is nothing to do: not
+   * parsed, not logged, not reported again.
+   */
+  private lastValues: readonly unknown[] | undefined;
+  /** A Warning Event said the ConfigMap is missing or invalid: the next valid version says it is over. */
+  private warned = false;
 
   constructor(
     private readonly ref: ConfigMapRef,
@@ -93,12 +104,25 @@ export class ConfigMapSource {
     if (!cm) return this.missing();
     this.seen = true;
     readiness.set(READINESS_CONFIGMAP, undefined);
-    const rv = cm.metadata.resourceVersion;
-    const parsed = desiredFromConfigMap(cm['data'] as Record<string, string> | undefined, this.name);
+    const data = cm['data'] as Record<string, string> | undefined;
+    // A value that is not a string (from a broken server) is one problem whatever it holds: compared by its type.
+    const values = KINDS.map((k) => {
+      const v: unknown = typeof data === 'object' && data !== null ? data[CONFIG_MAP_KEYS[k]] : undefined;
+      return v === undefined || typeof v === 'string' ? v : `\0${typeof v}`;
+    });
+    if (this.lastValues?.every((v, i) => v === values[i])) return;
+    this.lastValues = values;
+    // From the server: shown, never trusted to be one short line.
+    const rv = cm.metadata.resourceVersion === undefined ? undefined : printable(cm.metadata.resourceVersion, 64);
+    const parsed = desiredFromConfigMap(data, this.name);
     if (!parsed.ok) return this.invalid(rv, parsed.problems);
     if (readiness.has(READINESS_CONFIGMAP_INVALID)) {
       reporter.info(`ConfigMap ${this.name} is valid again (resourceVersion ${rv ?? '?'})`);
       readiness.set(READINESS_CONFIGMAP_INVALID, undefined);
+    }
+    if (this.warned) {
+      this.warned = false;
+      this.deps.events.emit('ConfigMapValid', `ConfigMap ${this.name} exists and is valid (resourceVersion ${rv ?? '?'})`);
     }
     const first = !this.validSeen;
     this.validSeen = true;
@@ -106,13 +130,15 @@ export class ConfigMapSource {
   }
 
   private missing(): void {
+    this.lastValues = undefined;
     const current = this.current();
     const reason = this.seen
       ? `ConfigMap ${this.name} was deleted; keeping the last desired state (${describeDesired(current ?? {})}) until it is back`
       : `ConfigMap ${this.name} does not exist; waiting for it (it holds the keys ${Object.values(CONFIG_MAP_KEYS).join(', ')})`;
     this.deps.readiness.set(READINESS_CONFIGMAP, reason);
     this.deps.reporter.warn(reason);
-    this.deps.events.emit('Warning', 'ConfigMapMissing', reason);
+    this.deps.events.emit('ConfigMapMissing', reason);
+    this.warned = true;
   }
 
   private invalid(rv: string | undefined, problems: readonly string[]): void {
@@ -122,6 +148,7 @@ export class ConfigMapSource {
       `ConfigMap ${this.name} (resourceVersion ${rv ?? '?'}) has an invalid list; ${kept}:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
     );
     this.deps.readiness.set(READINESS_CONFIGMAP_INVALID, `ConfigMap ${this.name} has an invalid list (${problems.join('; ')}); ${kept}`);
-    this.deps.events.emit('Warning', 'InvalidConfigMap', `ConfigMap ${this.name}: ${problems.join('; ')}; ${kept}`);
+    this.deps.events.emit('InvalidConfigMap', `ConfigMap ${this.name}: ${problems.join('; ')}; ${kept}`);
+    this.warned = true;
   }
 }

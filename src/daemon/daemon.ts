@@ -18,6 +18,7 @@ import { ConfigMapSource, type ConfigMapLists } from './configmap-source.js';
 import { changedKinds, describeDesired, mergeDesired, sameDesired, type ConfigMapRef, type DesiredLists } from './desired.js';
 import { FightDetector, type FightOptions, type Hold } from './fight.js';
 import { watchDir, type DirWatcher } from './file-watch.js';
+import { ManifestRecheck } from './manifest-recheck.js';
 import { intentOf, readRecord, snapshotTemplates } from './node-state.js';
 import { ReconcileObserver, type ObserverDeps, type Outcome } from './observer.js';
 import { ReconcileQueue, type Trigger } from './queue.js';
@@ -44,6 +45,8 @@ export interface DaemonSettings {
   /** The same after a failure caused by bad input (which a change fixes, and a change triggers anyway). */
   retryInputMs: number;
   retryInputMaxMs: number;
+  /** The periodic re-check of manifests after the last reconcile that covered them (0: off; manifest-recheck.ts). */
+  manifestRecheckMs: number;
 }
 
 export interface DaemonDeps extends ObserverDeps {
@@ -59,6 +62,7 @@ export class Daemon {
   private readonly observer: ReconcileObserver;
   private readonly backoff: Backoff;
   private readonly configMap: ConfigMapSource | undefined;
+  private readonly recheck: ManifestRecheck;
   private desired: DesiredLists | undefined;
   /** Kinds the daemon has managed at some point (what --uninstall-on-exit removes). */
   readonly managedKinds = new Set<Kind>();
@@ -87,6 +91,7 @@ export class Daemon {
       debug: debugEnabled(settings.env),
     });
     this.backoff = new Backoff({ baseDelayMs: settings.retryBaseMs, maxDelayMs: settings.retryMaxMs });
+    this.recheck = new ManifestRecheck(settings.manifestRecheckMs, () => this.trigger('recheck', 'the periodic re-check of manifests'));
     this.queue = new ReconcileQueue((triggers) => this.reconcileOnce(triggers), {
       debounceMs: settings.debounceMs,
       onError: (e) => deps.reporter.error(`reconcile loop: ${internalError(e, debugEnabled(settings.env))}`),
@@ -118,20 +123,13 @@ export class Daemon {
   async start(): Promise<void> {
     const { dirs } = this.settings;
     const watchOpts = { signal: this.abort.signal, debounceMs: this.settings.watchDebounceMs, recheckMs: this.settings.recheckMs };
-    const onError = (what: string) => (e: Error) => this.deps.reporter.warn(`watching ${what}: ${e.message}`);
+    const watch = (dir: string, what: string, onChange: () => unknown, hidden = false) =>
+      watchDir(dir, onChange, { ...watchOpts, hidden, onError: (e) => this.deps.reporter.warn(`watching the ${what} ${dir}: ${e.message}`) });
     this.dirWatchers.push(
-      watchDir(dirs.configsDir, () => this.onTemplates(), { ...watchOpts, onError: onError(`the templates dir ${dirs.configsDir}`) }),
-      watchDir(dirs.manifestsDir, () => this.onManifests(), { ...watchOpts, onError: onError(`the manifests dir ${dirs.manifestsDir}`) }),
-      watchDir(dirs.hostConfigsDir, () => this.onNodeDir('config'), {
-        ...watchOpts,
-        hidden: true,
-        onError: onError(`the node configs dir ${dirs.hostConfigsDir}`),
-      }),
-      watchDir(dirs.hostPluginsDir, () => this.onNodeDir('plugin'), {
-        ...watchOpts,
-        hidden: true,
-        onError: onError(`the node plugins dir ${dirs.hostPluginsDir}`),
-      }),
+      watch(dirs.configsDir, 'templates dir', () => this.onTemplates()),
+      watch(dirs.manifestsDir, 'manifests dir', () => this.onManifests()),
+      watch(dirs.hostConfigsDir, 'node configs dir', () => this.onNodeDir('config'), true),
+      watch(dirs.hostPluginsDir, 'node plugins dir', () => this.onNodeDir('plugin'), true),
     );
     await Promise.all(this.dirWatchers.map((w) => w.ready));
 
@@ -196,7 +194,7 @@ export class Daemon {
    */
   private listsFor(desired: DesiredLists, triggers: readonly Trigger[]): Partial<Record<Kind, ListSpec>> {
     const lists: Partial<Record<Kind, ListSpec>> = {};
-    const manifestsToo = triggers.some((t) => t.source === 'start' || t.source === 'configmap' || t.source === 'manifest' || t.source === 'retry');
+    const manifestsToo = triggers.some((t) => ['start', 'configmap', 'manifest', 'retry', 'recheck'].includes(t.source));
     for (const kind of KINDS) {
       const names = desired[kind];
       if (names === undefined) continue;
@@ -216,8 +214,10 @@ export class Daemon {
       this.releaseStaleHolds(desired);
       this.observer.started(id, triggers);
       const reports: ItemReport[] = [];
-      const outcome = await this.run(id, desired, this.listsFor(desired, triggers), reports);
+      const lists = this.listsFor(desired, triggers);
+      const outcome = await this.run(id, desired, lists, reports);
       this.observer.finished(outcome);
+      if (lists.manifest) this.recheck.schedule(lists.manifest.desired.length > 0);
       await this.afterReconcile(reports);
     } finally {
       if (this.reconciling) await this.drainBuffered();
@@ -325,7 +325,7 @@ export class Daemon {
       const [kind, name] = h.key.split(' ', 2) as [Kind, string];
       if (!(desired[kind] ?? []).includes(name)) {
         this.fights.release(h.key);
-        this.observer.fightEnded(h.key);
+        this.observer.fightEnded(h.key, 'not desired');
       }
     }
     this.observer.fightsHeld(this.fights.held().length);
@@ -340,7 +340,7 @@ export class Daemon {
       () => {
         this.fightTimer = undefined;
         for (const h of this.fights.expire()) {
-          this.observer.fightEnded(h.key);
+          this.observer.fightEnded(h.key, 'expired');
           this.trigger('fight', `the pause on ${h.key} ended; restoring it`);
         }
         this.observer.fightsHeld(this.fights.held().length);
@@ -376,6 +376,7 @@ export class Daemon {
       this.stopped = true;
       this.abort.abort();
       this.clearRetry();
+      this.recheck.stop();
       if (this.fightTimer) clearTimeout(this.fightTimer);
       for (const w of this.dirWatchers) w.close();
       this.configMap?.stop();

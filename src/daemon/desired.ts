@@ -16,6 +16,7 @@
 import { isCniNodeError } from '../core/errors.js';
 import { parseListSpec, type ListSpec } from '../core/lists.js';
 import { KINDS, type Kind } from '../core/plan.js';
+import { printable, someOf } from '../core/printable.js';
 
 export type DesiredLists = Partial<Record<Kind, readonly string[]>>;
 
@@ -61,7 +62,7 @@ export function desiredFromConfigMap(data: Readonly<Record<string, string>> | un
     }
     if (spec.current !== undefined) {
       problems.push(
-        `ConfigMap ${ref} key ${key}="${raw.trim()}" uses the Desired:Current form; cni-node run takes the desired list only (it keeps its own record of what is installed), e.g. ${key}: "${spec.desired.join(',')}"`,
+        `ConfigMap ${ref} key ${key}="${printable(raw.trim(), 200)}" uses the Desired:Current form; cni-node run takes the desired list only (it keeps its own record of what is installed), e.g. ${key}: "${printable(spec.desired.join(','), 200)}"`,
       );
       continue;
     }
@@ -87,9 +88,9 @@ export function sameDesired(a: DesiredLists | undefined, b: DesiredLists | undef
   return KINDS.every((k) => JSON.stringify(a[k] ?? null) === JSON.stringify(b[k] ?? null));
 }
 
-/** "plugins: multus,macvlan; configs: 05-multus.conf" for the log. */
+/** "plugins: multus,macvlan; configs: 05-multus.conf" for the log (at most 50 names a kind: the ConfigMap has them all). */
 export function describeDesired(d: DesiredLists): string {
-  const parts = KINDS.filter((k) => d[k] !== undefined).map((k) => `${CONFIG_MAP_KEYS[k]}: ${(d[k] as readonly string[]).join(',') || '(none)'}`);
+  const parts = KINDS.filter((k) => d[k] !== undefined).map((k) => `${CONFIG_MAP_KEYS[k]}: ${someOf(d[k] as readonly string[], 50, ',') || '(none)'}`);
   return parts.length > 0 ? parts.join('; ') : 'nothing';
 }
 

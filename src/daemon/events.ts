@@ -3,6 +3,12 @@
  * node is not ready (a failed reconcile, a template waiting for its pointer target,
  * an invalid ConfigMap list, a fight over a file).
  *
+ * The type of each Event follows one rule (EVENT_REASONS): whatever makes the pod
+ * NotReady or leaves an item held is a Warning, so operators who filter on
+ * `type=Warning` see every one; the Event saying that such a state is over is
+ * Normal. Each Warning is sent when its state starts or its reason changes, and its
+ * Normal counterpart when it ends.
+ *
  * Best effort and never fatal: the pod is named by POD_NAME / POD_NAMESPACE (the
  * downward API; without them no Events are sent), its uid by POD_UID or, when that
  * is not set, one GET of the pod (kubectl describe matches Events by uid). Events
@@ -13,10 +19,39 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Reporter } from '../core/contracts.js';
+import { cutToBytes, printable } from '../core/printable.js';
 import { SETTINGS } from '../core/settings.js';
 import type { KubeClient } from '../kube/client.js';
 
 export type EventType = 'Normal' | 'Warning';
+
+/** Every Event cni-node records, and its type (see the rule above). */
+export const EVENT_REASONS = {
+  /** A reconcile failed: the pod is NotReady until one succeeds. */
+  ReconcileFailed: 'Warning',
+  /** An item is held at its last good state for a problem of its own. */
+  ItemInvalid: 'Warning',
+  /** A config waits for the node file its template points to: the node lacks its config, NotReady. */
+  WaitingForPointerTarget: 'Warning',
+  /** Something else keeps rewriting a managed file: cni-node holds it for a while. */
+  FightDetected: 'Warning',
+  /** The ConfigMap's lists do not parse: the last good desired state is kept, NotReady. */
+  InvalidConfigMap: 'Warning',
+  /** The ConfigMap does not exist (or was deleted): NotReady. */
+  ConfigMapMissing: 'Warning',
+  /** --kubeconfig-out cannot be kept current: NotReady. */
+  KubeconfigOutFailed: 'Warning',
+  /** A reconcile completed with nothing failed, held or waiting, after one that was not (ends ReconcileFailed, ItemInvalid, WaitingForPointerTarget). */
+  Reconciled: 'Normal',
+  /** The ConfigMap exists and is valid again (ends InvalidConfigMap, ConfigMapMissing). */
+  ConfigMapValid: 'Normal',
+  /** A fight hold ended: cni-node manages the item again (ends FightDetected). */
+  FightEnded: 'Normal',
+  /** --kubeconfig-out is current again (ends KubeconfigOutFailed). */
+  KubeconfigOutCurrent: 'Normal',
+} as const satisfies Record<string, EventType>;
+
+export type EventReason = keyof typeof EVENT_REASONS;
 
 export interface EventRecorderOptions {
   client: () => Promise<KubeClient | undefined>;
@@ -33,7 +68,8 @@ export interface EventRecorderOptions {
 
 export interface EventRecorder {
   readonly enabled: boolean;
-  emit(type: EventType, reason: string, message: string): void;
+  /** Records `reason` (its type is EVENT_REASONS[reason]) with `message`. */
+  emit(reason: EventReason, message: string): void;
   /** Resolves when every queued Event has been sent (or given up on). */
   flush(): Promise<void>;
   close(): void;
@@ -64,7 +100,13 @@ export class TokenBucket {
   }
 }
 
-const MAX_MESSAGE = 1024;
+/**
+ * An Event's message: at most 1 KiB in UTF-8 (the events.k8s.io API refuses a longer
+ * note; the core API's Events are shown in the same places), on one line.
+ */
+export const MAX_EVENT_MESSAGE_BYTES = 1024;
+/** An Event's name is `<pod>.<16 hex digits>`; object names are at most 253 characters. */
+const MAX_EVENT_NAME = 253;
 
 export function createEventRecorder(options: EventRecorderOptions): EventRecorder {
   const podName = SETTINGS.podName.read(options.env);
@@ -106,8 +148,11 @@ class PodEvents implements EventRecorder {
     this.uidLooked = this.uid !== undefined;
   }
 
-  emit(type: EventType, reason: string, message: string): void {
+  emit(reason: EventReason, text: string): void {
     if (this.closed) return;
+    const type = EVENT_REASONS[reason];
+    // Messages quote untrusted input (already escaped where they do); this keeps any Event to one line and its size.
+    const message = cutToBytes(printable(text, MAX_EVENT_MESSAGE_BYTES - 40), MAX_EVENT_MESSAGE_BYTES);
     const key = `${type}\0${reason}\0${message}`;
     const t = this.now();
     const seen = this.recent.get(key);
@@ -179,10 +224,10 @@ class PodEvents implements EventRecorder {
     return {
       apiVersion: 'v1',
       kind: 'Event',
-      metadata: { name: `${podName}.${randomBytes(8).toString('hex')}`, namespace },
+      metadata: { name: `${podName.slice(0, MAX_EVENT_NAME - 17)}.${randomBytes(8).toString('hex')}`, namespace },
       involvedObject: { apiVersion: 'v1', kind: 'Pod', name: podName, namespace, ...(uid ? { uid } : {}) },
       reason,
-      message: message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message,
+      message,
       type,
       source: { component: 'cni-node', ...(nodeName ? { host: nodeName } : {}) },
       firstTimestamp: at,

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { isCniNodeError, reason } from '../core/errors.js';
+import { printable } from '../core/printable.js';
 import { writeFileAtomic } from '../node/atomic.js';
 
 /** The largest single argument the kernel passes to a program (MAX_ARG_STRLEN, 128 KiB, with its NUL). */
@@ -21,21 +22,38 @@ export interface HandlerQueueOptions {
  * replaces the channel file with its value (atomically), then runs
  * `handler channel current previous`. Failures are reported with `warn` and the
  * queue goes on.
+ *
+ * Changes that come while a handler runs are coalesced: at most one run waits, with
+ * the latest value, and its previous value is the one the handler last saw. A
+ * handler acts on the current value; a flood of changes (a busy object watched with
+ * `{}`, or a broken or hostile API server streaming new versions) must not queue one
+ * run, and one copy of a value of up to 16 MiB, per change.
  */
 export class HandlerQueue {
-  private readonly jobs: { current: string; previous: string }[] = [];
+  /** The run waiting to start (at most one), and how many changes it stands for. */
+  private pending: { current: string; previous: string; changes: number } | undefined;
   private running: ChildProcess | undefined;
   private draining: Promise<void> | undefined;
   private stopped = false;
   /** Runs finished (successfully or not), for tests and logs. */
   runs = 0;
   failures = 0;
+  /** Changes folded into a waiting run instead of a run of their own. */
+  coalesced = 0;
 
   constructor(private readonly options: HandlerQueueOptions) {}
 
   push(current: string, previous: string): void {
     if (this.stopped) return;
-    this.jobs.push({ current, previous });
+    if (this.pending) {
+      this.coalesced++;
+      this.pending.current = current;
+      this.pending.changes++;
+      // Back to the value the handler last saw: nothing to run.
+      if (current === this.pending.previous) this.pending = undefined;
+    } else {
+      this.pending = { current, previous, changes: 1 };
+    }
     this.draining ??= this.drain().finally(() => {
       this.draining = undefined;
     });
@@ -49,7 +67,7 @@ export class HandlerQueue {
   /** Drops queued runs and stops a running handler: SIGTERM, then SIGKILL after `graceMs`. */
   async stop(graceMs = 1_000): Promise<void> {
     this.stopped = true;
-    this.jobs.length = 0;
+    this.pending = undefined;
     const child = this.running;
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
@@ -69,7 +87,10 @@ export class HandlerQueue {
   }
 
   private async drain(): Promise<void> {
-    for (let job = this.jobs.shift(); job !== undefined && !this.stopped; job = this.jobs.shift()) {
+    for (let job = this.pending; job !== undefined && !this.stopped; job = this.pending) {
+      this.pending = undefined;
+      const between = job.changes > 1 ? `; ${job.changes - 1} change(s) in between coalesced while the handler ran` : '';
+      this.options.log(`value changed (${describeValue(job.previous)} → ${describeValue(job.current)}${between})`);
       await this.writeChannel(job.current);
       if (this.stopped) return;
       await this.run(job.current, job.previous);
@@ -138,4 +159,10 @@ export class HandlerQueue {
     this.failures++;
     this.options.warn(`${message}; the watch goes on`);
   }
+}
+
+/** A value for the log: "empty", or the start of it on one line (it comes from the API server or a file). */
+export function describeValue(value: string): string {
+  if (value === '') return 'empty';
+  return `"${printable(value.replace(/\s+/g, ' '), 60)}"`;
 }

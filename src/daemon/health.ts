@@ -43,6 +43,9 @@ export function parseListen(text: string): ListenAddress {
   return { host, port };
 }
 
+/** The most connections to /healthz, /readyz and /metrics held at once. */
+export const MAX_CONNECTIONS = 64;
+
 export interface HealthServer {
   /** The bound address, e.g. "127.0.0.1:9090" or "[::]:9090". */
   readonly address: string;
@@ -57,7 +60,8 @@ export interface HealthServerOptions {
 }
 
 export async function startHealthServer(options: HealthServerOptions): Promise<HealthServer> {
-  const server = http.createServer((req, res) => {
+  // Timeouts are checked every second (Node's default: 30 s).
+  const server = http.createServer({ connectionsCheckingInterval: 1_000 }, (req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     const send = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
       res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
@@ -88,7 +92,14 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
         send(404, 'not found: try /healthz, /readyz or /metrics\n');
     }
   });
+  // Connections are an input like any other: anyone on the node (the DaemonSet has
+  // the host's network) may open them. Each costs a file descriptor, which the
+  // daemon needs for its real work, so at most MAX_CONNECTIONS are kept (more are
+  // closed at once) and a connection that has not sent its request within 5 s is
+  // closed. A probe or a scrape takes one connection for a few milliseconds.
+  server.maxConnections = MAX_CONNECTIONS;
   server.keepAliveTimeout = 5_000;
+  server.headersTimeout = 5_000;
   server.requestTimeout = 10_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>

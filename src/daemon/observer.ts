@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { ItemReport, Reporter } from '../core/contracts.js';
 import { internalError, isCniNodeError, type CniNodeError } from '../core/errors.js';
 import type { Kind } from '../core/plan.js';
+import { someOf } from '../core/printable.js';
 import type { ReconcileResult } from '../engine/engine.js';
 import type { DesiredLists } from './desired.js';
 import type { EventRecorder } from './events.js';
@@ -56,7 +57,8 @@ export class ReconcileObserver {
   private waiting = new Map<string, string[]>();
   /** Items held for their own problems, with the problem last reported. */
   private readonly invalid = new Map<string, string>();
-  private lastFailed = false;
+  /** The last reconcile left the pod NotReady (failed, held items, or waiting), with a Warning Event: the next complete one says it is over. */
+  private lastNotReady = false;
 
   constructor(
     private readonly deps: ObserverDeps,
@@ -110,11 +112,12 @@ export class ReconcileObserver {
     for (const r of o.reports)
       if (r.result === 'installed' || r.result === 'updated' || r.result === 'removed') metrics.changes.inc({ kind: r.kind, result: r.result });
     const summary = [...counts].map(([k, n]) => `${n} ${k}`).join(', ') || 'no items';
-    const heldText = held.size > 0 ? `; ${held.size} item(s) left as they are for their own problems: ${[...held.keys()].join(', ')}` : '';
+    const heldText = held.size > 0 ? `; ${held.size} item(s) left as they are for their own problems: ${someOf([...held.keys()])}` : '';
     const changed = o.result.changed === 0 ? 'nothing changed' : `${o.result.changed} changed`;
     reporter.info(`reconcile #${o.id} done in ${Math.round(o.seconds * 1000)} ms: ${changed} (${summary})${heldText}`);
-    if (held.size === 0 && this.lastFailed) events.emit('Normal', 'Reconciled', `the node is in the desired state again (reconcile #${o.id})`);
-    this.lastFailed = held.size > 0;
+    const notReady = held.size > 0 || o.result.waiting.size > 0;
+    if (!notReady && this.lastNotReady) events.emit('Reconciled', `the node is in the desired state again (reconcile #${o.id})`);
+    this.lastNotReady = notReady;
   }
 
   private failed(o: Extract<Outcome, { how: 'failed' }>): void {
@@ -127,8 +130,8 @@ export class ReconcileObserver {
     const next = `${o.input ? 'fix the input (ConfigMap, templates, manifests) or the node; ' : ''}retrying in ${(o.retryInMs / 1000).toFixed(1)} s`;
     reporter.error(`reconcile #${o.id} failed after ${Math.round(o.seconds * 1000)} ms (${next}): ${text}`);
     readiness.failed(short);
-    events.emit('Warning', 'ReconcileFailed', `${short}${isCniNodeError(e) && e.details.length > 0 ? `: ${e.details.join('; ')}` : ''}`);
-    this.lastFailed = true;
+    events.emit('ReconcileFailed', `${short}${isCniNodeError(e) && e.details.length > 0 ? `: ${e.details.join('; ')}` : ''}`);
+    this.lastNotReady = true;
   }
 
   /** What cni-node's record says it manages now, by kind. */
@@ -154,12 +157,18 @@ export class ReconcileObserver {
     metrics.fights.inc({ kind, name });
     metrics.itemsHeld.set(heldNow);
     readiness.set(fightReadinessKey(hold.key), msg);
-    events.emit('Warning', 'FightDetected', msg);
+    events.emit('FightDetected', msg);
   }
 
-  /** A fight hold ended (expired, or the item is no longer desired). */
-  fightEnded(key: string): void {
+  /** A fight hold ended: it expired (cni-node restores the item now), or the item is no longer desired. */
+  fightEnded(key: string, why: 'expired' | 'not desired'): void {
     this.deps.readiness.set(fightReadinessKey(key), undefined);
+    const msg =
+      why === 'expired'
+        ? `${key}: the pause is over; cni-node manages it again and restores it if it differs`
+        : `${key}: no longer desired; cni-node no longer holds it`;
+    this.deps.reporter.info(msg);
+    this.deps.events.emit('FightEnded', msg);
   }
 
   fightsHeld(n: number): void {
@@ -171,9 +180,9 @@ export class ReconcileObserver {
     for (const [config, targets] of now) {
       const before = this.waiting.get(config);
       if (before && before.join() === targets.join()) continue;
-      const msg = `config ${config}: waiting for ${targets.join(', ')} to appear in ${this.options.hostConfigsDir}; it is rendered as soon as ${targets.length > 1 ? 'they do' : 'it does'}`;
+      const msg = `config ${config}: waiting for ${someOf(targets)} to appear in ${this.options.hostConfigsDir}; it is rendered as soon as ${targets.length > 1 ? 'they do' : 'it does'}`;
       reporter.info(msg);
-      events.emit('Normal', 'WaitingForPointerTarget', msg);
+      events.emit('WaitingForPointerTarget', msg);
     }
     for (const config of this.waiting.keys()) {
       if (!now.has(config)) reporter.info(`config ${config}: no longer waiting`);
@@ -198,7 +207,7 @@ export class ReconcileObserver {
       const msg = `${item} is left as it is on the node (its last good state, if any) until its problem is fixed; the rest of the node is converged: ${short}`;
       reporter.error(`${text}\n  (${item} is left as it is on the node until this is fixed; the rest of the node is converged)`);
       readiness.set(invalidReadinessKey(item), msg);
-      events.emit('Warning', 'ItemInvalid', msg);
+      events.emit('ItemInvalid', msg);
     }
     for (const item of [...this.invalid.keys()]) {
       const [kind, name] = [item.slice(0, item.indexOf(' ')) as Kind, item.slice(item.indexOf(' ') + 1)];

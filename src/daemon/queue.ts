@@ -27,7 +27,8 @@ export type TriggerSource =
   | 'pointer' // a node file that a template points to changed or appeared
   | 'repair' // a file cni-node installed was deleted or changed on the node
   | 'retry' // the last reconcile failed; trying again
-  | 'fight'; // a fight hold expired
+  | 'fight' // a fight hold expired
+  | 'recheck'; // the periodic re-check of manifests (CNI_NODE_MANIFEST_RECHECK)
 
 export interface Trigger {
   source: TriggerSource;

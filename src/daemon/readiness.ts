@@ -9,14 +9,13 @@
  *    held because something else keeps rewriting it, --kubeconfig-out failing.
  * The 503 body says why, one reason per line: each line at most MAX_REASON_CHARS and
  * the body at most MAX_BODY_CHARS (reasons quote untrusted input, such as every bad
- * entry of a ConfigMap list; the log has the whole text).
+ * entry of a ConfigMap list; the log has the whole text), control characters escaped
+ * (core/printable.ts), so no reason can start a line of its own or send escapes.
  */
+import { printable, someOf } from '../core/printable.js';
+
 export const MAX_REASON_CHARS = 2_000;
 export const MAX_BODY_CHARS = 16_000;
-
-function capped(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 40)}… (${text.length - max + 40} more characters; see the log)`;
-}
 
 export type LastReconcile = { state: 'none' } | { state: 'succeeded' } | { state: 'waiting'; reason: string } | { state: 'failed'; reason: string };
 
@@ -38,8 +37,8 @@ export class Readiness {
       this.last = { state: 'succeeded' };
       return;
     }
-    const parts = [...waiting].map(([config, targets]) => `config ${config} is waiting for ${targets.join(', ')} in the node configs dir`);
-    this.last = { state: 'waiting', reason: parts.join('; ') };
+    const parts = [...waiting].map(([config, targets]) => `config ${config} is waiting for ${someOf(targets)} in the node configs dir`);
+    this.last = { state: 'waiting', reason: someOf(parts, 10, '; ') };
   }
 
   failed(reason: string): void {
@@ -75,7 +74,7 @@ export class Readiness {
     const lines: string[] = [];
     let length = 0;
     for (const [i, r] of reasons.entries()) {
-      const line = capped(r.replace(/\s*\n\s*/g, ' '), MAX_REASON_CHARS);
+      const line = printable(r.replace(/\s*\n\s*/g, ' '), MAX_REASON_CHARS - 40);
       if (length + line.length > MAX_BODY_CHARS) {
         lines.push(`… and ${reasons.length - i} more reason(s); see the log`);
         break;

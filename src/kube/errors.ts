@@ -4,7 +4,7 @@
  * errors; unit tests feed it recorded server answers.
  */
 import { CniNodeError, type ErrorKind } from '../core/errors.js';
-import { serverText } from './limits.js';
+import { printable } from '../core/printable.js';
 
 /** The `Status` object the API server returns with every error. */
 export interface KubeStatus {
@@ -34,7 +34,7 @@ export class KubeApiError extends CniNodeError {
     message: string,
     readonly status: number,
     readonly reason: string,
-    /** The server's own message, as one line of at most MAX_SERVER_TEXT characters (limits.ts serverText). */
+    /** The server's own message, as one line of at most MAX_SERVER_TEXT characters (limits.ts printable). */
     readonly serverMessage: string,
     readonly method: string,
     readonly path: string,
@@ -122,7 +122,7 @@ export interface StatusContext {
 /**
  * Translates one error answer of the API server. `body` is the response text (a
  * Status object as JSON, usually). What the server says goes into the message as
- * one line, capped (serverText): it ends up in logs and Events.
+ * one line, capped (printable): it ends up in logs and Events.
  */
 export function statusError(status: number, body: string, ctx: StatusContext): KubeApiError {
   let st: KubeStatus = {};
@@ -133,8 +133,8 @@ export function statusError(status: number, body: string, ctx: StatusContext): K
   } catch {
     // Not JSON (a proxy's HTML page, a plain-text 404): keep the text.
   }
-  const serverMessage = (typeof st.message === 'string' ? serverText(st.message) : serverText(body.trim(), 500)) || `HTTP ${status}`;
-  const reason = typeof st.reason === 'string' && st.reason !== '' ? serverText(st.reason, 100) : reasonForStatus(status);
+  const serverMessage = (typeof st.message === 'string' ? printable(st.message) : printable(body.trim(), 500)) || `HTTP ${status}`;
+  const reason = typeof st.reason === 'string' && st.reason !== '' ? printable(st.reason, 100) : reasonForStatus(status);
   const what = `${ctx.method} ${ctx.path}`;
   const mk = (kind: ErrorKind, message: string, details: readonly string[] = []): KubeApiError =>
     new KubeApiError(kind, message, status, reason, serverMessage, ctx.method, ctx.path, details);

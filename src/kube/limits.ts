@@ -5,12 +5,14 @@
  * table in docs/ARCHITECTURE.md ("What is accepted from the API server").
  */
 import { CniNodeError } from '../core/errors.js';
+import { MAX_PRINTABLE } from '../core/printable.js';
 
 export const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
 export const MAX_WATCH_EVENT_BYTES = MAX_ANSWER_BYTES;
 export const MAX_WATCHED_BYTES = 32 * 1024 * 1024;
 export const MAX_JSON_DEPTH = 512;
-export const MAX_SERVER_TEXT = 2_000;
+/** Text from the server in a log line, error or Event: core/printable.ts escapes it and caps it at this. */
+export const MAX_SERVER_TEXT = MAX_PRINTABLE;
 
 /** "16 MiB", "1.5 KiB", "12 bytes". */
 export function formatBytes(n: number): string {
@@ -59,41 +61,4 @@ export function parseServerJson(text: string, what: string): unknown {
     throw new CniNodeError('api', `${what} nests JSON deeper than the cap of ${MAX_JSON_DEPTH} levels; refused`);
   }
   return JSON.parse(text) as unknown;
-}
-
-// C0 and C1 controls, DEL, the Unicode line and paragraph separators, and the
-// bidirectional overrides and isolates (which can make a log line read other than
-// it is written).
-// eslint-disable-next-line no-control-regex -- finding control characters is the point
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-
-/**
- * Text from the API server made safe for one log line, an error message or an
- * Event: control characters shown as escapes (`\n`, `\x1b`, so a server cannot
- * start a forged log line or send terminal escapes), and at most `max`
- * characters, with how much was cut.
- */
-export function serverText(text: unknown, max: number = MAX_SERVER_TEXT): string {
-  let s = typeof text === 'string' ? text : text === undefined ? '' : safeStringify(text);
-  const total = s.length;
-  if (s.length > max) s = s.slice(0, max);
-  s = s.replace(UNPRINTABLE, escapeChar);
-  if (s.length > max) s = s.slice(0, max);
-  return total > max ? `${s}… (${total - max} more characters)` : s;
-}
-
-function escapeChar(c: string): string {
-  const code = c.charCodeAt(0);
-  if (c === '\n') return '\\n';
-  if (c === '\r') return '\\r';
-  if (c === '\t') return '\\t';
-  return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
-}
-
-function safeStringify(v: unknown): string {
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
-  }
 }

@@ -9,7 +9,9 @@
  */
 import { parseAllDocuments, type Tags } from 'yaml';
 import { substituteEnv } from '../core/envsubst.js';
+import { MAX_ERROR_DETAILS } from '../core/errors.js';
 import { apiVersionProblem, kindProblem, namespaceProblem, objectNameProblem, objectRefProblem } from '../core/names.js';
+import { printable } from '../core/printable.js';
 import type { ResourceInfo } from './discovery.js';
 import { splitApiVersion } from './discovery.js';
 
@@ -63,29 +65,64 @@ const yamlOptions = {
   customTags: (tags: Tags): Tags => tags.filter((t) => !(typeof t === 'object' && (DROPPED_TAGS.has(t.tag) || ('format' in t && t.format === 'TIME')))),
 };
 
+/**
+ * How much YAML one manifest may hold. A manifest is parsed whole, and parsing costs
+ * far more than the text (measured with the `yaml` library on Node 24: about 2 KiB of
+ * memory a node, 1.7 KiB an empty document; 100 KB of `[1,1,…]` took 92 MiB), and the
+ * library's duplicate-key check is quadratic in a map's keys (40,000 keys: 10 s). A
+ * ConfigMap of 1 MiB could so hold a manifest that stalls the daemon and passes its
+ * 128 MiB memory limit. Nodes are estimated from the text before it is parsed, as
+ * lines and commas; at the cap that is ~40 MiB and ~2.5 s at worst. Real manifests
+ * have a few hundred lines (the Multus ones here: 224); a bundle over the cap is
+ * split into several manifests.
+ */
+export const MAX_MANIFEST_NODES = 20_000;
+export const MAX_MANIFEST_DOCUMENTS = 1_000;
+
+/** Why the text is too big to be parsed as one manifest, from its lines, commas and `---` separators; undefined if it is not. */
+function structureProblem(text: string, file: string): string | undefined {
+  let nodes = 0;
+  let documents = 1;
+  for (let i = text.indexOf('\n'); i !== -1 && nodes <= MAX_MANIFEST_NODES; i = text.indexOf('\n', i + 1)) {
+    nodes++;
+    if (text.startsWith('---', i + 1)) documents++;
+  }
+  for (let i = text.indexOf(','); i !== -1 && nodes <= MAX_MANIFEST_NODES; i = text.indexOf(',', i + 1)) nodes++;
+  if (nodes > MAX_MANIFEST_NODES) {
+    return `manifest ${file} has more than ${MAX_MANIFEST_NODES} lines and commas (YAML nodes); it is refused before it is parsed (parsing costs about 2 KiB of memory a node): split it into several manifests`;
+  }
+  if (documents > MAX_MANIFEST_DOCUMENTS) {
+    return `manifest ${file} has ${documents} YAML documents; at most ${MAX_MANIFEST_DOCUMENTS} are parsed: split it into several manifests`;
+  }
+  return undefined;
+}
+
 /** Parses a rendered manifest into objects; empty documents are skipped; `kind: List` is expanded. */
 export function parseManifest(text: string, file: string): ParsedManifest {
   const documents: ManifestDocument[] = [];
+  const tooBig = structureProblem(text, file);
+  if (tooBig) return { documents, problems: [tooBig] };
   const problems: string[] = [];
   let docs;
   try {
     docs = parseAllDocuments(text, yamlOptions);
   } catch (e) {
-    return { documents, problems: [`manifest ${file}: not valid YAML: ${(e as Error).message}`] };
+    return { documents, problems: [`manifest ${file}: not valid YAML: ${printable((e as Error).message, 300)}`] };
   }
   const list = Array.isArray(docs) ? docs : [docs];
   list.forEach((doc, i) => {
     const index = i + 1;
     const where = `manifest ${file} document ${index}`;
     if (doc.errors.length > 0) {
-      problems.push(`${where}: not valid YAML: ${doc.errors.map((e) => e.message.split('\n')[0]).join('; ')}`);
+      // The parser's messages quote the manifest (the lines after the first are a code frame): shown, capped.
+      problems.push(`${where}: not valid YAML: ${printable(doc.errors.map((e) => e.message.split('\n')[0]).join('; '), 500)}`);
       return;
     }
     let value: unknown;
     try {
       value = doc.toJS({ maxAliasCount: 100 });
     } catch (e) {
-      problems.push(`${where}: ${(e as Error).message}`);
+      problems.push(`${where}: ${printable((e as Error).message, 300)}`);
       return;
     }
     if (value === null || value === undefined) return;
@@ -104,6 +141,9 @@ export function parseManifest(text: string, file: string): ParsedManifest {
     const d = checkObject(obj, file, index, where, problems);
     if (d) documents.push(d);
   });
+  // A file of a thousand broken documents is reported by its first problems, not a thousand lines.
+  const more = problems.length - MAX_ERROR_DETAILS;
+  if (more > 0) problems.splice(MAX_ERROR_DETAILS, more, `manifest ${file}: ${more} more problem(s)`);
   return { documents, problems };
 }
 
@@ -120,7 +160,7 @@ function checkObject(value: unknown, file: string, index: number, where: string,
   if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) missing.push('metadata.name');
   else if (meta.name !== undefined && meta.name !== null && typeof meta.name !== 'string') {
     // YAML 1.1 (as kubectl reads it): `name: y`, `name: on` are booleans, `name: 0644` a number.
-    problems.push(`${where}: metadata.name is ${JSON.stringify(meta.name)}, not a string; put the name in quotes`);
+    problems.push(`${where}: metadata.name is ${printable(meta.name, 80)}, not a string; put the name in quotes`);
     return undefined;
   } else if (typeof meta.name !== 'string' || meta.name === '') {
     missing.push(
@@ -145,7 +185,7 @@ function checkObject(value: unknown, file: string, index: number, where: string,
     (ns !== undefined && ns !== null && ns !== ''
       ? typeof ns === 'string'
         ? namespaceProblem(ns)
-        : `namespace ${JSON.stringify(ns)} is not a valid namespace name`
+        : `namespace ${printable(ns, 80)} is not a valid namespace name`
       : undefined) ??
     objectNameProblem(name);
   if (bad) {

@@ -8,7 +8,7 @@
 import { CniNodeError } from '../core/errors.js';
 import { isStatus, type KubeClient } from './client.js';
 import { resourcePath, type ResourceInfo } from './discovery.js';
-import { serverText } from './limits.js';
+import { printable } from '../core/printable.js';
 import { comparable, containsDesired, sameJson, type KubeObject, type ObjectRef } from './manifests.js';
 import { sleep } from './retry.js';
 
@@ -194,12 +194,12 @@ export async function waitForCrdEstablished(client: KubeClient, name: string, op
     if (refused) {
       throw new CniNodeError(
         'invalid',
-        `CustomResourceDefinition ${name} cannot be established: ${serverText(refused.reason ?? 'NamesNotAccepted', 100)}: ${serverText(refused.message)}`.trim(),
+        `CustomResourceDefinition ${name} cannot be established: ${printable(refused.reason ?? 'NamesNotAccepted', 100)}: ${printable(refused.message)}`.trim(),
       );
     }
     if (Date.now() >= deadline) {
       const state =
-        serverText(last.map((c) => `${String(c.type)}=${String(c.status)}${c.message ? ` (${String(c.message)})` : ''}`).join(', ')) ||
+        printable(last.map((c) => `${String(c.type)}=${String(c.status)}${c.message ? ` (${String(c.message)})` : ''}`).join(', ')) ||
         (res.status === 404 ? 'not found' : 'no conditions');
       throw new CniNodeError('api', `CustomResourceDefinition ${name} is not Established after ${Math.round(timeoutMs / 1000)} s (${state})`);
     }
@@ -220,7 +220,7 @@ function isObjectNotFound(body: unknown): boolean {
 class NotServedError extends CniNodeError {}
 
 function notServed(info: ResourceInfo, body: unknown): NotServedError {
-  const msg = serverText((body as { message?: unknown } | undefined)?.message ?? 'not found');
+  const msg = printable((body as { message?: unknown } | undefined)?.message ?? 'not found');
   return new NotServedError(
     'api',
     `the API server does not serve ${info.resource} in ${info.apiVersion} (${msg})${info.definedByCrd ? `; its CustomResourceDefinition ${info.definedByCrd} is not Established yet` : ''}`,

@@ -13,7 +13,8 @@ import https from 'node:https';
 import { CniNodeError, reason } from '../core/errors.js';
 import type { ResolvedKubeConfig } from './config.js';
 import { isTlsError, isTransientNetworkError, KubeUnreachableError, networkCode, statusError, type KubeApiError } from './errors.js';
-import { MAX_ANSWER_BYTES, serverText, tooLarge } from './limits.js';
+import { MAX_ANSWER_BYTES, tooLarge } from './limits.js';
+import { printable } from '../core/printable.js';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -142,17 +143,17 @@ export class KubeTransport {
     if (isTlsError(e)) {
       return new CniNodeError(
         'api',
-        `cannot talk to the Kubernetes API server at ${this.server} over TLS: ${serverText(reason(e), 500)}. Check the cluster CA and server name in the credentials from ${this.config.source}`,
+        `cannot talk to the Kubernetes API server at ${this.server} over TLS: ${printable(reason(e), 500)}. Check the cluster CA and server name in the credentials from ${this.config.source}`,
       );
     }
     if (/^HPE_/.test(networkCode(e))) {
       // Node's HTTP parser refused the answer: headers over its 16 KiB limit, or bytes that are not HTTP.
-      return new CniNodeError('api', `${verb} ${this.server}${path}: the answer is not HTTP that cni-node accepts (${serverText(reason(e), 200)}); refused`);
+      return new CniNodeError('api', `${verb} ${this.server}${path}: the answer is not HTTP that cni-node accepts (${printable(reason(e), 200)}); refused`);
     }
-    if (!isTransientNetworkError(e)) return new CniNodeError('api', `${verb} ${this.server}${path} failed: ${serverText(reason(e), 500)}`);
+    if (!isTransientNetworkError(e)) return new CniNodeError('api', `${verb} ${this.server}${path} failed: ${printable(reason(e), 500)}`);
     const tried = tries ? ` (${tries.attempts} attempt${tries.attempts > 1 ? 's' : ''} over ${(tries.ms / 1000).toFixed(1)} s)` : ` (${verb} ${path})`;
     return new KubeUnreachableError(
-      `cannot reach the Kubernetes API server at ${this.server}: ${serverText(reason(e), 500)}${tried}. Check that the API server is up and reachable from this node; the address comes from ${this.config.source}`,
+      `cannot reach the Kubernetes API server at ${this.server}: ${printable(reason(e), 500)}${tried}. Check that the API server is up and reachable from this node; the address comes from ${this.config.source}`,
       this.server,
       networkCode(e),
     );

@@ -10,7 +10,8 @@
  * linear time, not quadratic.
  */
 import type http from 'node:http';
-import { formatBytes, jsonDeeperThan, MAX_JSON_DEPTH, MAX_WATCH_EVENT_BYTES, serverText } from './limits.js';
+import { formatBytes, jsonDeeperThan, MAX_JSON_DEPTH, MAX_WATCH_EVENT_BYTES } from './limits.js';
+import { printable } from '../core/printable.js';
 import type { WatchedObject } from './watched-set.js';
 
 /** One line of a watch stream. */
@@ -116,13 +117,13 @@ function parseLine(raw: Buffer, events: WatchEventLine[]): StreamEnd | undefined
     ev = null;
   }
   if (typeof ev !== 'object' || ev === null || Array.isArray(ev))
-    return { how: 'refused', problem: `the API server sent a line that is not a JSON object: ${serverText(line, 200)}` };
+    return { how: 'refused', problem: `the API server sent a line that is not a JSON object: ${printable(line, 200)}` };
   if (ev.type !== 'ERROR') {
     events.push({ type: typeof ev.type === 'string' ? ev.type : undefined, object: ev.object, bytes: raw.length });
     return undefined;
   }
   const status = ev.object as { code?: unknown; message?: unknown } | undefined;
   const code = typeof status?.code === 'number' ? status.code : undefined;
-  const message = serverText(typeof status?.message === 'string' ? status.message : status);
+  const message = printable(typeof status?.message === 'string' ? status.message : status);
   return { how: 'error-event', code, message };
 }

@@ -2,6 +2,7 @@ import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { checkNetworkConfig, isNetworkConfigName, type NetworkConfigInfo } from '../core/cni-config.js';
 import { INPUT_LIMITS } from '../core/input-limits.js';
+import { printable } from '../core/printable.js';
 import { readRegularBytes } from '../sys/read.js';
 
 /**
@@ -43,15 +44,16 @@ async function askVersion(binary: string, cniVersion: string): Promise<{ support
       { env: { CNI_COMMAND: 'VERSION', CNI_PATH: path.dirname(binary) }, timeout: 5000, maxBuffer: 1 << 20 },
       (err, stdout, stderr) => {
         if (err && !stdout) {
-          resolve({ problem: `did not answer CNI_COMMAND=VERSION (${(stderr || err.message).trim().split('\n')[0]})` });
+          // The plugin's output is untrusted like any node file: one line, escaped, capped.
+          resolve({ problem: `did not answer CNI_COMMAND=VERSION (${printable((stderr || err.message).trim().split('\n')[0], 200)})` });
           return;
         }
         try {
           const v = JSON.parse(stdout) as { supportedVersions?: unknown };
           if (!Array.isArray(v.supportedVersions)) throw new Error('no supportedVersions');
-          resolve({ supported: v.supportedVersions.map(String) });
+          resolve({ supported: v.supportedVersions.slice(0, 20).map((x) => printable(x, 20)) });
         } catch {
-          resolve({ problem: `answered CNI_COMMAND=VERSION with something that is not a version list: ${stdout.slice(0, 80)}` });
+          resolve({ problem: `answered CNI_COMMAND=VERSION with something that is not a version list: ${printable(stdout, 80)}` });
         }
       },
     );
@@ -96,7 +98,8 @@ export async function checkNode(configsDir: string, pluginsDir: string): Promise
       if (bytes === undefined) continue;
       text = bytes.toString('utf8');
     } catch (e) {
-      files.push({ file, valid: false, problems: [`cannot read: ${(e as Error).message}`], plugins: [] });
+      // The message names the file, and file names in the node dir are anyone's: one line, escaped.
+      files.push({ file, valid: false, problems: [`cannot read: ${printable((e as Error).message, 500)}`], plugins: [] });
       continue;
     }
     const c = checkNetworkConfig(file, text);
@@ -125,7 +128,7 @@ export async function checkNode(configsDir: string, pluginsDir: string): Promise
     ok: broken.length === 0,
     summary:
       broken.length === 0
-        ? `the runtime will use ${selected.file} (network "${selected.info?.name}"), and all its plugins answer`
-        : `the runtime will use ${selected.file}, but ${broken.map((b) => b.type).join(', ')} will fail`,
+        ? `the runtime will use ${printable(selected.file, 260)} (network "${selected.info?.name}"), and all its plugins answer`
+        : `the runtime will use ${printable(selected.file, 260)}, but ${broken.map((b) => b.type).join(', ')} will fail`,
   };
 }

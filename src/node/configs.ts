@@ -3,6 +3,7 @@ import path from 'node:path';
 import { CniNodeError, ofItem } from '../core/errors.js';
 import { checkNetworkConfig, isNetworkConfigName, type NetworkConfigInfo } from '../core/cni-config.js';
 import type { PlannedAction } from '../core/plan.js';
+import { someOf } from '../core/printable.js';
 import { findPointers, MAX_RENDERED_BYTES, renderTemplates, type RenderOutcome } from '../core/template.js';
 import type { EngineOptions, FileStamp, ItemRecord, ItemReport, KindHandler } from '../core/contracts.js';
 import { destinationProblem, inspect, ioError, stageFile } from './atomic.js';
@@ -86,8 +87,7 @@ async function readTemplate(dir: string, name: string): Promise<string> {
 async function waitForFiles(dir: string, names: string[], ms: number, signal?: AbortSignal): Promise<string[]> {
   const deadline = Date.now() + ms;
   let missing = names;
-  const interrupted = () =>
-    new CniNodeError('interrupted', `stopped while waiting for ${missing.join(', ')} to appear in ${dir} (--wait); nothing was written`);
+  const interrupted = () => new CniNodeError('interrupted', `stopped while waiting for ${someOf(missing)} to appear in ${dir} (--wait); nothing was written`);
   while (missing.length > 0 && Date.now() < deadline) {
     await sleep(Math.min(250, Math.max(0, deadline - Date.now())), signal, interrupted);
     const still: string[] = [];
@@ -180,7 +180,7 @@ class ConfigHandler extends FileKindHandler {
     const { waitMs, reporter, signal } = this.options;
     const missingNow = [...new Set([...outcomes.values()].flatMap((o) => (o.status === 'missing' ? o.missing.filter((m) => !refused.has(m)) : [])))];
     if (missingNow.length === 0 || waitMs <= 0) return outcomes;
-    reporter.info(`waiting up to ${Math.round(waitMs / 1000)}s for ${missingNow.join(', ')} to appear in ${this.dir}`);
+    reporter.info(`waiting up to ${Math.round(waitMs / 1000)}s for ${someOf(missingNow)} to appear in ${this.dir}`);
     const still = await waitForFiles(this.dir, missingNow, waitMs, signal);
     return still.length < missingNow.length ? renderAll() : outcomes;
   }
@@ -195,8 +195,8 @@ class ConfigHandler extends FileKindHandler {
         this.waiting.set(name, absent);
         return undefined;
       }
-      const list = absent.map((m) => `__${m}__`).join(', ');
-      const files = absent.map((m) => path.join(this.dir, m)).join(', ');
+      const list = someOf(absent.map((m) => `__${m}__`));
+      const files = someOf(absent.map((m) => path.join(this.dir, m)));
       const advice =
         this.options.waitMs > 0
           ? `it did not appear within ${Math.round(this.options.waitMs / 1000)}s (--wait)`
@@ -211,7 +211,7 @@ class ConfigHandler extends FileKindHandler {
     if (isNetworkConfigName(name)) {
       const check = checkNetworkConfig(name, outcome.content);
       if (!check.ok) {
-        const from = outcome.pointers.length ? ` (rendered from the template with ${outcome.pointers.map((p) => `__${p}__`).join(', ')})` : '';
+        const from = outcome.pointers.length ? ` (rendered from the template with ${someOf(outcome.pointers.map((p) => `__${p}__`))})` : '';
         return ofItem(new CniNodeError('invalid', `config ${name} is not a valid CNI network configuration${from}`, check.problems), 'config', name);
       }
       r.info = check.info;
@@ -234,7 +234,7 @@ class ConfigHandler extends FileKindHandler {
   protected async ensure(name: string, dryRun: boolean): Promise<ItemReport> {
     const base = this.base(name, dryRun);
     const missing = this.waiting.get(name);
-    if (missing) return { ...base, result: 'waiting', detail: `for ${missing.join(', ')} in ${this.dir}` };
+    if (missing) return { ...base, result: 'waiting', detail: `for ${someOf(missing)} in ${this.dir}` };
     const d = await this.decide(name);
     await this.warnMissingPlugins(name, this.rendered.get(name)?.info);
     if (dryRun) {
@@ -286,7 +286,7 @@ class ConfigHandler extends FileKindHandler {
     }
     if (absent.length > 0) {
       this.options.reporter.warn(
-        `config ${name} uses plugin type${absent.length > 1 ? 's' : ''} ${absent.join(', ')}, not found in ${hostPluginsDir}; pods on this network will fail until ${absent.length > 1 ? 'they are' : 'it is'} installed`,
+        `config ${name} uses plugin type${absent.length > 1 ? 's' : ''} ${someOf(absent)}, not found in ${hostPluginsDir}; pods on this network will fail until ${absent.length > 1 ? 'they are' : 'it is'} installed`,
       );
     }
   }

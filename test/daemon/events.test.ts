@@ -41,7 +41,7 @@ describe('Kubernetes Events on the pod', () => {
     const { client, requests } = fakeClient();
     const rec = createEventRecorder({ client: async () => client, env: {}, reporter });
     assert.equal(rec.enabled, false);
-    rec.emit('Warning', 'ReconcileFailed', 'x');
+    rec.emit('ReconcileFailed', 'x');
     await rec.flush();
     assert.equal(requests.length, 0);
   });
@@ -60,11 +60,11 @@ describe('Kubernetes Events on the pod', () => {
       now: () => t,
       onOutcome: (_type, o) => void outcomes.push(o),
     });
-    rec.emit('Warning', 'ReconcileFailed', 'plugin x is not in the plugins dir');
-    rec.emit('Warning', 'ReconcileFailed', 'plugin x is not in the plugins dir');
-    rec.emit('Normal', 'WaitingForPointerTarget', 'config a waits for b');
-    rec.emit('Warning', 'FightDetected', 'c');
-    rec.emit('Warning', 'FightDetected', 'd');
+    rec.emit('ReconcileFailed', 'plugin x is not in the plugins dir');
+    rec.emit('ReconcileFailed', 'plugin x is not in the plugins dir');
+    rec.emit('WaitingForPointerTarget', 'config a waits for b');
+    rec.emit('FightDetected', 'c');
+    rec.emit('FightDetected', 'd');
     await rec.flush();
     assert.deepEqual(outcomes, ['repeat', 'limited', 'sent', 'sent', 'sent']);
     const posts = requests.filter((r) => r.method === 'POST');
@@ -78,7 +78,7 @@ describe('Kubernetes Events on the pod', () => {
     assert.deepEqual(body.source, { component: 'cni-node', host: 'node-1' });
     t += 60_000;
     outcomes.length = 0;
-    rec.emit('Warning', 'FightDetected', 'e');
+    rec.emit('FightDetected', 'e');
     await rec.flush();
     assert.deepEqual(outcomes, ['sent'], 'a token came back after refillMs');
   });
@@ -87,8 +87,8 @@ describe('Kubernetes Events on the pod', () => {
     reporter.warnings.length = 0;
     const { client } = fakeClient((req) => (req.method === 'POST' ? new Error('forbidden: may not create events') : undefined));
     const rec = createEventRecorder({ client: async () => client, env: { POD_NAME: 'p', POD_NAMESPACE: 'n', POD_UID: 'u' }, reporter, burst: 10 });
-    rec.emit('Warning', 'A', '1');
-    rec.emit('Warning', 'A', '2');
+    rec.emit('ReconcileFailed', '1');
+    rec.emit('ReconcileFailed', '2');
     await rec.flush();
     assert.equal(reporter.warnings.length, 1);
     assert.match(reporter.warnings[0] ?? '', /cannot record a Kubernetes Event on pod n\/p .*forbidden/);

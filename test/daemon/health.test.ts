@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import net from 'node:net';
 import { describe, test } from 'node:test';
-import { parseListen, startHealthServer } from '../../src/daemon/health.js';
+import { MAX_CONNECTIONS, parseListen, startHealthServer } from '../../src/daemon/health.js';
 import { createMetrics } from '../../src/daemon/metrics.js';
 import { Readiness } from '../../src/daemon/readiness.js';
 
@@ -63,6 +65,39 @@ describe('--listen', () => {
       );
     } finally {
       await a.close();
+    }
+  });
+});
+
+// Issue 13's class "every input has a cap", for connections: anyone on the node may
+// connect to --listen (hostNetwork), and each held connection is a file descriptor
+// the daemon needs for its own work (a 1,024-descriptor limit is common).
+describe('--listen: connections are capped', () => {
+  test(`500 idle connections: at most ${MAX_CONNECTIONS} are held, each closed within the headers timeout; requests are served again after`, async () => {
+    const readiness = new Readiness();
+    const server = await startHealthServer({ listen: { host: '127.0.0.1', port: 0 }, readiness: () => readiness.status(), metrics: createMetrics() });
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const sockets: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 500; i++) {
+        const s = net.connect(server.port, '127.0.0.1');
+        s.on('error', () => undefined);
+        s.resume(); // read what the server sends (a 408), so its end is seen
+        s.write('GET /healthz HTTP/1.1\r\n'); // never finished: a slow client
+        sockets.push(s);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      // Our 500 client sockets, plus what the server still holds.
+      const held = fds() - before - sockets.filter((s) => !s.destroyed).length;
+      assert.ok(held <= MAX_CONNECTIONS + 5, `the server holds ${held} descriptors for 500 idle connections`);
+      const closed = await new Promise<number>((resolve) => setTimeout(() => resolve(sockets.filter((s) => s.destroyed || s.readableEnded).length), 7_000));
+      assert.equal(closed, 500, 'every idle connection closed by the server within the headers timeout');
+      const res = await fetch(`http://${server.address}/healthz`);
+      assert.equal(res.status, 200);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await server.close();
     }
   });
 });

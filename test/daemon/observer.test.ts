@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { ItemReport } from '../../src/core/contracts.js';
 import { CniNodeError } from '../../src/core/errors.js';
-import type { EventRecorder } from '../../src/daemon/events.js';
+import { EVENT_REASONS, type EventRecorder } from '../../src/daemon/events.js';
 import { createMetrics } from '../../src/daemon/metrics.js';
 import { failureClass, ReconcileObserver } from '../../src/daemon/observer.js';
 import { Readiness } from '../../src/daemon/readiness.js';
@@ -17,7 +17,7 @@ function observed() {
   const readiness = new Readiness();
   const recorder: EventRecorder = {
     enabled: true,
-    emit: (type, reason) => void events.push(`${type} ${reason}`),
+    emit: (reason) => void events.push(`${EVENT_REASONS[reason]} ${reason}`),
     flush: async () => undefined,
     close: () => undefined,
   };
@@ -101,5 +101,48 @@ describe('the observer', () => {
     assert.equal(o.observer.heldItems, 0);
     assert.ok(o.log.includes('config 05-x.conf: no longer has a problem'));
     assert.equal(o.readiness.status().ready, true);
+  });
+
+  // The rule (daemon/events.ts): whatever makes the pod NotReady or holds an item is a
+  // Warning, so operators filtering on type=Warning see it; its end is Normal. The
+  // waiting Event was Normal while the pod was NotReady, and only failures had an end.
+  test('Event types follow readiness: each Event that comes with NotReady is a Warning, each that comes with the return to Ready is Normal', () => {
+    const o = observed();
+    const done = (id: number, over: Partial<ReconcileResult> = {}) =>
+      o.observer.finished({ id, seconds: 0.01, how: 'done', result: result(over), reports: [], kinds: ['config'], desired: { config: ['05-x.conf'] } });
+    const steps: Array<[string, () => void, string]> = [
+      [
+        'a failed reconcile',
+        () => o.observer.finished({ id: 1, seconds: 0.01, how: 'failed', error: new CniNodeError('io', 'disk full'), input: false, retryInMs: 1000 }),
+        'Warning ReconcileFailed',
+      ],
+      ['the next succeeds', () => done(2), 'Normal Reconciled'],
+      [
+        'a config waits for its pointer target',
+        () => done(3, { waiting: new Map([['05-x.conf', ['10-calico.conflist']]]) }),
+        'Warning WaitingForPointerTarget',
+      ],
+      ['the target appears', () => done(4), 'Normal Reconciled'],
+      [
+        'an item is held',
+        () => done(5, { invalid: new Map([['config 05-x.conf', [new CniNodeError('invalid', 'bad', [], { items: ['config 05-x.conf'] })]]]) }),
+        'Warning ItemInvalid',
+      ],
+      ['it is fixed', () => done(6), 'Normal Reconciled'],
+      [
+        'a fight',
+        () => o.observer.fightStarted({ key: 'config 05-x.conf', since: 0, until: 300_000, rewrites: 5 }, '/host/etc/cni/net.d', 1),
+        'Warning FightDetected',
+      ],
+      ['the fight hold ends', () => o.observer.fightEnded('config 05-x.conf', 'expired'), 'Normal FightEnded'],
+    ];
+    for (const [what, step, event] of steps) {
+      const before = o.events.length;
+      step();
+      assert.deepEqual(o.events.slice(before), [event], what);
+      const ready = o.readiness.status().ready;
+      assert.equal(ready, event.startsWith('Normal'), `${what}: /readyz says ${ready ? 'ready' : 'not ready'} with ${event}`);
+    }
+    for (const [reason, type] of Object.entries(EVENT_REASONS)) assert.ok(type === 'Warning' || type === 'Normal', reason);
   });
 });

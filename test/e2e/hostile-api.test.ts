@@ -6,9 +6,7 @@
 // watch event that never ends, a LIST answer that never ends, a Status message that
 // tries to forge log lines. Each test reads the process's peak memory (VmHWM).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, writeFile } from 'node:fs/promises';
 import type http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +17,6 @@ import { exists, NS, until, type Cleanups, type Tree } from './support/daemon.js
 import { FaultProxy, streamBytes, type Seen, type Streamed } from './support/fault-proxy.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const KUBE_WATCH = path.join(ROOT, 'bin', 'kube-watch');
 const skip = clusterUnavailableReason() ?? (existsSync(path.join(ROOT, 'dist', 'cni-node.mjs')) ? undefined : 'the CLI is not built: run `npm run build`');
 const MiB = 1024 * 1024;
 const CAP = 16 * MiB;
@@ -200,30 +197,8 @@ describe(
       const { isWatch } = cmRequests(cm);
       await run.putConfigMap(cluster, cm, { plugins: 'bridge', configs: '', manifests: '' });
       const tree = await run.nodeTree(cluster, cleanups, 'kube-watch-hostile-');
-      const runsLog = path.join(tree.root, 'runs.log');
-      const handler = path.join(tree.root, 'handler.sh');
-      await writeFile(handler, `#!/bin/sh\nprintf '%s\\n' "$2" >> ${JSON.stringify(runsLog)}\n`);
-      await chmod(handler, 0o755);
-      const runs = (): string[] =>
-        existsSync(runsLog)
-          ? readFileSync(runsLog, 'utf8')
-              .split('\n')
-              .filter((l) => l !== '')
-          : [];
-      const child = spawn(KUBE_WATCH, ['object', 'configmap', `${NS}/${cm}`, '-j', '{.data.plugins}', '-c', path.join(tree.root, 'channel'), '-h', handler], {
-        env: {
-          PATH: process.env['PATH'],
-          KUBERNETES_SERVICE_HOST: '127.0.0.1',
-          KUBERNETES_SERVICE_PORT: String(proxy.port),
-          CNI_NODE_SERVICE_ACCOUNT_DIR: tree.sa,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let err = '';
-      child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-      child.stdout?.on('data', (c: Buffer) => (err += c.toString()));
-      cleanups.push(async () => void child.kill('SIGKILL'));
-      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      const kw = await run.startKubeWatch(tree, cm, '{.data.plugins}', `printf '%s\\n' "$2" >> "$RUNS"`, proxy.port, cleanups);
+      const { child, runs, exited } = kw;
       try {
         await until('the first value', async () => runs().length === 1, 20_000);
         assert.deepEqual(runs(), ['bridge']);
@@ -241,8 +216,11 @@ describe(
         t.diagnostic(`kube-watch RSS ${(before / MiB).toFixed(0)} MiB before the faults, peak ${(peak / MiB).toFixed(0)} MiB`);
         assert.ok(peak < before + 96 * MiB, `peak RSS ${(peak / MiB).toFixed(0)} MiB`);
         for (const f of faults) assert.ok(((await f.streamed()) as Streamed).written < CAP + 12 * MiB);
-        const lines = err.split('\n').filter((l) => /larger than the 16 MiB cap/.test(l));
-        assert.equal(lines.length, 3, err);
+        const lines = kw
+          .out()
+          .split('\n')
+          .filter((l) => /larger than the 16 MiB cap/.test(l));
+        assert.equal(lines.length, 3, kw.out());
         for (const l of lines)
           assert.match(
             l,
@@ -262,13 +240,13 @@ describe(
         // The server's words cannot forge a log line.
         proxy.inject(isWatch, { watchErrorEvent: { code: 500, reason: 'InternalError', message: FORGED } });
         proxy.drop();
-        await until('the ERROR event reported', async () => /ERROR event 500: no\\n2099/.test(err), 15_000);
-        assert.doesNotMatch(err, /^2099-01-01T00:00:00\.000Z cni-node: forged line/m);
-        assert.ok(!err.includes('\u001b'), 'no terminal escape in the log');
+        await until('the ERROR event reported', async () => /ERROR event 500: no\\n2099/.test(kw.out()), 15_000);
+        assert.doesNotMatch(kw.out(), /^2099-01-01T00:00:00\.000Z cni-node: forged line/m);
+        assert.ok(!kw.out().includes('\u001b'), 'no terminal escape in the log');
 
-        assert.equal(child.exitCode, null, err);
+        assert.equal(child.exitCode, null, kw.out());
         child.kill('SIGTERM');
-        assert.equal(await exited, 0, err);
+        assert.equal(await exited, 0, kw.out());
       } finally {
         proxy.clearFaults();
         if (child.exitCode === null) child.kill('SIGKILL');

@@ -15,7 +15,8 @@ import { CniNodeError } from '../../src/core/errors.js';
 import { compileJsonPath } from '../../src/core/jsonpath.js';
 import { createKubeClient, type KubeClient } from '../../src/kube/client.js';
 import { Discovery } from '../../src/kube/discovery.js';
-import { MAX_ANSWER_BYTES, MAX_JSON_DEPTH, MAX_SERVER_TEXT, MAX_WATCHED_BYTES, serverText } from '../../src/kube/limits.js';
+import { MAX_ANSWER_BYTES, MAX_JSON_DEPTH, MAX_SERVER_TEXT, MAX_WATCHED_BYTES } from '../../src/kube/limits.js';
+import { printable } from '../../src/core/printable.js';
 import { sameJson } from '../../src/kube/manifests.js';
 import { waitForCrdEstablished } from '../../src/kube/objects.js';
 import { readAll } from '../../src/kube/transport.js';
@@ -505,8 +506,8 @@ describe('hostile or broken API answers: every byte from the API is capped (real
     assert.match(resolution.problem ?? '', /unknown kind "ConfigMap": apiVersion v1 .* has no such kind$/);
 
     // The helper itself, for anything else that passes server text on.
-    assert.equal(serverText('a\nb\u001b[1m\u0000\u009b\u2066c'), 'a\\nb\\x1b[1m\\x00\\x9b\\u2066c');
-    assert.equal(serverText('x'.repeat(10), 4), 'xxxx… (6 more characters)');
+    assert.equal(printable('a\nb\u001b[1m\u0000\u009b\u2066c'), 'a\\nb\\x1b[1m\\x00\\x9b\\u2066c');
+    assert.equal(printable('x'.repeat(10), 4), 'xxxx… (6 more characters)');
   });
 
   test('the largest legitimate answers pass under the caps: a 1 MiB ConfigMap the server sends as 6 MiB of JSON', async () => {

@@ -9,7 +9,8 @@
 // parameters; each test file keeps its own values.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFile, mkdir, mkdtemp, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { appendFile, chmod, mkdir, mkdtemp, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -304,4 +305,56 @@ export async function putConfigMap(cluster: TestCluster, name: string, data: Rec
     return;
   }
   assert.equal(res.status, 200, res.text);
+}
+
+// ---- kube-watch -------------------------------------------------------------------
+
+/** ./bin/kube-watch, or $CNI_NODE_TEST_KUBE_WATCH. */
+export const KUBE_WATCH = process.env['CNI_NODE_TEST_KUBE_WATCH'] || fileURLToPath(new URL('../../../../bin/kube-watch', import.meta.url));
+
+export interface KubeWatch {
+  child: ChildProcess;
+  /** stdout and stderr so far. */
+  out(): string;
+  /** One line per handler run, as `handlerBody` wrote them to $RUNS. */
+  runs(): string[];
+  exited: Promise<number | null>;
+}
+
+/**
+ * Starts `kube-watch object configmap NS/<cm> -j <jsonpath>` with in-cluster
+ * credentials from `tree.sa` pointing at 127.0.0.1:`port`, its channel and handler
+ * in `tree.root`. The handler is `/bin/sh` running `handlerBody`, which appends a
+ * line per run to the file $RUNS (e.g. `printf '%s\n' "$2" >> "$RUNS"`).
+ */
+export async function startKubeWatch(
+  tree: Tree,
+  cm: string,
+  jsonpath: string,
+  handlerBody: string,
+  port: number | string,
+  cleanups: Cleanups,
+): Promise<KubeWatch> {
+  const runsLog = path.join(tree.root, 'runs.log');
+  const handler = path.join(tree.root, 'handler.sh');
+  await writeFile(handler, `#!/bin/sh\nRUNS=${JSON.stringify(runsLog)}\n${handlerBody}\n`);
+  await chmod(handler, 0o755);
+  const child = spawn(KUBE_WATCH, ['object', 'configmap', `${NS}/${cm}`, '-j', jsonpath, '-c', path.join(tree.root, 'channel'), '-h', handler], {
+    env: { PATH: process.env['PATH'], KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(port), CNI_NODE_SERVICE_ACCOUNT_DIR: tree.sa },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+  cleanups.push(async () => void child.kill('SIGKILL'));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, out: () => out, runs: () => runsSync(runsLog), exited };
+}
+
+function runsSync(file: string): string[] {
+  return existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '')
+    : [];
 }
