@@ -271,8 +271,15 @@ export interface PolicyRule {
   verbs: string[];
 }
 
+/** What `cni-node run --config-map=…` needs of the API: read its ConfigMap, record Events on its pod. */
+export const DAEMON_RULES: readonly PolicyRule[] = [
+  { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+  { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+];
+
 /** Grants the daemon's service account (cni-node in NS) `rules` by a Role and RoleBinding named `name`. */
-export async function grantServiceAccount(cluster: TestCluster, name: string, rules: PolicyRule[]): Promise<void> {
+export async function grantServiceAccount(cluster: TestCluster, name: string, rules: readonly PolicyRule[]): Promise<void> {
   const role = {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'Role',
