@@ -4,7 +4,10 @@
 // stream, or answer a request with a fault (410, 429 + Retry-After, 5xx, an ERROR
 // event) instead of the server.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { before, describe, test } from 'node:test';
+import { parse } from 'yaml';
 import { CniNodeError } from '../../src/core/errors.js';
 import { createKubeClient, type KubeClient } from '../../src/kube/client.js';
 import { resolveResourceType } from '../../src/kube/discovery.js';
@@ -13,6 +16,7 @@ import { useProxiedCluster } from '../e2e/support/api-suite.js';
 import { clusterUnavailableReason } from '../e2e/support/cluster.js';
 import type { Seen } from '../e2e/support/fault-proxy.js';
 import { sleep, until } from '../support/process.js';
+import { REPO_ROOT } from '../support/repo.js';
 
 const skip = clusterUnavailableReason();
 
@@ -456,22 +460,8 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
     assert.equal((await resolveResourceType(direct, 'clusterrolebinding')).group, 'rbac.authorization.k8s.io');
     assert.equal((await resolveResourceType(direct, 'limitranges')).kind, 'LimitRange');
 
-    const crd = {
-      apiVersion: 'apiextensions.k8s.io/v1',
-      kind: 'CustomResourceDefinition',
-      metadata: { name: 'network-attachment-definitions.k8s.cni.cncf.io' },
-      spec: {
-        group: 'k8s.cni.cncf.io',
-        scope: 'Namespaced',
-        names: {
-          kind: 'NetworkAttachmentDefinition',
-          plural: 'network-attachment-definitions',
-          singular: 'network-attachment-definition',
-          shortNames: ['net-attach-def'],
-        },
-        versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
-      },
-    };
+    // The NetworkAttachmentDefinition CRD as Multus installs it: a CRD short name.
+    const crd: unknown = parse(readFileSync(path.join(REPO_ROOT, 'test/fixtures/manifests/nad-crd.yaml'), 'utf8'));
     const created = await api.cluster.request('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
     assert.equal(created.status, 201, created.text);
     const deadline = Date.now() + 15_000;
