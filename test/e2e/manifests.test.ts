@@ -21,6 +21,7 @@ import { listWatch } from '../../src/kube/watch.js';
 import { NodeRecord } from '../../src/node/record.js';
 import { useTestCluster } from './support/api-suite.js';
 import { clusterUnavailableReason, SERVICE_ACCOUNT_USER } from './support/cluster.js';
+import { grantServiceAccount } from './support/daemon.js';
 import { closedPort } from '../support/process.js';
 import { REPO_ROOT } from '../support/repo.js';
 
@@ -464,21 +465,7 @@ test('forbidden: a token RBAC denies everything, and a service account with part
   assert.deepEqual(writes(r), []);
 
   // The service account may manage ServiceAccounts in kube-system, nothing else.
-  const grant = await api.cluster.request('POST', `${CR}`, {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'ClusterRole',
-    metadata: { name: 'test-partial' },
-    rules: [{ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'create', 'patch', 'delete'] }],
-  });
-  assert.equal(grant.status, 201, grant.text);
-  const bind = await api.cluster.request('POST', '/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings', {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'RoleBinding',
-    metadata: { name: 'test-partial', namespace: 'kube-system' },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'test-partial' },
-    subjects: [{ kind: 'ServiceAccount', name: 'cni-node', namespace: 'kube-system' }],
-  });
-  assert.equal(bind.status, 201, bind.text);
+  await grantServiceAccount(api.cluster, 'test-partial', [{ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'create', 'patch', 'delete'] }]);
 
   const sa = newNode({ token: api.cluster.tokens.serviceAccount });
   const s = await run(sa, 'install', 'multus-rbac.yaml');
@@ -510,21 +497,7 @@ test('forbidden: a token RBAC denies everything, and a service account with part
 test('allowed to apply but not to read: an unchanged manifest is not re-applied; a deleted object is created again', { skip, timeout: 60_000 }, async () => {
   // RBAC cannot scope `get` to a name made at run time (a per-node binding), so a
   // least-privilege role may allow create/patch only.
-  const role = await api.cluster.request('POST', '/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles', {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'Role',
-    metadata: { name: 'test-no-read', namespace: 'default' },
-    rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'patch'] }],
-  });
-  assert.equal(role.status, 201, role.text);
-  const bind = await api.cluster.request('POST', '/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings', {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'RoleBinding',
-    metadata: { name: 'test-no-read', namespace: 'default' },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'test-no-read' },
-    subjects: [{ kind: 'ServiceAccount', name: 'cni-node', namespace: 'kube-system' }],
-  });
-  assert.equal(bind.status, 201, bind.text);
+  await grantServiceAccount(api.cluster, 'test-no-read', [{ apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'patch'] }], 'default');
 
   const node = newNode({ token: api.cluster.tokens.serviceAccount });
   node.write('no-read.yaml', configMaps(['cni-no-read'], { a: '1' }, 'default'));

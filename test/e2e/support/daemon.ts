@@ -278,24 +278,27 @@ export const DAEMON_RULES: readonly PolicyRule[] = [
   { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
 ];
 
-/** Grants the daemon's service account (cni-node in NS) `rules` by a Role and RoleBinding named `name`. */
-export async function grantServiceAccount(cluster: TestCluster, name: string, rules: readonly PolicyRule[]): Promise<void> {
+/**
+ * Grants the daemon's service account (cni-node in NS) `rules` in `namespace`
+ * (default NS) by a Role and RoleBinding named `name` there.
+ */
+export async function grantServiceAccount(cluster: TestCluster, name: string, rules: readonly PolicyRule[], namespace = NS): Promise<void> {
   const role = {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'Role',
-    metadata: { name, namespace: NS },
+    metadata: { name, namespace },
     rules,
   };
   const binding = {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'RoleBinding',
-    metadata: { name, namespace: NS },
+    metadata: { name, namespace },
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
     subjects: [{ kind: 'ServiceAccount', name: 'cni-node', namespace: NS }],
   };
   for (const [p, body] of [
-    [`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`, role],
-    [`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, binding],
+    [`/apis/rbac.authorization.k8s.io/v1/namespaces/${namespace}/roles`, role],
+    [`/apis/rbac.authorization.k8s.io/v1/namespaces/${namespace}/rolebindings`, binding],
   ] as const) {
     const res = await cluster.request('POST', p, body);
     assert.ok(res.status === 201 || res.status === 409, res.text);
