@@ -49,15 +49,7 @@ const FORGED = 'bridge\n2099-01-01T00:00:00.000Z cni-node: reconcile #9 done in 
 // eslint-disable-next-line no-control-regex -- looking for control characters is the point
 const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
-type Event = { reason: string; message: string; type: string; metadata: { creationTimestamp: string } };
-async function eventsFor(pod: string): Promise<Event[]> {
-  const res = await api.cluster.request<{ items: Event[] }>(
-    'GET',
-    `/api/v1/namespaces/${NS}/events?fieldSelector=${encodeURIComponent(`involvedObject.name=${pod}`)}`,
-  );
-  assert.equal(res.status, 200, res.text);
-  return res.body.items;
-}
+const eventsFor = (pod: string) => run.eventsFor(api.cluster, pod);
 
 /** CPU time (user + system) of a process so far, in ms, from /proc. */
 function cpuMs(pid: number): number {

@@ -305,6 +305,24 @@ export async function grantServiceAccount(cluster: TestCluster, name: string, ru
   }
 }
 
+/** An Event as the tests read it back. */
+export interface KubeEvent {
+  reason: string;
+  message: string;
+  type: string;
+  metadata: { creationTimestamp: string };
+}
+
+/** The Events recorded on pod `pod` in NS, as `kubectl get events --field-selector involvedObject.name=<pod>` lists them. */
+export async function eventsFor(cluster: TestCluster, pod: string): Promise<KubeEvent[]> {
+  const res = await cluster.request<{ items: KubeEvent[] }>(
+    'GET',
+    `/api/v1/namespaces/${NS}/events?fieldSelector=${encodeURIComponent(`involvedObject.name=${pod}`)}`,
+  );
+  assert.equal(res.status, 200, res.text);
+  return res.body.items;
+}
+
 /** Creates or replaces ConfigMap `name` in NS with `data`. */
 export async function putConfigMap(cluster: TestCluster, name: string, data: Record<string, string>): Promise<void> {
   const p = `/api/v1/namespaces/${NS}/configmaps`;
