@@ -10,15 +10,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before } from 'node:test';
-import { startTestCluster, type StartOptions, type TestCluster } from './cluster.js';
+import { startTestCluster, type TestCluster } from './cluster.js';
 import { DAEMON_RULES, grantServiceAccount, type Cleanups, type PolicyRule } from './daemon.js';
 import { FaultProxy } from './fault-proxy.js';
 
 export interface ApiSuiteOptions {
   /** Why the cluster cannot run (clusterUnavailableReason() and the like): the hooks start nothing. */
   skip?: string | undefined;
-  /** Flags for the API server. */
-  start?: StartOptions;
   /** A Role and RoleBinding `name` for the daemon's service account, granted once the cluster is up (grantServiceAccount): `rules`, by default DAEMON_RULES. */
   grant?: { name: string; rules?: readonly PolicyRule[] };
 }
@@ -68,7 +66,7 @@ function register(opts: ApiSuiteOptions, withProxy: boolean): ApiSuite | Proxied
 
   before(async () => {
     if (opts.skip !== undefined) return;
-    suite.cluster = await startTestCluster(opts.start);
+    suite.cluster = await startTestCluster();
     if (opts.grant) await grantServiceAccount(suite.cluster, opts.grant.name, opts.grant.rules ?? DAEMON_RULES);
     if (withProxy) {
       suite.proxy = FaultProxy.forCluster(suite.cluster);
