@@ -9,79 +9,40 @@
 // reconciles (cni_node_reconciles_total): faults must cost a bounded number of
 // requests with backoff, and must never make the daemon reconcile for nothing.
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { clusterUnavailableReason, startTestCluster, type TestCluster } from './support/cluster.js';
+import { describe, test } from 'node:test';
+import { useProxiedCluster } from './support/api-suite.js';
+import { clusterUnavailableReason } from './support/cluster.js';
 import * as run from './support/daemon.js';
-import { exists, NS, sleep, until, type Cleanups, type Daemon, type Tree } from './support/daemon.js';
-import { FaultProxy, type Seen } from './support/fault-proxy.js';
+import { exists, NS, sleep, until, type Daemon, type Tree } from './support/daemon.js';
+import { configMapRequests, gapsOf, type Seen } from './support/fault-proxy.js';
+import { closedPort } from '../support/process.js';
 
 const skip = clusterUnavailableReason();
 
-let cluster: TestCluster;
-let proxy: FaultProxy;
-const cleanups: Cleanups = [];
+const api = useProxiedCluster({ skip, grant: { name: 'cni-node-faults-test' } });
+const { cleanups } = api;
 
-const nodeTree = () => run.nodeTree(cluster, cleanups, 'cni-node-faults-');
+const nodeTree = () => run.nodeTree(api.cluster, cleanups, 'cni-node-faults-');
 
 /** Starts `cni-node run` with in-cluster credentials that point at the proxy (`via: 'proxy'`) or straight at the API server. */
 const startDaemon = (tree: Tree, args: string[], via: 'proxy' | 'direct' | { port: number }): Promise<Daemon> =>
-  run.startDaemon(tree, args, { port: via === 'proxy' ? proxy.port : via === 'direct' ? new URL(cluster.server).port : via.port, cleanups });
+  run.startDaemon(tree, args, { port: via === 'proxy' ? api.proxy.port : via === 'direct' ? new URL(api.cluster.server).port : via.port, cleanups });
 
 /** Waits until the daemon's reconcile count has not moved for a second, and returns it. */
 const settledReconciles = (d: Daemon) => run.settledReconciles(d, { quietMs: 1_000, pollMs: 250 });
 
-/** A loopback port nothing listens on (connections are refused). */
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
-const gapsOf = (seen: readonly Seen[]): number[] => seen.slice(1).map((s, i) => s.at - (seen[i] as Seen).at);
-
 // ---- the API side ------------------------------------------------------------------
 
-const grantServiceAccount = () =>
-  run.grantServiceAccount(cluster, 'cni-node-faults-test', [
-    { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
-    { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
-    { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
-  ]);
+const putConfigMap = (name: string, data: Record<string, string>) => run.putConfigMap(api.cluster, name, data);
 
-const putConfigMap = (name: string, data: Record<string, string>) => run.putConfigMap(cluster, name, data);
-
-/** Requests of the ConfigMap list+watch for `name`, as the proxy saw them. */
-const cmRequests = (name: string) => {
-  const mine = (s: Seen) => s.path === `/api/v1/namespaces/${NS}/configmaps` && s.query.get('fieldSelector') === `metadata.name=${name}`;
-  return {
-    mine,
-    isList: (s: Seen) => mine(s) && s.query.get('watch') === null,
-    isWatch: (s: Seen) => mine(s) && s.query.get('watch') === '1',
-  };
-};
+const cmRequests = (name: string) => configMapRequests(NS, name);
 
 describe('cni-node run: API-server faults (real kube-apiserver behind a counting fault proxy)', { skip, timeout: 300_000 }, () => {
-  before(async () => {
-    cluster = await startTestCluster();
-    await grantServiceAccount();
-    proxy = FaultProxy.forCluster(cluster);
-    await proxy.start();
-  });
-
-  after(async () => {
-    for (const c of cleanups.reverse()) await c().catch(() => undefined);
-    await proxy?.stop();
-    await cluster?.stop();
-  });
-
   test('started while the API server is unreachable: alive, not ready with the reason, bounded retries with backoff; syncs once it is back', async (t) => {
     const cm = 'cni-fault-start';
     await putConfigMap(cm, { plugins: 'bridge,loopback', configs: '', manifests: '' });
-    await cluster.stopApiServer();
+    await api.cluster.stopApiServer();
     let apiUp = false;
     try {
       // Two daemons over the same outage: one through the proxy (every attempt
@@ -90,8 +51,8 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       // counted by its own /metrics).
       const ta = await nodeTree();
       const tb = await nodeTree();
-      const mark = proxy.seen.length;
-      const connMark = proxy.tcpConnections;
+      const mark = api.proxy.seen.length;
+      const connMark = api.proxy.tcpConnections;
       const t0 = Date.now();
       const a = await startDaemon(ta, [`--config-map=${NS}/${cm}`], 'proxy');
       const b = await startDaemon(tb, [`--config-map=${NS}/${cm}`], 'direct');
@@ -120,13 +81,13 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       assert.deepEqual(await Promise.all(['bridge', 'loopback'].map((p) => exists(path.join(ta.bin, p)))), [false, false], 'nothing installed yet');
 
       // Counted at the proxy: a handful of attempts with growing gaps, not a flood.
-      const seenA = proxy.seen.slice(mark);
+      const seenA = api.proxy.seen.slice(mark);
       const lists = seenA.filter(cmRequests(cm).isList);
       const gaps = gapsOf(lists);
       const all = `${seenA.length} requests (${seenA.map((s) => `${s.method} ${s.path}${s.query.get('watch') ? '?watch' : ''} +${s.at - t0}ms ${s.upstreamError ?? s.status ?? ''}`).join(', ')})`;
       assert.ok(lists.length >= 3 && lists.length <= 8, `bounded LIST attempts in ${seconds.toFixed(1)} s: ${all}`);
       assert.ok(seenA.length <= lists.length + 3, `no other request floods the proxy: ${all}`);
-      assert.ok(proxy.tcpConnections - connMark <= seenA.length + 2, `connections ${proxy.tcpConnections - connMark} for ${seenA.length} requests`);
+      assert.ok(api.proxy.tcpConnections - connMark <= seenA.length + 2, `connections ${api.proxy.tcpConnections - connMark} for ${seenA.length} requests`);
       assert.ok(
         gaps.every((g) => g >= 200),
         `backed off between attempts: ${gaps.join(', ')} ms`,
@@ -144,7 +105,7 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
         `outage of ${seconds.toFixed(1)} s: via proxy ${lists.length} LIST attempts (gaps ${gaps.join(', ')} ms), ${seenA.length} requests in all; direct ${refused} refused of ${requestsB} requests`,
       );
 
-      await cluster.startApiServer();
+      await api.cluster.startApiServer();
       apiUp = true;
       const upAt = Date.now();
       for (const [name, d, tr] of [
@@ -163,13 +124,13 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       // (A restarted API server answers 403 for a moment until its RBAC cache is loaded: one more backed-off attempt.)
       assert.ok(readyAfter < 40_000, `ready ${readyAfter} ms after the API server was back`);
       t.diagnostic(`both ready ${readyAfter} ms after the API server was back`);
-      const whole = proxy.seen.slice(mark);
+      const whole = api.proxy.seen.slice(mark);
       assert.equal(whole.filter((s) => cmRequests(cm).isList(s) && s.status === 200).length, 1, 'one successful LIST after the outage');
       assert.equal(whole.filter(cmRequests(cm).isWatch).length, 1, 'then one WATCH');
       assert.ok(whole.length <= 15, `requests over the whole outage and recovery: ${whole.length}`);
       for (const d of [a, b]) assert.equal((await d.stop()).code, 0);
     } finally {
-      if (!apiUp) await cluster.startApiServer();
+      if (!apiUp) await api.cluster.startApiServer();
     }
   });
 
@@ -189,9 +150,9 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
     const { isList, isWatch } = cmRequests(cm);
     await putConfigMap(cm, { plugins: 'bridge', configs: '', manifests: '' });
     const t = await nodeTree();
-    proxy.delayMs = 2_000;
+    api.proxy.delayMs = 2_000;
     try {
-      const mark = proxy.seen.length;
+      const mark = api.proxy.seen.length;
       const t0 = Date.now();
       const d = await startDaemon(t, [`--config-map=${NS}/${cm}`], 'proxy');
       // Right after start-up the reason may still be only "starting"; within the
@@ -215,7 +176,7 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       // The watch stays silent (nothing changes) for 6 s: the daemon keeps it, and does nothing.
       await sleep(6_000);
       assert.equal(await settledReconciles(d), 1, 'one reconcile');
-      const mine = () => proxy.seen.slice(mark);
+      const mine = () => api.proxy.seen.slice(mark);
       assert.equal(mine().filter(isList).length, 1, 'one LIST');
       assert.equal(mine().filter(isWatch).length, 1, 'one WATCH, kept while silent');
       assert.ok(
@@ -238,7 +199,7 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       assert.equal((await d.get('/readyz')).status, 200);
       assert.equal((await d.stop()).code, 0);
     } finally {
-      proxy.delayMs = 0;
+      api.proxy.delayMs = 0;
     }
   });
 
@@ -256,13 +217,13 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       code,
       message: `injected ${code}`,
     });
-    proxy.inject(isList, { status: 429, headers: { 'retry-after': '3' }, body: { ...status(429, 'TooManyRequests'), details: { retryAfterSeconds: 3 } } });
-    proxy.inject(isList, { status: 503, body: status(503, 'ServiceUnavailable') });
-    proxy.inject(isList, { status: 503, body: status(503, 'ServiceUnavailable') });
+    api.proxy.inject(isList, { status: 429, headers: { 'retry-after': '3' }, body: { ...status(429, 'TooManyRequests'), details: { retryAfterSeconds: 3 } } });
+    api.proxy.inject(isList, { status: 503, body: status(503, 'ServiceUnavailable') });
+    api.proxy.inject(isList, { status: 503, body: status(503, 'ServiceUnavailable') });
     try {
-      const mark = proxy.seen.length;
+      const mark = api.proxy.seen.length;
       const d = await startDaemon(tree, [`--config-map=${NS}/${cm}`], 'proxy');
-      await until('throttled', async () => proxy.seen.slice(mark).filter(isList).length >= 1, 5_000, d);
+      await until('throttled', async () => api.proxy.seen.slice(mark).filter(isList).length >= 1, 5_000, d);
       const throttled = await until(
         'not ready while throttled',
         async () => {
@@ -274,9 +235,9 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       );
       assert.match(throttled.text, new RegExp(`ConfigMap ${NS}/${cm}`));
       await until('ready after the throttling', async () => (await d.get('/readyz')).status === 200, 20_000, d);
-      assert.equal(proxy.pendingFaults, 0);
+      assert.equal(api.proxy.pendingFaults, 0);
 
-      const lists = proxy.seen.slice(mark).filter(isList);
+      const lists = api.proxy.seen.slice(mark).filter(isList);
       assert.deepEqual(
         lists.map((s) => s.status),
         [429, 503, 503, 200],
@@ -297,15 +258,15 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       // Now the open watch is cut and re-opening it is refused: 503, 503, then 429 + Retry-After: 2.
       // First the watch lives 10 s (progress: its cut is then a normal reconnect, not
       // one more short-lived watch).
-      await until('watch open', async () => proxy.seen.slice(mark).filter(isWatch).length === 1, 5_000, d);
-      const opened = (proxy.seen.slice(mark).find(isWatch) as Seen).at;
+      await until('watch open', async () => api.proxy.seen.slice(mark).filter(isWatch).length === 1, 5_000, d);
+      const opened = (api.proxy.seen.slice(mark).find(isWatch) as Seen).at;
       await sleep(10_500 - (Date.now() - opened));
-      proxy.inject(isWatch, { status: 503, body: status(503, 'ServiceUnavailable') });
-      proxy.inject(isWatch, { status: 503, body: status(503, 'ServiceUnavailable') });
-      proxy.inject(isWatch, { status: 429, headers: { 'retry-after': '5' }, body: status(429, 'TooManyRequests') });
-      proxy.drop();
-      await until('watching again', async () => proxy.seen.slice(mark).filter(isWatch)[4]?.status === 200, 20_000, d);
-      const watches = proxy.seen.slice(mark).filter(isWatch);
+      api.proxy.inject(isWatch, { status: 503, body: status(503, 'ServiceUnavailable') });
+      api.proxy.inject(isWatch, { status: 503, body: status(503, 'ServiceUnavailable') });
+      api.proxy.inject(isWatch, { status: 429, headers: { 'retry-after': '5' }, body: status(429, 'TooManyRequests') });
+      api.proxy.drop();
+      await until('watching again', async () => api.proxy.seen.slice(mark).filter(isWatch)[4]?.status === 200, 20_000, d);
+      const watches = api.proxy.seen.slice(mark).filter(isWatch);
       assert.deepEqual(
         watches.map((s) => s.status),
         [200, 503, 503, 429, 200],
@@ -321,7 +282,7 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       t.diagnostic(
         `LIST attempts ${lists.map((s) => s.status).join(', ')} with gaps ${gaps.join(', ')} ms; watch attempts ${watches.map((s) => s.status).join(', ')} with gaps ${wg.join(', ')} ms`,
       );
-      assert.equal(proxy.seen.slice(mark).filter(isList).length, 4, 'resumed from its resourceVersion: no re-list');
+      assert.equal(api.proxy.seen.slice(mark).filter(isList).length, 4, 'resumed from its resourceVersion: no re-list');
       await sleep(500);
       assert.equal(await settledReconciles(d), 1, 'no spurious reconcile from the watch faults');
       assert.equal((await d.get('/readyz')).status, 200, 'the node is as desired: ready throughout');
@@ -331,7 +292,7 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       assert.equal(await settledReconciles(d), 2, 'exactly one reconcile for the one change');
       assert.equal((await d.stop()).code, 0);
     } finally {
-      proxy.clearFaults();
+      api.proxy.clearFaults();
     }
   });
 
@@ -341,24 +302,24 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
     await putConfigMap(cm, { plugins: 'bridge', configs: '', manifests: '' });
     const t = await nodeTree();
     try {
-      const mark = proxy.seen.length;
+      const mark = api.proxy.seen.length;
       const d = await startDaemon(t, [`--config-map=${NS}/${cm}`], 'proxy');
       await until('ready', async () => (await d.get('/readyz')).status === 200, 15_000, d);
-      await until('watch open', async () => proxy.seen.slice(mark).filter(isWatch).length === 1, 5_000, d);
-      const mine = () => proxy.seen.slice(mark);
+      await until('watch open', async () => api.proxy.seen.slice(mark).filter(isWatch).length === 1, 5_000, d);
+      const mine = () => api.proxy.seen.slice(mark);
 
       // An ERROR event with code 410 in the re-opened watch stream.
-      proxy.inject(isWatch, { watchErrorEvent: { code: 410, reason: 'Expired', message: 'too old resource version: 1 (2)' } });
-      proxy.drop();
+      api.proxy.inject(isWatch, { watchErrorEvent: { code: 410, reason: 'Expired', message: 'too old resource version: 1 (2)' } });
+      api.proxy.drop();
       await until('re-listed after the ERROR event', async () => mine().filter(isList).length === 2, 10_000, d);
       await until('watching again', async () => mine().filter(isWatch).length === 3, 10_000, d);
 
       // A 410 status on opening the watch.
-      proxy.inject(isWatch, {
+      api.proxy.inject(isWatch, {
         status: 410,
         body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' },
       });
-      proxy.drop();
+      api.proxy.drop();
       await until('re-listed after HTTP 410', async () => mine().filter(isList).length === 3, 10_000, d);
       await until('watching again', async () => mine().filter(isWatch).length === 5, 10_000, d);
       assert.equal(await settledReconciles(d), 1, 'the re-lists brought the same ConfigMap: no reconcile');
@@ -367,15 +328,15 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
 
       // A change made while the watch is dead (frozen, then cut), and the resumed
       // watch is told 410: the re-list brings it, and it is applied once.
-      proxy.freeze(true);
+      api.proxy.freeze(true);
       await putConfigMap(cm, { plugins: 'bridge,vlan', configs: '', manifests: '' });
       await sleep(300);
-      proxy.inject(isWatch, {
+      api.proxy.inject(isWatch, {
         status: 410,
         body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' },
       });
-      proxy.drop();
-      proxy.freeze(false);
+      api.proxy.drop();
+      api.proxy.freeze(false);
       await until('vlan installed after the re-list', () => exists(path.join(t.bin, 'vlan')), 10_000, d);
       assert.equal(mine().filter(isList).length, 4, 're-listed');
       assert.equal(await settledReconciles(d), 2, 'exactly one reconcile for the one change');
@@ -384,8 +345,8 @@ describe('cni-node run: API-server faults (real kube-apiserver behind a counting
       assert.ok(mine().length <= 16, `requests bounded: ${mine().length}`);
       assert.equal((await d.stop()).code, 0);
     } finally {
-      proxy.freeze(false);
-      proxy.clearFaults();
+      api.proxy.freeze(false);
+      api.proxy.clearFaults();
     }
   });
 });

@@ -16,22 +16,32 @@ import { existsSync, readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, before, describe, test } from 'node:test';
-import { clusterUnavailableReason, startTestCluster, type TestCluster } from './support/cluster.js';
+import { describe, test } from 'node:test';
+import { useProxiedCluster } from './support/api-suite.js';
+import { clusterUnavailableReason } from './support/cluster.js';
 import * as run from './support/daemon.js';
-import { exists, NS, podName, projectedVolume, sleep, type Cleanups, type Daemon, type Tree } from './support/daemon.js';
-import { FaultProxy, type Seen } from './support/fault-proxy.js';
+import { exists, NS, podName, projectedVolume, sleep, type Daemon, type Tree } from './support/daemon.js';
+import { configMapRequests } from './support/fault-proxy.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const skip = clusterUnavailableReason() ?? (existsSync(path.join(ROOT, 'dist', 'cni-node.mjs')) ? undefined : 'the CLI is not built: run `npm run build`');
 const MiB = 1024 * 1024;
 
-let cluster: TestCluster;
-let proxy: FaultProxy;
-const cleanups: Cleanups = [];
+const api = useProxiedCluster({
+  skip,
+  grant: {
+    name: 'cni-node-hostile2-test',
+    rules: [
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+    ],
+  },
+});
+const { cleanups } = api;
 
 const until = <T>(what: string, probe: () => Promise<T | undefined | false>, ms = 15_000, d?: Daemon): Promise<T> => run.until(what, probe, ms, d, 50);
-const startDaemon = (tree: Tree, args: string[], env: Record<string, string> = {}, port: number | string = new URL(cluster.server).port) =>
+const startDaemon = (tree: Tree, args: string[], env: Record<string, string> = {}, port: number | string = new URL(api.cluster.server).port) =>
   run.startDaemon(tree, args, { port, env, cleanups });
 
 /** A line that, printed raw, starts a forged log line and clears the terminal. */
@@ -39,15 +49,7 @@ const FORGED = 'bridge\n2099-01-01T00:00:00.000Z cni-node: reconcile #9 done in 
 // eslint-disable-next-line no-control-regex -- looking for control characters is the point
 const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
-type Event = { reason: string; message: string; type: string; metadata: { creationTimestamp: string } };
-async function eventsFor(pod: string): Promise<Event[]> {
-  const res = await cluster.request<{ items: Event[] }>(
-    'GET',
-    `/api/v1/namespaces/${NS}/events?fieldSelector=${encodeURIComponent(`involvedObject.name=${pod}`)}`,
-  );
-  assert.equal(res.status, 200, res.text);
-  return res.body.items;
-}
+const eventsFor = (pod: string) => run.eventsFor(api.cluster, pod);
 
 /** CPU time (user + system) of a process so far, in ms, from /proc. */
 function cpuMs(pid: number): number {
@@ -57,44 +59,27 @@ function cpuMs(pid: number): number {
 const peakRss = (pid: number) => Number((/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8')) as RegExpExecArray)[1]) * 1024;
 
 const patchConfigMap = (name: string, patch: object) =>
-  cluster.request('PATCH', `/api/v1/namespaces/${NS}/configmaps/${name}`, patch).then((r) => assert.equal(r.status, 200, r.text));
+  api.cluster.request('PATCH', `/api/v1/namespaces/${NS}/configmaps/${name}`, patch).then((r) => assert.equal(r.status, 200, r.text));
 
 describe(
   'cni-node run and kube-watch against a real kube-apiserver: untrusted text, Event types, floods, manifest re-checks',
   { skip, timeout: 600_000 },
   () => {
-    before(async () => {
-      cluster = await startTestCluster();
-      await run.grantServiceAccount(cluster, 'cni-node-hostile2-test', [
-        { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
-        { apiGroups: [''], resources: ['events'], verbs: ['create'] },
-        { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
-      ]);
-      proxy = FaultProxy.forCluster(cluster);
-      await proxy.start();
-    });
-
-    after(async () => {
-      for (const c of cleanups.reverse()) await c().catch(() => undefined);
-      await proxy?.stop();
-      await cluster?.stop();
-    });
-
     test('untrusted text: a ConfigMap whose lists forge log lines or hold 1 MiB cannot forge a line or push megabytes into the log, /readyz or Events', async () => {
       const cm = 'cni-hostile-text';
-      await run.putConfigMap(cluster, cm, { plugins: 'bridge', configs: '', manifests: '' });
-      const t = await run.nodeTree(cluster, cleanups, 'cni-node-text-');
+      await run.putConfigMap(api.cluster, cm, { plugins: 'bridge', configs: '', manifests: '' });
+      const t = await run.nodeTree(api.cluster, cleanups, 'cni-node-text-');
       const d = await startDaemon(t, [`--config-map=${NS}/${cm}`]);
       await until('ready', async () => (await d.readyz()).status === 200, 20_000, d);
       const logBefore = d.log().length;
 
       // Lists that quote themselves in their problems: the Desired:Current form, an empty item, a bad name.
-      await run.putConfigMap(cluster, cm, { plugins: `${FORGED}:a:b`, configs: `a,,${FORGED}`, manifests: `${FORGED}.yaml` });
+      await run.putConfigMap(api.cluster, cm, { plugins: `${FORGED}:a:b`, configs: `a,,${FORGED}`, manifests: `${FORGED}.yaml` });
       await d.waitLog(/has an invalid list/, 15_000);
       // 1 MiB: a million empty items (each problem quoted the whole text; joined, that was a RangeError).
-      await run.putConfigMap(cluster, cm, { plugins: `bridge${','.repeat(1000 * 1024)}`, configs: '', manifests: '' });
+      await run.putConfigMap(api.cluster, cm, { plugins: `bridge${','.repeat(1000 * 1024)}`, configs: '', manifests: '' });
       // Then valid again: the watch delivers in order, so both hostile versions have been handled.
-      await run.putConfigMap(cluster, cm, { plugins: 'bridge,loopback', configs: '', manifests: '' });
+      await run.putConfigMap(api.cluster, cm, { plugins: 'bridge,loopback', configs: '', manifests: '' });
       await until('loopback installed', () => exists(path.join(t.bin, 'loopback')), 20_000, d);
       const invalidLines = d.lines(/has an invalid list/);
       assert.ok(invalidLines.length >= 2, d.log().slice(logBefore, logBefore + 5_000));
@@ -119,7 +104,7 @@ describe(
       }
 
       // /readyz while invalid: each reason one escaped line.
-      await run.putConfigMap(cluster, cm, { plugins: `${FORGED}:a:b`, configs: '', manifests: '' });
+      await run.putConfigMap(api.cluster, cm, { plugins: `${FORGED}:a:b`, configs: '', manifests: '' });
       const r = await until('not ready', async () => {
         const s = await d.readyz();
         return s.status === 503 && /invalid list/.test(s.text) ? s : undefined;
@@ -131,8 +116,8 @@ describe(
 
     test('Event types: what makes the pod NotReady is a Warning (the primary conflist missing, the ConfigMap missing); its end is Normal', async () => {
       const cm = 'cni-event-types';
-      await cluster.request('DELETE', `/api/v1/namespaces/${NS}/configmaps/${cm}`);
-      const t = await run.nodeTree(cluster, cleanups, 'cni-node-events-');
+      await api.cluster.request('DELETE', `/api/v1/namespaces/${NS}/configmaps/${cm}`);
+      const t = await run.nodeTree(api.cluster, cleanups, 'cni-node-events-');
       await projectedVolume(t.templates, { '05-multus.conf': '{"cniVersion":"0.4.0","name":"multus","type":"bridge","delegates":[__10-calico.conflist__]}' });
       const d = await startDaemon(t, [`--config-map=${NS}/${cm}`]);
       const pod = podName(t);
@@ -140,7 +125,7 @@ describe(
 
       assert.equal((await event('ConfigMapMissing')).type, 'Warning');
       assert.equal((await d.readyz()).status, 503);
-      await run.putConfigMap(cluster, cm, { plugins: 'bridge', configs: '05-multus.conf' });
+      await run.putConfigMap(api.cluster, cm, { plugins: 'bridge', configs: '05-multus.conf' });
       assert.equal((await event('ConfigMapValid')).type, 'Normal');
       const waiting = await event('WaitingForPointerTarget');
       assert.equal(waiting.type, 'Warning', 'the pod is NotReady while the primary conflist is missing: a Warning (it was Normal)');
@@ -162,8 +147,8 @@ describe(
 
     test('a flood of watch events that change nothing (500 PATCHes of an annotation or another key, valid and invalid lists): no reconcile, no log line, bounded CPU and memory', async (t) => {
       const cm = 'cni-flood';
-      await run.putConfigMap(cluster, cm, { plugins: 'bridge', configs: '', manifests: '', other: '0' });
-      const tree = await run.nodeTree(cluster, cleanups, 'cni-node-flood-');
+      await run.putConfigMap(api.cluster, cm, { plugins: 'bridge', configs: '', manifests: '', other: '0' });
+      const tree = await run.nodeTree(api.cluster, cleanups, 'cni-node-flood-');
       const d = await startDaemon(tree, [`--config-map=${NS}/${cm}`]);
       await until('ready', async () => (await d.readyz()).status === 200, 20_000, d);
       const pid = d.child.pid as number;
@@ -209,22 +194,21 @@ describe(
 
     test('a hostile API server streaming 300 new versions whose list is not even a string: reported once, no reconcile', async () => {
       const cm = 'cni-flood-hostile';
-      await run.putConfigMap(cluster, cm, { plugins: 'bridge' });
-      const tree = await run.nodeTree(cluster, cleanups, 'cni-node-flood2-');
-      const isWatch = (x: Seen) =>
-        x.path === `/api/v1/namespaces/${NS}/configmaps` && x.query.get('fieldSelector') === `metadata.name=${cm}` && x.query.get('watch') === '1';
-      const mark = proxy.seen.length;
-      const d = await startDaemon(tree, [`--config-map=${NS}/${cm}`], {}, proxy.port);
+      await run.putConfigMap(api.cluster, cm, { plugins: 'bridge' });
+      const tree = await run.nodeTree(api.cluster, cleanups, 'cni-node-flood2-');
+      const { isWatch } = configMapRequests(NS, cm);
+      const mark = api.proxy.seen.length;
+      const d = await startDaemon(tree, [`--config-map=${NS}/${cm}`], {}, api.proxy.port);
       try {
         await until('ready', async () => (await d.readyz()).status === 200, 20_000, d);
-        await until('watching', async () => proxy.seen.slice(mark).some(isWatch), 10_000, d);
+        await until('watching', async () => api.proxy.seen.slice(mark).some(isWatch), 10_000, d);
         const reconciles = await d.metric('cni_node_reconciles_total');
         const uid = (
-          (await cluster.request<{ metadata: { uid: string } }>('GET', `/api/v1/namespaces/${NS}/configmaps/${cm}`)).body as { metadata: { uid: string } }
+          (await api.cluster.request<{ metadata: { uid: string } }>('GET', `/api/v1/namespaces/${NS}/configmaps/${cm}`)).body as { metadata: { uid: string } }
         ).metadata.uid;
         const event = (i: number) =>
           `${JSON.stringify({ type: 'MODIFIED', object: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: cm, namespace: NS, uid, resourceVersion: String(900_000 + i) }, data: { plugins: { n: i, forged: FORGED } } } })}\n`;
-        proxy.inject(isWatch, {
+        api.proxy.inject(isWatch, {
           // One event every 5 ms, so each arrives on its own (events read together are applied together).
           respond: (res) => {
             res.writeHead(200, { 'content-type': 'application/json' });
@@ -238,23 +222,23 @@ describe(
             next();
           },
         });
-        proxy.drop();
+        api.proxy.drop();
         await d.waitLog(/key plugins is not a string/, 15_000);
-        await until('watching the real server again', async () => proxy.seen.slice(mark).filter((x) => isWatch(x) && !x.faulted).length >= 2, 15_000, d);
+        await until('watching the real server again', async () => api.proxy.seen.slice(mark).filter((x) => isWatch(x) && !x.faulted).length >= 2, 15_000, d);
         await sleep(500);
         assert.equal(d.lines(/key plugins is not a string/).length, 1, d.log().slice(-3_000));
         assert.equal(await d.metric('cni_node_reconciles_total'), reconciles);
         assert.equal((await d.stop()).code, 0);
       } finally {
-        proxy.clearFaults();
+        api.proxy.clearFaults();
       }
     });
 
     test("a flood of real changes while kube-watch's handler runs: coalesced into one waiting run with the latest value; memory bounded", async (t) => {
       const cm = 'kube-watch-flood';
-      await run.putConfigMap(cluster, cm, { v: 'start' });
-      const tree = await run.nodeTree(cluster, cleanups, 'kube-watch-flood-');
-      const kw = await run.startKubeWatch(tree, cm, '{.data.v}', `printf '%s %s\\n' "$2" "$3" >> "$RUNS"\nsleep 1`, new URL(cluster.server).port, cleanups);
+      await run.putConfigMap(api.cluster, cm, { v: 'start' });
+      const tree = await run.nodeTree(api.cluster, cleanups, 'kube-watch-flood-');
+      const kw = await run.startKubeWatch(tree, cm, '{.data.v}', `printf '%s %s\\n' "$2" "$3" >> "$RUNS"\nsleep 1`, new URL(api.cluster.server).port, cleanups);
       const { child, runs, exited } = kw;
       try {
         await until('the first value', async () => runs().length === 1, 20_000);
@@ -311,14 +295,14 @@ describe(
           },
         ],
       ] as const) {
-        const res = await cluster.request('POST', p, {
+        const res = await api.cluster.request('POST', p, {
           apiVersion: 'rbac.authorization.k8s.io/v1',
           kind: p.endsWith('clusterroles') ? 'ClusterRole' : 'ClusterRoleBinding',
           ...body,
         });
         assert.ok(res.status === 201 || res.status === 409, res.text);
       }
-      const tree = await run.nodeTree(cluster, cleanups, 'cni-node-recheck-');
+      const tree = await run.nodeTree(api.cluster, cleanups, 'cni-node-recheck-');
       await writeFile(
         path.join(tree.manifests, 'crb.yaml'),
         [
@@ -332,31 +316,31 @@ describe(
         ].join('\n'),
       );
       const name = `${crb}/h2-multus-node-h2`;
-      const d = await startDaemon(tree, ['--manifests=crb.yaml'], { NODE_HOSTNAME: 'node-h2', CNI_NODE_MANIFEST_RECHECK: '3s' }, proxy.port);
-      await until('the binding created', async () => (await cluster.request('GET', name)).status === 200, 20_000, d);
-      assert.equal((await cluster.request('GET', name, undefined, { token: cluster.tokens.serviceAccount })).status, 403, 'the daemon may not read it');
+      const d = await startDaemon(tree, ['--manifests=crb.yaml'], { NODE_HOSTNAME: 'node-h2', CNI_NODE_MANIFEST_RECHECK: '3s' }, api.proxy.port);
+      await until('the binding created', async () => (await api.cluster.request('GET', name)).status === 200, 20_000, d);
+      assert.equal((await api.cluster.request('GET', name, undefined, { token: api.cluster.tokens.serviceAccount })).status, 403, 'the daemon may not read it');
 
       // What a re-check costs when nothing changed: the requests between two of them.
       const first = await d.waitLog(/reconcile #\d+: the periodic re-check of manifests/, 10_000);
       const n = Number((/#(\d+)/.exec(first) as RegExpExecArray)[1]);
       await d.waitLog(new RegExp(`reconcile #${n} done in`), 10_000);
-      const [mark, conns] = [proxy.seen.length, proxy.connections];
+      const [mark, conns] = [api.proxy.seen.length, api.proxy.connections];
       await d.waitLog(new RegExp(`reconcile #${n + 3} done in`), 15_000);
-      const per = proxy.seen.slice(mark).map((s) => `${s.method} ${s.path}${s.query.get('dryRun') ? ' (dry run)' : ''} → ${s.status}`);
-      t.diagnostic(`3 re-checks with nothing to do: ${per.length} requests, ${proxy.connections - conns} TLS connections:\n${per.join('\n')}`);
+      const per = api.proxy.seen.slice(mark).map((s) => `${s.method} ${s.path}${s.query.get('dryRun') ? ' (dry run)' : ''} → ${s.status}`);
+      t.diagnostic(`3 re-checks with nothing to do: ${per.length} requests, ${api.proxy.connections - conns} TLS connections:\n${per.join('\n')}`);
       assert.equal(per.length % 3, 0, per.join('\n'));
       assert.ok(per.length / 3 <= 3, `${per.length / 3} requests a re-check`);
       assert.ok(!per.some((p) => p.startsWith('PATCH') && !p.includes('(dry run)')), 'nothing written while nothing changed');
 
       // Someone deletes it: the next re-check creates it again.
       const deleted = Date.now();
-      assert.equal((await cluster.request('DELETE', name)).status, 200);
-      await until('the binding created again', async () => (await cluster.request('GET', name)).status === 200, 15_000, d);
+      assert.equal((await api.cluster.request('DELETE', name)).status, 200);
+      await until('the binding created again', async () => (await api.cluster.request('GET', name)).status === 200, 15_000, d);
       t.diagnostic(`created again ${Date.now() - deleted} ms after it was deleted (CNI_NODE_MANIFEST_RECHECK=3s)`);
       await d.waitLog(/manifest crb\.yaml: (installed|updated)/, 5_000);
       assert.equal((await d.readyz()).status, 200);
       assert.equal((await d.stop()).code, 0);
-      await cluster.request('DELETE', name);
+      await api.cluster.request('DELETE', name);
     });
   },
 );

@@ -4,20 +4,32 @@
 import assert from 'node:assert/strict';
 import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
-import { clusterUnavailableReason, startTestCluster, type TestCluster } from './support/cluster.js';
+import { useTestCluster } from './support/api-suite.js';
+import { clusterUnavailableReason } from './support/cluster.js';
 import * as run from './support/daemon.js';
-import { DEBIAN_PLUGINS, exists, NS, projectedVolume, sleep, type Cleanups, type Daemon, type Tree } from './support/daemon.js';
+import { DAEMON_RULES, DEBIAN_PLUGINS, exists, NS, projectedVolume, sleep, type Daemon, type Tree } from './support/daemon.js';
 
 const skip = clusterUnavailableReason();
 
-let cluster: TestCluster;
-const cleanups: Cleanups = [];
+const api = useTestCluster({
+  skip,
+  grant: {
+    name: 'cni-node-run-test',
+    rules: [
+      ...DAEMON_RULES,
+      { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'list', 'create', 'patch', 'update', 'delete'] },
+      // Secrets may be created but not deleted: --uninstall-on-exit then fails on the API side.
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'patch'] },
+    ],
+  },
+});
+const { cleanups } = api;
 
 // ---- node trees --------------------------------------------------------------
 
-const nodeTree = () => run.nodeTree(cluster, cleanups, 'cni-node-run-');
+const nodeTree = () => run.nodeTree(api.cluster, cleanups, 'cni-node-run-');
 
 const calico = (name: string) =>
   JSON.stringify({
@@ -34,7 +46,7 @@ const MULTUS_TEMPLATE = '{"cniVersion":"0.4.0","name":"multus-cni-network","type
 
 /** Starts `cni-node run` with in-cluster credentials that point straight at the API server, and `env` added. */
 const startDaemon = (tree: Tree, args: string[], env: Record<string, string> = {}): Promise<Daemon> =>
-  run.startDaemon(tree, args, { port: new URL(cluster.server).port, env, cleanups });
+  run.startDaemon(tree, args, { port: new URL(api.cluster.server).port, env, cleanups });
 
 /**
  * The reconcile count once it has stopped moving for 600 ms (a reconcile is
@@ -49,38 +61,11 @@ const ino = async (p: string) => (await stat(p)).ino;
 
 // ---- the API side ------------------------------------------------------------------
 
-const grantServiceAccount = () =>
-  run.grantServiceAccount(cluster, 'cni-node-run-test', [
-    { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
-    { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
-    { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
-    { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'list', 'create', 'patch', 'update', 'delete'] },
-    // Secrets may be created but not deleted: --uninstall-on-exit then fails on the API side.
-    { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'patch'] },
-  ]);
+const putConfigMap = (name: string, data: Record<string, string>) => run.putConfigMap(api.cluster, name, data);
 
-const putConfigMap = (name: string, data: Record<string, string>) => run.putConfigMap(cluster, name, data);
-
-async function eventsFor(pod: string): Promise<Array<{ reason: string; message: string; type: string }>> {
-  const res = await cluster.request<{ items: Array<{ reason: string; message: string; type: string }> }>(
-    'GET',
-    `/api/v1/namespaces/${NS}/events?fieldSelector=${encodeURIComponent(`involvedObject.name=${pod}`)}`,
-  );
-  assert.equal(res.status, 200, res.text);
-  return res.body.items;
-}
+const eventsFor = (pod: string) => run.eventsFor(api.cluster, pod);
 
 describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 }, () => {
-  before(async () => {
-    cluster = await startTestCluster();
-    await grantServiceAccount();
-  });
-
-  after(async () => {
-    for (const c of cleanups.reverse()) await c().catch(() => undefined);
-    await cluster?.stop();
-  });
-
   test('ConfigMap edits converge: plugins added and removed; an invalid list keeps the last good state', async () => {
     const t = await nodeTree();
     await putConfigMap('cni-run-a', { plugins: 'bridge,macvlan', configs: '', manifests: '' });
@@ -140,7 +125,7 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
 
   test('a ConfigMap that does not exist yet: not ready with the reason, then reconciled when it is created', async () => {
     const t = await nodeTree();
-    await cluster.request('DELETE', `/api/v1/namespaces/${NS}/configmaps/cni-run-late`);
+    await api.cluster.request('DELETE', `/api/v1/namespaces/${NS}/configmaps/cni-run-late`);
     const d = await startDaemon(t, [`--config-map=${NS}/cni-run-late`]);
     const r = await until(
       'not ready',
@@ -266,7 +251,7 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
     await putConfigMap('cni-run-m', { plugins: 'bridge', configs: '', manifests: 'sa.yaml' });
     const d = await startDaemon(t, [`--config-map=${NS}/cni-run-m`]);
     await until('ready', async () => (await d.readyz()).status === 200, 20_000, d);
-    const get = () => cluster.request<{ metadata: { labels?: Record<string, string> } }>('GET', `/api/v1/namespaces/${NS}/serviceaccounts/cni-run-test-sa`);
+    const get = () => api.cluster.request<{ metadata: { labels?: Record<string, string> } }>('GET', `/api/v1/namespaces/${NS}/serviceaccounts/cni-run-test-sa`);
     assert.equal((await get()).body.metadata.labels?.['version'], 'one');
 
     await writeFile(path.join(t.manifests, 'sa.yaml'), sa('two'));
@@ -275,7 +260,7 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
 
     // Counted at the API server: the engine's manifest client is not the daemon's own.
     const serverRequests = async () => {
-      const text = (await cluster.request('GET', '/metrics')).text;
+      const text = (await api.cluster.request('GET', '/metrics')).text;
       return text
         .split('\n')
         .filter((l) => l.startsWith('apiserver_request_total{') && l.includes('resource="serviceaccounts"'))
@@ -300,11 +285,11 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
     const before = await d.metric('cni_node_reconciles_total');
     assert.equal(before, 1);
 
-    await cluster.stopApiServer();
+    await api.cluster.stopApiServer();
     await d.waitLog(/ConfigMap kube-system\/cni-run-b watch/, 15_000);
     await sleep(2_000);
     assert.equal((await d.readyz()).status, 200, 'the node is still as desired; the API being away does not make it unready');
-    await cluster.startApiServer();
+    await api.cluster.startApiServer();
     await d.waitLog(/ConfigMap kube-system\/cni-run-b watch: connected again|watch restarting/, 45_000).catch(() => undefined);
     await sleep(3_000);
     assert.equal(await d.metric('cni_node_reconciles_total'), before, `no reconcile from the restart; log:\n${d.log()}`);
@@ -340,7 +325,7 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
     assert.equal(await exists(path.join(t.bin, 'bridge')), false);
     assert.ok(await exists(path.join(t.netd, '10-calico.conflist')), "another installer's config stays");
     assert.equal(
-      (await cluster.request('GET', `/api/v1/namespaces/${NS}/secrets/cni-run-undeletable`)).status,
+      (await api.cluster.request('GET', `/api/v1/namespaces/${NS}/secrets/cni-run-undeletable`)).status,
       200,
       'the object the API would not delete is still there',
     );
@@ -357,18 +342,18 @@ describe('cni-node run against a real kube-apiserver', { skip, timeout: 600_000 
 
     const kc = new KubeConfig();
     kc.loadFromString(await readFile(kubeconfig, 'utf8'));
-    assert.equal(kc.getCurrentCluster()?.server, cluster.server);
-    assert.equal(kc.getCurrentUser()?.token, cluster.tokens.serviceAccount);
+    assert.equal(kc.getCurrentCluster()?.server, api.cluster.server);
+    assert.equal(kc.getCurrentUser()?.token, api.cluster.tokens.serviceAccount);
     assert.equal((await stat(kubeconfig)).mode & 0o777, 0o600);
 
     // The kubelet rotates the projected token.
-    await projectedVolume(t.sa, { token: cluster.tokens.admin, 'ca.crt': cluster.caData, namespace: NS });
-    await until('the rotated token in the kubeconfig', async () => (await readFile(kubeconfig, 'utf8')).includes(cluster.tokens.admin), 5_000, d);
+    await projectedVolume(t.sa, { token: api.cluster.tokens.admin, 'ca.crt': api.cluster.caData, namespace: NS });
+    await until('the rotated token in the kubeconfig', async () => (await readFile(kubeconfig, 'utf8')).includes(api.cluster.tokens.admin), 5_000, d);
     await d.waitLog(/kubeconfig-out: wrote .*multus.kubeconfig \(the service account token changed \(rotated\)\)/);
     // It works: the plugin can use it against the API server.
     const kc2 = new KubeConfig();
     kc2.loadFromString(await readFile(kubeconfig, 'utf8'));
-    assert.equal(kc2.getCurrentUser()?.token, cluster.tokens.admin);
+    assert.equal(kc2.getCurrentUser()?.token, api.cluster.tokens.admin);
 
     const stopped = await d.stop();
     assert.equal(stopped.code, 0, d.log());

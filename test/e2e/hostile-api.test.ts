@@ -10,20 +10,20 @@ import { existsSync, readFileSync } from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, before, describe, test } from 'node:test';
-import { clusterUnavailableReason, startTestCluster, type TestCluster } from './support/cluster.js';
+import { describe, test } from 'node:test';
+import { useProxiedCluster } from './support/api-suite.js';
+import { clusterUnavailableReason } from './support/cluster.js';
 import * as run from './support/daemon.js';
-import { exists, NS, until, type Cleanups, type Tree } from './support/daemon.js';
-import { FaultProxy, streamBytes, type Seen, type Streamed } from './support/fault-proxy.js';
+import { exists, NS, until, type Tree } from './support/daemon.js';
+import { configMapRequests, gapsOf, streamBytes, type Streamed } from './support/fault-proxy.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const skip = clusterUnavailableReason() ?? (existsSync(path.join(ROOT, 'dist', 'cni-node.mjs')) ? undefined : 'the CLI is not built: run `npm run build`');
 const MiB = 1024 * 1024;
 const CAP = 16 * MiB;
 
-let cluster: TestCluster;
-let proxy: FaultProxy;
-const cleanups: Cleanups = [];
+const api = useProxiedCluster({ skip, grant: { name: 'cni-node-hostile-test' } });
+const { cleanups } = api;
 
 /** A process's peak and current resident memory, from /proc. */
 function memory(pid: number): { peak: number; now: number } {
@@ -68,54 +68,32 @@ function endlessList(maxBytes = 256 * MiB) {
 
 const FORGED = 'no\n2099-01-01T00:00:00.000Z cni-node: forged line\u001b[2J';
 
-const cmRequests = (name: string) => {
-  const mine = (s: Seen) => s.path === `/api/v1/namespaces/${NS}/configmaps` && s.query.get('fieldSelector') === `metadata.name=${name}`;
-  return { isList: (s: Seen) => mine(s) && s.query.get('watch') === null, isWatch: (s: Seen) => mine(s) && s.query.get('watch') === '1' };
-};
-
-const gapsOf = (seen: readonly Seen[]): number[] => seen.slice(1).map((s, i) => s.at - (seen[i] as Seen).at);
+const cmRequests = (name: string) => configMapRequests(NS, name);
 
 describe(
   'a hostile or broken API: the daemon and kube-watch refuse oversized answers, stay bounded and keep the node (real kube-apiserver behind a fault proxy)',
   { skip, timeout: 300_000 },
   () => {
-    before(async () => {
-      cluster = await startTestCluster();
-      await run.grantServiceAccount(cluster, 'cni-node-hostile-test', [
-        { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
-        { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
-        { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
-      ]);
-      proxy = FaultProxy.forCluster(cluster);
-      await proxy.start();
-    });
-
-    after(async () => {
-      for (const c of cleanups.reverse()) await c().catch(() => undefined);
-      await proxy?.stop();
-      await cluster?.stop();
-    });
-
     test('cni-node run: a watch event over the size cap is a failed watch (one warning, growing backoff, bounded memory); the node is kept and later changes flow', async (t) => {
       const cm = 'cni-hostile-watch';
       const { isList, isWatch } = cmRequests(cm);
-      await run.putConfigMap(cluster, cm, { plugins: 'bridge', configs: '', manifests: '' });
-      const tree: Tree = await run.nodeTree(cluster, cleanups, 'cni-node-hostile-');
-      const mark = proxy.seen.length;
-      const d = await run.startDaemon(tree, [`--config-map=${NS}/${cm}`], { port: proxy.port, cleanups });
+      await run.putConfigMap(api.cluster, cm, { plugins: 'bridge', configs: '', manifests: '' });
+      const tree: Tree = await run.nodeTree(api.cluster, cleanups, 'cni-node-hostile-');
+      const mark = api.proxy.seen.length;
+      const d = await run.startDaemon(tree, [`--config-map=${NS}/${cm}`], { port: api.proxy.port, cleanups });
       try {
         await until('ready', async () => (await d.get('/readyz')).status === 200, 20_000, d);
-        await until('watching', async () => proxy.seen.slice(mark).filter(isWatch).length === 1, 5_000, d);
+        await until('watching', async () => api.proxy.seen.slice(mark).filter(isWatch).length === 1, 5_000, d);
         const pid = d.child.pid as number;
         const before = memory(pid).now;
 
         // Four watches in a row open with an event that never ends (256 MiB each, 16 times the cap).
         const faults = [1, 2, 3, 4].map(() => endlessEvent(cm));
-        for (const f of faults) proxy.inject(isWatch, f.fault);
-        proxy.drop();
+        for (const f of faults) api.proxy.inject(isWatch, f.fault);
+        api.proxy.drop();
         await until(
           'the four refused, and watching the real server again',
-          async () => proxy.pendingFaults === 0 && proxy.seen.slice(mark).filter((s) => isWatch(s) && !s.faulted).length === 2,
+          async () => api.proxy.pendingFaults === 0 && api.proxy.seen.slice(mark).filter((s) => isWatch(s) && !s.faulted).length === 2,
           90_000,
           d,
         );
@@ -134,40 +112,40 @@ describe(
           ),
         );
         assert.equal(warned.length, 1, `one warning for the one problem, not one per retry:\n${d.log()}`);
-        const watches = proxy.seen.slice(mark).filter(isWatch).slice(1, 6);
+        const watches = api.proxy.seen.slice(mark).filter(isWatch).slice(1, 6);
         const gaps = gapsOf(watches);
         assert.ok((gaps.at(-1) as number) > (gaps[0] as number), `growing backoff between the watches: ${gaps.join(', ')} ms`);
         t.diagnostic(`watch attempts after the cut: gaps ${gaps.join(', ')} ms`);
-        assert.equal(proxy.seen.slice(mark).filter(isList).length, 1, 'resumed, not re-listed');
+        assert.equal(api.proxy.seen.slice(mark).filter(isList).length, 1, 'resumed, not re-listed');
         assert.equal((await d.get('/readyz')).status, 200, 'the node is as desired: still ready');
         assert.equal(await run.settledReconciles(d, { quietMs: 1_000, pollMs: 250 }), 1, 'nothing of the refused event was applied');
         assert.equal(await exists(path.join(tree.bin, 'macvlan')), false);
 
         // The watch is back: a real change flows (an event is progress, which ends the backoff streak).
-        await run.putConfigMap(cluster, cm, { plugins: 'bridge,vlan', configs: '', manifests: '' });
+        await run.putConfigMap(api.cluster, cm, { plugins: 'bridge,vlan', configs: '', manifests: '' });
         await until('vlan installed', () => exists(path.join(tree.bin, 'vlan')), 20_000, d);
 
         // The server's words cannot forge a log line.
-        proxy.inject(isWatch, { watchErrorEvent: { code: 500, reason: 'InternalError', message: FORGED } });
-        proxy.drop();
+        api.proxy.inject(isWatch, { watchErrorEvent: { code: 500, reason: 'InternalError', message: FORGED } });
+        api.proxy.drop();
         await d.waitLog(/ERROR event 500: no\\n2099/, 15_000);
         assert.deepEqual(d.lines(/^(stderr: )?2099-01-01T00:00:00\.000Z cni-node: forged line/), [], 'no forged line');
         assert.ok(!d.log().includes('\u001b'), 'no terminal escape in the log');
         assert.equal((await d.stop()).code, 0);
       } finally {
-        proxy.clearFaults();
+        api.proxy.clearFaults();
       }
     });
 
     test('cni-node run: a LIST answer over the size cap at start: not ready, /readyz names the cap; ready once the answers are sane', async () => {
       const cm = 'cni-hostile-list';
       const { isList } = cmRequests(cm);
-      await run.putConfigMap(cluster, cm, { plugins: 'bridge', configs: '', manifests: '' });
-      const tree = await run.nodeTree(cluster, cleanups, 'cni-node-hostile-');
-      proxy.inject(isList, endlessList());
-      proxy.inject(isList, endlessList());
+      await run.putConfigMap(api.cluster, cm, { plugins: 'bridge', configs: '', manifests: '' });
+      const tree = await run.nodeTree(api.cluster, cleanups, 'cni-node-hostile-');
+      api.proxy.inject(isList, endlessList());
+      api.proxy.inject(isList, endlessList());
       try {
-        const d = await run.startDaemon(tree, [`--config-map=${NS}/${cm}`], { port: proxy.port, cleanups });
+        const d = await run.startDaemon(tree, [`--config-map=${NS}/${cm}`], { port: api.proxy.port, cleanups });
         const r = await until(
           'not ready, naming the cap',
           async () => {
@@ -188,28 +166,28 @@ describe(
         assert.ok(await exists(path.join(tree.bin, 'bridge')));
         assert.equal((await d.stop()).code, 0);
       } finally {
-        proxy.clearFaults();
+        api.proxy.clearFaults();
       }
     });
 
     test('kube-watch object: a watch event over the size cap is refused with one clear line and retried with backoff; bounded memory; the handler sees only real values', async (t) => {
       const cm = 'kube-watch-hostile';
       const { isWatch } = cmRequests(cm);
-      await run.putConfigMap(cluster, cm, { plugins: 'bridge', configs: '', manifests: '' });
-      const tree = await run.nodeTree(cluster, cleanups, 'kube-watch-hostile-');
-      const kw = await run.startKubeWatch(tree, cm, '{.data.plugins}', `printf '%s\\n' "$2" >> "$RUNS"`, proxy.port, cleanups);
+      await run.putConfigMap(api.cluster, cm, { plugins: 'bridge', configs: '', manifests: '' });
+      const tree = await run.nodeTree(api.cluster, cleanups, 'kube-watch-hostile-');
+      const kw = await run.startKubeWatch(tree, cm, '{.data.plugins}', `printf '%s\\n' "$2" >> "$RUNS"`, api.proxy.port, cleanups);
       const { child, runs, exited } = kw;
       try {
         await until('the first value', async () => runs().length === 1, 20_000);
         assert.deepEqual(runs(), ['bridge']);
-        const mark = proxy.seen.length;
+        const mark = api.proxy.seen.length;
         const before = memory(child.pid as number).now;
         const faults = [1, 2, 3].map(() => endlessEvent(cm));
-        for (const f of faults) proxy.inject(isWatch, f.fault);
-        proxy.drop();
+        for (const f of faults) api.proxy.inject(isWatch, f.fault);
+        api.proxy.drop();
         await until(
           'the three refused, and watching the real server again',
-          async () => proxy.pendingFaults === 0 && proxy.seen.slice(mark).filter((s) => isWatch(s) && !s.faulted).length === 1,
+          async () => api.proxy.pendingFaults === 0 && api.proxy.seen.slice(mark).filter((s) => isWatch(s) && !s.faulted).length === 1,
           60_000,
         );
         const peak = memory(child.pid as number).peak;
@@ -233,13 +211,13 @@ describe(
         assert.deepEqual(runs(), ['bridge'], 'the handler never saw the refused value');
 
         // The watch is back: a real change reaches the handler (and, an event being progress, ends the backoff streak).
-        await run.putConfigMap(cluster, cm, { plugins: 'bridge,vlan', configs: '', manifests: '' });
+        await run.putConfigMap(api.cluster, cm, { plugins: 'bridge,vlan', configs: '', manifests: '' });
         await until('the real edit reaches the handler', async () => runs().length === 2, 20_000);
         assert.deepEqual(runs(), ['bridge', 'bridge,vlan']);
 
         // The server's words cannot forge a log line.
-        proxy.inject(isWatch, { watchErrorEvent: { code: 500, reason: 'InternalError', message: FORGED } });
-        proxy.drop();
+        api.proxy.inject(isWatch, { watchErrorEvent: { code: 500, reason: 'InternalError', message: FORGED } });
+        api.proxy.drop();
         await until('the ERROR event reported', async () => /ERROR event 500: no\\n2099/.test(kw.out()), 15_000);
         assert.doesNotMatch(kw.out(), /^2099-01-01T00:00:00\.000Z cni-node: forged line/m);
         assert.ok(!kw.out().includes('\u001b'), 'no terminal escape in the log');
@@ -248,7 +226,7 @@ describe(
         child.kill('SIGTERM');
         assert.equal(await exited, 0, kw.out());
       } finally {
-        proxy.clearFaults();
+        api.proxy.clearFaults();
         if (child.exitCode === null) child.kill('SIGKILL');
       }
     });

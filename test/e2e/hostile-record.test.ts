@@ -5,45 +5,34 @@
 // never sent to the API; the good references of the same manifest are deleted as
 // usual, and objects the bad ones try to reach stay.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { plan } from '../../src/core/plan.js';
 import type { EngineOptions, Reporter } from '../../src/core/contracts.js';
 import type { RequestEvent } from '../../src/kube/client.js';
 import { createManifestHandler, RECORD_KIND } from '../../src/kube/manifest-handler.js';
 import { NodeRecord, RECORD_FILE } from '../../src/node/record.js';
-import { clusterUnavailableReason, startTestCluster, type TestCluster } from './support/cluster.js';
+import { useTestCluster } from './support/api-suite.js';
+import { clusterUnavailableReason } from './support/cluster.js';
 
 const skip = clusterUnavailableReason();
-let cluster: TestCluster;
-const scratch: string[] = [];
-
-before(async () => {
-  if (!skip) cluster = await startTestCluster();
-});
-
-after(async () => {
-  await cluster?.stop();
-  for (const d of scratch) rmSync(d, { recursive: true, force: true });
-});
+const api = useTestCluster({ skip });
 
 const CMS = '/api/v1/namespaces/default/configmaps';
 
 async function configMap(name: string): Promise<void> {
-  const res = await cluster.request('POST', CMS, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data: { a: '1' } });
+  const res = await api.cluster.request('POST', CMS, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data: { a: '1' } });
   assert.equal(res.status, 201, res.text);
 }
 
 async function exists(name: string): Promise<boolean> {
-  const res = await cluster.request('GET', `${CMS}/${name}`);
+  const res = await api.cluster.request('GET', `${CMS}/${name}`);
   return res.status === 200;
 }
 
 test('untrusted object references from the manifest record are refused, never sent to the API', { skip, timeout: 60_000 }, async () => {
-  const root = mkdtempSync(path.join(os.tmpdir(), 'cni-node-hostile-record-'));
-  scratch.push(root);
+  const root = api.tempDir('cni-node-hostile-record-');
   const hostConfigsDir = path.join(root, 'net.d');
   const manifestsDir = path.join(root, 'manifests');
   mkdirSync(hostConfigsDir);
@@ -75,7 +64,7 @@ test('untrusted object references from the manifest record are refused, never se
     waitMs: 0,
     tolerateMissingPointers: false,
     env: { CNI_NODE_SERVICE_ACCOUNT_DIR: path.join(root, 'no-service-account') },
-    kubeconfig: cluster.writeKubeconfig(cluster.tokens.admin, path.join(root, 'kubeconfig')),
+    kubeconfig: api.cluster.writeKubeconfig(api.cluster.tokens.admin, path.join(root, 'kubeconfig')),
     reporter,
   };
   const record = await NodeRecord.load(hostConfigsDir, reporter);

@@ -6,12 +6,9 @@
 // bin/cni-node as a process for exit codes and messages.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
 import { CniNodeError } from '../../src/core/errors.js';
 import { parseListSpec } from '../../src/core/lists.js';
 import { plan, type Mode } from '../../src/core/plan.js';
@@ -22,26 +19,17 @@ import { createManifestHandler, RECORD_KIND } from '../../src/kube/manifest-hand
 import type { RetryPolicy } from '../../src/kube/retry.js';
 import { listWatch } from '../../src/kube/watch.js';
 import { NodeRecord } from '../../src/node/record.js';
-import { clusterUnavailableReason, SERVICE_ACCOUNT_USER, startTestCluster, type TestCluster } from './support/cluster.js';
+import { useTestCluster } from './support/api-suite.js';
+import { clusterUnavailableReason, SERVICE_ACCOUNT_USER } from './support/cluster.js';
+import { grantServiceAccount } from './support/daemon.js';
+import { closedPort } from '../support/process.js';
+import { REPO_ROOT } from '../support/repo.js';
 
 const skip = clusterUnavailableReason();
-const here = path.dirname(fileURLToPath(import.meta.url));
-// The repository root: the nearest directory up with package.json (tests run compiled, from build/).
-const repo = findRepo(here);
-const FIXTURES = path.join(repo, 'test/fixtures/manifests');
-const CLI = path.join(repo, 'bin/cni-node');
+const FIXTURES = path.join(REPO_ROOT, 'test/fixtures/manifests');
+const CLI = path.join(REPO_ROOT, 'bin/cni-node');
 
-let cluster: TestCluster;
-const scratch: string[] = [];
-
-before(async () => {
-  if (!skip) cluster = await startTestCluster();
-});
-
-after(async () => {
-  await cluster?.stop();
-  for (const d of scratch) rmSync(d, { recursive: true, force: true });
-});
+const api = useTestCluster({ skip });
 
 // ---------------------------------------------------------------------------
 // A "node": a manifests dir (the fixtures, plus what a test writes), a node configs
@@ -57,8 +45,7 @@ interface Node {
 }
 
 function newNode(opts: { token?: string; env?: Record<string, string | undefined> } = {}): Node {
-  const root = mkdtempSync(path.join(os.tmpdir(), 'cni-node-manifests-'));
-  scratch.push(root);
+  const root = api.tempDir('cni-node-manifests-');
   const manifestsDir = path.join(root, 'manifests');
   const hostConfigsDir = path.join(root, 'host-net.d');
   cpSync(FIXTURES, manifestsDir, { recursive: true });
@@ -69,7 +56,7 @@ function newNode(opts: { token?: string; env?: Record<string, string | undefined
     hostConfigsDir,
     // No service account mount on the test machine: namespaced objects default to "default".
     env: { NODE_HOSTNAME: 'node-1', CNI_NODE_SERVICE_ACCOUNT_DIR: path.join(root, 'no-service-account'), ...opts.env },
-    kubeconfig: cluster.writeKubeconfig(opts.token ?? cluster.tokens.admin, path.join(root, 'kubeconfig')),
+    kubeconfig: api.cluster.writeKubeconfig(opts.token ?? api.cluster.tokens.admin, path.join(root, 'kubeconfig')),
     write(name, text) {
       writeFileSync(path.join(manifestsDir, name), text);
     },
@@ -154,7 +141,7 @@ interface Obj {
 }
 
 async function get(p: string): Promise<Obj | undefined> {
-  const res = await cluster.request<Obj>('GET', p);
+  const res = await api.cluster.request<Obj>('GET', p);
   if (res.status === 404) return undefined;
   assert.equal(res.status, 200, res.text);
   return res.body;
@@ -446,8 +433,8 @@ test('an invalid object: the server message, file and document number; nothing i
       'manifest junk.yaml document 1: missing metadata.name',
       'manifest junk.yaml document 2: is not a Kubernetes object (a YAML mapping with apiVersion, kind and metadata.name)',
       j.problems[2]?.message,
-      `manifest unknown.yaml document 1 (DaemonSet old): unknown kind "DaemonSet": apiVersion extensions/v1beta1 on the API server at ${cluster.server} has no such kind`,
-      `manifest unknown.yaml document 2 (Foo foo): unknown kind "Foo": the API server at ${cluster.server} does not serve apiVersion example.com/v1 (is its CustomResourceDefinition installed? It may come earlier in the same run)`,
+      `manifest unknown.yaml document 1 (DaemonSet old): unknown kind "DaemonSet": apiVersion extensions/v1beta1 on the API server at ${api.cluster.server} has no such kind`,
+      `manifest unknown.yaml document 2 (Foo foo): unknown kind "Foo": the API server at ${api.cluster.server} does not serve apiVersion example.com/v1 (is its CustomResourceDefinition installed? It may come earlier in the same run)`,
     ],
   );
   assert.match(j.problems[2]?.message ?? '', /^manifest junk\.yaml document 3: not valid YAML/);
@@ -465,7 +452,7 @@ test('an invalid object: the server message, file and document number; nothing i
 });
 
 test('forbidden: a token RBAC denies everything, and a service account with partial rights', { skip, timeout: 60_000 }, async () => {
-  const denied = newNode({ token: cluster.tokens.denied });
+  const denied = newNode({ token: api.cluster.tokens.denied });
   const r = await run(denied, 'install', 'multus-cni-crd.yaml');
   assert.equal(r.problems.length, 1);
   const p = r.problems[0] as KubeApiError;
@@ -478,23 +465,9 @@ test('forbidden: a token RBAC denies everything, and a service account with part
   assert.deepEqual(writes(r), []);
 
   // The service account may manage ServiceAccounts in kube-system, nothing else.
-  const grant = await cluster.request('POST', `${CR}`, {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'ClusterRole',
-    metadata: { name: 'test-partial' },
-    rules: [{ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'create', 'patch', 'delete'] }],
-  });
-  assert.equal(grant.status, 201, grant.text);
-  const bind = await cluster.request('POST', '/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings', {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'RoleBinding',
-    metadata: { name: 'test-partial', namespace: 'kube-system' },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'test-partial' },
-    subjects: [{ kind: 'ServiceAccount', name: 'cni-node', namespace: 'kube-system' }],
-  });
-  assert.equal(bind.status, 201, bind.text);
+  await grantServiceAccount(api.cluster, 'test-partial', [{ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'create', 'patch', 'delete'] }]);
 
-  const sa = newNode({ token: cluster.tokens.serviceAccount });
+  const sa = newNode({ token: api.cluster.tokens.serviceAccount });
   const s = await run(sa, 'install', 'multus-rbac.yaml');
   assert.deepEqual(
     s.problems.map((x) => x.message.replace(/ The server said: .*/, '')),
@@ -524,23 +497,9 @@ test('forbidden: a token RBAC denies everything, and a service account with part
 test('allowed to apply but not to read: an unchanged manifest is not re-applied; a deleted object is created again', { skip, timeout: 60_000 }, async () => {
   // RBAC cannot scope `get` to a name made at run time (a per-node binding), so a
   // least-privilege role may allow create/patch only.
-  const role = await cluster.request('POST', '/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles', {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'Role',
-    metadata: { name: 'test-no-read', namespace: 'default' },
-    rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'patch'] }],
-  });
-  assert.equal(role.status, 201, role.text);
-  const bind = await cluster.request('POST', '/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings', {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'RoleBinding',
-    metadata: { name: 'test-no-read', namespace: 'default' },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'test-no-read' },
-    subjects: [{ kind: 'ServiceAccount', name: 'cni-node', namespace: 'kube-system' }],
-  });
-  assert.equal(bind.status, 201, bind.text);
+  await grantServiceAccount(api.cluster, 'test-no-read', [{ apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'patch'] }], 'default');
 
-  const node = newNode({ token: cluster.tokens.serviceAccount });
+  const node = newNode({ token: api.cluster.tokens.serviceAccount });
   node.write('no-read.yaml', configMaps(['cni-no-read'], { a: '1' }, 'default'));
   const first = await run(node, 'install', 'no-read.yaml');
   assert.deepEqual(summary(first), ['no-read.yaml: installed — 1 object: 1 created']);
@@ -552,7 +511,7 @@ test('allowed to apply but not to read: an unchanged manifest is not re-applied;
   assert.equal(await rv(`${cms('default')}/cni-no-read`), before);
 
   // Deleted by someone else: the dry run answers 201, so it is created again.
-  assert.equal((await cluster.request('DELETE', `${cms('default')}/cni-no-read`)).status, 200);
+  assert.equal((await api.cluster.request('DELETE', `${cms('default')}/cni-no-read`)).status, 200);
   await waitGone(`${cms('default')}/cni-no-read`);
   const recreated = await run(node, 'install', 'no-read.yaml');
   assert.deepEqual(summary(recreated), ['no-read.yaml: installed — 1 object: 1 created']);
@@ -567,7 +526,7 @@ test('allowed to apply but not to read: an unchanged manifest is not re-applied;
 test('the API server unreachable: a closed port fails in bounded time and names the URL', { skip, timeout: 60_000 }, async () => {
   const port = await closedPort();
   const node = newNode();
-  const kc = readFileSync(node.kubeconfig, 'utf8').replace(cluster.server, `https://127.0.0.1:${port}`);
+  const kc = readFileSync(node.kubeconfig, 'utf8').replace(api.cluster.server, `https://127.0.0.1:${port}`);
   writeFileSync(node.kubeconfig, kc);
   const started = Date.now();
   const r = await run(node, 'install', 'multus-cni-crd.yaml');
@@ -588,10 +547,10 @@ test('the API server unreachable: a closed port fails in bounded time and names 
 test('retries ride out an API server restart', { skip, timeout: 90_000 }, async () => {
   const node = newNode();
   node.write('restart.yaml', configMaps(['restart-cm']));
-  await cluster.stopApiServer();
+  await api.cluster.stopApiServer();
   const restarting = (async () => {
     await new Promise((r) => setTimeout(r, 500));
-    await cluster.startApiServer();
+    await api.cluster.startApiServer();
   })();
   const r = await run(node, 'install', 'restart.yaml', { retry: { attempts: 40, baseDelayMs: 200, maxDelayMs: 1_000 } });
   await restarting;
@@ -660,12 +619,12 @@ test('a no-op re-apply writes nothing: resourceVersions unchanged, also without 
   await new Promise((r) => setTimeout(r, 1_100)); // managedFields times have one-second resolution
   const text = readFileSync(path.join(node.manifestsDir, 'noop.yaml'), 'utf8').split('\n---\n')[3] as string;
   const { parse } = await import('yaml');
-  const plain = await cluster.request<Obj>('PATCH', `${ds}?fieldManager=cni-node&force=true`, parse(text), { contentType: 'application/apply-patch+yaml' });
+  const plain = await api.cluster.request<Obj>('PATCH', `${ds}?fieldManager=cni-node&force=true`, parse(text), { contentType: 'application/apply-patch+yaml' });
   assert.equal(plain.status, 200, plain.text);
   assert.notEqual(plain.body.metadata.resourceVersion, live.metadata.resourceVersion, 'Kubernetes 1.20 bumps resourceVersion on this no-op apply');
 
   // A change made behind cni-node's back is repaired (the fast path does not hide it).
-  const patched = await cluster.request('PATCH', `${cms('noop-ns')}/noop-cm`, { data: { plugins: 'tampered' } });
+  const patched = await api.cluster.request('PATCH', `${cms('noop-ns')}/noop-cm`, { data: { plugins: 'tampered' } });
   assert.equal(patched.status, 200, patched.text);
   const repair = await run(node, 'install', 'noop.yaml');
   assert.deepEqual(summary(repair), ['noop.yaml: updated — 4 objects: 1 updated, 3 unchanged']);
@@ -728,14 +687,14 @@ test('in-cluster credentials: service account namespace, and a rotated token is 
     const dir = path.join(sa, `..${gen}`);
     mkdirSync(dir);
     writeFileSync(path.join(dir, 'token'), token);
-    writeFileSync(path.join(dir, 'ca.crt'), cluster.caData);
+    writeFileSync(path.join(dir, 'ca.crt'), api.cluster.caData);
     writeFileSync(path.join(dir, 'namespace'), 'kube-system');
     symlinkSync(`..${gen}`, path.join(sa, '..data_tmp'));
     renameSync(path.join(sa, '..data_tmp'), path.join(sa, '..data'));
   };
-  project('gen1', cluster.tokens.denied);
+  project('gen1', api.cluster.tokens.denied);
   for (const f of ['token', 'ca.crt', 'namespace']) symlinkSync(`..data/${f}`, path.join(sa, f));
-  const url = new URL(cluster.server);
+  const url = new URL(api.cluster.server);
   const env = {
     KUBERNETES_SERVICE_HOST: url.hostname,
     KUBERNETES_SERVICE_PORT: url.port,
@@ -746,12 +705,12 @@ test('in-cluster credentials: service account namespace, and a rotated token is 
 
   const client = await createKubeClient({ env });
   try {
-    assert.equal(client.server, cluster.server);
+    assert.equal(client.server, api.cluster.server);
     assert.equal(client.namespace, 'kube-system');
     assert.match(client.config.source, /^in-cluster service account/);
     const denied = await client.request({ method: 'GET', path: '/api/v1/namespaces/kube-system/configmaps', accept: [403] });
     assert.equal(denied.status, 403);
-    project('gen2', cluster.tokens.admin); // the kubelet rotates the token
+    project('gen2', api.cluster.tokens.admin); // the kubelet rotates the token
     const allowed = await client.request({ method: 'GET', path: '/api/v1/namespaces/kube-system/configmaps' });
     assert.equal(allowed.status, 200, 'the new token is read on the next request');
   } finally {
@@ -769,7 +728,7 @@ test('in-cluster credentials: service account namespace, and a rotated token is 
 });
 
 test('watch: the changes of one object, until stopped', { skip, timeout: 30_000 }, async () => {
-  const client = await createKubeClient({ kubeconfig: cluster.writeKubeconfig(cluster.tokens.admin), env: {} });
+  const client = await createKubeClient({ kubeconfig: api.cluster.writeKubeconfig(api.cluster.tokens.admin), env: {} });
   const ac = new AbortController();
   const seen: string[] = [];
   const watcher = listWatch({
@@ -785,13 +744,13 @@ test('watch: the changes of one object, until stopped', { skip, timeout: 30_000 
   try {
     assert.equal(await watcher.synced, true);
     assert.equal(
-      (await cluster.request('POST', cms('default'), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'watched' }, data: { v: '1' } })).status,
+      (await api.cluster.request('POST', cms('default'), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'watched' }, data: { v: '1' } })).status,
       201,
     );
     await seenAfter(2);
-    assert.equal((await cluster.request('PATCH', `${cms('default')}/watched`, { data: { v: '2' } })).status, 200);
+    assert.equal((await api.cluster.request('PATCH', `${cms('default')}/watched`, { data: { v: '2' } })).status, 200);
     await seenAfter(3);
-    assert.equal((await cluster.request('DELETE', `${cms('default')}/watched`)).status, 200);
+    assert.equal((await api.cluster.request('DELETE', `${cms('default')}/watched`)).status, 200);
     await seenAfter(4);
     ac.abort();
     await watcher.done;
@@ -805,7 +764,7 @@ test('watch: the changes of one object, until stopped', { skip, timeout: 30_000 
 // ---------------------------------------------------------------------------
 // The CLI as a process (bin/cni-node, after `npm run build`).
 
-const cliSkip = skip ?? (existsSync(path.join(repo, 'dist/cni-node.mjs')) ? undefined : 'the CLI is not built: run `npm run build`');
+const cliSkip = skip ?? (existsSync(path.join(REPO_ROOT, 'dist/cni-node.mjs')) ? undefined : 'the CLI is not built: run `npm run build`');
 
 function cni(node: Node, args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   const fullEnv: Record<string, string> = {};
@@ -867,7 +826,7 @@ test('CLI: failures exit 1 with a message for the operator', { skip: cliSkip, ti
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /multus-cni-crd\.yaml: environment variable not set: NODE_HOSTNAME/);
 
-  const denied = await cni(node, ['install', '--manifests=multus-cni-crd.yaml', `--kubeconfig=${cluster.writeKubeconfig(cluster.tokens.denied)}`]);
+  const denied = await cni(node, ['install', '--manifests=multus-cni-crd.yaml', `--kubeconfig=${api.cluster.writeKubeconfig(api.cluster.tokens.denied)}`]);
   assert.equal(denied.code, 1);
   assert.match(denied.stderr, /forbidden: user "denied" may not patch clusterrolebindings/);
 
@@ -878,7 +837,7 @@ test('CLI: failures exit 1 with a message for the operator', { skip: cliSkip, ti
 
   const port = await closedPort();
   const kc = path.join(node.root, 'closed.kubeconfig');
-  writeFileSync(kc, readFileSync(node.kubeconfig, 'utf8').replace(cluster.server, `https://127.0.0.1:${port}`));
+  writeFileSync(kc, readFileSync(node.kubeconfig, 'utf8').replace(api.cluster.server, `https://127.0.0.1:${port}`));
   const started = Date.now();
   const down = await cni(node, ['install', '--manifests=multus-cni-crd.yaml'], { KUBECONFIG: kc });
   assert.equal(down.code, 1);
@@ -886,21 +845,3 @@ test('CLI: failures exit 1 with a message for the operator', { skip: cliSkip, ti
   assert.ok(Date.now() - started < 20_000);
   assert.equal(await get(`${CRB}/multus-cni-cli-2`), undefined);
 });
-
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function findRepo(from: string): string {
-  for (let d = from; d !== path.dirname(d); d = path.dirname(d)) {
-    if (existsSync(path.join(d, 'package.json')) && existsSync(path.join(d, 'test/fixtures'))) return d;
-  }
-  return process.cwd();
-}

@@ -6,11 +6,9 @@
 // lines, LISTs whose pages never end, `[[[[…`, control characters in messages,
 // oversized headers. The largest legitimate answers come from the real server.
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
-import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { CniNodeError } from '../../src/core/errors.js';
 import { compileJsonPath } from '../../src/core/jsonpath.js';
 import { createKubeClient, type KubeClient } from '../../src/kube/client.js';
@@ -22,21 +20,15 @@ import { waitForCrdEstablished } from '../../src/kube/objects.js';
 import { readAll } from '../../src/kube/transport.js';
 import { listWatch, type WatchedObject } from '../../src/kube/watch.js';
 import { readWatchStream, type StreamEnd, type WatchEventLine } from '../../src/kube/watch-stream.js';
-import { clusterUnavailableReason, startTestCluster, type TestCluster } from '../e2e/support/cluster.js';
-import { FaultProxy, streamBytes, type Seen, type Streamed } from '../e2e/support/fault-proxy.js';
+import { useProxiedCluster } from '../e2e/support/api-suite.js';
+import { clusterUnavailableReason } from '../e2e/support/cluster.js';
+import { streamBytes, type Seen, type Streamed } from '../e2e/support/fault-proxy.js';
+import { sleep, until as poll } from '../support/process.js';
 
 const skip = clusterUnavailableReason();
 const MiB = 1024 * 1024;
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+const until = (what: string, cond: () => boolean, ms = 15_000) => poll(what, cond, ms);
 
 /** One line, printable: what every message built from server text must be. */
 function assertOneCleanLine(text: string, what: string): void {
@@ -155,15 +147,14 @@ describe('the caps count bytes as they arrive, however the answer is split', () 
 });
 
 describe('hostile or broken API answers: every byte from the API is capped (real kube-apiserver behind a fault proxy)', { skip, timeout: 300_000 }, () => {
-  let cluster: TestCluster;
-  let proxy: FaultProxy;
+  const api = useProxiedCluster();
   let client: KubeClient;
   const ns = 'default';
   const cmPath = `/api/v1/namespaces/${ns}/configmaps`;
 
   const put = async (name: string, data: Record<string, string>): Promise<void> => {
     const body = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: ns }, data };
-    const res = await cluster.request('PATCH', `${cmPath}/${name}?fieldManager=test`, body, { contentType: 'application/apply-patch+yaml' });
+    const res = await api.cluster.request('PATCH', `${cmPath}/${name}?fieldManager=test`, body, { contentType: 'application/apply-patch+yaml' });
     assert.ok(res.status === 200 || res.status === 201, res.text);
   };
 
@@ -193,19 +184,8 @@ describe('hostile or broken API answers: every byte from the API is capped (real
     s.path === cmPath && s.query.get('watch') === '1' && (name === '' || s.query.get('fieldSelector') === `metadata.name=${name}`);
 
   before(async () => {
-    cluster = await startTestCluster();
-    proxy = FaultProxy.forCluster(cluster);
-    const url = await proxy.start();
-    const kc = cluster.writeKubeconfig(cluster.tokens.admin);
-    const viaProxy = path.join(cluster.dir, 'kubeconfig-proxy');
-    writeFileSync(viaProxy, readFileSync(kc, 'utf8').replace(JSON.stringify(cluster.server), JSON.stringify(url)));
-    client = await createKubeClient({ kubeconfig: viaProxy, retry: { attempts: 3, baseDelayMs: 50, maxDelayMs: 100 } });
-  });
-
-  after(async () => {
-    client?.close();
-    await proxy?.stop();
-    await cluster?.stop();
+    client = await createKubeClient({ kubeconfig: api.kubeconfigViaProxy(), retry: { attempts: 3, baseDelayMs: 50, maxDelayMs: 100 } });
+    api.cleanups.push(async () => client.close());
   });
 
   test('API answers over the size cap are refused with one clear line, memory stays bounded', async () => {
@@ -221,7 +201,7 @@ describe('hostile or broken API answers: every byte from the API is capped (real
       maxBytes: 160 * MiB,
       tail: '"}}',
     });
-    proxy.inject(isPath(p), big.fault);
+    api.proxy.inject(isPath(p), big.fault);
     const heapBefore = process.memoryUsage().heapUsed;
     const t0 = Date.now();
     await assert.rejects(client.request({ method: 'GET', path: p }), (e: unknown) => {
@@ -234,11 +214,11 @@ describe('hostile or broken API answers: every byte from the API is capped (real
     // What the proxy could hand over before the client's close reached it: the cap plus the socket buffers.
     assert.ok(streamed.written < MAX_ANSWER_BYTES + 12 * MiB, `${(streamed.written / MiB).toFixed(1)} MiB written before the client hung up`);
     assert.ok(process.memoryUsage().heapUsed - heapBefore < 64 * MiB, 'the heap did not take the body');
-    assert.equal(proxy.count(isPath(p)), 1, 'not retried: it would be as large again');
+    assert.equal(api.proxy.count(isPath(p)), 1, 'not retried: it would be as large again');
 
     // A Content-Length over the cap: refused before reading any of it.
     const declared = endless({ headers: { 'content-length': String(1024 * MiB) }, head: '{', fill: ' '.repeat(64 * 1024), maxBytes: 1024 * MiB });
-    proxy.inject(isPath(p), declared.fault);
+    api.proxy.inject(isPath(p), declared.fault);
     await assert.rejects(
       client.request({ method: 'GET', path: p }),
       (e: unknown) => e instanceof CniNodeError && cap.test(e.message) && /Content-Length: 1073741824/.test(e.message),
@@ -254,7 +234,7 @@ describe('hostile or broken API answers: every byte from the API is capped (real
       fill: '<p>bad gateway</p>\n'.repeat(1000),
       maxBytes: 160 * MiB,
     });
-    proxy.inject(isPath(p), page.fault);
+    api.proxy.inject(isPath(p), page.fault);
     await assert.rejects(client.request({ method: 'GET', path: p }), (e: unknown) => e instanceof CniNodeError && cap.test(e.message));
     assert.ok((await page.result()).closedByClient);
     assert.ok(Date.now() - t0 < 30_000);
@@ -266,7 +246,7 @@ describe('hostile or broken API answers: every byte from the API is capped (real
 
   test("response headers over Node's 16 KiB limit are refused as one clear line", async () => {
     const p = `${cmPath}/big-headers`;
-    proxy.inject(isPath(p), {
+    api.proxy.inject(isPath(p), {
       respond: (res) => {
         res.writeHead(200, { 'content-type': 'application/json', 'x-filler': 'h'.repeat(20_000) });
         res.end('{}');
@@ -289,7 +269,7 @@ describe('hostile or broken API answers: every byte from the API is capped (real
     const r = watchOne(name);
     try {
       assert.equal(await r.watcher.synced, true);
-      await until('watching', () => proxy.count(isWatch(name)) === 1);
+      await until('watching', () => api.proxy.count(isWatch(name)) === 1);
       const rv = r.watcher.resourceVersion();
       // Three watches in a row each open with an event that never ends (64 MiB, 4 times the cap).
       const faults = [1, 2, 3].map(() =>
@@ -300,8 +280,8 @@ describe('hostile or broken API answers: every byte from the API is capped (real
           tail: '"}}}\n',
         }),
       );
-      for (const f of faults) proxy.inject(isWatch(name), f.fault);
-      proxy.drop();
+      for (const f of faults) api.proxy.inject(isWatch(name), f.fault);
+      api.proxy.drop();
       await until('three refused watches', () => r.errors.length >= 3, 30_000);
       const line = new RegExp(
         `^watch https://127\\.0\\.0\\.1:\\d+${cmPath}: one event from the API server is larger than the 16 MiB cap on a watch event; refused, and the connection closed without reading the rest$`,
@@ -315,14 +295,14 @@ describe('hostile or broken API answers: every byte from the API is capped (real
       const delays = r.errors.slice(0, 3).map((e) => e.retryInMs);
       assert.ok((delays[2] as number) > (delays[0] as number) && (delays[0] as number) >= 100, `growing delays: ${delays.join(', ')} ms`);
       // Nothing of the refused event was applied; the watch resumes from where it was, without a re-list.
-      await until('watching again', () => proxy.count((s) => isWatch(name)(s) && !s.faulted && s.status === 200) === 2);
+      await until('watching again', () => api.proxy.count((s) => isWatch(name)(s) && !s.faulted && s.status === 200) === 2);
       assert.equal(r.watcher.resourceVersion(), rv);
       assert.ok(r.changes.every((set) => set.every((o) => o.metadata.uid !== 'hostile')));
       assert.equal(r.requests.filter((q) => q.verb === 'list').length, 1, 'no re-list');
       await put(name, { plugins: 'b' });
       await until('a real edit after the refusals', () => (r.changes.at(-1)?.[0]?.['data'] as Record<string, string> | undefined)?.['plugins'] === 'b');
     } finally {
-      proxy.clearFaults();
+      api.proxy.clearFaults();
       await r.stop();
     }
   });
@@ -336,24 +316,24 @@ describe('hostile or broken API answers: every byte from the API is capped (real
       metadata: { resourceVersion: '5', ...(last ? {} : { continue: `page-${n + 1}` }) },
       items: Array.from({ length: 1000 }, (_, i) => item(n * 1000 + i)),
     });
-    for (let n = 0; n < 48; n++) proxy.inject(isList(''), json(pageOf(n, n === 47)));
+    for (let n = 0; n < 48; n++) api.proxy.inject(isList(''), json(pageOf(n, n === 47)));
     const r = watchOne('');
     try {
       // The faults left over (pages after the cap) must not feed the next attempt.
-      await until('the LIST refused', () => r.errors.length >= 1 && (proxy.clearFaults(), true), 30_000);
+      await until('the LIST refused', () => r.errors.length >= 1 && (api.proxy.clearFaults(), true), 30_000);
       assert.match(
         r.errors[0]?.message ?? '',
         new RegExp(
           `^the LIST of https://127\\.0\\.0\\.1:\\d+${cmPath}, all its pages together, is larger than the 32 MiB cap \\(at least \\d+ bytes\\); refused, and the connection closed without reading the rest \\(narrow the watch: a namespace, name or label selector\\)$`,
         ),
       );
-      const pages = proxy.count((s) => isList('')(s) && s.faulted);
+      const pages = api.proxy.count((s) => isList('')(s) && s.faulted);
       assert.ok(pages >= 30 && pages <= 34, `${pages} pages read, the cap is ${MAX_WATCHED_BYTES / MiB} MiB`);
       assert.equal(r.changes.length, 0, 'nothing of the refused LIST was delivered');
-      proxy.clearFaults();
+      api.proxy.clearFaults();
       assert.equal(await r.watcher.synced, true, 'the next attempt lists the real server');
     } finally {
-      proxy.clearFaults();
+      api.proxy.clearFaults();
       await r.stop();
     }
 
@@ -363,9 +343,9 @@ describe('hostile or broken API answers: every byte from the API is capped (real
     const w = watchOne(name);
     try {
       assert.equal(await w.watcher.synced, true);
-      await until('watching', () => proxy.count(isWatch(name)) >= 1);
+      await until('watching', () => api.proxy.count(isWatch(name)) >= 1);
       let sent: Promise<number> | undefined;
-      proxy.inject(isWatch(name), {
+      api.proxy.inject(isWatch(name), {
         respond: (res) => {
           res.writeHead(200, { 'content-type': 'application/json' });
           sent = (async () => {
@@ -379,7 +359,7 @@ describe('hostile or broken API answers: every byte from the API is capped (real
           })();
         },
       });
-      proxy.drop();
+      api.proxy.drop();
       await until('the set refused', () => w.errors.length >= 1, 30_000);
       assert.match(
         w.errors[0]?.message ?? '',
@@ -391,7 +371,7 @@ describe('hostile or broken API answers: every byte from the API is capped (real
       assert.ok(held >= 25 && held <= 33, `${held} objects held, each ~1 MiB`);
       assert.ok(((await sent) as number) < 64, 'the rest of the flood was not read');
     } finally {
-      proxy.clearFaults();
+      api.proxy.clearFaults();
       await w.stop();
     }
   });
@@ -400,7 +380,7 @@ describe('hostile or broken API answers: every byte from the API is capped (real
     const p = `${cmPath}/deep`;
     const n = 500_000; // 1 MB of `[[[[…]]]]`, well under the size cap
     const deep = `{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"deep"},"x":${'['.repeat(n)}${']'.repeat(n)}}`;
-    proxy.inject(isPath(p), json(deep));
+    api.proxy.inject(isPath(p), json(deep));
     await assert.rejects(client.request({ method: 'GET', path: p }), (e: unknown) => {
       assert.ok(e instanceof CniNodeError, String(e));
       assert.match(
@@ -416,9 +396,9 @@ describe('hostile or broken API answers: every byte from the API is capped (real
     const r = watchOne(name);
     try {
       assert.equal(await r.watcher.synced, true);
-      await until('watching', () => proxy.count(isWatch(name)) === 1);
-      proxy.inject(isWatch(name), json(`{"type":"MODIFIED","object":{"metadata":{"name":"${name}","uid":"deep"},"x":${'['.repeat(n)}${']'.repeat(n)}}}\n`));
-      proxy.drop();
+      await until('watching', () => api.proxy.count(isWatch(name)) === 1);
+      api.proxy.inject(isWatch(name), json(`{"type":"MODIFIED","object":{"metadata":{"name":"${name}","uid":"deep"},"x":${'['.repeat(n)}${']'.repeat(n)}}}\n`));
+      api.proxy.drop();
       await until('refused', () => r.errors.length >= 1);
       assert.match(
         r.errors[0]?.message ?? '',
@@ -433,7 +413,7 @@ describe('hostile or broken API answers: every byte from the API is capped (real
 
     // Just under the cap: accepted, and every walk cni-node makes over an answer copes with it.
     const ok = `{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"deep"},"x":${'{"x":'.repeat(MAX_JSON_DEPTH - 3)}1${'}'.repeat(MAX_JSON_DEPTH - 3)}}`;
-    proxy.inject(isPath(p), json(ok));
+    api.proxy.inject(isPath(p), json(ok));
     const res = await client.request({ method: 'GET', path: p });
     assert.ok(sameJson(res.body, JSON.parse(ok)));
     assert.equal(compileJsonPath('{..x}')(res.body).length > 0, true);
@@ -444,7 +424,7 @@ describe('hostile or broken API answers: every byte from the API is capped (real
 
     // A Status message (any status), and a non-JSON error page.
     const p = `${cmPath}/forged`;
-    proxy.inject(isPath(p), json({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code: 403, reason: 'Forbidden\nX', message: forged }, 403));
+    api.proxy.inject(isPath(p), json({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code: 403, reason: 'Forbidden\nX', message: forged }, 403));
     await assert.rejects(client.request({ method: 'GET', path: p }), (e: unknown) => {
       assert.ok(e instanceof CniNodeError);
       assertOneCleanLine(e.message, 'a 403 message');
@@ -453,7 +433,7 @@ describe('hostile or broken API answers: every byte from the API is capped (real
       assert.ok(e.message.length < MAX_SERVER_TEXT + 400, `${e.message.length} characters`);
       return true;
     });
-    proxy.inject(isPath(p), { status: 500, body: `<html>\n<h1>oops</h1>\n\u001b]0;title\u0007${'y'.repeat(50_000)}` });
+    api.proxy.inject(isPath(p), { status: 500, body: `<html>\n<h1>oops</h1>\n\u001b]0;title\u0007${'y'.repeat(50_000)}` });
     await assert.rejects(
       client.request({ method: 'GET', path: p }),
       (e: unknown) => e instanceof CniNodeError && (assertOneCleanLine(e.message, 'a 500 page'), e.message.length < 1_000),
@@ -465,21 +445,21 @@ describe('hostile or broken API answers: every byte from the API is capped (real
     const r = watchOne(name);
     try {
       assert.equal(await r.watcher.synced, true);
-      await until('watching', () => proxy.count(isWatch(name)) === 1);
-      proxy.inject(isWatch(name), { watchErrorEvent: { code: 500, reason: 'InternalError', message: forged } });
-      proxy.drop();
+      await until('watching', () => api.proxy.count(isWatch(name)) === 1);
+      api.proxy.inject(isWatch(name), { watchErrorEvent: { code: 500, reason: 'InternalError', message: forged } });
+      api.proxy.drop();
       await until('reported', () => r.errors.length >= 1);
       assertOneCleanLine(r.errors[0]?.message ?? '', 'the watch error');
       assert.match(r.errors[0]?.message ?? '', /ERROR event 500: denied\\n2099/);
       assert.ok((r.errors[0]?.message.length ?? 0) < MAX_SERVER_TEXT + 400);
     } finally {
-      proxy.clearFaults();
+      api.proxy.clearFaults();
       await r.stop();
     }
 
     // A CustomResourceDefinition's condition message.
     const crd = 'things.example.com';
-    proxy.inject(
+    api.proxy.inject(
       isPath(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd}`),
       json({ kind: 'CustomResourceDefinition', status: { conditions: [{ type: 'NamesAccepted', status: 'False', reason: 'Taken\n', message: forged }] } }),
     );
@@ -489,7 +469,7 @@ describe('hostile or broken API answers: every byte from the API is capped (real
     );
 
     // Discovery: names that are not names are not used (they would go into request paths), nor echoed.
-    proxy.inject(
+    api.proxy.inject(
       isPath('/api/v1'),
       json({
         kind: 'APIResourceList',
@@ -522,7 +502,7 @@ describe('hostile or broken API answers: every byte from the API is capped (real
       contentType: 'application/apply-patch+yaml',
     });
     assert.equal(applied.body.data?.['k'], value, 'the server-side apply answer');
-    const raw = await cluster.request('GET', `${cmPath}/${name}`);
+    const raw = await api.cluster.request('GET', `${cmPath}/${name}`);
     assert.ok(raw.text.length > 6 * (MiB - 4_096), `the server sends ${(raw.text.length / MiB).toFixed(1)} MiB of JSON for it`);
     assert.ok(raw.text.length < MAX_ANSWER_BYTES / 2);
     const got = await client.request<{ data?: Record<string, string> }>({ method: 'GET', path: `${cmPath}/${name}` });
@@ -532,7 +512,7 @@ describe('hostile or broken API answers: every byte from the API is capped (real
     try {
       assert.equal(await r.watcher.synced, true, 'the LIST filtered by name');
       assert.equal((r.changes[0]?.[0]?.['data'] as Record<string, string>)['k'], value);
-      await until('watching', () => proxy.count(isWatch(name)) === 1);
+      await until('watching', () => api.proxy.count(isWatch(name)) === 1);
       const edited = `${value.slice(0, -1)}>`;
       await client.request({
         method: 'PATCH',

@@ -4,15 +4,19 @@
 // stream, or answer a request with a fault (410, 429 + Retry-After, 5xx, an ERROR
 // event) instead of the server.
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
+import { parse } from 'yaml';
 import { CniNodeError } from '../../src/core/errors.js';
 import { createKubeClient, type KubeClient } from '../../src/kube/client.js';
 import { resolveResourceType } from '../../src/kube/discovery.js';
 import { listWatch, type ListWatchOptions, type WatchedObject, type WatchRequestEvent, type WatchRestartReason } from '../../src/kube/watch.js';
-import { clusterUnavailableReason, startTestCluster, type TestCluster } from '../e2e/support/cluster.js';
-import { FaultProxy, type Seen } from '../e2e/support/fault-proxy.js';
+import { useProxiedCluster } from '../e2e/support/api-suite.js';
+import { clusterUnavailableReason } from '../e2e/support/cluster.js';
+import type { Seen } from '../e2e/support/fault-proxy.js';
+import { sleep, until } from '../support/process.js';
+import { REPO_ROOT } from '../support/repo.js';
 
 const skip = clusterUnavailableReason();
 
@@ -20,16 +24,6 @@ const skip = clusterUnavailableReason();
 
 interface ConfigMap extends WatchedObject {
   data?: Record<string, string>;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 /** A listWatch whose callbacks are recorded. */
@@ -57,8 +51,7 @@ const values = (objs: ConfigMap[]): string[] => objs.map((o) => `${o.metadata.na
 // ---- the tests --------------------------------------------------------------------
 
 describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, () => {
-  let cluster: TestCluster;
-  let proxy: FaultProxy;
+  const api = useProxiedCluster();
   let client: KubeClient;
   let direct: KubeClient;
   const ns = 'default';
@@ -67,35 +60,24 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
 
   const put = async (name: string, data: Record<string, string>, namespace = ns, labels?: Record<string, string>): Promise<void> => {
     const body = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, ...(labels ? { labels } : {}) }, data };
-    const res = await cluster.request('PATCH', `/api/v1/namespaces/${namespace}/configmaps/${name}?fieldManager=test`, body, {
+    const res = await api.cluster.request('PATCH', `/api/v1/namespaces/${namespace}/configmaps/${name}?fieldManager=test`, body, {
       contentType: 'application/apply-patch+yaml',
     });
     assert.ok(res.status === 200 || res.status === 201, res.text);
   };
 
   before(async () => {
-    cluster = await startTestCluster();
-    proxy = FaultProxy.forCluster(cluster);
-    const url = await proxy.start();
-    const kc = cluster.writeKubeconfig(cluster.tokens.admin);
-    const viaProxy = path.join(cluster.dir, 'kubeconfig-proxy');
-    writeFileSync(viaProxy, readFileSync(kc, 'utf8').replace(JSON.stringify(cluster.server), JSON.stringify(url)));
-    client = await createKubeClient({ kubeconfig: viaProxy });
-    direct = await createKubeClient({ kubeconfig: kc });
-  });
-
-  after(async () => {
-    client?.close();
-    direct?.close();
-    await proxy?.stop();
-    await cluster?.stop();
+    client = await createKubeClient({ kubeconfig: api.kubeconfigViaProxy() });
+    api.cleanups.push(async () => client.close());
+    direct = await createKubeClient({ kubeconfig: api.cluster.writeKubeconfig(api.cluster.tokens.admin) });
+    api.cleanups.push(async () => direct.close());
   });
 
   test('one object by name: initial set, edits, delete, re-create; others ignored; one list, one watch, one connection', async () => {
     const name = `cm-${++seq}`;
     await put(name, { plugins: 'a' });
-    const connectionsBefore = proxy.connections;
-    const seenBefore = proxy.seen.length;
+    const connectionsBefore = api.proxy.connections;
+    const seenBefore = api.proxy.seen.length;
     const r = record(client, { path: cmPath, fieldSelector: `metadata.name=${name}` });
     try {
       assert.equal(await r.watcher.synced, true);
@@ -110,7 +92,7 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
 
       // Other objects of the same type: filtered by the server, never reported.
       await put(`${name}-other`, { plugins: 'zzz' });
-      await cluster.request('DELETE', `${cmPath}/${name}`);
+      await api.cluster.request('DELETE', `${cmPath}/${name}`);
       await until('delete seen', () => r.changes.length === 3);
       assert.deepEqual(r.last(), []);
 
@@ -120,14 +102,14 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
       await sleep(300);
       assert.equal(r.changes.length, 4, 'no duplicate deliveries');
 
-      const mine = proxy.seen.slice(seenBefore);
+      const mine = api.proxy.seen.slice(seenBefore);
       assert.equal(mine.filter((s) => s.query.get('watch') === null).length, 1, 'one LIST');
       assert.equal(mine.filter((s) => s.query.get('watch') === '1').length, 1, 'one WATCH');
       const w = mine.find((s) => s.query.get('watch') === '1') as Seen;
       assert.equal(w.query.get('allowWatchBookmarks'), 'true');
       assert.ok(Number(w.query.get('timeoutSeconds')) >= 300);
       assert.equal(w.query.get('fieldSelector'), `metadata.name=${name}`);
-      assert.equal(proxy.connections - connectionsBefore, 1, 'LIST and WATCH share one connection');
+      assert.equal(api.proxy.connections - connectionsBefore, 1, 'LIST and WATCH share one connection');
       assert.deepEqual(r.restarts, []);
       assert.deepEqual(r.errors, []);
     } finally {
@@ -138,7 +120,7 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
 
   test('label selector across all namespaces', async () => {
     const label = `set-${++seq}`;
-    await cluster.request('POST', '/api/v1/namespaces', { metadata: { name: label } });
+    await api.cluster.request('POST', '/api/v1/namespaces', { metadata: { name: label } });
     await put('one', { plugins: '1' }, ns, { group: label });
     const r = record(client, { path: '/api/v1/configmaps', labelSelector: `group=${label}` });
     try {
@@ -159,18 +141,18 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
   test('connection drop: resumed from the last resourceVersion, no re-list, no spurious change; later edits seen', async () => {
     const name = `cm-${++seq}`;
     await put(name, { plugins: 'a' });
-    const seenBefore = proxy.seen.length;
+    const seenBefore = api.proxy.seen.length;
     const r = record(client, { path: cmPath, fieldSelector: `metadata.name=${name}` });
     try {
       await r.watcher.synced;
-      await until('watch open', () => proxy.count((s) => s.query.get('watch') === '1' && s.query.get('fieldSelector') === `metadata.name=${name}`) === 1);
+      await until('watch open', () => api.proxy.count((s) => s.query.get('watch') === '1' && s.query.get('fieldSelector') === `metadata.name=${name}`) === 1);
       await put(name, { plugins: 'b' });
       await until('edit seen', () => r.changes.length === 2);
       const rv = r.watcher.resourceVersion();
-      proxy.drop();
+      api.proxy.drop();
       await until('restart', () => r.restarts.length === 1);
-      await until('second watch', () => proxy.seen.slice(seenBefore).filter((s) => s.query.get('watch') === '1').length === 2);
-      const mine = proxy.seen.slice(seenBefore);
+      await until('second watch', () => api.proxy.seen.slice(seenBefore).filter((s) => s.query.get('watch') === '1').length === 2);
+      const mine = api.proxy.seen.slice(seenBefore);
       assert.equal(mine.filter((s) => s.query.get('watch') === null).length, 1, 'no re-list after a drop');
       assert.equal(
         mine
@@ -199,10 +181,10 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
     try {
       await r.watcher.synced;
       await sleep(3_600);
-      const watches = proxy.seen.filter((s) => mine(s) && s.query.get('watch') === '1');
+      const watches = api.proxy.seen.filter((s) => mine(s) && s.query.get('watch') === '1');
       assert.ok(watches.length >= 3 && watches.length <= 5, `one watch per timeoutSeconds: ${watches.length}`);
       assert.equal(
-        proxy.count((s) => mine(s) && s.query.get('watch') === null),
+        api.proxy.count((s) => mine(s) && s.query.get('watch') === null),
         1,
         'listed once',
       );
@@ -229,45 +211,45 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
     const r = record(client, { path: cmPath, fieldSelector: `metadata.name=${name}` });
     try {
       await r.watcher.synced;
-      await until('watch open', () => proxy.count(isWatch) === 1);
+      await until('watch open', () => api.proxy.count(isWatch) === 1);
 
       // An ERROR event 410 in a watch stream.
-      proxy.inject(isWatch, { watchErrorEvent: { code: 410, reason: 'Expired', message: 'too old resource version: 1 (2)' } });
-      proxy.drop();
-      await until('re-listed after the ERROR event', () => proxy.count(isList) === 2);
-      await until('watching again', () => proxy.count(isWatch) === 3);
+      api.proxy.inject(isWatch, { watchErrorEvent: { code: 410, reason: 'Expired', message: 'too old resource version: 1 (2)' } });
+      api.proxy.drop();
+      await until('re-listed after the ERROR event', () => api.proxy.count(isList) === 2);
+      await until('watching again', () => api.proxy.count(isWatch) === 3);
       assert.ok(
         r.restarts.some((x) => x.reason === 'expired'),
         JSON.stringify(r.restarts),
       );
 
       // A 410 status on opening the watch.
-      proxy.inject(isWatch, {
+      api.proxy.inject(isWatch, {
         status: 410,
         body: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' },
       });
-      proxy.drop();
-      await until('re-listed after HTTP 410', () => proxy.count(isList) === 3);
-      await until('watching again', () => proxy.count(isWatch) === 5);
+      api.proxy.drop();
+      await until('re-listed after HTTP 410', () => api.proxy.count(isList) === 3);
+      await until('watching again', () => api.proxy.count(isWatch) === 5);
       assert.equal(r.changes.length, 1, 'the re-lists brought the same object: no onChange');
 
       // 429 with Retry-After: 2 → the next attempt waits at least that long.
-      proxy.inject(isWatch, { status: 429, headers: { 'retry-after': '2' }, body: 'Too many requests, please try again later.' });
+      api.proxy.inject(isWatch, { status: 429, headers: { 'retry-after': '2' }, body: 'Too many requests, please try again later.' });
       const errorsBefore = r.errors.length;
-      proxy.drop();
+      api.proxy.drop();
       await until('throttled', () => r.errors.length === errorsBefore + 1);
-      const throttledAt = (proxy.seen.filter(isWatch).at(-1) as Seen).at;
-      await until('watching after Retry-After', () => proxy.count(isWatch) === 7, 8_000);
-      const resumedAt = (proxy.seen.filter(isWatch).at(-1) as Seen).at;
+      const throttledAt = (api.proxy.seen.filter(isWatch).at(-1) as Seen).at;
+      await until('watching after Retry-After', () => api.proxy.count(isWatch) === 7, 8_000);
+      const resumedAt = (api.proxy.seen.filter(isWatch).at(-1) as Seen).at;
       assert.ok(resumedAt - throttledAt >= 1_950, `Retry-After honoured (${resumedAt - throttledAt} ms)`);
       assert.match(r.errors.at(-1)?.error.message ?? '', /429|overloaded/);
       assert.ok((r.errors.at(-1)?.retryInMs ?? 0) >= 2_000);
 
       // Three 503s in a row: growing delays, each reported, then recovery.
-      for (let i = 0; i < 3; i++) proxy.inject(isWatch, { status: 503 });
-      proxy.drop();
-      await until('recovered after 503s', () => proxy.count(isWatch) === 11, 15_000);
-      const attempts = proxy.seen
+      for (let i = 0; i < 3; i++) api.proxy.inject(isWatch, { status: 503 });
+      api.proxy.drop();
+      await until('recovered after 503s', () => api.proxy.count(isWatch) === 11, 15_000);
+      const attempts = api.proxy.seen
         .filter(isWatch)
         .slice(-4)
         .map((s) => s.at);
@@ -295,32 +277,32 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
     const r = record(client, { path: cmPath, fieldSelector: `metadata.name=${name}`, timeoutSeconds: 1, stallGraceMs: 500 });
     try {
       await r.watcher.synced;
-      await until('watch open', () => proxy.count(isWatch) === 1);
-      proxy.freeze(true);
+      await until('watch open', () => api.proxy.count(isWatch) === 1);
+      api.proxy.freeze(true);
       await until('stalled', () => r.restarts.some((x) => x.reason === 'stalled'), 5_000);
-      proxy.freeze(false);
+      api.proxy.freeze(false);
       await put(name, { plugins: 'b' });
       await until('edit seen', () => values(r.last())[0] === `${ns}/${name}=b`, 5_000);
 
       // A server that accepts the request and never answers at all.
       const errorsBefore = r.errors.length;
-      proxy.blackhole = true;
-      proxy.drop();
+      api.proxy.blackhole = true;
+      api.proxy.drop();
       await until('unanswered watch given up', () => r.errors.slice(errorsBefore).some((e) => /no answer within 1.5 s/.test(e.error.message)), 5_000);
-      proxy.blackhole = false;
+      api.proxy.blackhole = false;
       await put(name, { plugins: 'c' });
       await until('edit seen', () => values(r.last())[0] === `${ns}/${name}=c`, 8_000);
       assert.equal(r.changes.length, 3, 'one onChange per edit, none for the stalls');
     } finally {
-      proxy.freeze(false);
-      proxy.blackhole = false;
+      api.proxy.freeze(false);
+      api.proxy.blackhole = false;
       r.controller.abort();
       await r.watcher.done;
     }
   });
 
   test('forbidden: reported with the RBAC reason, retried with backoff, never thrown', async () => {
-    const kc = cluster.writeKubeconfig(cluster.tokens.denied);
+    const kc = api.cluster.writeKubeconfig(api.cluster.tokens.denied);
     const denied = await createKubeClient({ kubeconfig: kc });
     const r = record(denied, { path: cmPath, fieldSelector: 'metadata.name=x', backoff: { baseDelayMs: 100, maxDelayMs: 400 } });
     try {
@@ -340,16 +322,16 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
     await put(name, { plugins: 'a' });
     const r = record(client, { path: cmPath, fieldSelector: `metadata.name=${name}` });
     await r.watcher.synced;
-    await until('watch open', () => proxy.openConnections > 0);
+    await until('watch open', () => api.proxy.openConnections > 0);
     let t = Date.now();
     r.controller.abort();
     await r.watcher.done;
     assert.ok(Date.now() - t < 100, `stopped in ${Date.now() - t} ms`);
-    await until('proxy sees the connection closed', () => proxy.openConnections === 0, 1_000);
+    await until('proxy sees the connection closed', () => api.proxy.openConnections === 0, 1_000);
 
     // Stopped while waiting to retry (the API server refuses).
     const isWatch = (s: Seen): boolean => s.query.get('fieldSelector') === `metadata.name=${name}` && s.query.get('watch') === '1';
-    for (let i = 0; i < 5; i++) proxy.inject(isWatch, { status: 500 });
+    for (let i = 0; i < 5; i++) api.proxy.inject(isWatch, { status: 500 });
     const r2 = record(client, { path: cmPath, fieldSelector: `metadata.name=${name}`, backoff: { baseDelayMs: 5_000, maxDelayMs: 30_000 } });
     await until('backing off', () => r2.errors.length === 1);
     const handlesBefore = process.getActiveResourcesInfo().filter((x) => x === 'Timeout').length;
@@ -358,7 +340,7 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
     await r2.watcher.done;
     assert.ok(Date.now() - t < 100, `stopped in ${Date.now() - t} ms`);
     assert.ok(process.getActiveResourcesInfo().filter((x) => x === 'Timeout').length < handlesBefore, 'the backoff timer was cleared');
-    await until('no connection left', () => proxy.openConnections === 0, 1_000);
+    await until('no connection left', () => api.proxy.openConnections === 0, 1_000);
   });
 
   test('API server stopped and restarted mid-watch: recovers, no spurious onChange, a later edit is seen, no flood', async () => {
@@ -368,11 +350,11 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
     const r = record(client, { path: cmPath, fieldSelector: `metadata.name=${name}`, backoff: { baseDelayMs: 500, maxDelayMs: 30_000 } });
     try {
       await r.watcher.synced;
-      await until('watch open', () => proxy.count((s) => mine(s) && s.query.get('watch') === '1') === 1);
+      await until('watch open', () => api.proxy.count((s) => mine(s) && s.query.get('watch') === '1') === 1);
       const downAt = Date.now();
-      await cluster.stopApiServer();
+      await api.cluster.stopApiServer();
       await sleep(3_000);
-      await cluster.startApiServer();
+      await api.cluster.startApiServer();
       const upAt = Date.now();
       await until('watching again', () => r.requests.some((q) => q.verb === 'watch' && q.status === 200 && q.at > downAt), 20_000);
       const upAgain = Date.now() - upAt;
@@ -380,7 +362,7 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
       await sleep(1_000);
       assert.equal(r.changes.length, 1, `no spurious onChange (got ${r.changes.length})`);
       assert.ok(r.restarts.length >= 1);
-      const attempts = proxy.count((s) => mine(s) && s.at >= downAt);
+      const attempts = api.proxy.count((s) => mine(s) && s.at >= downAt);
       const seconds = (Date.now() - downAt) / 1000;
       assert.ok(attempts <= 15, `requests while the server was away are bounded: ${attempts} in ${seconds.toFixed(1)} s`);
       assert.ok(upAgain < 10_000, `watching again ${upAgain} ms after the server was back`);
@@ -403,8 +385,8 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
     try {
       await r.watcher.synced;
       await until('watch open', () => watches().length === 1 && watches()[0]?.status === 200);
-      for (let i = 0; i < 5; i++) proxy.inject(isWatch, { status: 503 });
-      proxy.drop();
+      for (let i = 0; i < 5; i++) api.proxy.inject(isWatch, { status: 503 });
+      api.proxy.drop();
       // Five 503s: 0.1-0.2, 0.2-0.4, 0.4-0.8, 0.8-1.6, 1.6-3.2 s apart; then the server answers.
       await until('open again after the 503s', () => watches().length === 7 && watches()[6]?.status === 200, 15_000);
       assert.deepEqual(
@@ -412,15 +394,15 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
         [200, 503, 503, 503, 503, 503, 200],
       );
       const cutAt = Date.now();
-      proxy.drop();
-      await until('watching again', () => proxy.count(isWatch) === 8, 10_000);
-      const gap = (proxy.seen.filter(isWatch).at(-1) as Seen).at - cutAt;
+      api.proxy.drop();
+      await until('watching again', () => api.proxy.count(isWatch) === 8, 10_000);
+      const gap = (api.proxy.seen.filter(isWatch).at(-1) as Seen).at - cutAt;
       // The run of 503s had reached the 3.2 s step (the next would be 2-4 s); the
       // server answered since, so the cut watch waits the short-watch step: 0.2-0.4 s.
       assert.ok(gap < 1_500, `resumed ${gap} ms after the cut`);
       assert.equal(r.changes.length, 1, 'no spurious onChange');
       assert.equal(
-        proxy.count((s) => s.query.get('fieldSelector') === `metadata.name=${name}` && s.query.get('watch') === null),
+        api.proxy.count((s) => s.query.get('fieldSelector') === `metadata.name=${name}` && s.query.get('watch') === null),
         1,
         'never re-listed',
       );
@@ -443,11 +425,11 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
     const r = record(client, { path: cmPath, fieldSelector: `metadata.name=${name}`, backoff: { baseDelayMs: 200, maxDelayMs: 4_000 } });
     try {
       await r.watcher.synced;
-      await until('watch open', () => proxy.count(isWatch) === 1);
-      for (let i = 0; i < 4; i++) proxy.inject(isWatch, gone);
-      proxy.drop();
-      await until('listed four more times and watching', () => proxy.count(isList) === 5 && proxy.count(isWatch) === 6, 15_000);
-      const seen = proxy.seen.filter((s) => isWatch(s) || isList(s));
+      await until('watch open', () => api.proxy.count(isWatch) === 1);
+      for (let i = 0; i < 4; i++) api.proxy.inject(isWatch, gone);
+      api.proxy.drop();
+      await until('listed four more times and watching', () => api.proxy.count(isList) === 5 && api.proxy.count(isWatch) === 6, 15_000);
+      const seen = api.proxy.seen.filter((s) => isWatch(s) || isList(s));
       // After each 410'd watch: how long until the next list.
       const gaps = seen.flatMap((s, i) => (isWatch(s) && s.status === 410 && seen[i + 1] ? [(seen[i + 1] as Seen).at - s.at] : []));
       assert.equal(gaps.length, 4, JSON.stringify(seen.map((s) => `${isWatch(s) ? 'watch' : 'list'} ${s.status}`)));
@@ -478,23 +460,9 @@ describe('listWatch against a real kube-apiserver', { skip, timeout: 300_000 }, 
     assert.equal((await resolveResourceType(direct, 'clusterrolebinding')).group, 'rbac.authorization.k8s.io');
     assert.equal((await resolveResourceType(direct, 'limitranges')).kind, 'LimitRange');
 
-    const crd = {
-      apiVersion: 'apiextensions.k8s.io/v1',
-      kind: 'CustomResourceDefinition',
-      metadata: { name: 'network-attachment-definitions.k8s.cni.cncf.io' },
-      spec: {
-        group: 'k8s.cni.cncf.io',
-        scope: 'Namespaced',
-        names: {
-          kind: 'NetworkAttachmentDefinition',
-          plural: 'network-attachment-definitions',
-          singular: 'network-attachment-definition',
-          shortNames: ['net-attach-def'],
-        },
-        versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
-      },
-    };
-    const created = await cluster.request('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
+    // The NetworkAttachmentDefinition CRD as Multus installs it: a CRD short name.
+    const crd: unknown = parse(readFileSync(path.join(REPO_ROOT, 'test/fixtures/manifests/nad-crd.yaml'), 'utf8'));
+    const created = await api.cluster.request('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
     assert.equal(created.status, 201, created.text);
     const deadline = Date.now() + 15_000;
     let nad;

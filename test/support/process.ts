@@ -120,6 +120,9 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** A loopback port nothing listens on (connections are refused): a free port, bound and released. */
+export const closedPort = freePort;
+
 /** GET http://address/path: status and body. */
 export async function httpGet(address: string, path: string): Promise<{ status: number; text: string }> {
   const res = await fetch(`http://${address}${path}`);

@@ -271,28 +271,56 @@ export interface PolicyRule {
   verbs: string[];
 }
 
-/** Grants the daemon's service account (cni-node in NS) `rules` by a Role and RoleBinding named `name`. */
-export async function grantServiceAccount(cluster: TestCluster, name: string, rules: PolicyRule[]): Promise<void> {
+/** What `cni-node run --config-map=…` needs of the API: read its ConfigMap, record Events on its pod. */
+export const DAEMON_RULES: readonly PolicyRule[] = [
+  { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+  { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+];
+
+/**
+ * Grants the daemon's service account (cni-node in NS) `rules` in `namespace`
+ * (default NS) by a Role and RoleBinding named `name` there.
+ */
+export async function grantServiceAccount(cluster: TestCluster, name: string, rules: readonly PolicyRule[], namespace = NS): Promise<void> {
   const role = {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'Role',
-    metadata: { name, namespace: NS },
+    metadata: { name, namespace },
     rules,
   };
   const binding = {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'RoleBinding',
-    metadata: { name, namespace: NS },
+    metadata: { name, namespace },
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
     subjects: [{ kind: 'ServiceAccount', name: 'cni-node', namespace: NS }],
   };
   for (const [p, body] of [
-    [`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`, role],
-    [`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, binding],
+    [`/apis/rbac.authorization.k8s.io/v1/namespaces/${namespace}/roles`, role],
+    [`/apis/rbac.authorization.k8s.io/v1/namespaces/${namespace}/rolebindings`, binding],
   ] as const) {
     const res = await cluster.request('POST', p, body);
     assert.ok(res.status === 201 || res.status === 409, res.text);
   }
+}
+
+/** An Event as the tests read it back. */
+export interface KubeEvent {
+  reason: string;
+  message: string;
+  type: string;
+  metadata: { creationTimestamp: string };
+}
+
+/** The Events recorded on pod `pod` in NS, as `kubectl get events --field-selector involvedObject.name=<pod>` lists them. */
+export async function eventsFor(cluster: TestCluster, pod: string): Promise<KubeEvent[]> {
+  const res = await cluster.request<{ items: KubeEvent[] }>(
+    'GET',
+    `/api/v1/namespaces/${NS}/events?fieldSelector=${encodeURIComponent(`involvedObject.name=${pod}`)}`,
+  );
+  assert.equal(res.status, 200, res.text);
+  return res.body.items;
 }
 
 /** Creates or replaces ConfigMap `name` in NS with `data`. */

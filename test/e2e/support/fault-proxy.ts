@@ -31,6 +31,19 @@ export interface Seen {
   upstreamError?: string;
 }
 
+/** The requests of the list+watch of ConfigMap `name` in `namespace` (by field selector), as the proxy saw them. */
+export function configMapRequests(namespace: string, name: string) {
+  const mine = (s: Seen) => s.path === `/api/v1/namespaces/${namespace}/configmaps` && s.query.get('fieldSelector') === `metadata.name=${name}`;
+  return {
+    mine,
+    isList: (s: Seen) => mine(s) && s.query.get('watch') === null,
+    isWatch: (s: Seen) => mine(s) && s.query.get('watch') === '1',
+  };
+}
+
+/** The ms between consecutive requests. */
+export const gapsOf = (seen: readonly Seen[]): number[] => seen.slice(1).map((s, i) => s.at - (seen[i] as Seen).at);
+
 export type Fault =
   | { status: number; headers?: Record<string, string>; body?: unknown }
   | { watchErrorEvent: { code: number; reason: string; message: string } }
