@@ -214,6 +214,12 @@ WORKDIR /
 # Exec form, no shell: `docker run IMAGE list` runs `node …/cni-node.mjs list`.
 # --disable-sigusr1: SIGUSR1 must not open the Node.js inspector in a root process
 # on the node's network (hostNetwork).
+# V8 flags for a small daemon on every node (BENCHMARKS.md, "The daemon's footprint"):
+# JavaScript runs in V8's interpreter only, with no compiler tier (--no-sparkplug,
+# --no-maglev, --no-opt); their code pages and working memory are 8–11 MiB of an idle
+# daemon's RSS, and cni-node spends its time in system calls and waits, not in hot
+# JavaScript. --max-semi-space-size=1 keeps V8's young generation at 1 MiB per
+# semi-space. Unlike --lite-mode/--jitless, WebAssembly (Node's fetch) still works.
 # kube-watch: `docker run IMAGE watch …` (or --entrypoint /nodejs/bin/node IMAGE /app/bin/kube-watch …).
-ENTRYPOINT ["/nodejs/bin/node", "--disable-sigusr1", "/app/dist/cni-node.mjs"]
+ENTRYPOINT ["/nodejs/bin/node", "--disable-sigusr1", "--no-opt", "--no-maglev", "--no-sparkplug", "--max-semi-space-size=1", "/app/dist/cni-node.mjs"]
 CMD []

@@ -1,7 +1,8 @@
 // Where the CLI's start-up goes (issue 12: the profile behind a missed goal).
 //
 //  1. CPU profiles (--cpu-prof, 100 µs sampling) of BENCH_PROFILE_RUNS (30) runs each
-//     of `cni-node version` and a no-op re-install of 16 plugins, summed: self time
+//     of `cni-node version`, a no-op re-install of 16 plugins, and the core
+//     benchmark's 3 templates (written, and as a --dry-run), summed: self time
 //     by function and by where the code comes from (the bundle, Node's own modules
 //     being loaded, compiling the bundle, fs calls, GC, idle).
 //  2. The Node built-in modules each run loads beyond what `node -e 0` has loaded
@@ -14,7 +15,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BUNDLE, NODE, instructions, machine, round, run, table, writeResults } from './lib.js';
+import { CALICO, TEMPLATES } from './templates.js';
+import { CNI_NODE_ARGS, NODE, instructions, machine, round, run, table, writeResults } from './lib.js';
 
 const RUNS = Number(process.env['BENCH_PROFILE_RUNS'] ?? 30);
 const PLUGINS = process.env['BENCH_PLUGINS_DIR'] ?? '/usr/lib/cni';
@@ -25,9 +27,26 @@ const plugins = readdirSync(PLUGINS)
   .filter((n) => statSync(path.join(PLUGINS, n)).isFile())
   .sort()
   .slice(0, 16);
-const env = { ...process.env, CNI_NODE_PLUGINS_DIR: PLUGINS, CNI_NODE_HOST_PLUGINS_DIR: hostBin };
-const noop = [BUNDLE, 'install', `--plugins=${plugins.join(',')}`];
+const templates = path.join(work, 'templates');
+const hostConfigs = path.join(work, 'host-configs');
+mkdirSync(templates);
+for (const [name, text] of Object.entries(TEMPLATES)) writeFileSync(path.join(templates, name), text);
+/** The node's configs dir as the 3-templates workload finds it: only the primary CNI's config. */
+function resetHostConfigs(): void {
+  rmSync(hostConfigs, { recursive: true, force: true });
+  mkdirSync(hostConfigs);
+  writeFileSync(path.join(hostConfigs, '10-calico.conflist'), CALICO);
+}
+const env = {
+  ...process.env,
+  CNI_NODE_PLUGINS_DIR: PLUGINS,
+  CNI_NODE_HOST_PLUGINS_DIR: hostBin,
+  CNI_NODE_CONFIGS_DIR: templates,
+  CNI_NODE_HOST_CONFIGS_DIR: hostConfigs,
+};
+const noop = [...CNI_NODE_ARGS, 'install', `--plugins=${plugins.join(',')}`];
 run(NODE, noop, { env });
+const threeTemplates = [...CNI_NODE_ARGS, 'install', `--configs=${Object.keys(TEMPLATES).join(',')}`];
 
 interface ProfileNode {
   id: number;
@@ -41,7 +60,7 @@ interface Profile {
 
 /** Where a sample's code comes from. */
 function category(fn: string, url: string): string {
-  if (url.includes('cni-node.mjs')) return 'cni-node bundle (its own code)';
+  if (/\/dist\/.*\.mjs$/.test(url)) return 'cni-node bundle (its own code)';
   if (fn === '(garbage collector)') return 'garbage collection';
   if (fn === '(idle)') return 'idle (waiting for the thread pool / I/O)';
   if (fn === '(program)') return 'native, outside JS (V8/Node start-up, syscalls)';
@@ -53,10 +72,17 @@ function category(fn: string, url: string): string {
   return url === '' ? `native: ${fn}` : `node internals (${url.replace(/^node:internal\//, '').split('/')[0]})`;
 }
 
-function profile(name: string, args: string[]): { perRunMs: number; byCategory: Array<[string, number]>; top: Array<[string, number]> } {
+function profile(
+  name: string,
+  args: string[],
+  before: () => void = () => undefined,
+): { perRunMs: number; byCategory: Array<[string, number]>; top: Array<[string, number]> } {
   const dir = path.join(work, `prof-${name}`);
   mkdirSync(dir);
-  for (let i = 0; i < RUNS; i++) run(NODE, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=100', ...args], { env });
+  for (let i = 0; i < RUNS; i++) {
+    before();
+    run(NODE, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=100', ...args], { env });
+  }
   const self = new Map<string, number>();
   const byCat = new Map<string, number>();
   let total = 0;
@@ -100,11 +126,14 @@ console.log(
     .join(' ')}\n`,
 );
 const results: Record<string, unknown> = {};
-for (const [name, args] of [
-  ['version', [BUNDLE, 'version']],
-  ['no-op re-install', noop],
+for (const [name, args, before] of [
+  ['version', [...CNI_NODE_ARGS, 'version'], undefined],
+  ['no-op re-install', noop, undefined],
+  ['3 templates', threeTemplates, resetHostConfigs],
+  ['3 templates --dry-run', [...threeTemplates, '--dry-run'], resetHostConfigs],
 ] as const) {
-  const p = profile(name.replace(/\W+/g, '-'), [...args]);
+  const p = profile(name.replace(/\W+/g, '-'), [...args], before);
+  before?.();
   const mods = loadedModules([...args]);
   results[name] = { ...p, nodeModulesLoaded: mods };
   console.log(`## ${name}: ${p.perRunMs} ms of samples per run\n`);
@@ -151,8 +180,12 @@ if (instructions(['-e', '0']) !== undefined) {
     writeFileSync(file, `${code}\n`);
     counts.push([what, instructions([file], { stdio: ['ignore', 'ignore', 'pipe'] }) as number]);
   }
-  counts.push(['`cni-node version`', instructions([BUNDLE, 'version'], { env }) as number]);
+  counts.push(['`cni-node version`', instructions([...CNI_NODE_ARGS, 'version'], { env }) as number]);
   counts.push(['`cni-node` no-op re-install of 16 plugins', instructions(noop, { env }) as number]);
+  resetHostConfigs();
+  counts.push(['`cni-node` 3 templates', instructions(threeTemplates, { env }) as number]);
+  resetHostConfigs();
+  counts.push(['`cni-node` 3 templates --dry-run', instructions([...threeTemplates, '--dry-run'], { env }) as number]);
   const empty = counts[1]?.[1] as number;
   console.log('## Instructions (callgrind, deterministic V8 flags); each probe is an ES module doing only that\n');
   console.log(

@@ -50,7 +50,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { BUNDLE, NODE, instructions, machine, maxRssKb, ms, round, run, summary, table, timeProcess, writeResults, type Summary } from './lib.js';
+import { CALICO, TEMPLATES } from './templates.js';
+import { CNI_NODE_ARGS, NODE, instructions, machine, maxRssKb, ms, round, run, summary, table, timeProcess, writeResults, type Summary } from './lib.js';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 20);
 const PLUGINS_SRC = process.env['BENCH_PLUGINS_DIR'] ?? '/usr/lib/cni';
@@ -85,19 +86,6 @@ mount --bind "$D/host-configs" "$R/host/etc/cni/net.d"
 echo "original 66f62f5a (unmodified)" > "$R/cni-node-version"
 exec chroot "$R" "$@"
 `;
-
-const TEMPLATES: Record<string, string> = {
-  // A pointer on a line of its own: the original replaces that whole line with the
-  // file (sed r + d), cni-node replaces the pointer; both then write the same config.
-  '05-multus.conf':
-    '{\n  "cniVersion": "0.3.1",\n  "name": "multus-cni-network",\n  "type": "multus",\n  "kubeconfig": "/etc/cni/net.d/multus.d/multus.kubeconfig",\n  "delegates": [\n__10-calico.conflist__\n  ]\n}\n',
-  '20-bridge.conf':
-    '{\n  "cniVersion": "0.3.1",\n  "name": "mynet",\n  "type": "bridge",\n  "bridge": "cni0",\n  "isGateway": true,\n  "ipMasq": true,\n  "ipam": { "type": "host-local", "subnet": "10.22.0.0/16", "routes": [{ "dst": "0.0.0.0/0" }] }\n}\n',
-  '30-macvlan.conflist':
-    '{\n  "cniVersion": "0.3.1",\n  "name": "macvlan-net",\n  "plugins": [\n    { "type": "macvlan", "master": "eth0", "mode": "bridge", "ipam": { "type": "host-local", "subnet": "192.168.1.0/24" } },\n    { "type": "tuning", "sysctl": { "net.core.somaxconn": "500" } }\n  ]\n}\n',
-};
-const CALICO =
-  '{"cniVersion":"0.3.1","name":"k8s-pod-network","plugins":[{"type":"calico","ipam":{"type":"calico-ipam"}},{"type":"portmap","snat":true,"capabilities":{"portMappings":true}}]}\n';
 
 const SMALL_FILE_BYTES = 300;
 
@@ -218,7 +206,7 @@ function inside(scratch: string, chrooted: boolean): void {
     for (const n of readdirSync(dir)) rmSync(path.join(dir, n), { recursive: true, force: true });
   };
   const syncFs = () => run('sync', ['-f', scratch]);
-  const tool = (t: 'original' | 'cni-node'): [string, string[]] => (t === 'original' ? [ORIGINAL, []] : [NODE, [BUNDLE]]);
+  const tool = (t: 'original' | 'cni-node'): [string, string[]] => (t === 'original' ? [ORIGINAL, []] : [NODE, [...CNI_NODE_ARGS]]);
   const exec = (t: 'original' | 'cni-node', args: string[]) => {
     const [cmd, pre] = tool(t);
     run(cmd, [...pre, ...args], { env });
@@ -357,12 +345,12 @@ function inside(scratch: string, chrooted: boolean): void {
     exec('cni-node', ['install', `--plugins=${all}`]);
     repeatable['node -e 0'] = { instructions: instructions(['-e', '0'], { env }) as number, maxRssKb: maxRssKb(NODE, ['-e', '0']) as number };
     repeatable['cni-node version'] = {
-      instructions: instructions([BUNDLE, 'version'], { env }) as number,
-      maxRssKb: maxRssKb(NODE, [BUNDLE, 'version'], { env }) as number,
+      instructions: instructions([...CNI_NODE_ARGS, 'version'], { env }) as number,
+      maxRssKb: maxRssKb(NODE, [...CNI_NODE_ARGS, 'version'], { env }) as number,
     };
     repeatable['cni-node no-op re-install'] = {
-      instructions: instructions([BUNDLE, 'install', `--plugins=${all}`], { env }) as number,
-      maxRssKb: maxRssKb(NODE, [BUNDLE, 'install', `--plugins=${all}`], { env }) as number,
+      instructions: instructions([...CNI_NODE_ARGS, 'install', `--plugins=${all}`], { env }) as number,
+      maxRssKb: maxRssKb(NODE, [...CNI_NODE_ARGS, 'install', `--plugins=${all}`], { env }) as number,
     };
   }
 

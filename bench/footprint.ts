@@ -29,19 +29,22 @@ import { performance } from 'node:perf_hooks';
 import { clusterUnavailableReason, startTestCluster, type TestCluster } from '../test/e2e/support/cluster.js';
 import { grantServiceAccount, nodeTree, putConfigMap, type Cleanups } from '../test/e2e/support/daemon.js';
 import { multusSetup, podEnv, runArgs } from './daemon-setup.js';
-import { BUNDLE, NODE, ROOT, machine, median, procStat, round, sleep, smapsRollup, table, writeResults } from './lib.js';
+import { BUNDLE, IMAGE_NODE_FLAGS, NODE, ROOT, machine, median, procStat, round, sleep, smapsRollup, table, writeResults } from './lib.js';
 
 const IDLE_S = Number(process.env['BENCH_IDLE_SECONDS'] ?? 60);
 const SCRAPE_S = Number(process.env['BENCH_SCRAPE_SECONDS'] ?? 15);
 const ATTRIBUTION_RUNS = Number(process.env['BENCH_ATTRIBUTION_RUNS'] ?? 3);
 const CM = 'bench-footprint';
+/** The image's flags (Dockerfile ENTRYPOINT): the variant the goal is judged on. */
+const IMAGE_FLAGS = IMAGE_NODE_FLAGS.join(' ');
 /**
  * Variants, `;`-separated, each a space-separated list of Node/V8 flags and
  * NAME=VALUE environment settings (glibc's MALLOC_ARENA_MAX, …); "" = defaults.
+ * The first is the image's; the others show what each flag does alone.
  */
 const FLAG_SETS = (
   process.env['BENCH_FOOTPRINT_FLAGS'] ??
-  ';--max-semi-space-size=1;--max-old-space-size=32;--optimize-for-size;--lite-mode;--jitless;MALLOC_ARENA_MAX=1;--lite-mode --max-semi-space-size=1 MALLOC_ARENA_MAX=1'
+  `${IMAGE_FLAGS};;--no-opt --no-maglev;--no-opt --no-maglev --no-sparkplug;--max-semi-space-size=1;--optimize-for-size;--lite-mode;--jitless;MALLOC_ARENA_MAX=1`
 )
   .split(';')
   .map((s) =>
@@ -164,11 +167,11 @@ async function idle(cluster: TestCluster, work: string, cleanups: Cleanups): Pro
   writeFileSync(probeFile, PROBE);
   const subjects: Subject[] = [];
   const variants: Array<{ label: string; flags: string[]; kubeconfig: boolean }> = FLAG_SETS.map((f) => ({
-    label: f.length ? f.join(' ') : 'defaults',
+    label: f.length === 0 ? 'defaults' : f.join(' ') === IMAGE_FLAGS ? `image: ${IMAGE_FLAGS}` : f.join(' '),
     flags: f,
     kubeconfig: false,
   }));
-  variants.push({ label: 'defaults, --kubeconfig instead of in-cluster credentials', flags: [], kubeconfig: true });
+  variants.push({ label: `image: ${IMAGE_FLAGS}, --kubeconfig instead of in-cluster credentials`, flags: [...IMAGE_NODE_FLAGS], kubeconfig: true });
   for (const v of variants) {
     const tree = await nodeTree(cluster, cleanups, 'cni-node-bench-fp-');
     await multusSetup(tree);
@@ -456,17 +459,30 @@ if (unavailable) {
   );
   const def = idleResults.find((r) => r.kind === 'daemon' && r.flags === '');
   const defFloor = idleResults.find((r) => r.kind === 'floor' && r.flags === '' && r.label === 'defaults');
-  if (def && defFloor) {
-    console.log('\nGoals (defaults, as the image runs today):');
-    const over = def.rssMiB - defFloor.rssMiB;
-    console.log(`  ${over <= 10 ? 'met ' : 'MISS'}  idle RSS ≤ floor + 10 MB: ${def.rssMiB} MiB = floor ${defFloor.rssMiB} MiB + ${over.toFixed(1)} MiB`);
+  const img = idleResults.find((r) => r.kind === 'daemon' && r.flags === IMAGE_FLAGS && !r.label.includes('--kubeconfig'));
+  const imgFloor = idleResults.find((r) => r.kind === 'floor' && r.flags === IMAGE_FLAGS);
+  // 10 MB, as the issue states it: 10,000,000 bytes = 9.54 MiB.
+  const budgetMiB = 10e6 / 2 ** 20;
+  if (img && defFloor) {
+    console.log(`\nGoals (the daemon as the image runs it: node ${IMAGE_FLAGS}; the floor: a bare node):`);
+    const over = img.rssMiB - defFloor.rssMiB;
     console.log(
-      `  ${def.cpuPercent <= 0.05 ? 'met ' : 'MISS'}  idle CPU ≤ 0.05 % of a core: ${def.cpuPercent.toFixed(3)} % (${def.cpuSeconds} s in ${windowS.toFixed(0)} s)`,
+      `  ${over <= budgetMiB ? 'met ' : 'MISS'}  idle RSS ≤ floor + 10 MB (${budgetMiB.toFixed(2)} MiB): ${img.rssMiB} MiB = floor ${defFloor.rssMiB} MiB + ${over.toFixed(1)} MiB` +
+        (imgFloor ? ` (a node with the same flags: ${imgFloor.rssMiB} MiB, + ${(img.rssMiB - imgFloor.rssMiB).toFixed(1)} MiB)` : ''),
+    );
+    console.log(
+      `  ${img.cpuPercent <= 0.05 ? 'met ' : 'MISS'}  idle CPU ≤ 0.05 % of a core: ${img.cpuPercent.toFixed(3)} % (${img.cpuSeconds} s in ${windowS.toFixed(0)} s)`,
     );
     if (IDLE_S < 600) console.log(`  (window ${IDLE_S} s; the goal is stated for 600 s: BENCH_IDLE_SECONDS=600)`);
-    console.log('\nIn the default daemon (MiB, from its own process.memoryUsage and V8 heap statistics):');
-    for (const [k, v] of Object.entries(def.inProcess ?? {}))
-      console.log(`  ${k.padEnd(28)} ${v}${defFloor.inProcess?.[k] !== undefined ? `   (floor ${defFloor.inProcess[k]})` : ''}`);
+  }
+  for (const [name, d] of [
+    ['the image', img],
+    ['the default', def],
+  ] as const) {
+    if (!d || !defFloor) continue;
+    console.log(`\nIn ${name} daemon (MiB, from its own process.memoryUsage and V8 heap statistics):`);
+    for (const [k, v] of Object.entries(d.inProcess ?? {}))
+      console.log(`  ${k.padEnd(28)} ${v}${defFloor.inProcess?.[k] !== undefined ? `   (bare floor ${defFloor.inProcess[k]})` : ''}`);
   }
 }
 const file = writeResults('footprint', {

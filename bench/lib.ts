@@ -14,6 +14,26 @@ export const BUNDLE = path.join(ROOT, 'dist/cni-node.mjs');
 /** The shipped runtime: Node 24 at /usr/local/bin/node (scripts/provision-node.sh). */
 export const NODE = process.env['BENCH_NODE'] || (existsSync('/usr/local/bin/node') ? '/usr/local/bin/node' : process.execPath);
 
+/**
+ * The Node/V8 flags the image starts cni-node with: what the Dockerfile's exec-form
+ * ENTRYPOINT puts between node and the bundle. The benchmarks run cni-node with them,
+ * so they measure what ships; the floors (`node -e 0`, a bare http server) run
+ * without, unless a benchmark says otherwise.
+ */
+export const IMAGE_NODE_FLAGS: readonly string[] = imageNodeFlags();
+
+/** cni-node as the image starts it, after `NODE`: the image's flags, then the bundle. */
+export const CNI_NODE_ARGS: readonly string[] = [...IMAGE_NODE_FLAGS, BUNDLE];
+
+function imageNodeFlags(): string[] {
+  const dockerfile = path.join(ROOT, 'Dockerfile');
+  const m = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(dockerfile, 'utf8'));
+  const entrypoint = m ? (JSON.parse(m[1] as string) as string[]) : [];
+  const bundle = entrypoint.indexOf('/app/dist/cni-node.mjs');
+  if (bundle < 1) throw new Error(`${dockerfile}: no exec-form ENTRYPOINT [node, flags…, /app/dist/cni-node.mjs]`);
+  return entrypoint.slice(1, bundle);
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export function percentile(xs: readonly number[], p: number): number {

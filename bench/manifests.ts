@@ -26,7 +26,7 @@ import type { RequestEvent } from '../src/kube/client.js';
 import { createManifestHandler } from '../src/kube/manifest-handler.js';
 import { NodeRecord } from '../src/node/record.js';
 import { clusterUnavailableReason, startTestCluster } from '../test/e2e/support/cluster.js';
-import { BUNDLE, NODE as NODE_BIN, ROOT, machine, median, round, writeResults } from './lib.js';
+import { CNI_NODE_ARGS, NODE as NODE_BIN, ROOT, machine, median, round, writeResults } from './lib.js';
 
 const execFileP = promisify(execFile);
 const root = ROOT;
@@ -157,7 +157,7 @@ const inClusterEnv = { KUBERNETES_SERVICE_HOST: apiUrl.hostname, KUBERNETES_SERV
 
 async function cniNode(hostDir: string, args: string[], { inCluster = false } = {}): Promise<string> {
   const credentials = inCluster ? inClusterEnv : { KUBECONFIG: kubeconfig };
-  const r = await execFileP(NODE_BIN, [BUNDLE, ...args], {
+  const r = await execFileP(NODE_BIN, [...CNI_NODE_ARGS, ...args], {
     env: { PATH: process.env['PATH'], HOME: dir, ...env, ...credentials, CNI_NODE_MANIFESTS_DIR: manifestsDir, CNI_NODE_HOST_CONFIGS_DIR: hostDir },
   });
   return r.stdout;

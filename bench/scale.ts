@@ -15,11 +15,11 @@ import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSyn
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BUNDLE, NODE, machine, round, writeResults } from './lib.js';
+import { CNI_NODE_ARGS, NODE, machine, round, writeResults } from './lib.js';
 
 // As the image runs it: node dist/cni-node.mjs.
 const CLI = NODE;
-const CLI_ARGS = [BUNDLE];
+const CLI_ARGS = [...CNI_NODE_ARGS];
 const DEBIAN = '/usr/lib/cni';
 const args = new Map(
   process.argv

@@ -1,7 +1,9 @@
 // Builds two things:
-//  - dist/: the CLI bundled by esbuild. One file loads at start-up; the Kubernetes
-//    client sits in a separate chunk loaded only by commands that talk to the API,
-//    so `cni-node version` and plugin/config work start as fast as bare Node.
+//  - dist/: the CLI bundled by esbuild. One small file loads at start-up (enough for
+//    `version` and `help`); the node commands add one file (dist/lazy/actions.mjs);
+//    the daemon and the Kubernetes client sit in chunks loaded only by commands that
+//    talk to the API, so `cni-node version` and plugin/config work start as fast as
+//    bare Node.
 //  - build/: src, test and bench compiled by tsc, which the test runner executes.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
@@ -35,8 +37,24 @@ if (process.argv.includes('--clean')) {
 // should start as fast as bare Node.
 // Each is named by its source; an import of it, from wherever, is recognised by
 // the file it resolves to.
-const LAZY = { run: 'src/cli/run.ts', watch: 'src/cli/watch.ts', 'manifest-handler': 'src/kube/manifest-handler.ts' };
+// `actions` (the node commands) is bundled alone; the others share chunks.
+const SHARED_CHUNKS = { run: 'src/cli/run.ts', watch: 'src/cli/watch.ts', 'manifest-handler': 'src/kube/manifest-handler.ts' };
+const LAZY = { ...SHARED_CHUNKS, actions: 'src/cli/actions.ts' };
 const lazyByFile = new Map(Object.entries(LAZY).map(([name, file]) => [`${root}${file.replace(/\.ts$/, '.js')}`, name]));
+
+/** Dynamic imports of the LAZY modules stay imports, of `${dir}NAME.mjs` (dir relative to the importing bundle). */
+function lazyEntries(dir) {
+  return {
+    name: 'lazy-entries',
+    setup(b) {
+      b.onResolve({ filter: /\.js$/ }, (args) => {
+        if (args.kind !== 'dynamic-import') return undefined;
+        const name = lazyByFile.get(path.resolve(args.resolveDir, args.path));
+        return name === undefined ? undefined : { path: `${dir}${name}.mjs`, external: true };
+      });
+    },
+  };
+}
 const common = {
   bundle: true,
   format: 'esm',
@@ -74,6 +92,8 @@ if (typeof process.getBuiltinModule !== 'function') {
 const LAZY_BUILTINS = {
   // Functions only: each is a wrapper that loads the module on its first call.
   'node:crypto': new Set(['randomBytes', 'randomUUID', 'createHash', 'createHmac', 'timingSafeEqual']),
+  // The lock's holder name (hostname) is taken only by runs that write.
+  'node:os': new Set(['hostname', 'homedir', 'userInfo']),
 };
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 const RESERVED = new Set([
@@ -152,24 +172,23 @@ await build({
   ...common,
   entryPoints: { 'cni-node': `${root}src/cli/main.ts` },
   outdir: `${root}dist`,
-  plugins: [
-    builtinsWithoutFacades,
-    {
-      name: 'lazy-entries',
-      setup(b) {
-        b.onResolve({ filter: /\.js$/ }, (args) => {
-          if (args.kind !== 'dynamic-import') return undefined;
-          const name = lazyByFile.get(path.resolve(args.resolveDir, args.path));
-          return name === undefined ? undefined : { path: `./lazy/${name}.mjs`, external: true };
-        });
-      },
-    },
-  ],
+  plugins: [builtinsWithoutFacades, lazyEntries('./lazy/')],
+});
+
+// The commands that work on the node (install, uninstall, apply, list, check): one
+// file of its own, loaded by the CLI only for them. Not split into chunks shared
+// with the daemon: every extra file costs a CLI run a module load. Its import of the
+// manifest handler (manifests only) stays lazy, in the chunks below.
+await build({
+  ...common,
+  entryPoints: { actions: `${root}${LAZY.actions}` },
+  outdir: `${root}dist/lazy`,
+  plugins: [builtinsWithoutFacades, lazyEntries('./')],
 });
 
 await build({
   ...common,
-  entryPoints: Object.fromEntries(Object.entries(LAZY).map(([name, file]) => [name, `${root}${file}`])),
+  entryPoints: Object.fromEntries(Object.entries(SHARED_CHUNKS).map(([name, file]) => [name, `${root}${file}`])),
   outdir: `${root}dist/lazy`,
   splitting: true,
   chunkNames: 'chunks/[name]-[hash]',

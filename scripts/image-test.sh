@@ -157,9 +157,9 @@ IMG_BIN=$ROOT/opt/cni/bin
 # -- the image itself
 LAST_CMD="podman image inspect IMAGE"; RC=""
 : >"$WORK/out"; : >"$WORK/err"
-check "image: ENTRYPOINT is exec-form node --disable-sigusr1 on the bundle, CMD empty" \
+check "image: ENTRYPOINT is exec-form node --disable-sigusr1 + the footprint's V8 flags on the bundle, CMD empty" \
   test "$("${PODMAN[@]}" image inspect --format '{{json .Config.Entrypoint}} {{json .Config.Cmd}}' "$IMAGE")" \
-  = '["/nodejs/bin/node","--disable-sigusr1","/app/dist/cni-node.mjs"] null'
+  = '["/nodejs/bin/node","--disable-sigusr1","--no-opt","--no-maglev","--no-sparkplug","--max-semi-space-size=1","/app/dist/cni-node.mjs"] null'
 check "image: no shell, no apt/dpkg, no npm, no node_modules" \
   bash -c '! compgen -G "$1/bin/*sh" >/dev/null && ! compgen -G "$1/usr/bin/*sh" >/dev/null && for f in usr/bin/apt-get usr/bin/dpkg usr/bin/apt bin/sh usr/bin/npm usr/local/bin/npm app/node_modules; do [ ! -e "$1/$f" ] && [ ! -L "$1/$f" ] || exit 1; done' _ "$ROOT"
 check "image: /app holds only dist/, bin/, package.json" \

@@ -1,12 +1,13 @@
 import type { Dirs } from '../core/contracts.js';
 import { printable } from '../core/printable.js';
 import { checkNode } from '../node/check.js';
+import { stdout } from '../sys/output.js';
 import type { LogFormat } from './reporter.js';
 
 export async function checkCommand(dirs: Dirs, format: LogFormat): Promise<number> {
   const report = await checkNode(dirs.hostConfigsDir, dirs.hostPluginsDir);
   if (format === 'json') {
-    process.stdout.write(`${JSON.stringify(report)}\n`);
+    stdout(`${JSON.stringify(report)}\n`);
     return report.ok ? 0 : 1;
   }
   const lines: string[] = [`configs: ${dirs.hostConfigsDir}`, `plugins: ${dirs.hostPluginsDir}`];
@@ -22,6 +23,6 @@ export async function checkCommand(dirs: Dirs, format: LogFormat): Promise<numbe
     for (const p of f.plugins) lines.push(`    ${p.ok ? 'ok  ' : 'FAIL'} ${p.type}${p.ipam ? ' (ipam)' : ''}${p.problem ? `: ${p.problem}` : ''}`);
   }
   lines.push(`${report.ok ? 'OK' : 'FAIL'}: ${report.summary}`);
-  process.stdout.write(`${lines.join('\n')}\n`);
+  stdout(`${lines.join('\n')}\n`);
   return report.ok ? 0 : 1;
 }

@@ -7,6 +7,7 @@
  */
 import { internalError } from '../core/errors.js';
 import { debugEnabled, SETTINGS } from '../core/settings.js';
+import { stderr } from '../sys/output.js';
 
 /** Exit code of an internal error (EX_SOFTWARE). */
 export const INTERNAL_ERROR_EXIT = 70;
@@ -36,7 +37,7 @@ function guard(): void {
   const debug = debugEnabled(process.env);
   const option = inspectorOption(process.execArgv, SETTINGS.nodeOptions.read(process.env));
   if (option !== undefined && !debug) {
-    process.stderr.write(
+    stderr(
       `${programName()}: refusing to run with the Node.js debugger enabled (${option}): it would let anyone on this host run code in this process; ` +
         'remove the option, or set CNI_NODE_DEBUG=1 to debug on purpose\n',
     );
@@ -45,7 +46,7 @@ function guard(): void {
 
   const fatal = (e: unknown): void => {
     try {
-      process.stderr.write(`${programName()}: ${internalError(e, debug)}\n`);
+      stderr(`${programName()}: ${internalError(e, debug)}\n`);
     } finally {
       process.exit(INTERNAL_ERROR_EXIT);
     }

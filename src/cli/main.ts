@@ -5,6 +5,7 @@ import { parseListSpec, type ListSpec } from '../core/lists.js';
 import type { Kind, Mode } from '../core/plan.js';
 import type { EngineOptions } from '../core/contracts.js';
 import { onStopSignal, signalExitCode, waitForStopSignal } from '../sys/signals.js';
+import { stderr, stdout } from '../sys/output.js';
 import { REVISION, VERSION } from '../version.js';
 import { parseCommandArgs, resolveDirs, type Values } from './args.js';
 import { debugEnabled, SETTINGS, type Command } from '../core/settings.js';
@@ -67,7 +68,7 @@ async function runAction(mode: Mode, values: Values, positionals: string[]): Pro
     signal: controller.signal,
     ...(typeof values.kubeconfig === 'string' ? { kubeconfig: values.kubeconfig } : {}),
   };
-  const { reconcile } = await import('../engine/engine.js');
+  const { reconcile } = await import('./actions.js');
   let paused: Promise<NodeJS.Signals> | undefined;
   try {
     const result = await reconcile({ mode, lists }, options);
@@ -102,11 +103,11 @@ async function runAction(mode: Mode, values: Values, positionals: string[]): Pro
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '') {
-    process.stderr.write(usage());
+    stderr(usage());
     return 2;
   }
   if (command === 'help' || command === '--help' || command === '-h') {
-    process.stdout.write(usage());
+    stdout(usage());
     return 0;
   }
   if (command === 'watch') {
@@ -114,7 +115,7 @@ export async function main(argv: string[]): Promise<number> {
     return watchMain(rest);
   }
   if (!(command in { install: 1, uninstall: 1, apply: 1, list: 1, version: 1, check: 1, run: 1 })) {
-    process.stderr.write(`Unknown command: ${command}\n\n${usage()}`);
+    stderr(`Unknown command: ${command}\n\n${usage()}`);
     return 2;
   }
   let values: Values;
@@ -123,28 +124,28 @@ export async function main(argv: string[]): Promise<number> {
     ({ values, positionals } = parseCommandArgs(command as Command, rest));
   } catch (e) {
     if (isCniNodeError(e)) {
-      process.stderr.write(`${e.describe()}\nRun 'cni-node help' for usage.\n`);
+      stderr(`${e.describe()}\nRun 'cni-node help' for usage.\n`);
       return 2;
     }
     throw e;
   }
   if (values.help) {
-    process.stdout.write(usage());
+    stdout(usage());
     return 0;
   }
   try {
     switch (command) {
       case 'version':
-        process.stdout.write(`cni-node ${VERSION} (${REVISION})\n`);
+        stdout(`cni-node ${VERSION} (${REVISION})\n`);
         return 0;
       case 'list': {
-        const { availablePlugins } = await import('../node/plugins.js');
+        const { availablePlugins } = await import('./actions.js');
         const names = await availablePlugins(resolveDirs(values, process.env).pluginsDir);
-        process.stdout.write(names.map((n) => `${n}\n`).join(''));
+        stdout(names.map((n) => `${n}\n`).join(''));
         return 0;
       }
       case 'check': {
-        const { checkCommand } = await import('./check.js');
+        const { checkCommand } = await import('./actions.js');
         return await checkCommand(resolveDirs(values, process.env), logFormat(values));
       }
       case 'run': {
@@ -157,8 +158,8 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (e) {
     if (isCniNodeError(e)) {
-      process.stderr.write(`error: ${e.describe()}\n`);
-      if (e.kind === 'usage') process.stderr.write(`Run 'cni-node help' for usage.\n`);
+      stderr(`error: ${e.describe()}\n`);
+      if (e.kind === 'usage') stderr(`Run 'cni-node help' for usage.\n`);
       return e.exitCode;
     }
     throw e;
@@ -170,7 +171,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    process.stderr.write(`${programName()}: ${internalError(e, debugEnabled(process.env))}\n`);
+    stderr(`${programName()}: ${internalError(e, debugEnabled(process.env))}\n`);
     process.exitCode = INTERNAL_ERROR_EXIT;
   },
 );

@@ -1,6 +1,7 @@
 import type { ItemReport, Reporter } from '../core/contracts.js';
 
 import { SETTINGS, type Env, type Values } from '../core/settings.js';
+import { stderr, stdout } from '../sys/output.js';
 
 export type LogFormat = 'text' | 'json';
 
@@ -21,25 +22,25 @@ const WOULD: Record<string, string> = {
 /** One line per item for people (`kubectl logs`), or one JSON object per line for log pipelines. */
 export function createReporter(
   format: LogFormat,
-  out: NodeJS.WritableStream = process.stdout,
-  err: NodeJS.WritableStream = process.stderr,
+  out: (text: string) => void = stdout,
+  err: (text: string) => void = stderr,
 ): Reporter & { error(message: string): void } {
   const json = (level: string, fields: Record<string, unknown>) => `${JSON.stringify({ time: new Date().toISOString(), level, ...fields })}\n`;
   if (format === 'json') {
     return {
-      item: (r: ItemReport) => out.write(json(r.result === 'failed' ? 'error' : 'info', { ...r })),
-      warn: (message) => err.write(json('warn', { message })),
-      info: (message) => out.write(json('info', { message })),
-      error: (message) => err.write(json('error', { message })),
+      item: (r: ItemReport) => out(json(r.result === 'failed' ? 'error' : 'info', { ...r })),
+      warn: (message) => err(json('warn', { message })),
+      info: (message) => out(json('info', { message })),
+      error: (message) => err(json('error', { message })),
     };
   }
   return {
     item: (r: ItemReport) => {
       const what = r.dryRun ? (WOULD[r.result] ?? r.result) : r.result === 'absent' ? 'absent, nothing to remove' : r.result;
-      out.write(`${r.kind} ${r.name}: ${what}${r.detail ? ` (${r.detail})` : ''}\n`);
+      out(`${r.kind} ${r.name}: ${what}${r.detail ? ` (${r.detail})` : ''}\n`);
     },
-    warn: (message) => err.write(`warning: ${message}\n`),
-    info: (message) => out.write(`${message}\n`),
-    error: (message) => err.write(`error: ${message}\n`),
+    warn: (message) => err(`warning: ${message}\n`),
+    info: (message) => out(`${message}\n`),
+    error: (message) => err(`error: ${message}\n`),
   };
 }

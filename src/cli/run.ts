@@ -63,7 +63,6 @@ function runOptions(values: Values, flags: Partial<Record<Kind, ListSpec>>, env:
     flags,
     fight,
     debounceMs,
-    maxDelayMs: 5 * debounceMs,
     watchDebounceMs: 50,
     recheckMs: SETTINGS.recheck.read(env) as number,
     retryBaseMs: 1_000,

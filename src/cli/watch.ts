@@ -12,6 +12,7 @@ import { labelSelectorProblem, namespaceProblem, objectNameProblem, resourceType
 import { HandlerQueue } from '../daemon/handler-queue.js';
 import { prepareChannel, ValueTracker, watchFileValue, watchObjectValue, type ObjectWatchSpec, type WatchContext } from '../daemon/kube-watch.js';
 import { onStopSignal } from '../sys/signals.js';
+import { stderr, stdout } from '../sys/output.js';
 import { REVISION, VERSION } from '../version.js';
 import { repeatedOption } from './args.js';
 import { kubeWatchUsage } from './usage.js';
@@ -139,20 +140,20 @@ export async function watchMain(args: string[]): Promise<number> {
     parsed = parseWatchArgs(args);
   } catch (e) {
     if (!isCniNodeError(e)) throw e;
-    process.stderr.write(`${e.message}\n${e.message.startsWith('Unknown option') ? '' : `\n${kubeWatchUsage()}`}`);
+    stderr(`${e.message}\n${e.message.startsWith('Unknown option') ? '' : `\n${kubeWatchUsage()}`}`);
     return 2;
   }
   if (parsed.target === 'version') {
-    process.stdout.write(`kube-watch (cni-node ${VERSION} ${REVISION})\n`);
+    stdout(`kube-watch (cni-node ${VERSION} ${REVISION})\n`);
     return 0;
   }
   if (parsed.target === 'help') {
-    process.stdout.write(kubeWatchUsage());
+    stdout(kubeWatchUsage());
     return 0;
   }
 
-  const log = (line: string): void => void process.stdout.write(`kube-watch: ${line}\n`);
-  const warn = (line: string): void => void process.stderr.write(`kube-watch: ${line}\n`);
+  const log = (line: string): void => void stdout(`kube-watch: ${line}\n`);
+  const warn = (line: string): void => void stderr(`kube-watch: ${line}\n`);
 
   const controller = new AbortController();
   // A failure that retrying cannot mend (the API server refused the request itself) ends the watch.

@@ -252,7 +252,8 @@ export const SETTINGS = {
     default: 100,
     shownDefault: '100ms',
     parse: duration,
-    meaning: 'run: quiet time that ends a burst of events (a burst waits at most 5× that)',
+    meaning:
+      'run: the shortest time between two reconciles: an event after a quiet time is acted on at once, the events within this time of it together at its end',
   }),
   recheck: setting<number>('recheck', {
     group: 'environment',

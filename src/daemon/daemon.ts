@@ -34,9 +34,8 @@ export interface DaemonSettings {
   flags: Partial<Record<Kind, ListSpec>>;
   configMap?: ConfigMapRef;
   fight: FightOptions;
-  /** Queue: quiet time ending a burst, and the longest wait. */
+  /** Queue: the shortest time between the starts of two reconciles. */
   debounceMs: number;
-  maxDelayMs: number;
   /** File watchers: debounce and safety-net re-check interval. */
   watchDebounceMs: number;
   recheckMs: number;
@@ -95,7 +94,6 @@ export class Daemon {
     this.recheck = new ManifestRecheck(settings.manifestRecheckMs, () => this.trigger('recheck', 'the periodic re-check of manifests'));
     this.queue = new ReconcileQueue((triggers) => this.reconcileOnce(triggers), {
       debounceMs: settings.debounceMs,
-      maxDelayMs: settings.maxDelayMs,
       onError: (e) => deps.reporter.error(`reconcile loop: ${internalError(e, debugEnabled(settings.env))}`),
     });
     if (settings.configMap) {

@@ -17,6 +17,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { INPUT_LIMITS } from '../core/input-limits.js';
 import { stampKey } from '../sys/file-stamp.js';
+import { stderr } from '../sys/output.js';
 import { readRegularBytes } from '../sys/read.js';
 import { CheckLoop, closeHandle, DirectoryWatches, toError } from './watch-loop.js';
 
@@ -79,7 +80,7 @@ const DEFAULT_DEBOUNCE_MS = 50;
 const DEFAULT_RECHECK_MS = 30_000;
 
 function defaultOnError(e: Error): void {
-  process.stderr.write(`file watch: ${e.message}\n`);
+  stderr(`file watch: ${e.message}\n`);
 }
 
 /** The file's identity (following symlinks): 'none' when absent. */

@@ -2,15 +2,22 @@
  * The daemon's reconcile queue: every event source calls trigger(); the queue
  * coalesces bursts and runs one reconcile at a time, never two at once.
  *
- *  - A burst of triggers (a ConfigMap edit that also swaps the templates volume, a
- *    primary CNI rewriting three files) becomes one reconcile: the queue waits until
- *    `debounceMs` pass without a new trigger, but never more than `maxDelayMs` after
- *    the first one, so a steady stream of events cannot postpone work forever.
- *  - Triggers that arrive while a reconcile runs are kept and start exactly one
- *    more reconcile after it ends (with all of them as its triggers).
+ *  - Reconciles start at least `debounceMs` apart. A trigger when none started
+ *    within that time starts one at once (in the next turn of the event loop, so
+ *    the triggers of one synchronous burst are one reconcile): a single change is
+ *    acted on without waiting. The file watchers have already waited for their own
+ *    quiet time (a writer not done yet, a ConfigMap volume swap), so a node-file
+ *    event does not wait twice; a ConfigMap event is a whole object.
+ *  - Every other trigger (during a reconcile, or within `debounceMs` of the start
+ *    of the last one) waits until that time is up, or the running reconcile ends,
+ *    and all of them together start ONE more reconcile. So a burst costs one
+ *    reconcile for its first event and one for the rest, a steady stream at most one
+ *    per `debounceMs`, and no trigger waits longer than `debounceMs` or the running
+ *    reconcile.
  *  - Each reconcile receives the triggers that caused it, for the log ("which event
  *    triggered which action").
  */
+import { stderr } from '../sys/output.js';
 
 export type TriggerSource =
   | 'start' // the first reconcile
@@ -32,10 +39,8 @@ export interface Trigger {
 }
 
 export interface QueueOptions {
-  /** Quiet time that ends a burst (default 100 ms). */
+  /** The shortest time between the starts of two reconciles (default 100 ms). */
   debounceMs?: number;
-  /** Longest wait after the first trigger of a burst (default 500 ms). */
-  maxDelayMs?: number;
   /** Errors thrown by the run function (it should not throw; this is a last resort). */
   onError?: (e: unknown) => void;
   now?: () => number;
@@ -49,8 +54,9 @@ export class ReconcileQueue {
   private running: Promise<void> | undefined;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
+  /** When the last reconcile started (-Infinity: none yet). */
+  private lastStartAt = -Infinity;
   private readonly debounceMs: number;
-  private readonly maxDelayMs: number;
   private readonly now: () => number;
   /** Number of runs started so far. */
   runs = 0;
@@ -60,7 +66,6 @@ export class ReconcileQueue {
     private readonly options: QueueOptions = {},
   ) {
     this.debounceMs = options.debounceMs ?? 100;
-    this.maxDelayMs = Math.max(options.maxDelayMs ?? 500, this.debounceMs);
     this.now = options.now ?? Date.now;
   }
 
@@ -77,7 +82,7 @@ export class ReconcileQueue {
   trigger(source: TriggerSource, reason: string): void {
     if (this.closed) return;
     this.pending.push({ source, reason, at: this.now() });
-    if (!this.running) this.schedule();
+    this.schedule();
   }
 
   /** Resolves when nothing runs and nothing is pending (or the queue is closed). */
@@ -110,13 +115,10 @@ export class ReconcileQueue {
     for (const w of waiters) w();
   }
 
+  /** The next reconcile, once the last one ended and debounceMs have passed since it started; triggers until then join it. */
   private schedule(): void {
-    if (this.closed || this.running || this.pending.length === 0) return;
-    const first = (this.pending[0] as Trigger).at;
-    const last = (this.pending[this.pending.length - 1] as Trigger).at;
-    const now = this.now();
-    const wait = Math.max(0, Math.min(last + this.debounceMs - now, first + this.maxDelayMs - now));
-    if (this.timer) clearTimeout(this.timer);
+    if (this.closed || this.running || this.timer || this.pending.length === 0) return;
+    const wait = Math.max(0, this.lastStartAt + this.debounceMs - this.now());
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.start();
@@ -128,11 +130,12 @@ export class ReconcileQueue {
     const triggers = this.pending;
     this.pending = [];
     this.runs++;
+    this.lastStartAt = this.now();
     this.running = (async () => {
       try {
         await this.run(triggers);
       } catch (e) {
-        (this.options.onError ?? ((err: unknown) => process.stderr.write(`reconcile queue: ${String(err)}\n`)))(e);
+        (this.options.onError ?? ((err: unknown) => stderr(`reconcile queue: ${String(err)}\n`)))(e);
       }
     })().finally(() => {
       this.running = undefined;

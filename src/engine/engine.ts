@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { CniNodeError } from '../core/errors.js';
 import { nameProblem, showName } from '../core/names.js';
 import type { ListSpec } from '../core/lists.js';
@@ -43,18 +43,21 @@ export interface ReconcileResult {
 
 const LOCK_TIMEOUT_MS = 120_000;
 
-async function isDir(dir: string): Promise<boolean> {
-  return fs.stat(dir).then(
-    (st) => st.isDirectory(),
-    () => false,
-  );
+// Metadata is read synchronously, here as in node/ (sys/pool.ts says why).
+function isDir(dir: string): boolean {
+  try {
+    return statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
-async function hasTempFiles(dir: string): Promise<boolean> {
-  return fs.readdir(dir).then(
-    (names) => names.some((n) => n.startsWith(TEMP_PREFIX)),
-    () => false,
-  );
+function hasTempFiles(dir: string): boolean {
+  try {
+    return readdirSync(dir).some((n) => n.startsWith(TEMP_PREFIX));
+  } catch {
+    return false;
+  }
 }
 
 const QUIET: Reporter = { item: () => undefined, warn: () => undefined, info: () => undefined };
@@ -71,7 +74,7 @@ export async function reconcile(request: ReconcileRequest, options: EngineOption
   // The node dirs this run writes, each with its own lock and record.
   const nodeDirs: string[] = [];
   if (kinds.includes('plugin')) {
-    if (!(await isDir(dirs.hostPluginsDir))) {
+    if (!isDir(dirs.hostPluginsDir)) {
       throw new CniNodeError(
         'missing',
         `the node plugins dir ${dirs.hostPluginsDir} does not exist; mount the node's /opt/cni/bin there (-v /opt/cni/bin:${dirs.hostPluginsDir})`,
@@ -79,7 +82,7 @@ export async function reconcile(request: ReconcileRequest, options: EngineOption
     }
     nodeDirs.push(dirs.hostPluginsDir);
   }
-  const configsDirPresent = await isDir(dirs.hostConfigsDir);
+  const configsDirPresent = isDir(dirs.hostConfigsDir);
   if (kinds.includes('config') && !configsDirPresent) {
     throw new CniNodeError(
       'missing',
@@ -108,7 +111,7 @@ export async function reconcile(request: ReconcileRequest, options: EngineOption
       look = { reports: [], waiting: new Map(), changed: 1, invalid: new Map() };
     }
     // Leftovers of an interrupted run, or a damaged record, need the locked pass to mend.
-    const mend = look.needsMending || (await Promise.all(nodeDirs.map(hasTempFiles))).some(Boolean);
+    const mend = look.needsMending || nodeDirs.some(hasTempFiles);
     if (look.changed === 0 && !mend && !look.reports.some((r) => r.refreshRecord)) {
       for (const r of look.reports) options.reporter.item({ kind: r.kind, name: r.name, result: r.result, ...(r.detail ? { detail: r.detail } : {}) });
       for (const w of warnings) options.reporter.warn(w);

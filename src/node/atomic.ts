@@ -1,12 +1,13 @@
-import { randomBytes } from 'node:crypto';
-import { promises as fs, constants } from 'node:fs';
+import { closeSync, constants, fchmodSync, lstatSync, openSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FileStamp } from '../core/contracts.js';
 import { CniNodeError, reason } from '../core/errors.js';
 import { fileNameProblem, TEMP_PREFIX, TEMP_RANDOM_HEX } from '../core/names.js';
 import { INPUT_LIMITS } from '../core/input-limits.js';
 import { stampOf } from '../sys/file-stamp.js';
+import { copyFile, fsync, read, writeAll } from '../sys/pool.js';
 import { openRegular, readRegularBytes } from '../sys/read.js';
+import { uniqueHex } from '../sys/unique.js';
 
 const DEFAULT_READ_LIMIT = 16 * 1024 * 1024;
 
@@ -15,6 +16,9 @@ const DEFAULT_READ_LIMIT = 16 * 1024 * 1024;
  * directory, fsync, rename over the target, fsync the directory. A reader (kubelet,
  * the container runtime executing a plugin) sees the old file or the new one, never
  * a partial one, and a crash at any point leaves one of the two.
+ *
+ * The fsyncs and the copies of plugin binaries run on the thread pool (sys/pool.ts);
+ * every other step is one synchronous system call (stat, open, rename, unlink).
  */
 
 /** Temporary files are hidden and never end in .conf/.conflist/.json, so a runtime never loads one. */
@@ -34,9 +38,13 @@ export type Existing = { type: 'none' } | { type: 'file'; stamp: FileStamp; mode
 
 /** What is at `dir/name` now, without following a symbolic link. */
 export async function inspect(dir: string, name: string): Promise<Existing> {
+  return inspectSync(dir, name);
+}
+
+function inspectSync(dir: string, name: string): Existing {
   assertFileName(dir, name);
   try {
-    const st = await fs.lstat(path.join(dir, name));
+    const st = lstatSync(path.join(dir, name));
     if (st.isFile()) return { type: 'file', stamp: stampOf(st), mode: st.mode & 0o7777 };
     if (st.isSymbolicLink()) return { type: 'other', what: 'a symbolic link' };
     if (st.isDirectory()) return { type: 'other', what: 'a directory' };
@@ -71,11 +79,11 @@ export function ioError(what: string, e: unknown): CniNodeError {
 }
 
 async function fsyncDir(dir: string): Promise<void> {
-  const fd = await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
-    await fd.sync();
+    await fsync(fd);
   } finally {
-    await fd.close();
+    closeSync(fd);
   }
 }
 
@@ -97,27 +105,27 @@ export async function stageFile(
   from: { data: Uint8Array | string } | { copyOf: string; maxBytes?: number },
   mode: number,
 ): Promise<StagedFile> {
-  const existing = await inspect(dir, name);
+  const existing = inspectSync(dir, name);
   const problem = destinationProblem(dir, name, existing);
   if (problem) throw new CniNodeError('io', problem);
 
-  const temp = path.join(dir, `${TEMP_PREFIX}${name}.${randomBytes(TEMP_RANDOM_HEX / 2).toString('hex')}`);
-  let fh: fs.FileHandle | undefined;
+  const temp = path.join(dir, `${TEMP_PREFIX}${name}.${uniqueHex(TEMP_RANDOM_HEX)}`);
+  let fd: number | undefined;
   try {
     if ('copyOf' in from) {
       await copyRegular(from.copyOf, temp, from.maxBytes ?? INPUT_LIMITS.plugin, path.join(dir, name));
-      fh = await fs.open(temp, constants.O_RDWR | constants.O_NOFOLLOW);
+      fd = openSync(temp, constants.O_RDWR | constants.O_NOFOLLOW);
     } else {
-      fh = await fs.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-      await fh.writeFile(from.data);
+      fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      writeFileSync(fd, from.data);
     }
-    await fh.chmod(mode);
-    await fh.sync();
-    await fh.close();
-    fh = undefined;
+    fchmodSync(fd, mode);
+    await fsync(fd);
+    closeSync(fd);
+    fd = undefined;
   } catch (e) {
-    await fh?.close().catch(() => undefined);
-    await fs.rm(temp, { force: true }).catch(() => undefined);
+    if (fd !== undefined) closeSync(fd);
+    rmQuietly(temp);
     if (e instanceof CniNodeError) throw e;
     throw ioError(`cannot write ${path.join(dir, name)}`, e);
   }
@@ -133,40 +141,33 @@ export async function stageFile(
  * from the open file in chunks.
  */
 async function copyRegular(source: string, temp: string, maxBytes: number, target: string): Promise<void> {
-  const opened = await openRegular(source, { maxBytes, what: 'the source file' });
+  const opened = openRegular(source, { maxBytes, what: 'the source file' });
   if (!opened) throw new CniNodeError('io', `cannot write ${target}: its source ${source} does not exist (it vanished since it was checked); run again`);
-  const { fh } = opened;
+  const { fd } = opened;
   try {
     try {
-      await fs.copyFile(`/proc/self/fd/${fh.fd}`, temp, constants.COPYFILE_EXCL);
+      await copyFile(`/proc/self/fd/${fd}`, temp, constants.COPYFILE_EXCL);
       return;
     } catch (e) {
       // Without /proc (ENOENT for the fd's link): copy from the open file instead.
-      if (
-        (e as NodeJS.ErrnoException).code !== 'ENOENT' ||
-        (await fs.stat('/proc/self/fd').then(
-          () => true,
-          () => false,
-        ))
-      )
-        throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || isDirSync('/proc/self/fd')) throw e;
     }
-    const out = await fs.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    const out = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
       const buf = Buffer.allocUnsafe(1 << 20);
       let total = 0;
       for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-        if (bytesRead === 0) break;
-        total += bytesRead;
+        const n = await read(fd, buf, null);
+        if (n === 0) break;
+        total += n;
         if (total > maxBytes) throw new CniNodeError('invalid', `${source} grew past ${maxBytes} bytes while it was copied`);
-        await out.write(buf.subarray(0, bytesRead));
+        await writeAll(out, buf.subarray(0, n));
       }
     } finally {
-      await out.close();
+      closeSync(out);
     }
   } finally {
-    await fh.close().catch(() => undefined);
+    closeSync(fd);
   }
 }
 
@@ -178,12 +179,12 @@ async function copyRegular(source: string, temp: string, maxBytes: number, targe
 export async function commitStaged(staged: StagedFile): Promise<FileStamp> {
   const target = path.join(staged.dir, staged.name);
   // Checked again at the last moment: a directory or link may have appeared since staging.
-  const existing = await inspect(staged.dir, staged.name);
+  const existing = inspectSync(staged.dir, staged.name);
   const problem = destinationProblem(staged.dir, staged.name, existing);
   try {
     if (problem) throw new CniNodeError('io', problem);
-    await fs.rename(staged.temp, target);
-    return stampOf(await fs.lstat(target));
+    renameSync(staged.temp, target);
+    return stampOf(lstatSync(target));
   } catch (e) {
     await discardStaged(staged);
     throw e instanceof CniNodeError ? e : ioError(`cannot replace ${target}`, e);
@@ -191,7 +192,24 @@ export async function commitStaged(staged: StagedFile): Promise<FileStamp> {
 }
 
 export async function discardStaged(staged: StagedFile): Promise<void> {
-  await fs.rm(staged.temp, { force: true }).catch(() => undefined);
+  rmQuietly(staged.temp);
+}
+
+/** Removes a temporary file of ours if it is there; a failure leaves it for cleanTempFiles(). */
+function rmQuietly(file: string): void {
+  try {
+    rmSync(file, { force: true });
+  } catch {
+    // Left for the next locked run's cleanTempFiles().
+  }
+}
+
+function isDirSync(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 export async function syncDir(dir: string): Promise<void> {
@@ -217,14 +235,14 @@ export async function writeFileAtomic(dir: string, name: string, data: Uint8Arra
  * not there. With sync: false the caller fsyncs the directory once per batch.
  */
 export async function removeFile(dir: string, name: string, opts: { sync?: boolean } = {}): Promise<boolean> {
-  const existing = await inspect(dir, name);
+  const existing = inspectSync(dir, name);
   const target = path.join(dir, name);
   if (existing.type === 'none') return false;
   if (existing.type === 'other' && existing.what === 'a directory') {
     throw new CniNodeError('io', `${target} is a directory; cni-node removes only files (remove it by hand)`);
   }
   try {
-    await fs.unlink(target);
+    unlinkSync(target);
     if (opts.sync !== false) await fsyncDir(dir);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
@@ -237,22 +255,23 @@ export async function removeFile(dir: string, name: string, opts: { sync?: boole
 export async function cleanTempFiles(dir: string): Promise<string[]> {
   let names: string[];
   try {
-    names = await fs.readdir(dir);
+    names = readdirSync(dir);
   } catch {
     return [];
   }
-  const stale = names.filter((n) => n.startsWith(TEMP_PREFIX));
   // Only files (or links) are removed: something else under a temporary name (a
   // directory someone made) is not cni-node's, and must not crash the run either.
-  const removed = await Promise.all(
-    stale.map((n) =>
-      fs.unlink(path.join(dir, n)).then(
-        () => n,
-        () => undefined,
-      ),
-    ),
-  );
-  return removed.filter((n): n is string => n !== undefined);
+  const removed: string[] = [];
+  for (const n of names) {
+    if (!n.startsWith(TEMP_PREFIX)) continue;
+    try {
+      unlinkSync(path.join(dir, n));
+      removed.push(n);
+    } catch {
+      // Not removable (a directory): left alone.
+    }
+  }
+  return removed;
 }
 
 /**

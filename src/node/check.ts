@@ -1,4 +1,4 @@
-import { constants, promises as fs } from 'node:fs';
+import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { checkNetworkConfig, isNetworkConfigName, type NetworkConfigInfo } from '../core/cni-config.js';
 import { INPUT_LIMITS } from '../core/input-limits.js';
@@ -66,9 +66,9 @@ async function askVersion(binary: string, cniVersion: string): Promise<{ support
 async function checkPlugin(pluginsDir: string, type: string, cniVersion: string): Promise<PluginCheck> {
   const binary = path.join(pluginsDir, type);
   try {
-    const st = await fs.stat(binary);
+    const st = statSync(binary);
     if (!st.isFile()) return { type, ok: false, problem: `${binary} is not a file` };
-    await fs.access(binary, constants.X_OK);
+    accessSync(binary, constants.X_OK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     return { type, ok: false, problem: code === 'ENOENT' ? `${binary} does not exist` : `${binary} is not executable` };
@@ -85,7 +85,7 @@ async function checkPlugin(pluginsDir: string, type: string, cniVersion: string)
 export async function checkNode(configsDir: string, pluginsDir: string): Promise<NodeCheck> {
   let names: string[];
   try {
-    names = (await fs.readdir(configsDir)).filter(isNetworkConfigName).sort();
+    names = readdirSync(configsDir).filter(isNetworkConfigName).sort();
   } catch (e) {
     return { files: [], ok: false, summary: `cannot read ${configsDir}: ${(e as Error).message}` };
   }

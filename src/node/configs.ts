@@ -1,4 +1,4 @@
-import { constants, promises as fs } from 'node:fs';
+import { accessSync, constants, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { CniNodeError, ofItem } from '../core/errors.js';
 import { checkNetworkConfig, isNetworkConfigName, type NetworkConfigInfo } from '../core/cni-config.js';
@@ -41,12 +41,12 @@ async function readNodeConfig(dir: string, name: string): Promise<string | undef
   const file = path.join(dir, name);
   let real: string;
   try {
-    real = await fs.realpath(file);
+    real = realpathSync.native(file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw ioError(`cannot read ${file}`, e);
   }
-  const realDir = await fs.realpath(dir);
+  const realDir = realpathSync.native(dir);
   if (path.dirname(real) !== realDir) {
     throw new CniNodeError('invalid', `${file} is a link to ${real}, outside ${dir}; a pointer may only name a file in the node configs dir`);
   }
@@ -271,20 +271,18 @@ class ConfigHandler extends FileKindHandler {
     const { hostPluginsDir } = this.options.dirs;
     if (!info) return;
     // A run that only mounts the configs dir cannot see the node's plugins: say nothing.
-    if (
-      !(await fs.stat(hostPluginsDir).then(
-        (st) => st.isDirectory(),
-        () => false,
-      ))
-    )
+    try {
+      if (!statSync(hostPluginsDir).isDirectory()) return;
+    } catch {
       return;
+    }
     const absent: string[] = [];
     for (const t of [...info.types, ...info.ipamTypes]) {
-      const ok = await fs.access(path.join(hostPluginsDir, t), constants.X_OK).then(
-        () => true,
-        () => false,
-      );
-      if (!ok) absent.push(t);
+      try {
+        accessSync(path.join(hostPluginsDir, t), constants.X_OK);
+      } catch {
+        absent.push(t);
+      }
     }
     if (absent.length > 0) {
       this.options.reporter.warn(

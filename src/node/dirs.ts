@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { CniNodeError } from '../core/errors.js';
 import type { Kind } from '../core/plan.js';
@@ -22,7 +22,8 @@ async function realish(dir: string): Promise<string> {
   const rest: string[] = [];
   for (let d = abs; ; d = path.dirname(d)) {
     try {
-      return path.join(await fs.realpath(d), ...rest.reverse());
+      // realpath(3), one system call (fs.realpathSync walks the path in JavaScript, an lstat per component).
+      return path.join(realpathSync.native(d), ...rest.reverse());
     } catch {
       if (path.dirname(d) === d) return abs;
       rest.push(path.basename(d));

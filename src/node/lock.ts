@@ -1,12 +1,12 @@
-import { randomBytes } from 'node:crypto';
-import { promises as fs, constants } from 'node:fs';
-import os from 'node:os';
+import { closeSync, constants, openSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { CniNodeError } from '../core/errors.js';
 import { ioError } from './atomic.js';
 import { INPUT_LIMITS } from '../core/input-limits.js';
 import { readRegular } from '../sys/read.js';
 import { sleep } from '../sys/sleep.js';
+import { uniqueHex } from '../sys/unique.js';
 
 /**
  * A lease on a node directory, so two cni-node processes on one node (two
@@ -53,22 +53,26 @@ export class DirLock {
   static async acquire(dir: string, opts: LockOptions): Promise<DirLock> {
     const file = path.join(dir, LOCK_FILE);
     const staleMs = opts.staleMs ?? 15_000;
-    const token = `${os.hostname()} pid ${process.pid} ${randomBytes(8).toString('hex')}`;
+    const token = `${hostname()} pid ${process.pid} ${uniqueHex(16)}`;
     const deadline = Date.now() + opts.timeoutMs;
     let announced = false;
     for (let attempt = 0; ; attempt++) {
       try {
-        const fh = await fs.open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+        const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
         try {
-          await fh.writeFile(`${token}\n`);
-          await fh.close();
+          writeFileSync(fd, `${token}\n`);
         } catch (e) {
           // The file is ours (O_EXCL): never leave it empty or half-written (a full
           // disk), or the next run would wait for a holder that does not exist.
-          await fh.close().catch(() => undefined);
-          await fs.rm(file, { force: true }).catch(() => undefined);
+          closeSync(fd);
+          try {
+            rmSync(file, { force: true });
+          } catch {
+            // Could not remove it either: the error below says what failed first.
+          }
           throw e;
         }
+        closeSync(fd);
         return new DirLock(file, token, Math.max(100, Math.floor(staleMs / 5)));
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create the lock ${file}`, e);
@@ -79,7 +83,7 @@ export class DirLock {
         // still the same one we judged stale.
         const again = await describeHolder(file);
         if (again && again.token === holder.token && again.mtimeMs === holder.mtimeMs) {
-          await fs.rm(file, { force: true });
+          rmSync(file, { force: true });
         }
         continue;
       }
@@ -106,7 +110,7 @@ export class DirLock {
         this.lost = holder ? `taken over by ${showHolder(holder.token)}` : 'removed';
         return;
       }
-      await fs.utimes(this.file, now, now);
+      utimesSync(this.file, now, now);
     } catch {
       // A failed refresh is retried at the next beat; staleMs allows several misses.
     }
@@ -121,7 +125,7 @@ export class DirLock {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     const holder = await describeHolder(this.file).catch(() => undefined);
-    if (holder?.token === this.token) await fs.rm(this.file, { force: true });
+    if (holder?.token === this.token) rmSync(this.file, { force: true });
   }
 }
 

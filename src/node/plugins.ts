@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { closeSync, readdirSync, statSync, type Dirent, type Stats } from 'node:fs';
 import path from 'node:path';
 import { CniNodeError, ofItem } from '../core/errors.js';
 import type { PlannedAction } from '../core/plan.js';
@@ -8,16 +8,17 @@ import { FileKindHandler } from './file-kind.js';
 import { INPUT_LIMITS } from '../core/input-limits.js';
 import { mapLimit } from '../sys/concurrency.js';
 import { sameStamp, stampOf } from '../sys/file-stamp.js';
-import { formatBytes, kindOf, openRegular } from '../sys/read.js';
+import { read } from '../sys/pool.js';
+import { formatBytes, kindOf, openRegular, type OpenedFile } from '../sys/read.js';
 
 export const PLUGIN_MODE = 0o755;
 const STAGE_CONCURRENCY = 4;
 
 /** Plugin binaries available in the image's plugins dir, sorted (`cni-node list`). */
 export async function availablePlugins(pluginsDir: string): Promise<string[]> {
-  let entries: import('node:fs').Dirent[];
+  let entries: Dirent[];
   try {
-    entries = await fs.readdir(pluginsDir, { withFileTypes: true });
+    entries = readdirSync(pluginsDir, { withFileTypes: true });
   } catch (e) {
     throw ioError(`cannot list the plugins dir ${pluginsDir}`, e);
   }
@@ -26,8 +27,11 @@ export async function availablePlugins(pluginsDir: string): Promise<string[]> {
     if (e.name.startsWith('.')) continue;
     if (e.isFile()) names.push(e.name);
     else if (e.isSymbolicLink()) {
-      const st = await fs.stat(path.join(pluginsDir, e.name)).catch(() => undefined);
-      if (st?.isFile()) names.push(e.name);
+      try {
+        if (statSync(path.join(pluginsDir, e.name)).isFile()) names.push(e.name);
+      } catch {
+        // A dangling or unreadable link: not an available plugin.
+      }
     }
   }
   return names.sort();
@@ -39,30 +43,25 @@ export async function availablePlugins(pluginsDir: string): Promise<string[]> {
  * a FIFO swapped in since they were inspected cannot block the run.
  */
 async function sameBytes(source: string, onNode: string, size: number): Promise<boolean> {
-  const a = await openRegular(source, { maxBytes: INPUT_LIMITS.plugin, what: 'plugin source' });
-  const b = await openRegular(onNode, { maxBytes: INPUT_LIMITS.plugin, follow: false, what: 'plugin on the node' }).catch(async (e: unknown) => {
-    await a?.fh.close();
-    throw e;
-  });
-  // Gone since it was inspected (another cni-node, or a person): not the same.
-  if (!a || !b) {
-    await Promise.all([a?.fh.close(), b?.fh.close()]);
-    return false;
-  }
-  const fa = a.fh;
-  const fb = b.fh;
+  let a: OpenedFile | undefined;
+  let b: OpenedFile | undefined;
   try {
+    a = openRegular(source, { maxBytes: INPUT_LIMITS.plugin, what: 'plugin source' });
+    b = openRegular(onNode, { maxBytes: INPUT_LIMITS.plugin, follow: false, what: 'plugin on the node' });
+    // Gone since it was inspected (another cni-node, or a person): not the same.
+    if (!a || !b) return false;
     const chunk = 1 << 20;
     const ba = Buffer.allocUnsafe(chunk);
     const bb = Buffer.allocUnsafe(chunk);
     for (let pos = 0; pos < size; pos += chunk) {
-      const [ra, rb] = await Promise.all([fa.read(ba, 0, chunk, pos), fb.read(bb, 0, chunk, pos)]);
-      if (ra.bytesRead !== rb.bytesRead || !ba.subarray(0, ra.bytesRead).equals(bb.subarray(0, rb.bytesRead))) return false;
-      if (ra.bytesRead === 0) break;
+      const [ra, rb] = await Promise.all([read(a.fd, ba, pos), read(b.fd, bb, pos)]);
+      if (ra !== rb || !ba.subarray(0, ra).equals(bb.subarray(0, rb))) return false;
+      if (ra === 0) break;
     }
     return true;
   } finally {
-    await Promise.all([fa.close(), fb.close()]);
+    if (a) closeSync(a.fd);
+    if (b) closeSync(b.fd);
   }
 }
 
@@ -149,7 +148,12 @@ class PluginHandler extends FileKindHandler {
   }
 
   private async pluginsDirProblem(): Promise<CniNodeError | undefined> {
-    const dir = await fs.stat(this.pluginsDir).catch((e: NodeJS.ErrnoException) => e);
+    let dir: Stats | NodeJS.ErrnoException;
+    try {
+      dir = statSync(this.pluginsDir);
+    } catch (e) {
+      dir = e as NodeJS.ErrnoException;
+    }
     if (!(dir instanceof Error) && dir.isDirectory()) return undefined;
     const why = dir instanceof Error ? (dir.code === 'ENOENT' ? 'does not exist' : `cannot be read (${dir.code})`) : 'is not a directory';
     return new CniNodeError(
@@ -162,7 +166,7 @@ class PluginHandler extends FileKindHandler {
   private async checkSource(name: string): Promise<CniNodeError | 'missing' | undefined> {
     const file = this.sourceOf(name);
     try {
-      const st = await fs.stat(file);
+      const st = statSync(file);
       if (!st.isFile()) return ofItem(new CniNodeError('invalid', `plugin ${name}: ${file} is ${kindOf(st)}, not a regular file`), 'plugin', name);
       if (st.size > INPUT_LIMITS.plugin) {
         return ofItem(

@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { renameSync } from 'node:fs';
 import path from 'node:path';
 import { CniNodeError, reason } from '../core/errors.js';
 import { nameProblem, showName } from '../core/names.js';
@@ -94,7 +94,7 @@ export class NodeRecord implements ItemRecord {
     }
     const aside = `${file}.unreadable-${Date.now()}`;
     try {
-      await fs.rename(file, aside);
+      renameSync(file, aside);
     } catch (e) {
       throw new CniNodeError(
         'io',

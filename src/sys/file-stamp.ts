@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import type { FileStamp } from '../core/contracts.js';
 
 /**
@@ -26,7 +26,7 @@ export function sameStamp(a: Stamp | undefined, b: Stamp | undefined): boolean {
 /** The stamp of `file` without following a symbolic link. */
 export async function stampAt(file: string): Promise<Stamp> {
   try {
-    const st = await fs.lstat(file);
+    const st = lstatSync(file);
     return st.isFile() ? stampOf(st) : 'other';
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'absent' : 'other';

@@ -1,5 +1,6 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, promises as fs, readSync, statSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { CniNodeError, reason } from '../core/errors.js';
+import { read } from './pool.js';
 
 /**
  * The one way cni-node reads a file it did not make itself (its record and lock,
@@ -102,37 +103,66 @@ function checkOpened(file: string, before: Stats, after: Stats, opts: ReadOption
   if (after.size > opts.maxBytes) throw tooBigError(file, after.size, opts);
 }
 
+/** Files up to this size are read with one synchronous read (a fraction of a millisecond); larger ones in chunks on the thread pool. */
+const SYNC_READ_MAX_BYTES = 1024 * 1024;
+
 /**
- * Step 3: reads chunks with `readChunk` until EOF, at most maxBytes + 1 bytes (one
- * more than the cap, so a file that grew past it, or a procfs file whose size
- * reads 0, is seen), and refuses what went over.
+ * Step 3: reads until EOF, at most maxBytes + 1 bytes (one more than the cap, so a
+ * file that grew past it, or a procfs file whose size reads 0, is seen), and
+ * refuses what went over: readCappedSync and readCappedAsync, the same loop.
  */
-async function readCapped(file: string, size: number, opts: ReadOptions, readChunk: (buf: Buffer) => Promise<number> | number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for (;;) {
-    const want = Math.min(Math.max(size - total, 64 * 1024), opts.maxBytes + 1 - total);
-    if (want <= 0) break;
-    const buf = Buffer.allocUnsafe(want);
-    const n = await readChunk(buf);
-    if (n === 0) break;
-    chunks.push(buf.subarray(0, n));
-    total += n;
-  }
+function chunkSize(size: number, total: number, opts: ReadOptions): number {
+  return Math.min(Math.max(size - total, 64 * 1024), opts.maxBytes + 1 - total);
+}
+
+function joined(file: string, chunks: Buffer[], total: number, opts: ReadOptions): Buffer {
   if (total > opts.maxBytes) throw tooBigError(file, total, opts);
   return Buffer.concat(chunks, total);
 }
 
+function readCappedSync(file: string, fd: number, size: number, opts: ReadOptions): Buffer {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for (let want = chunkSize(size, total, opts); want > 0; want = chunkSize(size, total, opts)) {
+    const buf = Buffer.allocUnsafe(want);
+    const n = readSync(fd, buf, 0, want, null);
+    if (n === 0) break;
+    chunks.push(buf.subarray(0, n));
+    total += n;
+  }
+  return joined(file, chunks, total, opts);
+}
+
+async function readCappedAsync(file: string, fd: number, size: number, opts: ReadOptions): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for (let want = chunkSize(size, total, opts); want > 0; want = chunkSize(size, total, opts)) {
+    const buf = Buffer.allocUnsafe(want);
+    const n = await read(fd, buf, null);
+    if (n === 0) break;
+    chunks.push(buf.subarray(0, n));
+    total += n;
+  }
+  return joined(file, chunks, total, opts);
+}
+
+/** An open regular file: its descriptor (the caller closes it) and its fstat. */
+export interface OpenedFile {
+  fd: number;
+  stat: Stats;
+}
+
 /**
  * Opens a regular file for reading by the rules above (kind checked before and
- * after the open, O_NONBLOCK, the size cap) and returns the open handle: for
+ * after the open, O_NONBLOCK, the size cap) and returns the open descriptor: for
  * callers that read it in their own way (plugin binaries, compared in chunks or
- * copied by the kernel). Undefined if it does not exist.
+ * copied by the kernel). Undefined if it does not exist. Synchronous: a stat, an
+ * open and an fstat.
  */
-export async function openRegular(file: string, opts: ReadOptions): Promise<{ fh: fs.FileHandle; stat: Stats } | undefined> {
+export function openRegular(file: string, opts: ReadOptions): OpenedFile | undefined {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await openRegularOnce(file, opts);
+      return openRegularOnce(file, opts);
     } catch (e) {
       if (!(e instanceof Replaced)) throw e;
       if (attempt >= REPLACED_RETRIES) throw new CniNodeError('io', `${label(file, opts)} kept being replaced while cni-node opened it; run again`);
@@ -140,66 +170,7 @@ export async function openRegular(file: string, opts: ReadOptions): Promise<{ fh
   }
 }
 
-async function openRegularOnce(file: string, opts: ReadOptions): Promise<{ fh: fs.FileHandle; stat: Stats } | undefined> {
-  let before: Stats;
-  try {
-    before = opts.follow === false ? await fs.lstat(file) : await fs.stat(file);
-  } catch (e) {
-    return absentOr(file, e, opts);
-  }
-  checkStat(file, before, opts);
-  let fh: fs.FileHandle;
-  try {
-    fh = await fs.open(file, openFlags(opts));
-  } catch (e) {
-    return absentOr(file, e, opts);
-  }
-  try {
-    const stat = await fh.stat();
-    checkOpened(file, before, stat, opts);
-    return { fh, stat };
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    throw e instanceof CniNodeError || e instanceof Replaced ? e : ioFailure(file, e, opts);
-  }
-}
-
-/**
- * Reads a regular file of at most `maxBytes`; undefined if it does not exist.
- * Refuses (CniNodeError) anything else: see the top of this file.
- */
-export async function readRegular(file: string, opts: ReadOptions): Promise<ReadResult | undefined> {
-  const opened = await openRegular(file, opts);
-  if (!opened) return undefined;
-  const { fh, stat } = opened;
-  try {
-    const bytes = await readCapped(file, stat.size, opts, async (buf) => (await fh.read(buf, 0, buf.length, null)).bytesRead);
-    return { bytes, stat };
-  } catch (e) {
-    throw e instanceof CniNodeError ? e : ioFailure(file, e, opts);
-  } finally {
-    await fh.close().catch(() => undefined);
-  }
-}
-
-/** readRegular, for callers that only want the bytes. */
-export async function readRegularBytes(file: string, opts: ReadOptions): Promise<Buffer | undefined> {
-  return (await readRegular(file, opts))?.bytes;
-}
-
-/** The synchronous twin of readRegular (credentials are read synchronously by the API client). */
-export function readRegularSync(file: string, opts: ReadOptions): Buffer | undefined {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return readRegularSyncOnce(file, opts);
-    } catch (e) {
-      if (!(e instanceof Replaced)) throw e;
-      if (attempt >= REPLACED_RETRIES) throw new CniNodeError('io', `${label(file, opts)} kept being replaced while cni-node opened it; run again`);
-    }
-  }
-}
-
-function readRegularSyncOnce(file: string, opts: ReadOptions): Buffer | undefined {
+function openRegularOnce(file: string, opts: ReadOptions): OpenedFile | undefined {
   let before: Stats;
   try {
     before = opts.follow === false ? lstatSync(file) : statSync(file);
@@ -216,22 +187,45 @@ function readRegularSyncOnce(file: string, opts: ReadOptions): Buffer | undefine
   try {
     const stat = fstatSync(fd);
     checkOpened(file, before, stat, opts);
-    const chunks: Buffer[] = [];
-    let total = 0;
-    // readCapped's loop, synchronously (the callers cannot await).
-    for (;;) {
-      const want = Math.min(Math.max(stat.size - total, 64 * 1024), opts.maxBytes + 1 - total);
-      if (want <= 0) break;
-      const buf = Buffer.allocUnsafe(want);
-      const n = readSync(fd, buf, 0, want, null);
-      if (n === 0) break;
-      chunks.push(buf.subarray(0, n));
-      total += n;
-    }
-    if (total > opts.maxBytes) throw tooBigError(file, total, opts);
-    return Buffer.concat(chunks, total);
+    return { fd, stat };
   } catch (e) {
+    closeSync(fd);
     throw e instanceof CniNodeError || e instanceof Replaced ? e : ioFailure(file, e, opts);
+  }
+}
+
+/**
+ * Reads a regular file of at most `maxBytes`; undefined if it does not exist.
+ * Refuses (CniNodeError) anything else: see the top of this file.
+ */
+export async function readRegular(file: string, opts: ReadOptions): Promise<ReadResult | undefined> {
+  const opened = openRegular(file, opts);
+  if (!opened) return undefined;
+  const { fd, stat } = opened;
+  try {
+    const bytes = stat.size <= SYNC_READ_MAX_BYTES ? readCappedSync(file, fd, stat.size, opts) : await readCappedAsync(file, fd, stat.size, opts);
+    return { bytes, stat };
+  } catch (e) {
+    throw e instanceof CniNodeError ? e : ioFailure(file, e, opts);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** readRegular, for callers that only want the bytes. */
+export async function readRegularBytes(file: string, opts: ReadOptions): Promise<Buffer | undefined> {
+  return (await readRegular(file, opts))?.bytes;
+}
+
+/** The synchronous twin of readRegular (credentials are read synchronously by the API client). */
+export function readRegularSync(file: string, opts: ReadOptions): Buffer | undefined {
+  const opened = openRegular(file, opts);
+  if (!opened) return undefined;
+  const { fd, stat } = opened;
+  try {
+    return readCappedSync(file, fd, stat.size, opts);
+  } catch (e) {
+    throw e instanceof CniNodeError ? e : ioFailure(file, e, opts);
   } finally {
     closeSync(fd);
   }

@@ -1,5 +1,3 @@
-import { constants } from 'node:os';
-
 /**
  * The signals that stop cni-node: SIGTERM (kubelet, `docker stop`), SIGINT (^C) and
  * SIGHUP (the terminal went away, or `kill -HUP`). SIGHUP is not a "reload" here:
@@ -9,9 +7,15 @@ import { constants } from 'node:os';
  */
 export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
 
-/** The exit code of a run a signal interrupted: 128 + the signal's number, as a shell reports it (143 for SIGTERM). */
+/**
+ * The numbers of the stop signals: the same on every Linux architecture. (A table,
+ * not os.constants: node:os is not loaded by a CLI run otherwise.)
+ */
+const STOP_SIGNAL_NUMBERS: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+
+/** The exit code of a run a stop signal interrupted: 128 + the signal's number, as a shell reports it (143 for SIGTERM). */
 export function signalExitCode(sig: NodeJS.Signals): number {
-  return 128 + (constants.signals[sig] ?? 15);
+  return 128 + (STOP_SIGNAL_NUMBERS[sig] ?? 15);
 }
 
 export interface StopSignalOptions {

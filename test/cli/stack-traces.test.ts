@@ -68,10 +68,10 @@ describe('no stack trace reaches an operator: real faults in real processes', { 
       preload,
       [
         "'use strict';",
-        // A bug in a place every config write goes through (the digest of its content).
-        "const crypto = require('node:crypto');",
-        'const createHash = crypto.createHash;',
-        "crypto.createHash = function (alg, ...rest) { if (process.env.FAULT_HASH === '1') throw new TypeError('injected fault in createHash'); return createHash.call(this, alg, ...rest); };",
+        // A bug in a place every write to the node goes through (the lock names its holder by the host name).
+        "const os = require('node:os');",
+        'const hostname = os.hostname;',
+        "os.hostname = function (...args) { if (process.env.FAULT_HOSTNAME === '1') throw new TypeError('injected fault in os.hostname'); return hostname.apply(this, args); };",
         "require('node:module').syncBuiltinESMExports();",
         // A bug in a callback nobody awaits: an uncaught exception.
         "if (process.env.FAULT_TIMER) setTimeout(() => { throw new RangeError('injected fault in a timer'); }, Number(process.env.FAULT_TIMER)).unref();",
@@ -85,14 +85,14 @@ describe('no stack trace reaches an operator: real faults in real processes', { 
   test('the CLI: an unexpected error is one line, exit 70; the stack only with CNI_NODE_DEBUG=1', async () => {
     const t = await nodeTree(roots, 'cni-node-fault-');
     await writeFile(path.join(t.templates, '10-a.conf'), '{"cniVersion":"0.4.0","name":"a","type":"bridge"}\n');
-    const r = await runCli(['install', '--configs=10-a.conf'], { env: faulty(dirsEnv(t), { FAULT_HASH: '1' }) });
+    const r = await runCli(['install', '--configs=10-a.conf'], { env: faulty(dirsEnv(t), { FAULT_HOSTNAME: '1' }) });
     assert.equal(r.code, 70, show(r));
-    assert.equal(r.stderr, 'cni-node: internal error (please report it): TypeError: injected fault in createHash\n', show(r));
+    assert.equal(r.stderr, 'cni-node: internal error (please report it): TypeError: injected fault in os.hostname\n', show(r));
     assert.doesNotMatch(r.stderr + r.stdout, STACK_LINE, show(r));
 
-    const d = await runCli(['install', '--configs=10-a.conf'], { env: faulty({ ...dirsEnv(t), CNI_NODE_DEBUG: '1' }, { FAULT_HASH: '1' }) });
+    const d = await runCli(['install', '--configs=10-a.conf'], { env: faulty({ ...dirsEnv(t), CNI_NODE_DEBUG: '1' }, { FAULT_HOSTNAME: '1' }) });
     assert.equal(d.code, 70, show(d));
-    assert.match(d.stderr, /internal error \(please report it\): TypeError: injected fault in createHash\n/, show(d));
+    assert.match(d.stderr, /internal error \(please report it\): TypeError: injected fault in os\.hostname\n/, show(d));
     assert.match(d.stderr, STACK_LINE, `CNI_NODE_DEBUG=1 shows the stack\n${show(d)}`);
   });
 
@@ -107,11 +107,11 @@ describe('no stack trace reaches an operator: real faults in real processes', { 
   test('the daemon: a reconcile that hits a bug logs one line, stays up and retries', async () => {
     const t = await nodeTree(roots, 'cni-node-fault-');
     await writeFile(path.join(t.templates, '10-a.conf'), '{"cniVersion":"0.4.0","name":"a","type":"bridge"}\n');
-    const p = start(CLI, ['run', '--configs=10-a.conf'], faulty(dirsEnv(t), { FAULT_HASH: '1' }));
+    const p = start(CLI, ['run', '--configs=10-a.conf'], faulty(dirsEnv(t), { FAULT_HOSTNAME: '1' }));
     await p.waitFor(/reconcile #1 failed/);
     assert.match(
       p.stderr(),
-      /reconcile #1 failed after \d+ ms \(retrying in [\d.]+ s\): internal error \(please report it\): TypeError: injected fault in createHash\n/,
+      /reconcile #1 failed after \d+ ms \(retrying in [\d.]+ s\): internal error \(please report it\): TypeError: injected fault in os\.hostname\n/,
       p.output(),
     );
     assert.doesNotMatch(p.output(), STACK_LINE, p.output());
