@@ -5,7 +5,7 @@ import { parseListSpec, type ListSpec } from '../core/lists.js';
 import type { Kind, Mode } from '../core/plan.js';
 import type { EngineOptions } from '../core/contracts.js';
 import { onStopSignal, signalExitCode, waitForStopSignal } from '../sys/signals.js';
-import { stderr, stdout } from '../sys/output.js';
+import { exitAfterOutput, stderr, stdout } from '../sys/output.js';
 import { REVISION, VERSION } from '../version.js';
 import { parseCommandArgs, resolveDirs, type Values } from './args.js';
 import { debugEnabled, SETTINGS, type Command } from '../core/settings.js';
@@ -167,11 +167,9 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => exitAfterOutput(code),
   (e: unknown) => {
     stderr(`${programName()}: ${internalError(e, debugEnabled(process.env))}\n`);
-    process.exitCode = INTERNAL_ERROR_EXIT;
+    exitAfterOutput(INTERNAL_ERROR_EXIT);
   },
 );
