@@ -65,6 +65,30 @@ describe('the reader of cni-node output goes away or stops reading', { skip }, (
     assert.ok(!left.includes(LOCK), 'the lock was released');
   });
 
+  test('stalled output: install --pause (a DaemonSet container) whose stdout nobody reads installs, pauses and stops on SIGTERM', async () => {
+    const t = await nodeTree(roots, 'cni-node-stalled-pause-');
+    const out = fullFifo(t.root);
+    const child = spawn(CLI, ['install', `--plugins=${PLUGINS.join(',')}`, '--pause'], { env: dirsEnv(t), stdio: ['ignore', out.writeFd, out.writeFd] });
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    let ended = false;
+    void exited.then(() => (ended = true));
+    try {
+      let installed: string[] = [];
+      for (const deadline = Date.now() + 20_000; installed.length < PLUGINS.length && !ended && Date.now() < deadline; await sleep(100)) {
+        installed = (await readdir(t.bin)).filter((n) => !n.startsWith('.'));
+      }
+      assert.deepEqual(installed.sort(), [...PLUGINS].sort(), 'every plugin installed although nobody reads the output');
+      await sleep(500);
+      child.kill('SIGTERM');
+      const stopped = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
+      assert.ok(stopped, 'SIGTERM stopped it within 10 s');
+    } finally {
+      if (!ended) child.kill('SIGKILL');
+      await exited;
+      out.close();
+    }
+  });
+
   test('stalled output: the daemon whose stdout nobody reads still answers /healthz and stops on SIGTERM', async () => {
     const t = await nodeTree(roots, 'cni-node-stalled-');
     const out = fullFifo(t.root);
