@@ -5,7 +5,7 @@ import { parseListSpec, type ListSpec } from '../core/lists.js';
 import type { Kind, Mode } from '../core/plan.js';
 import type { EngineOptions } from '../core/contracts.js';
 import { onStopSignal, signalExitCode, waitForStopSignal } from '../sys/signals.js';
-import { stderr, stdout } from '../sys/output.js';
+import { exitAfterOutput, stderr, stdout, writeInBackground } from '../sys/output.js';
 import { REVISION, VERSION } from '../version.js';
 import { parseCommandArgs, resolveDirs, type Values } from './args.js';
 import { debugEnabled, SETTINGS, type Command } from '../core/settings.js';
@@ -47,6 +47,8 @@ export function listsFrom(values: Values, mode: Mode | 'run'): Partial<Record<Ki
 
 async function runAction(mode: Mode, values: Values, positionals: string[]): Promise<number> {
   if (positionals.length > 0) throw new CniNodeError('usage', `unexpected argument: ${positionals[0]}`);
+  // --pause is a long-running container: a log reader that stops reading must not block it or its stop (sys/output.ts).
+  if (values.pause === true) writeInBackground();
   const reporter = createReporter(logFormat(values));
   const lists = listsFrom(values, mode);
   if (Object.keys(lists).length === 0) {
@@ -167,11 +169,9 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => exitAfterOutput(code),
   (e: unknown) => {
     stderr(`${programName()}: ${internalError(e, debugEnabled(process.env))}\n`);
-    process.exitCode = INTERNAL_ERROR_EXIT;
+    exitAfterOutput(INTERNAL_ERROR_EXIT);
   },
 );

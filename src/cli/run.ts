@@ -10,6 +10,7 @@ import { effectiveSettings, SETTINGS, type Env } from '../core/settings.js';
 import type { KubeClient } from '../kube/client.js';
 import { assertDirsApart } from '../node/dirs.js';
 import { onStopSignal } from '../sys/signals.js';
+import { writeInBackground } from '../sys/output.js';
 import { VERSION } from '../version.js';
 import { Daemon, type DaemonReporter, type DaemonSettings } from '../daemon/daemon.js';
 import { parseConfigMapRef, type ConfigMapRef } from '../daemon/desired.js';
@@ -83,6 +84,8 @@ function runOptions(values: Values, flags: Partial<Record<Kind, ListSpec>>, env:
 }
 
 export async function runCommand(values: Values, flags: Partial<Record<Kind, ListSpec>>): Promise<number> {
+  // A log reader that stops reading must not block /healthz or a stop signal (sys/output.ts).
+  writeInBackground();
   const env = process.env;
   const reporter = createReporter(resolveLogFormat(values, env));
   const options = runOptions(values, flags, env);

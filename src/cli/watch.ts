@@ -12,7 +12,7 @@ import { labelSelectorProblem, namespaceProblem, objectNameProblem, resourceType
 import { HandlerQueue } from '../daemon/handler-queue.js';
 import { prepareChannel, ValueTracker, watchFileValue, watchObjectValue, type ObjectWatchSpec, type WatchContext } from '../daemon/kube-watch.js';
 import { onStopSignal } from '../sys/signals.js';
-import { stderr, stdout } from '../sys/output.js';
+import { stderr, stdout, writeInBackground } from '../sys/output.js';
 import { REVISION, VERSION } from '../version.js';
 import { repeatedOption } from './args.js';
 import { kubeWatchUsage } from './usage.js';
@@ -152,6 +152,8 @@ export async function watchMain(args: string[]): Promise<number> {
     return 0;
   }
 
+  // A log reader that stops reading must not block a stop signal (sys/output.ts).
+  writeInBackground();
   const log = (line: string): void => void stdout(`kube-watch: ${line}\n`);
   const warn = (line: string): void => void stderr(`kube-watch: ${line}\n`);
 

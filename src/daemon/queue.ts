@@ -118,7 +118,9 @@ export class ReconcileQueue {
   /** The next reconcile, once the last one ended and debounceMs have passed since it started; triggers until then join it. */
   private schedule(): void {
     if (this.closed || this.running || this.timer || this.pending.length === 0) return;
-    const wait = Math.max(0, this.lastStartAt + this.debounceMs - this.now());
+    // Clamped to debounceMs: now() is the wall clock, and a clock set back since the
+    // last start (NTP stepping a node's clock) must not hold a change back by the step.
+    const wait = Math.min(this.debounceMs, Math.max(0, this.lastStartAt + this.debounceMs - this.now()));
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.start();

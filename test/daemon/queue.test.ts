@@ -95,6 +95,25 @@ describe('ReconcileQueue', () => {
     await q.close();
   });
 
+  test('clock step: a wall clock set back after a reconcile does not hold the next change back', async () => {
+    // A node's clock is stepped back (NTP at boot, a wrong RTC) after a reconcile
+    // started: the next change must still wait at most debounceMs, not the step.
+    let clock = 1_000_000_000;
+    const runs: string[] = [];
+    const q = new ReconcileQueue(async (t) => void runs.push(...t.map((x) => x.reason)), { debounceMs: 50, now: () => clock });
+    try {
+      q.trigger('start', 'first');
+      await sleep(20);
+      assert.deepEqual(runs, ['first']);
+      clock -= 3_600_000;
+      q.trigger('configmap', 'after the step');
+      await sleep(500);
+      assert.deepEqual(runs, ['first', 'after the step'], 'the change after the clock step ran within debounceMs, not an hour later');
+    } finally {
+      await q.close();
+    }
+  });
+
   test('a failing run is reported and does not stop the queue', async () => {
     const errors: unknown[] = [];
     let n = 0;
