@@ -121,10 +121,12 @@ export async function stageFile(
     }
     fchmodSync(fd, mode);
     await fsync(fd);
-    closeSync(fd);
+    // close(2) releases the descriptor even when it reports an error: never close it twice.
+    const open = fd;
     fd = undefined;
+    closeSync(open);
   } catch (e) {
-    if (fd !== undefined) closeSync(fd);
+    if (fd !== undefined) closeQuietly(fd);
     rmQuietly(temp);
     if (e instanceof CniNodeError) throw e;
     throw ioError(`cannot write ${path.join(dir, name)}`, e);
@@ -193,6 +195,15 @@ export async function commitStaged(staged: StagedFile): Promise<FileStamp> {
 
 export async function discardStaged(staged: StagedFile): Promise<void> {
   rmQuietly(staged.temp);
+}
+
+/** Closes a descriptor on an error path: the error being reported is the first one, not this. */
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // The descriptor is released by close(2) whatever it reports.
+  }
 }
 
 /** Removes a temporary file of ours if it is there; a failure leaves it for cleanTempFiles(). */

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { constants } from 'node:fs';
+import fs, { constants } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { lstat, mkdir, open, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -175,6 +176,40 @@ describe('staged writes', () => {
   test('copying a file that vanished: an io error, no temporary file left', async (t) => {
     const dir = await tempDir(t);
     await assert.rejects(stageFile(dir, 'p', { copyOf: path.join(dir, 'no-such-source') }, 0o755), ioErrorMatching(/cannot write/));
+    assert.deepEqual(await temps(dir), []);
+  });
+
+  test('a failing close(2): the descriptor is closed once, the error is an io error naming the file, no temporary file left', async (t) => {
+    const dir = await tempDir(t);
+    // close(2) releases the descriptor even when it reports an error (EIO from a
+    // deferred write-back): a second close of the same number is EBADF at best, and
+    // at worst closes a descriptor another part of the process has opened since.
+    const realClose = fs.closeSync;
+    const closed: number[] = [];
+    let failNext = true;
+    fs.closeSync = (fd: number) => {
+      let target = '(not open)';
+      try {
+        target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        // Already closed: counted below if it was the temporary file's.
+      }
+      const isTemp = target.includes(TEMP_PREFIX) || closed.includes(fd);
+      if (isTemp) closed.push(fd);
+      realClose(fd);
+      if (isTemp && failNext) {
+        failNext = false;
+        throw Object.assign(new Error('EIO: i/o error, close'), { code: 'EIO', errno: -5, syscall: 'close' });
+      }
+    };
+    syncBuiltinESMExports();
+    try {
+      await assert.rejects(stageFile(dir, '10-x.conf', { data: '{}' }, 0o644), ioErrorMatching(/cannot write .*10-x\.conf/));
+    } finally {
+      fs.closeSync = realClose;
+      syncBuiltinESMExports();
+    }
+    assert.equal(closed.length, 1, `closed ${closed.length} times: ${closed.join(', ')}`);
     assert.deepEqual(await temps(dir), []);
   });
 });
