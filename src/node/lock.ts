@@ -59,20 +59,28 @@ export class DirLock {
     for (let attempt = 0; ; attempt++) {
       try {
         const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+        let failure: unknown;
         try {
           writeFileSync(fd, `${token}\n`);
         } catch (e) {
-          // The file is ours (O_EXCL): never leave it empty or half-written (a full
-          // disk), or the next run would wait for a holder that does not exist.
+          failure = e;
+        }
+        try {
+          // Once: close(2) releases the descriptor even when it reports an error.
           closeSync(fd);
+        } catch (e) {
+          failure ??= e;
+        }
+        if (failure !== undefined) {
+          // The file is ours (O_EXCL): never leave it empty, half-written (a full disk)
+          // or unconfirmed, or the next run would wait for a holder that gave up.
           try {
             rmSync(file, { force: true });
           } catch {
             // Could not remove it either: the error below says what failed first.
           }
-          throw e;
+          throw failure;
         }
-        closeSync(fd);
         return new DirLock(file, token, Math.max(100, Math.floor(staleMs / 5)));
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create the lock ${file}`, e);

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import { mkdir, readdir, readFile, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -238,5 +240,35 @@ describe('DirLock', () => {
     }
     await assert.rejects(DirLock.acquire(dir, { timeoutMs: 1000 }), errorOf('io', /cannot create the lock .*ENOSPC/));
     assert.ok(!(await readdir(dir)).includes(LOCK_FILE), 'no empty lock left behind');
+  });
+
+  test('a failing close(2) of the new lock: an io error, the descriptor closed once, no lock file left behind', async (t) => {
+    const dir = await tempDir(t);
+    // close(2) can report a deferred write-back error (EIO) after releasing the
+    // descriptor. A lock left behind then would make every later run wait for a
+    // holder that gave up; a second close would be EBADF, an internal error.
+    const realClose = fs.closeSync;
+    const closes: string[] = [];
+    fs.closeSync = (fd: number) => {
+      let target = '(not open)';
+      try {
+        target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        // Already closed.
+      }
+      const isLock = target.endsWith(LOCK_FILE) || target === '(not open)';
+      if (isLock) closes.push(target);
+      realClose(fd);
+      if (isLock && closes.length === 1) throw Object.assign(new Error('EIO: i/o error, close'), { code: 'EIO', errno: -5, syscall: 'close' });
+    };
+    syncBuiltinESMExports();
+    try {
+      await assert.rejects(DirLock.acquire(dir, { timeoutMs: 1000 }), errorOf('io', /cannot create the lock .*EIO/));
+    } finally {
+      fs.closeSync = realClose;
+      syncBuiltinESMExports();
+    }
+    assert.equal(closes.length, 1, closes.join(', '));
+    assert.ok(!(await readdir(dir)).includes(LOCK_FILE), 'no lock left behind');
   });
 });
